@@ -1,0 +1,44 @@
+# The verbs a newcomer types. Every target that needs the project's Python depends on `setup`,
+# so on a fresh machine `make plan` or `make test` is the only command to run.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STACK  ?= example
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup plan validate test lint bench up down clean
+
+setup: $(STAMP)
+
+# Re-installs only when pyproject.toml changes; a fresh clone creates the venv first.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]' 2>&1 \
+		| grep -v "is ignored: it is neither a file nor a directory" || true
+	@$(BIN)/python -c "import azcluster, components" 
+	@touch $@
+
+plan: setup          ## Plan the example cluster offline (no Azure, no Pulumi CLI needed)
+	$(BIN)/azcluster plan $(STACK)
+
+validate: setup
+	$(BIN)/azcluster validate $(STACK)
+
+test: setup
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: setup
+	$(BIN)/python benchmarks/bench_plan.py
+
+up: setup
+	$(BIN)/azcluster up $(STACK)
+
+down: setup
+	$(BIN)/azcluster down $(STACK)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

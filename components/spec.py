@@ -1,0 +1,249 @@
+"""The cluster's shape: the one typed, validated source of truth.
+
+A stack file (`stacks/Pulumi.<stack>.yaml`) holds the cluster under the structured config key
+`azcluster:cluster`; the region comes from `azure-native:location`. This module turns that mapping into a
+`ClusterSpec`. Only *shape* is checked here (types, unknown keys, impossible values such as a negative node
+count); whether the shape will deploy on Azure is the job of `components.rules`, which reports findings
+that users can read and suppress. Defaults live here, once.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+CLUSTER_CONFIG_KEY = "azcluster:cluster"
+LOCATION_CONFIG_KEY = "azure-native:location"
+DEFAULT_ADDRESS_SPACE = "10.42.0.0/16"
+DEFAULT_ISLAND_MAX_NODES = 100
+LOGIN_DEFAULT_SIZE = "Standard_D4s_v5"
+
+
+class _Strict(BaseModel):
+    """Base for every spec section: unknown keys are errors, so a typo never silently does nothing."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class SubnetPrefixes(_Strict):
+    """Explicit subnet ranges. Leave out to have them carved from `network.address_space`."""
+
+    compute: str | None = Field(None, description="CIDR of the GPU nodes' subnet (sized for all nodes).")
+    login: str | None = Field(None, description="CIDR of the login node's subnet.")
+    lustre: str | None = Field(None, description="CIDR of Azure Managed Lustre's own subnet (/24 or larger).")
+    endpoints: str | None = Field(None, description="CIDR of the private endpoints' subnet.")
+    bastion: str | None = Field(None, description="CIDR of AzureBastionSubnet (/26 or larger).")
+
+
+class NetworkSpec(_Strict):
+    """Where the cluster lives on the network. Compute nodes never get public IPs."""
+
+    address_space: str = Field(
+        DEFAULT_ADDRESS_SPACE,
+        description="Private IPv4 range (CIDR) of the cluster's virtual network; subnets are carved from it.",
+    )
+    existing_vnet_id: str | None = Field(
+        None,
+        description="Resource id of an existing virtual network to join instead of creating one; the "
+        "cluster's subnets are created inside it from `address_space`.",
+    )
+    subnets: SubnetPrefixes = Field(default_factory=SubnetPrefixes, description="Override subnet ranges.")
+    bastion: bool = Field(
+        True, description="Create Azure Bastion, the way to reach the login node without a public IP."
+    )
+    nat_gateway: bool = Field(
+        True,
+        description="Give private subnets outbound internet through a NAT gateway (nodes have no public IPs "
+        "and Azure is retiring default outbound access).",
+    )
+
+
+class PoolSpec(_Strict):
+    """A set of identical GPU nodes. InfiniBand sizes are split into islands of one scale set each."""
+
+    name: str = Field(description="Pool name: lower-case letters and digits, used in resource and host names.")
+    size: str = Field(description="Azure VM size, e.g. Standard_ND96isr_H100_v5 (see `azcluster skus`).")
+    nodes: int = Field(ge=0, le=10_000, description="Number of VMs in the pool.")
+    image: str | None = Field(
+        None,
+        description="Marketplace image URN publisher:offer:sku:version, or an image resource id. "
+        "Default: the catalogue's HPC image for the size.",
+    )
+    spot: bool = Field(False, description="Use Spot VMs (cheaper, can be evicted at any time).")
+    capacity_reservation_group_id: str | None = Field(
+        None, description="Resource id of a capacity reservation group to allocate from."
+    )
+    island_max_nodes: int = Field(
+        DEFAULT_ISLAND_MAX_NODES,
+        ge=1,
+        description="Most nodes per InfiniBand island (one scale set, one placement group). Azure's default "
+        "limit is 100; support can raise it to 300.",
+    )
+    os_disk_gb: int = Field(256, ge=30, le=4095, description="OS disk size in GiB.")
+    repair: bool = Field(
+        False, description="Let Azure replace nodes that stay unhealthy (automatic instance repairs)."
+    )
+
+    def island_sizes(self) -> list[int]:
+        """Nodes per island: ceil(nodes / limit) scale sets, nodes spread as evenly as possible."""
+        if self.nodes == 0:
+            return [0]
+        count = math.ceil(self.nodes / self.island_max_nodes)
+        base, extra = divmod(self.nodes, count)
+        return [base + 1 if i < extra else base for i in range(count)]
+
+
+class LoginSpec(_Strict):
+    """A small VM users log in to, reached through Bastion or the user's own network."""
+
+    enabled: bool = Field(True, description="Create the login node.")
+    size: str = Field(LOGIN_DEFAULT_SIZE, description="Azure VM size of the login node.")
+    image: str = Field(
+        "Canonical:0001-com-ubuntu-server-jammy:22_04-lts-gen2:latest",
+        description="Marketplace image URN of the login node.",
+    )
+
+
+class LustreSpec(_Strict):
+    """Azure Managed Lustre: the fast shared file system."""
+
+    enabled: bool = Field(True, description="Create an Azure Managed Lustre file system.")
+    sku: Literal[
+        "AMLFS-Durable-Premium-40",
+        "AMLFS-Durable-Premium-125",
+        "AMLFS-Durable-Premium-250",
+        "AMLFS-Durable-Premium-500",
+    ] = Field("AMLFS-Durable-Premium-250", description="Throughput tier (MB/s per TiB).")
+    capacity_tib: int = Field(8, ge=1, description="Capacity in TiB: within the SKU's range, a multiple of its step.")
+    import_container: str | None = Field(
+        None,
+        description="Blob container in the cluster's data account to import from and archive to (HSM). "
+        "Needs `storage.blob.enabled`.",
+    )
+    maintenance_day: Literal[
+        "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"
+    ] = Field("Sunday", description="Day of the weekly maintenance window.")
+    maintenance_time: str = Field(
+        "02:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="UTC start (HH:MM) of the maintenance window."
+    )
+
+
+class BlobSpec(_Strict):
+    """A storage account for datasets and checkpoints, reached only through a private endpoint."""
+
+    enabled: bool = Field(False, description="Create a blob data account (hierarchical namespace).")
+    containers: list[str] = Field(
+        default_factory=lambda: ["data"], description="Containers to create in the account."
+    )
+    mount: bool = Field(True, description="Mount the first container on every node with BlobFuse2.")
+
+
+class StorageSpec(_Strict):
+    """Shared storage. Storage that holds data survives `azcluster down` unless --delete-data."""
+
+    lustre: LustreSpec | None = Field(None, description="Azure Managed Lustre; leave out for none.")
+    blob: BlobSpec = Field(default_factory=BlobSpec, description="Blob data account.")
+
+
+class SshSpec(_Strict):
+    """How people log in: SSH keys only; password authentication is always off."""
+
+    admin_username: str = Field("azureuser", description="Admin user name on every VM.")
+    public_keys: list[str] = Field(
+        default_factory=list,
+        description="OpenSSH public keys, each given as the key text or a path to a .pub file "
+        "(relative to the stack file, `~` allowed).",
+    )
+
+    @field_validator("public_keys", mode="before")
+    @classmethod
+    def _read_key_files(cls, keys: Any, info: ValidationInfo) -> Any:
+        """Replace `*.pub` paths with the key they hold, so everything downstream sees key text."""
+        if not isinstance(keys, list):
+            return keys
+        base = Path((info.context or {}).get("base_dir", "."))
+        return [_read_key(key, base) if _looks_like_path(key) else key for key in keys]
+
+
+def _looks_like_path(value: Any) -> bool:
+    return isinstance(value, str) and value.strip().endswith(".pub") and " " not in value.strip()
+
+
+def _read_key(value: str, base: Path) -> str:
+    path = Path(value.strip()).expanduser()
+    if not path.is_absolute():
+        path = base / path
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as err:
+        raise ValueError(f"cannot read SSH public key file {path}: {err.strerror or err}") from None
+
+
+ZoneName = Annotated[str, Field(pattern=r"^[1-3]$")]
+
+
+class ClusterSpec(_Strict):
+    """A whole cluster: network, GPU pools, login node, shared storage and access."""
+
+    name: str = Field(description="Cluster name: prefix of every resource name (lower-case, digits, '-').")
+    location: str = Field(description="Azure region, e.g. eastus (from `azure-native:location`).")
+    zone: ZoneName | None = Field(
+        None, description="Availability zone ('1', '2' or '3') for every zonal resource; leave out for none."
+    )
+    tags: dict[str, str] = Field(default_factory=dict, description="Tags added to every resource.")
+    resource_group: str | None = Field(
+        None, description="Existing resource group to deploy into; default: create `<name>-rg`."
+    )
+    network: NetworkSpec = Field(default_factory=NetworkSpec, description="Virtual network and outbound access.")
+    pools: list[PoolSpec] = Field(default_factory=list, description="GPU pools.")
+    login: LoginSpec = Field(default_factory=LoginSpec, description="Login node.")
+    storage: StorageSpec = Field(default_factory=StorageSpec, description="Shared storage.")
+    ssh: SshSpec = Field(default_factory=SshSpec, description="SSH access.")
+    suppress: list[str] = Field(default_factory=list, description="Finding ids to silence, e.g. AZC012.")
+
+    @field_validator("location")
+    @classmethod
+    def _normalise_location(cls, value: str) -> str:
+        """Azure accepts 'East US' and 'eastus'; resource ids and prices use the latter."""
+        return value.replace(" ", "").lower()
+
+    @property
+    def resource_group_name(self) -> str:
+        return self.resource_group or f"{self.name}-rg"
+
+    @property
+    def total_nodes(self) -> int:
+        return sum(pool.nodes for pool in self.pools)
+
+    def address_space(self) -> ipaddress.IPv4Network | None:
+        """The parsed address space, or None when it is not a valid IPv4 CIDR (a rule reports that)."""
+        try:
+            return ipaddress.IPv4Network(self.network.address_space, strict=False)
+        except ValueError:
+            return None
+
+
+def parse_cluster(config: dict[str, Any], base_dir: Path | str = ".") -> ClusterSpec:
+    """Build a ClusterSpec from a stack file's `config:` mapping.
+
+    Raises pydantic.ValidationError for shape errors; callers turn those into findings with YAML paths.
+    """
+    cluster = config.get(CLUSTER_CONFIG_KEY)
+    if not isinstance(cluster, dict):
+        raise KeyError(CLUSTER_CONFIG_KEY)
+    data = dict(cluster)
+    if LOCATION_CONFIG_KEY in config and "location" not in data:
+        data["location"] = config[LOCATION_CONFIG_KEY]
+    return ClusterSpec.model_validate(data, context={"base_dir": str(base_dir)})
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of the `azcluster:cluster` object, for editors that complete stack files."""
+    schema = ClusterSpec.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "azcluster:cluster"
+    return schema
