@@ -1,0 +1,201 @@
+"""The `azcluster` command line. Thin: each command parses, calls one function, renders.
+
+Heavy modules (pulumi, pulumi_azure_native, the Azure SDKs) are imported inside the commands that need
+them, so `azcluster --help` starts fast. Expected failures are AzclusterError: one message, a hint, and
+the exit code DESIGN.md defines; a traceback only with --debug.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from typer.core import TyperGroup
+
+try:  # typer >= 0.29 vendors click
+    from typer._click import Context
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover - older typer on plain click
+    from click import Context
+    from click.exceptions import ClickException
+
+from . import __version__
+from .errors import EXIT_REFUSED, AzclusterError
+
+_state = {"debug": False}
+
+
+class _Commands(TyperGroup):
+    """Runs every command with the house's failure rules: one clear message, a hint, an exit code."""
+
+    def invoke(self, ctx: Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, ClickException):
+            raise
+        except AzclusterError as err:
+            if _state["debug"]:
+                raise
+            _report(err.message, err.hint)
+            raise typer.Exit(err.exit_code) from None
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+        except Exception as err:  # the last line of defence: no traceback without --debug
+            if _state["debug"]:
+                raise
+            _report(
+                f"unexpected {type(err).__name__}: {err}",
+                "re-run with --debug for the traceback, and report it if it persists",
+            )
+            raise typer.Exit(EXIT_REFUSED) from None
+
+
+def _report(message: str, hint: str) -> None:
+    from . import render
+
+    render.error(message, hint)
+
+
+app = typer.Typer(
+    cls=_Commands,
+    name="azcluster",
+    help="Bring InfiniBand GPU supercomputing clusters up and down on Azure.\n\n"
+    "Start with `azcluster init NAME`, check it with `azcluster validate NAME` and "
+    "`azcluster plan NAME` (offline), then `azcluster preflight NAME` and `azcluster up NAME`.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
+)
+
+StackArg = Annotated[
+    str, typer.Argument(help="Stack name (stacks/Pulumi.<STACK>.yaml) or path to a stack file.", show_default=False)
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout, nothing else.")]
+SuppressOpt = Annotated[
+    list[str] | None,
+    typer.Option("--suppress", metavar="ID", help="Silence a finding id (repeatable), e.g. AZC012."),
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"azcluster {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for unexpected errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+# --- the spec: validate, schema, skus, init (issue 2) -------------------------------------------------
+
+
+@app.command()
+def validate(stack: StackArg, json: JsonOpt = False, suppress: SuppressOpt = None) -> None:
+    """Check a stack file against Azure's rules, offline. Exit 1 when there are errors."""
+    from components.findings import has_errors
+
+    from . import render, stackfile
+
+    loaded = stackfile.load_stack(stack)
+    findings = stackfile.validate(loaded, suppress or ())
+    ok = not has_errors(findings)
+    if json:
+        render.print_json(
+            {"stack": loaded.name, "ok": ok, "findings": [finding.to_json() for finding in findings]}
+        )
+    else:
+        render.print_findings(findings, str(loaded.path))
+        verdict = "[green]valid[/]" if ok else "[bold red]has errors[/]"
+        counts = ", ".join(f"{sum(f.severity == s for f in findings)} {s}s" for s in ("error", "warning", "info"))
+        render.console.print(f"{loaded.path}: {verdict} ({counts})")
+    if not ok:
+        raise typer.Exit(EXIT_REFUSED)
+
+
+@app.command()
+def schema(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
+    ] = None,
+) -> None:
+    """Print the JSON Schema of `azcluster:cluster`, for editor completion of stack files."""
+    import json
+
+    from components.spec import json_schema
+
+    text = json.dumps(json_schema(), indent=2) + "\n"
+    if output:
+        output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+
+
+@app.command()
+def skus(json: JsonOpt = False) -> None:
+    """List the GPU VM sizes azcluster knows, with InfiniBand, quota family and price."""
+    from components import catalog
+
+    from . import render
+
+    sizes = list(catalog.gpu_sizes().values())
+    if json:
+        render.print_json([size.model_dump() for size in sizes])
+        return
+    from rich.table import Table
+
+    table = Table(title="GPU sizes (prices: pay-as-you-go Linux, see `--json` for sources)")
+    table.add_column("size", no_wrap=True)
+    for column in ("GPUs", "vCPU", "InfiniBand", "quota family", "USD/h", "price as of"):
+        table.add_column(column, justify="right" if column in ("vCPU", "USD/h") else "left")
+    for size in sizes:
+        ib = size.infiniband
+        table.add_row(
+            size.name,
+            f"{size.gpus}x {size.gpu_model}",
+            str(size.vcpus),
+            f"{ib.ports}x{ib.gbps_per_port} Gb/s {ib.generation}" if ib else "none",
+            size.quota_family,
+            f"{size.price.usd_per_hour:.2f}",
+            f"{size.price.date} {size.price.region} ({size.price.confidence})",
+        )
+    render.stdout.print(table)
+
+
+@app.command()
+def init(
+    name: Annotated[str, typer.Argument(help="Cluster and stack name, e.g. `research`.", show_default=False)],
+    size: Annotated[str, typer.Option(help="GPU VM size (`azcluster skus`).")] = "Standard_ND96asr_v4",
+    nodes: Annotated[int, typer.Option(min=0, help="Number of GPU nodes.")] = 2,
+    location: Annotated[str, typer.Option(help="Azure region.")] = "eastus",
+    lustre_tib: Annotated[int, typer.Option(min=0, help="Managed Lustre capacity in TiB; 0 for none.")] = 0,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing stack file.")] = False,
+) -> None:
+    """Write a commented stack file, stacks/Pulumi.NAME.yaml, that validates as written."""
+    from . import render, scaffold, stackfile
+
+    path = stackfile.stacks_dir() / f"Pulumi.{name}.yaml"
+    result = scaffold.write_stack(path, name, size, nodes, location, lustre_tib, force=force)
+    render.console.print(f"[green]wrote[/] {path}")
+    if result.key_source:
+        render.console.print(f"SSH key: {result.key_source}")
+    else:
+        render.console.print(
+            "[yellow]warning:[/] no SSH public key found in ~/.ssh (id_ed25519.pub, id_rsa.pub); "
+            "add one under ssh.public_keys (create it with `ssh-keygen -t ed25519`)"
+        )
+    render.console.print(f"next: `azcluster validate {name}` and `azcluster plan {name}`")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,243 @@
+"""STACK -> stack file -> ClusterSpec, with the YAML line of every problem.
+
+A STACK is a stack name (resolved to `stacks/Pulumi.<stack>.yaml`) or a path to such a file. Unreadable
+input is an AzclusterError with exit code 2; a readable file whose cluster is malformed gives schema
+findings (AZC000) that carry the YAML path and line, so people and CI see one shape for every problem.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from components import spec as spec_module
+from components.catalog import closest
+from components.findings import SCHEMA_ERROR_ID, Finding, sort_findings
+from components.spec import CLUSTER_CONFIG_KEY, LOCATION_CONFIG_KEY, ClusterSpec
+
+from .errors import EXIT_USAGE, AzclusterError
+
+STACK_FILE = re.compile(r"^Pulumi\.(?P<name>[^.]+)\.ya?ml$")
+_PATH_STEP = re.compile(r"\.([^.\[\]]+)|\[(\d+)\]")
+
+
+@dataclass
+class LoadedStack:
+    """A stack file as read: its config, the spec when it parses, and schema findings when not."""
+
+    name: str
+    path: Path
+    config: dict[str, Any]
+    document: Any = field(repr=False)
+    spec: ClusterSpec | None = None
+    schema_findings: list[Finding] = field(default_factory=list)
+
+    def line_of(self, yaml_path: str) -> int | None:
+        """1-based line of a finding's YAML path (or of its nearest existing ancestor)."""
+        return _line_of(self.document, yaml_path)
+
+    def locate(self, findings: Iterable[Finding]) -> list[Finding]:
+        return [f if f.line else replace(f, line=self.line_of(f.path)) for f in findings]
+
+
+def stacks_dir() -> Path:
+    """Where stack names are looked up: $AZCLUSTER_STACKS_DIR, ./stacks, or the project's stacks/."""
+    if env := os.environ.get("AZCLUSTER_STACKS_DIR"):
+        return Path(env)
+    local = Path.cwd() / "stacks"
+    if local.is_dir():
+        return local
+    return Path(__file__).resolve().parent.parent / "stacks"
+
+
+def available_stacks(directory: Path | None = None) -> list[str]:
+    directory = directory or stacks_dir()
+    names = (STACK_FILE.match(p.name) for p in sorted(directory.glob("Pulumi.*.y*ml")))
+    return [m.group("name") for m in names if m]
+
+
+def resolve(stack: str) -> tuple[str, Path]:
+    """(stack name, file path) for a stack name or a path to a stack file."""
+    candidate = Path(stack).expanduser()
+    if stack.endswith((".yaml", ".yml")) or os.sep in stack:
+        match = STACK_FILE.match(candidate.name)
+        return (match.group("name") if match else candidate.stem), candidate
+    return stack, stacks_dir() / f"Pulumi.{stack}.yaml"
+
+
+def read_document(path: Path) -> Any:
+    """Parse YAML keeping line numbers; missing or broken files are exit-2 errors naming the line."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise AzclusterError(f"stack file {path} does not exist", _missing_hint(path), EXIT_USAGE) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise AzclusterError(f"cannot read stack file {path}: {err}", "", EXIT_USAGE) from None
+    try:
+        return YAML(typ="rt").load(text)
+    except MarkedYAMLError as err:
+        line = err.problem_mark.line + 1 if err.problem_mark else "?"
+        raise AzclusterError(
+            f"{path}:{line}: not valid YAML: {err.problem}",
+            "check indentation and quoting around that line",
+            EXIT_USAGE,
+        ) from None
+    except YAMLError as err:
+        raise AzclusterError(f"{path}: not valid YAML: {err}", "", EXIT_USAGE) from None
+
+
+def load_stack(stack: str) -> LoadedStack:
+    name, path = resolve(stack)
+    document = read_document(path)
+    if not isinstance(document, dict) or not isinstance(document.get("config"), dict):
+        raise AzclusterError(
+            f"{path}: no `config:` mapping at the top level",
+            f"a stack file looks like `config: {{{LOCATION_CONFIG_KEY}: eastus, {CLUSTER_CONFIG_KEY}: ...}}`;"
+            " `azcluster init NAME` writes one",
+            EXIT_USAGE,
+        )
+    config = _plain(document["config"])
+    loaded = LoadedStack(name=name, path=path, config=config, document=document)
+    if not isinstance(config.get(CLUSTER_CONFIG_KEY), dict):
+        loaded.schema_findings = [
+            Finding(
+                SCHEMA_ERROR_ID,
+                "error",
+                CLUSTER_CONFIG_KEY,
+                f"the stack has no `{CLUSTER_CONFIG_KEY}` mapping under `config:`",
+                "describe the cluster there; `azcluster init NAME` writes a commented example",
+                line=_line_of(document, "config"),
+            )
+        ]
+        return loaded
+    try:
+        loaded.spec = spec_module.parse_cluster(config, base_dir=path.parent)
+    except ValidationError as err:
+        loaded.schema_findings = loaded.locate(_schema_findings(err, config))
+    return loaded
+
+
+def validate(loaded: LoadedStack, suppress: Iterable[str] = ()) -> list[Finding]:
+    """Schema findings, or the rules' findings with YAML lines attached."""
+    if loaded.spec is None:
+        return sort_findings(loaded.schema_findings)
+    from components import rules
+
+    return loaded.locate(rules.check(loaded.spec, suppress=suppress))
+
+
+def _schema_findings(err: ValidationError, config: dict[str, Any]) -> list[Finding]:
+    location_from_provider = "location" not in config[CLUSTER_CONFIG_KEY]
+    findings = []
+    for problem in err.errors(include_url=False):
+        loc = problem["loc"]
+        if loc == ("location",) and location_from_provider:
+            path = LOCATION_CONFIG_KEY
+        else:
+            path = CLUSTER_CONFIG_KEY + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
+        message, hint = _explain(problem, loc)
+        findings.append(Finding(SCHEMA_ERROR_ID, "error", path, message, hint))
+    return findings
+
+
+def _explain(problem: dict[str, Any], loc: tuple[Any, ...]) -> tuple[str, str]:
+    kind, key = problem["type"], loc[-1] if loc else ""
+    if kind == "extra_forbidden":
+        known = list(_model_at(loc[:-1]).model_fields)
+        guesses = closest(str(key), known)
+        hint = f"did you mean `{guesses[0]}`?" if guesses else f"known keys here: {', '.join(known)}"
+        return f"unknown key `{key}`", hint
+    if kind == "missing":
+        if loc == ("location",):
+            return "no region given", f"set `{LOCATION_CONFIG_KEY}: eastus` (or another region) under config:"
+        return f"`{key}` is required here", "add it; `azcluster schema` lists every key"
+    given = problem.get("input")
+    shown = "" if isinstance(given, dict | list) else f" (got {given!r})"
+    message = problem["msg"].removeprefix("Value error, ")
+    return f"`{key}`: {message}{shown}", "`azcluster schema` describes every key and its allowed values"
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel]:
+    """The pydantic model that holds the key at `loc`, walking list items and nested models."""
+    model: type[BaseModel] = ClusterSpec
+    for step in loc:
+        if isinstance(step, int):
+            continue
+        annotation = model.model_fields[str(step)].annotation
+        model = _inner_model(annotation) or model
+    return model
+
+
+def _inner_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        if found := _inner_model(arg):
+            return found
+    return None
+
+
+def _line_of(document: Any, yaml_path: str) -> int | None:
+    """Walk `config` then the path's steps through ruamel's line info; 1-based, nearest known."""
+    node = document.get("config") if isinstance(document, dict) else None
+    line = _key_line(document, "config")
+    if node is None:
+        return line
+    head, _, rest = yaml_path.partition(".")
+    head, bracket, tail = head.partition("[")
+    rest = (bracket + tail + ("." + rest if rest else "")) if bracket else ("." + rest if rest else "")
+    if head not in node:
+        return line
+    line, node = _key_line(node, head) or line, node[head]
+    for key, index in _PATH_STEP.findall(rest):
+        step: Any = int(index) if index else key
+        try:
+            found = _key_line(node, step)
+            node = node[step]
+        except (KeyError, IndexError, TypeError):
+            break
+        line = found or line
+    return line
+
+
+def _key_line(node: Any, step: Any) -> int | None:
+    lc = getattr(node, "lc", None)
+    if lc is None:
+        return None
+    try:
+        position = lc.item(step) if isinstance(step, int) else lc.key(step)
+    except (KeyError, IndexError, TypeError):
+        return None
+    return position[0] + 1 if position else None
+
+
+def _plain(node: Any) -> Any:
+    """ruamel's commented containers -> plain dicts, lists and scalars (what Pulumi config gives)."""
+    if isinstance(node, dict):
+        return {str(key): _plain(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_plain(value) for value in node]
+    if isinstance(node, str):
+        return str(node)
+    if isinstance(node, bool) or node is None:
+        return node
+    if isinstance(node, int):
+        return int(node)
+    if isinstance(node, float):
+        return float(node)
+    return node
+
+
+def _missing_hint(path: Path) -> str:
+    names = available_stacks(path.parent) if path.parent.is_dir() else []
+    known = f"stacks here: {', '.join(names)}; " if names else ""
+    return f"{known}create one with `azcluster init NAME`"
