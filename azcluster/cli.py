@@ -196,6 +196,31 @@ def init(
     render.console.print(f"next: `azcluster validate {name}` and `azcluster plan {name}`")
 
 
+# --- plan (issue 3) ------------------------------------------------------------------------------------
+
+
+@app.command()
+def plan(stack: StackArg, json: JsonOpt = False, suppress: SuppressOpt = None) -> None:
+    """Run the stack's program offline under Pulumi mocks (no Azure, no credentials, no Pulumi CLI).
+
+    Shows the findings, every resource with its key settings, and the summary: nodes, GPUs, scale sets,
+    InfiniBand islands, estimated cost and the vCPU quota per family. Exit 1 when there are error findings.
+    """
+    from . import plan as planner
+    from . import render, stackfile
+
+    result = planner.plan_stack(stackfile.load_stack(stack), suppress or ())
+    if json:
+        render.print_json(result.to_json())
+    else:
+        planner.show(result)
+    if not result.ok:
+        raise planner.refusal(result)
+
+
+# --- end plan ------------------------------------------------------------------------------------------
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

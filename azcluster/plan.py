@@ -1,0 +1,904 @@
+"""`azcluster plan`: run the stack program offline under Pulumi mocks and show what it would build.
+
+No credentials, no network, no Pulumi CLI: `components.program.build(spec)` runs inside the Python SDK
+with `pulumi.runtime.set_mocks(..., preview=False)`, so every value is concrete. Pulumi's `Mocks` are not
+told dependencies, so a `MockMonitor` subclass records every RegisterResource request (type, name,
+parent, dependencies, custom or component, inputs as registered in Pulumi's camelCase) before the mocks
+answer it with the inputs echoed back plus a name, a plausible Azure resource id and the few outputs the
+program reads (identity GUIDs, private IPs, the Lustre MGS address).
+
+The summary (nodes, GPUs, scale sets, IB islands, cost, quota) comes from the spec and the catalogue, not
+from the mocked resources: it is the same arithmetic whether or not the program runs, and it never grows
+with the node count (a pool of 1024 nodes is a handful of scale sets, not 1024 VMs).
+
+pulumi and pulumi-azure-native are imported only inside `run_program`, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import re
+import threading
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from components import catalog
+from components.findings import Finding, has_errors, sort_findings
+from components.spec import ClusterSpec
+
+from .errors import EXIT_REFUSED, AzclusterError
+
+if TYPE_CHECKING:
+    from .stackfile import LoadedStack
+
+PROJECT = "azcluster"
+"""The Pulumi project name (stacks/Pulumi.yaml): the second part of every URN."""
+HOURS_PER_MONTH = 730
+"""Azure's pricing calculator month."""
+SECRET_MASK = "[secret]"
+UNKNOWN_MASK = "[unknown]"
+ZERO_GUID = "00000000-0000-0000-0000-000000000000"
+SPOT_QUOTA_FAMILY = "lowPriorityCores"
+"""Azure counts every Spot VM's vCPUs against this one regional quota, whatever the size's family."""
+STACK_TYPE = "pulumi:pulumi:Stack"
+CLIENT_CONFIG_TOKEN = "azure-native:authorization:getClientConfig"
+_MOCK_NAMESPACE = uuid.UUID("5f1e6f5c-51a4-4c1e-9b0e-6a7a2c1d0a11")
+
+
+# --- the result ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlannedResource:
+    """One resource the program registered, as the Pulumi engine would have been asked to create it."""
+
+    urn: str
+    type: str
+    name: str
+    parent: str | None
+    """URN of the parent resource; None for resources directly under the stack."""
+    depends_on: list[str]
+    """URNs this resource waits for: explicit `depends_on` plus every resource whose outputs it takes."""
+    inputs: dict[str, Any]
+    """Inputs as registered (Pulumi's camelCase), secrets replaced by "[secret]"."""
+    custom: bool
+    """True for cloud resources, False for components (which only group children)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "urn": self.urn,
+            "type": self.type,
+            "name": self.name,
+            "parent": self.parent,
+            "depends_on": list(self.depends_on),
+            "inputs": self.inputs,
+            "custom": self.custom,
+        }
+
+
+@dataclass(frozen=True)
+class QuotaNeed:
+    family: str
+    vcpus: int
+
+
+@dataclass(frozen=True)
+class PriceLine:
+    """One priced line of the estimate: `count` VMs of `size` at the catalogue's dated price."""
+
+    role: str
+    size: str
+    count: int
+    usd_per_hour: float
+    date: str
+    region: str
+    confidence: str
+    source: str
+
+    @property
+    def total_per_hour(self) -> float:
+        return self.count * self.usd_per_hour
+
+
+@dataclass(frozen=True)
+class PoolSummary:
+    name: str
+    size: str
+    nodes: int
+    gpus: int
+    islands: list[int]
+    """Nodes per scale set, in scale-set order."""
+    infiniband: bool
+    spot: bool
+
+
+@dataclass(frozen=True)
+class Summary:
+    nodes: int
+    gpus: int
+    scale_sets: int
+    ib_islands: int
+    cost_per_hour_usd: float
+    quota: list[QuotaNeed]
+    pools: list[PoolSummary] = field(default_factory=list)
+    prices: list[PriceLine] = field(default_factory=list)
+    unpriced: list[str] = field(default_factory=list)
+    """Sizes the catalogue has no price for (left out of the cost)."""
+
+    @property
+    def cost_per_month_usd(self) -> float:
+        return round(self.cost_per_hour_usd * HOURS_PER_MONTH, 2)
+
+    @property
+    def price_dates(self) -> list[str]:
+        return sorted({line.date for line in self.prices})
+
+    @property
+    def regional_vcpus(self) -> int:
+        """What Azure's regional `cores` quota must hold (every non-Spot VM, whatever its family)."""
+        return sum(need.vcpus for need in self.quota if need.family != SPOT_QUOTA_FAMILY)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "nodes": self.nodes,
+            "gpus": self.gpus,
+            "scale_sets": self.scale_sets,
+            "ib_islands": self.ib_islands,
+            "cost_per_hour_usd": self.cost_per_hour_usd,
+            "quota": [{"family": need.family, "vcpus": need.vcpus} for need in self.quota],
+            # Beyond the contract: what people reading the JSON ask next.
+            "cost_per_month_usd": self.cost_per_month_usd,
+            "hours_per_month": HOURS_PER_MONTH,
+            "price_dates": self.price_dates,
+            "prices": [
+                {
+                    "role": line.role,
+                    "size": line.size,
+                    "count": line.count,
+                    "usd_per_hour": line.usd_per_hour,
+                    "date": line.date,
+                    "region": line.region,
+                    "confidence": line.confidence,
+                    "source": line.source,
+                }
+                for line in self.prices
+            ],
+            "unpriced": list(self.unpriced),
+            "regional_vcpus": self.regional_vcpus,
+            "pools": [
+                {
+                    "name": pool.name,
+                    "size": pool.size,
+                    "nodes": pool.nodes,
+                    "gpus": pool.gpus,
+                    "islands": list(pool.islands),
+                    "infiniband": pool.infiniband,
+                    "spot": pool.spot,
+                }
+                for pool in self.pools
+            ],
+        }
+
+
+@dataclass
+class ProgramRun:
+    """What a program registered under the mocks, and its stack outputs (secrets masked)."""
+
+    resources: list[PlannedResource]
+    outputs: dict[str, Any]
+    invokes: list[str]
+    """Tokens of the provider functions the program called."""
+
+
+@dataclass
+class PlanResult:
+    stack: str
+    location: str
+    findings: list[Finding]
+    resources: list[PlannedResource]
+    summary: Summary
+    outputs: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+    """The stack file, for `file:line` in human output."""
+
+    @property
+    def ok(self) -> bool:
+        return not has_errors(self.findings)
+
+    def to_json(self) -> dict[str, Any]:
+        """The `plan --json` document DESIGN.md defines."""
+        return {
+            "stack": self.stack,
+            "location": self.location,
+            "findings": [finding.to_json() for finding in self.findings],
+            "resources": [resource.to_json() for resource in self.resources],
+            "summary": self.summary.to_json(),
+        }
+
+
+# --- summary: spec + catalogue arithmetic ----------------------------------------------------------------
+
+
+def summarize(spec: ClusterSpec) -> Summary:
+    """Nodes, GPUs, scale sets, islands, cost and vCPU quota for a spec (sizes not in the catalogue count
+    as nodes only; `rules` reports them)."""
+    quota: dict[str, int] = {}
+    prices: list[PriceLine] = []
+    unpriced: list[str] = []
+    pools: list[PoolSummary] = []
+    gpus = scale_sets = ib_islands = 0
+    for pool in spec.pools:
+        size = catalog.find_size(pool.size)
+        if size is None:
+            islands = pool.island_sizes()
+            pools.append(PoolSummary(pool.name, pool.size, pool.nodes, 0, islands, False, pool.spot))
+            scale_sets += len(islands)
+            unpriced.append(pool.size)
+            continue
+        islands = pool.island_sizes() if size.has_infiniband else [pool.nodes]
+        pool_gpus = pool.nodes * size.gpus
+        gpus += pool_gpus
+        scale_sets += len(islands)
+        if size.has_infiniband:
+            ib_islands += sum(1 for nodes in islands if nodes > 0)
+        pools.append(
+            PoolSummary(pool.name, size.name, pool.nodes, pool_gpus, islands, size.has_infiniband, pool.spot)
+        )
+        family = SPOT_QUOTA_FAMILY if pool.spot else size.quota_family
+        quota[family] = quota.get(family, 0) + pool.nodes * size.vcpus
+        if pool.nodes:
+            prices.append(
+                _price_line(f"pool {pool.name}" + (" (spot)" if pool.spot else ""), size, pool.nodes)
+            )
+    if spec.login.enabled:
+        login = catalog.general_sizes().get(spec.login.size) or catalog.find_size(spec.login.size)
+        if login is None:
+            unpriced.append(spec.login.size)
+        else:
+            quota[login.quota_family] = quota.get(login.quota_family, 0) + login.vcpus
+            prices.append(_price_line("login", login, 1))
+    cost = round(sum(line.total_per_hour for line in prices), 2)
+    return Summary(
+        nodes=spec.total_nodes,
+        gpus=gpus,
+        scale_sets=scale_sets,
+        ib_islands=ib_islands,
+        cost_per_hour_usd=cost,
+        quota=[QuotaNeed(family, vcpus) for family, vcpus in quota.items()],
+        pools=pools,
+        prices=prices,
+        unpriced=unpriced,
+    )
+
+
+def _price_line(role: str, size: Any, count: int) -> PriceLine:
+    price = size.price
+    return PriceLine(
+        role, size.name, count, price.usd_per_hour, price.date, price.region, price.confidence, price.source
+    )
+
+
+# --- plan ------------------------------------------------------------------------------------------------
+
+
+def plan_stack(loaded: LoadedStack, suppress: Iterable[str] = ()) -> PlanResult:
+    """Validate the stack and, when it has no error findings, run its program under mocks.
+
+    A stack with error findings is not built: the result has the findings, the summary (as far as the spec
+    allows) and no resources; `PlanResult.ok` is False and the CLI exits 1.
+    """
+    from . import stackfile
+
+    findings = stackfile.validate(loaded, suppress)
+    spec = loaded.spec
+    source = str(loaded.path)
+    location = spec.location if spec is not None else str(loaded.config.get("azure-native:location", ""))
+    if spec is None:
+        return PlanResult(loaded.name, location, findings, [], _empty_summary(), source=source)
+    summary = summarize(spec)
+    if has_errors(findings):
+        return PlanResult(loaded.name, location, findings, [], summary, source=source)
+    run = _run_build(spec, loaded.name)
+    return PlanResult(loaded.name, location, findings, run.resources, summary, run.outputs, source=source)
+
+
+def plan_spec(spec: ClusterSpec, stack: str, suppress: Iterable[str] = ()) -> PlanResult:
+    """`plan_stack` for a spec built in code (no stack file, so findings carry no line numbers)."""
+    from components import rules
+
+    findings = sort_findings(rules.check(spec, suppress=tuple(suppress)))
+    summary = summarize(spec)
+    if has_errors(findings):
+        return PlanResult(stack, spec.location, findings, [], summary)
+    run = _run_build(spec, stack)
+    return PlanResult(stack, spec.location, findings, run.resources, summary, run.outputs)
+
+
+def refusal(result: PlanResult) -> AzclusterError:
+    """The error the CLI raises (after showing the findings) for a plan with error findings."""
+    errors = [finding for finding in result.findings if finding.severity == "error"]
+    count = len(errors)
+    first = errors[0] if errors else None
+    where = f" (first: {first.id} at {first.path})" if first else ""
+    return AzclusterError(
+        f"stack {result.stack!r} has {count} error finding{'s' if count != 1 else ''}{where}; "
+        "nothing was planned",
+        f"fix the findings listed above (or suppress one with --suppress ID), then run `azcluster plan "
+        f"{result.stack}` again",
+        EXIT_REFUSED,
+    )
+
+
+def _run_build(spec: ClusterSpec, stack: str) -> ProgramRun:
+    """The stack program under mocks; a component's refusal becomes one clear message (exit 1)."""
+    from pulumi.errors import RunError
+
+    def program() -> None:
+        from components.program import build
+
+        build(spec)
+
+    try:
+        return run_program(program, stack=stack)
+    except (ValueError, RunError) as err:  # components refuse what Azure would, saying what to change
+        raise AzclusterError(
+            f"the stack program refused stack {stack!r}: {err}",
+            "fix the stack file as the message says; `azcluster validate` lists the rule findings",
+            EXIT_REFUSED,
+        ) from None
+
+
+def _empty_summary() -> Summary:
+    return Summary(nodes=0, gpus=0, scale_sets=0, ib_islands=0, cost_per_hour_usd=0.0, quota=[])
+
+
+# --- running a program under mocks -----------------------------------------------------------------------
+
+
+def run_program(program: Callable[[], Any], stack: str, project: str = PROJECT) -> ProgramRun:
+    """Run `program` (which creates Pulumi resources) offline under mocks and return what it registered.
+
+    Re-entrant: each run gets a fresh contextvars context (Pulumi keeps its settings and root stack in
+    context variables), a fresh event loop and a fresh monitor, so runs never see each other's resources.
+    Errors raised by the program (or by a resource registration) propagate unchanged.
+    """
+    return contextvars.copy_context().run(_run_in_fresh_context, program, stack, project)
+
+
+def _run_in_fresh_context(program: Callable[[], Any], stack: str, project: str) -> ProgramRun:
+    import pulumi
+    from pulumi.runtime import mocks, settings
+    from pulumi.runtime.stack import run_pulumi_func
+
+    recorder = _recording_monitor_class()()
+    previous_loop = _current_loop()
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        settings.ROOT.set(None)  # only in this context: a caller's own mocks setup is left alone
+        mocks.set_mocks(recorder.mocks, project=project, stack=stack, preview=False, monitor=recorder)
+        loop.run_until_complete(run_pulumi_func(program))
+        root = settings.get_root_resource()
+        exported = dict(getattr(root, "outputs", {}) or {})
+        outputs = {
+            name: loop.run_until_complete(_resolve(pulumi.Output.from_input(value)))
+            for name, value in exported.items()
+        }
+    finally:
+        _close_loop(loop)
+        asyncio.set_event_loop(previous_loop)
+    return ProgramRun(
+        resources=recorder.planned(),
+        outputs=outputs,
+        invokes=list(recorder.mocks.invokes),
+    )
+
+
+async def _resolve(output: Any) -> Any:
+    value = await output.future(with_unknowns=True)
+    if await output.is_secret():
+        return SECRET_MASK
+    return _plain_output(value)
+
+
+def _plain_output(value: Any) -> Any:
+    from pulumi.output import Unknown
+
+    if isinstance(value, Unknown):
+        return UNKNOWN_MASK
+    if isinstance(value, dict):
+        return {str(key): _plain_output(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain_output(item) for item in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+def _current_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        return None
+
+
+def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel what a failed program left pending, then close (no 'Task was destroyed' noise)."""
+    pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    loop.run_until_complete(loop.shutdown_default_executor())
+    loop.close()
+
+
+class _PlanMocks:
+    """Answers for the mocked engine: inputs echoed back plus a name, an id and the outputs programs read.
+
+    Built lazily as a `pulumi.runtime.mocks.Mocks` subclass (see `_recording_monitor_class`), so this module
+    imports without pulumi. Called from the SDK's executor threads, hence the lock.
+    """
+
+    def __init__(self) -> None:
+        self.invokes: list[str] = []
+        self._lock = threading.Lock()
+        self._subnets: dict[str, str] = {}  # lower-cased subnet id -> address prefix
+        self._next_host: dict[str, int] = {}
+        self._public_ips = 0
+
+    def call(self, args: Any) -> tuple[dict[str, Any], list[Any]]:
+        with self._lock:
+            self.invokes.append(args.token)
+        if args.token == CLIENT_CONFIG_TOKEN:
+            return {
+                "subscriptionId": ZERO_GUID,
+                "tenantId": ZERO_GUID,
+                "objectId": ZERO_GUID,
+                "clientId": ZERO_GUID,
+            }, []
+        return {}, []
+
+    def new_resource(self, args: Any) -> tuple[str, dict[str, Any]]:
+        inputs = dict(args.inputs)
+        if not args.custom:
+            return "", inputs
+        azure_name = _azure_name(args.typ, args.name, inputs)
+        resource_id = _azure_id(args.typ, azure_name, inputs)
+        outputs = {**inputs, "name": azure_name, "id": resource_id}
+        identity = inputs.get("identity")
+        if isinstance(identity, dict) and isinstance(identity.get("userAssignedIdentities"), list):
+            # Input: a list of identity ids; output: a map from id to that identity's principal and client.
+            outputs["identity"] = {
+                **identity,
+                "userAssignedIdentities": {
+                    str(ident): {"principalId": ZERO_GUID, "clientId": ZERO_GUID}
+                    for ident in identity["userAssignedIdentities"]
+                },
+            }
+        outputs.update(self._extras(args.typ, azure_name, resource_id, inputs))
+        return resource_id, outputs
+
+    def _extras(self, typ: str, name: str, resource_id: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        guid = str(uuid.uuid5(_MOCK_NAMESPACE, resource_id))
+        if typ == "azure-native:network:Subnet":
+            prefix = inputs.get("addressPrefix") or next(iter(inputs.get("addressPrefixes") or []), None)
+            if isinstance(prefix, str):
+                with self._lock:
+                    self._subnets[resource_id.lower()] = prefix
+            return {}
+        if typ == "azure-native:managedidentity:UserAssignedIdentity":
+            return {
+                "principalId": guid,
+                "clientId": str(uuid.uuid5(_MOCK_NAMESPACE, guid)),
+                "tenantId": ZERO_GUID,
+            }
+        if typ == "azure-native:network:PublicIPAddress":
+            with self._lock:
+                self._public_ips += 1
+                number = self._public_ips
+            return {"ipAddress": f"203.0.113.{number % 254 + 1}"}  # TEST-NET-3: documentation addresses
+        if typ == "azure-native:network:NetworkInterface":
+            configs = []
+            for config in inputs.get("ipConfigurations") or []:
+                subnet = (config.get("subnet") or {}).get("id") if isinstance(config, dict) else None
+                configs.append({**config, "privateIPAddress": self._next_ip(subnet)})
+            return {"ipConfigurations": configs, "macAddress": "00-0D-3A-00-00-01"}
+        if typ == "azure-native:network:PrivateEndpoint":
+            subnet = (inputs.get("subnet") or {}).get("id")
+            return {
+                "customDnsConfigs": [
+                    {"fqdn": f"{name}.privatelink.mock", "ipAddresses": [self._next_ip(subnet)]}
+                ]
+            }
+        if typ == "azure-native:storagecache:AmlFilesystem":
+            mgs = self._next_ip(inputs.get("filesystemSubnet"))
+            return {
+                "clientInfo": {
+                    "mgsAddress": mgs,
+                    "mountCommand": f"sudo mount -t lustre -o noatime,flock {mgs}@tcp:/lustrefs /lustre",
+                    "lustreVersion": "2.15",
+                }
+            }
+        if typ == "azure-native:storage:StorageAccount":
+            return {
+                "primaryEndpoints": {
+                    kind: f"https://{name}.{kind}.core.windows.net/"
+                    for kind in ("blob", "dfs", "file", "queue", "table")
+                }
+            }
+        if typ == "azure-native:compute:VirtualMachineScaleSet":
+            return {"uniqueId": guid, "provisioningState": "Succeeded"}
+        if typ == "azure-native:compute:VirtualMachine":
+            return {"vmId": guid, "provisioningState": "Succeeded"}
+        return {}
+
+    def _next_ip(self, subnet_id: Any) -> str:
+        """The next address Azure would hand out in that subnet (it keeps .0-.3), or 10.0.0.4."""
+        import ipaddress
+
+        with self._lock:
+            key = subnet_id.lower() if isinstance(subnet_id, str) else ""
+            prefix = self._subnets.get(key, "10.0.0.0/24")
+            host = self._next_host.get(key, 4)
+            self._next_host[key] = host + 1
+        network = ipaddress.IPv4Network(prefix, strict=False)
+        return str(network.network_address + min(host, network.num_addresses - 2))
+
+
+_RECORDING_MONITOR: type | None = None
+
+
+def _recording_monitor_class() -> type:
+    """Build (once) the MockMonitor and Mocks subclasses; they need pulumi, imported here, not at import."""
+    global _RECORDING_MONITOR
+    if _RECORDING_MONITOR is not None:
+        return _RECORDING_MONITOR
+    from pulumi.runtime import mocks as pulumi_mocks
+    from pulumi.runtime.settings import get_project, get_stack
+
+    class _Mocks(_PlanMocks, pulumi_mocks.Mocks):
+        pass
+
+    class RecordingMonitor(pulumi_mocks.MockMonitor):
+        """A MockMonitor that keeps what the engine would be told: parent, dependencies and inputs."""
+
+        def __init__(self) -> None:
+            super().__init__(_Mocks())
+            self._records: list[PlannedResource] = []
+            self._stack_urn = ""
+            self._record_lock = threading.Lock()
+
+        def make_urn(self, parent: str, type_: str, name: str) -> str:
+            # The engine qualifies a child's type with its parent's whole type chain, except the root stack's
+            # (MockMonitor keeps only the last link and includes the stack).
+            if parent:
+                qualified = parent.split("::")[2]
+                if qualified != STACK_TYPE:
+                    type_ = f"{qualified}${type_}"
+            return f"urn:pulumi:{get_stack()}::{get_project()}::{type_}::{name}"
+
+        def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method's name
+            response = super().RegisterResource(request)
+            if request.type == STACK_TYPE:
+                self._stack_urn = response.urn
+                return response
+            dependencies = set(request.dependencies)
+            for deps in request.propertyDependencies.values():
+                dependencies.update(deps.urns)
+            record = PlannedResource(
+                urn=response.urn,
+                type=request.type,
+                name=request.name,
+                parent=request.parent or None,
+                depends_on=sorted(dependencies),
+                inputs=_inputs_json(request.object),
+                custom=bool(request.custom),
+            )
+            with self._record_lock:
+                self._records.append(record)
+            return response
+
+        def planned(self) -> list[PlannedResource]:
+            """Registered resources, parents before children, siblings by type then name (registration
+            order is not deterministic: the SDK registers from a thread pool)."""
+            stack = self._stack_urn
+            records = [
+                PlannedResource(
+                    r.urn,
+                    r.type,
+                    r.name,
+                    None if r.parent == stack else r.parent,
+                    [dep for dep in r.depends_on if dep != stack],
+                    r.inputs,
+                    r.custom,
+                )
+                for r in self._records
+            ]
+            return _tree_order(records)
+
+    _RECORDING_MONITOR = RecordingMonitor
+    return RecordingMonitor
+
+
+def _tree_order(records: list[PlannedResource]) -> list[PlannedResource]:
+    children: dict[str | None, list[PlannedResource]] = {}
+    urns = {record.urn for record in records}
+    for record in records:
+        parent = record.parent if record.parent in urns else None
+        children.setdefault(parent, []).append(record)
+    ordered: list[PlannedResource] = []
+    stack = sorted(children.get(None, []), key=_sibling_key, reverse=True)
+    while stack:
+        record = stack.pop()
+        ordered.append(record)
+        stack.extend(sorted(children.get(record.urn, []), key=_sibling_key, reverse=True))
+    return ordered
+
+
+def _sibling_key(record: PlannedResource) -> tuple[bool, str, str]:
+    return (record.custom is False, record.type, record.name)
+
+
+def _inputs_json(struct: Any) -> dict[str, Any]:
+    """A registered inputs struct as JSON-ready values, each secret replaced where it sits.
+
+    `rpc.deserialize_properties` would push a secret's secretness up to the top-level property (masking a
+    whole virtualMachineProfile for one secret field), so this walks the struct itself and hands only the
+    special values (assets, archives, resource references) to `deserialize_properties`.
+    """
+    value = _struct_value(struct)
+    return value if isinstance(value, dict) else {}
+
+
+def _struct_value(value: Any) -> Any:
+    from google.protobuf import struct_pb2
+    from pulumi.runtime import rpc
+
+    if isinstance(value, struct_pb2.Struct):
+        # A protobuf Struct has no .get(); `in` then `[]` is the way.
+        signature = value[rpc._special_sig_key] if rpc._special_sig_key in value else None  # noqa: SIM401
+        if signature == rpc._special_secret_sig:
+            return SECRET_MASK
+        if signature is not None:
+            return _special_value(rpc.deserialize_properties(value, keep_unknowns=True))
+        return {key: _struct_value(value[key]) for key in sorted(value.keys())}
+    if isinstance(value, struct_pb2.ListValue):
+        return [_struct_value(item) for item in value]
+    if value == rpc.UNKNOWN:
+        return UNKNOWN_MASK
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _special_value(value: Any) -> Any:
+    """Assets, archives and resource references, as short strings."""
+    for attribute in ("path", "uri", "text"):
+        found = getattr(value, attribute, None)
+        if isinstance(found, str):
+            return f"[{type(value).__name__} {found if attribute != 'text' else len(found)}]"
+    if isinstance(value, str):
+        return value
+    return f"[{type(value).__name__}]"
+
+
+# --- plausible Azure names and ids for the mocks ----------------------------------------------------------
+
+_NAMESPACES = {
+    "compute": "Microsoft.Compute",
+    "network": "Microsoft.Network",
+    "storage": "Microsoft.Storage",
+    "storagecache": "Microsoft.StorageCache",
+    "managedidentity": "Microsoft.ManagedIdentity",
+    "authorization": "Microsoft.Authorization",
+    "privatedns": "Microsoft.Network",
+    "resources": "Microsoft.Resources",
+}
+_NAME_INPUT = {
+    "azure-native:compute:VirtualMachineScaleSet": "vmScaleSetName",
+    "azure-native:compute:VirtualMachine": "vmName",
+    "azure-native:storage:StorageAccount": "accountName",
+    "azure-native:storage:BlobContainer": "containerName",
+    "azure-native:managedidentity:UserAssignedIdentity": "resourceName",
+    "azure-native:privatedns:PrivateRecordSet": "relativeRecordSetName",
+    "azure-native:privatedns:RecordSet": "relativeRecordSetName",
+    "azure-native:network:PublicIPAddress": "publicIpAddressName",
+}
+"""Where the Azure name sits when it is not `<lowerCamel type>Name` (e.g. Subnet -> subnetName)."""
+_RECORD_SET_PATH = "Microsoft.Network/privateDnsZones/{privateZoneName}/{recordType}"
+_CHILD_PATHS = {
+    "azure-native:network:Subnet": "Microsoft.Network/virtualNetworks/{virtualNetworkName}/subnets",
+    "azure-native:network:SecurityRule": (
+        "Microsoft.Network/networkSecurityGroups/{networkSecurityGroupName}/securityRules"
+    ),
+    "azure-native:storage:BlobContainer": (
+        "Microsoft.Storage/storageAccounts/{accountName}/blobServices/default/containers"
+    ),
+    "azure-native:privatedns:PrivateZone": "Microsoft.Network/privateDnsZones",
+    "azure-native:privatedns:VirtualNetworkLink": (
+        "Microsoft.Network/privateDnsZones/{privateZoneName}/virtualNetworkLinks"
+    ),
+    "azure-native:privatedns:PrivateRecordSet": _RECORD_SET_PATH,
+    "azure-native:privatedns:RecordSet": _RECORD_SET_PATH,
+    "azure-native:network:PrivateDnsZoneGroup": (
+        "Microsoft.Network/privateEndpoints/{privateEndpointName}/privateDnsZoneGroups"
+    ),
+    "azure-native:network:PublicIPAddress": "Microsoft.Network/publicIPAddresses",
+}
+_FIRST_UPPER = re.compile(r"^[A-Z]+(?=[A-Z][a-z]|$)|^[A-Z]")
+
+
+def _azure_name(typ: str, pulumi_name: str, inputs: dict[str, Any]) -> str:
+    key = _NAME_INPUT.get(typ) or _lower_camel(typ.rsplit(":", 1)[-1]) + "Name"
+    for candidate, value in inputs.items():
+        if candidate.lower() == key.lower() and isinstance(value, str) and value:
+            return value
+    return pulumi_name
+
+
+def _azure_id(typ: str, name: str, inputs: dict[str, Any]) -> str:
+    parts = typ.split(":")
+    module, kind = (parts[1], parts[2]) if len(parts) == 3 else ("", typ)
+    subscription = f"/subscriptions/{ZERO_GUID}"
+    if typ == "azure-native:resources:ResourceGroup":
+        return f"{subscription}/resourceGroups/{name}"
+    if typ == "azure-native:authorization:RoleAssignment":
+        scope = inputs.get("scope") if isinstance(inputs.get("scope"), str) else subscription
+        return f"{scope}/providers/Microsoft.Authorization/roleAssignments/{name}"
+    group = inputs.get("resourceGroupName") if isinstance(inputs.get("resourceGroupName"), str) else "mock-rg"
+    template = _CHILD_PATHS.get(typ)
+    if template:
+        fields = {key: value for key, value in inputs.items() if isinstance(value, str)}
+        fields.setdefault("recordType", "A")
+        path = template.format_map(_Missing(fields))
+    else:
+        path = f"{_NAMESPACES.get(module, 'Mock.' + module)}/{_plural(_lower_camel(kind))}"
+    return f"{subscription}/resourceGroups/{group}/providers/{path}/{name}"
+
+
+class _Missing(dict):
+    def __missing__(self, key: str) -> str:
+        return "mock"
+
+
+def _plural(word: str) -> str:
+    """virtualNetwork -> virtualNetworks, userAssignedIdentity -> userAssignedIdentities."""
+    if word.endswith("y") and word[-2:-1] not in ("a", "e", "o", "u"):
+        return word[:-1] + "ies"
+    if word.endswith(("s", "x")):
+        return word + "es"
+    return word + "s"
+
+
+def _lower_camel(word: str) -> str:
+    """VirtualNetwork -> virtualNetwork, NSGRule -> nsgRule."""
+    return _FIRST_UPPER.sub(lambda match: match.group(0).lower(), word, count=1)
+
+
+# --- human output ----------------------------------------------------------------------------------------
+
+_KEY_SETTINGS: dict[str, tuple[tuple[str, str], ...]] = {
+    "azure-native:compute:VirtualMachineScaleSet": (
+        ("sku.name", "{}"),
+        ("sku.capacity", "x{}"),
+        ("zones", "zone {}"),
+        ("virtualMachineProfile.priority", "{}"),
+        ("singlePlacementGroup", "singlePlacementGroup={}"),
+    ),
+    "azure-native:compute:VirtualMachine": (("hardwareProfile.vmSize", "{}"), ("zones", "zone {}")),
+    "azure-native:network:VirtualNetwork": (("addressSpace.addressPrefixes", "{}"),),
+    "azure-native:network:Subnet": (("addressPrefix", "{}"), ("delegations", "{} delegation(s)")),
+    "azure-native:network:NetworkSecurityGroup": (("securityRules", "{} rules"),),
+    "azure-native:network:PublicIPAddress": (("sku.name", "{}"), ("publicIPAllocationMethod", "{}")),
+    "azure-native:storage:StorageAccount": (("sku.name", "{}"), ("kind", "{}"), ("isHnsEnabled", "HNS={}")),
+    "azure-native:storagecache:AmlFilesystem": (
+        ("sku.name", "{}"),
+        ("storageCapacityTiB", "{} TiB"),
+        ("zones", "zone {}"),
+    ),
+    "azure-native:resources:ResourceGroup": (("location", "{}"),),
+}
+
+
+def _setting(inputs: dict[str, Any], path: str) -> Any:
+    value: Any = inputs
+    for step in path.split("."):
+        if not isinstance(value, dict) or step not in value:
+            return None
+        value = value[step]
+    if isinstance(value, list):
+        return len(value) if path in ("securityRules", "delegations") else ", ".join(str(v) for v in value)
+    return value
+
+
+def key_settings(resource: PlannedResource) -> str:
+    """The few inputs people check at a glance (size, capacity, prefix...), as one short string."""
+    wanted = _KEY_SETTINGS.get(resource.type, (("location", "{}"),))
+    shown = []
+    for path, template in wanted:
+        value = _setting(resource.inputs, path)
+        if value not in (None, "", [], 0) or (path == "sku.capacity" and value == 0):
+            shown.append(template.format(value))
+    return "  ".join(shown)
+
+
+def _short_type(typ: str) -> str:
+    parts = typ.split(":")
+    if parts[0] == "azure-native" and len(parts) == 3:
+        return f"{parts[1]}:{parts[2]}"
+    return parts[-1]
+
+
+def resource_tree(result: PlanResult) -> Any:
+    from rich.markup import escape
+    from rich.tree import Tree
+
+    custom = sum(1 for resource in result.resources if resource.custom)
+    root = Tree(f"[bold]stack {escape(result.stack)}[/] [dim]({custom} Azure resources)[/]")
+    nodes: dict[str | None, Any] = {None: root}
+    for resource in result.resources:  # parents come before children
+        azure_name = _azure_name(resource.type, resource.name, resource.inputs) if resource.custom else ""
+        label = f"[bold]{escape(_short_type(resource.type))}[/] {escape(resource.name)}"
+        if azure_name and azure_name != resource.name:
+            label += f" [dim]({escape(azure_name)})[/]"
+        settings = key_settings(resource) if resource.custom else ""
+        if settings:
+            label += f"  [cyan]{escape(settings)}[/]"
+        parent = nodes.get(resource.parent, root)
+        nodes[resource.urn] = parent.add(label)
+    return root
+
+
+def summary_table(result: PlanResult) -> Any:
+    from rich.table import Table
+
+    summary = result.summary
+    table = Table(
+        title=f"summary: {result.stack} in {result.location}", show_header=False, title_justify="left"
+    )
+    table.add_column("what", style="bold", no_wrap=True)
+    table.add_column("value")
+    table.add_row("nodes", str(summary.nodes))
+    table.add_row("GPUs", str(summary.gpus))
+    table.add_row("scale sets", str(summary.scale_sets))
+    table.add_row("InfiniBand islands", str(summary.ib_islands))
+    for pool in summary.pools:
+        islands = " + ".join(str(n) for n in pool.islands)
+        kind = "IB islands" if pool.infiniband else "one scale set, no InfiniBand"
+        spot = ", spot" if pool.spot else ""
+        table.add_row(f"  pool {pool.name}", f"{pool.nodes} x {pool.size} ({kind}: {islands}{spot})")
+    dates = ", ".join(summary.price_dates) or "n/a"
+    table.add_row("cost per hour", f"${summary.cost_per_hour_usd:,.2f}")
+    table.add_row("cost per month", f"${summary.cost_per_month_usd:,.2f} ({HOURS_PER_MONTH} h)")
+    regions = sorted({line.region for line in summary.prices})
+    low = [line.size for line in summary.prices if line.confidence == "low"]
+    note = f"prices as of {dates} ({', '.join(regions) or 'n/a'}; pay-as-you-go Linux, VMs only"
+    note += "; spot priced as pay-as-you-go" if any(pool.spot for pool in summary.pools) else ""
+    note += f"; low confidence: {', '.join(low)}" if low else ""
+    note += f"; unpriced: {', '.join(summary.unpriced)}" if summary.unpriced else ""
+    table.add_row("", f"[dim]{note})[/]")
+    for need in summary.quota:
+        table.add_row(f"vCPU quota {need.family}", f"{need.vcpus:,}")
+    table.add_row("vCPU quota (regional total)", f"{summary.regional_vcpus:,}")
+    return table
+
+
+def show(result: PlanResult) -> None:
+    """Human output: findings, the resource tree (when built) and the summary, on the terminal."""
+    from . import render
+
+    render.print_findings(result.findings, result.source)
+    if result.resources:
+        render.stdout.print(resource_tree(result))
+    render.stdout.print(summary_table(result))
+    if not result.ok:
+        return
+    warnings = sum(1 for finding in result.findings if finding.severity == "warning")
+    tail = f" with {warnings} warning{'s' if warnings != 1 else ''}" if warnings else ""
+    render.console.print(f"[green]plan ok[/]{tail}: offline, nothing was created")
