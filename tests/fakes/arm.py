@@ -1,0 +1,770 @@
+"""A loopback HTTPS fake of Azure Resource Manager, for driving the real azure-mgmt-compute client.
+
+It speaks the wire protocol the SDK expects, not a mock of the SDK: bearer tokens over TLS (a throwaway CA
+from trustme), `api-version` on every call, `$filter` on resource SKUs, `$expand=instanceView` on scale-set
+VMs, `nextLink` paging, 202 + `Azure-AsyncOperation` + `Location` for long-running POSTs polled to
+Succeeded or Failed, ARM error bodies (`{"error": {"code", "message"}}`), and scripted faults (429 with
+Retry-After, 500 once). Bodies are built from fixtures/ (trimmed official REST API examples; each file's
+`_source` and fixtures/README.md name where they come from).
+
+Tests arrange the world on `FakeArm` (sizes, usages, clusters, faults) and read what the client asked
+for from `FakeArm.requests`.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import re
+import ssl
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SUBSCRIPTION = "00000000-1111-2222-3333-444444444444"
+TOKEN = "fake-arm-token"
+VMSS_NIC_API_VERSION = "2018-10-01"
+
+
+def fixture(name: str) -> Any:
+    data = json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+    if isinstance(data, dict):
+        data.pop("_source", None)
+    return data
+
+
+def _fill(template: Any, values: dict[str, str]) -> Any:
+    """Replace `{key}` placeholders in every string of a fixture template."""
+    if isinstance(template, dict):
+        return {key: _fill(value, values) for key, value in template.items()}
+    if isinstance(template, list):
+        return [_fill(item, values) for item in template]
+    if isinstance(template, str):
+        for key, value in values.items():
+            template = template.replace("{" + key + "}", value)
+        return template
+    return template
+
+
+@dataclass
+class Instance:
+    instance_id: str
+    computer_name: str
+    private_ip: str
+    power: str = "running"  # running | deallocated | stopped | starting | deallocating
+    health: str | None = None  # HealthState/healthy, HealthState/unhealthy, ... or None (no extension)
+    health_message: str | None = None
+
+
+@dataclass
+class ScaleSet:
+    name: str
+    resource_group: str
+    location: str
+    size: str
+    tags: dict[str, str]
+    instances: list[Instance]
+    zones: list[str] = field(default_factory=list)
+    priority: str = "Regular"
+    start_error: tuple[str, str] | None = None  # (code, message) the start LRO ends with
+    deallocate_error: tuple[str, str] | None = None
+    accept_error: tuple[int, str, str] | None = None  # (status, code, message) refusing the POST itself
+
+
+@dataclass
+class LoginVm:
+    name: str
+    resource_group: str
+    location: str
+    size: str
+    tags: dict[str, str]
+    private_ip: str
+    power: str = "running"
+
+
+@dataclass
+class Fault:
+    method: str
+    path_contains: str
+    status: int
+    headers: dict[str, str]
+    body: Any
+    times: int
+
+
+@dataclass
+class Operation:
+    op_id: str
+    location: str
+    polls_left: int
+    error: tuple[str, str] | None
+    apply: Any
+    done: bool = False
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    at: float
+
+
+class FakeArm:
+    """The state of the fake Azure: what exists, what fails, what was asked."""
+
+    def __init__(self, subscription_id: str = SUBSCRIPTION, token: str = TOKEN) -> None:
+        self.subscription_id = subscription_id
+        self.token = token
+        self.base_url = ""  # set by the server once it listens
+        self.skus: list[dict[str, Any]] = fixture("skus.json")["value"]
+        self.usages: dict[str, list[dict[str, Any]]] = {
+            loc: page["value"] for loc, page in fixture("usages.json").items()
+        }
+        self.resource_groups: set[str] = set()
+        self.scale_sets: dict[tuple[str, str], ScaleSet] = {}
+        self.vms: dict[tuple[str, str], LoginVm] = {}
+        self.faults: list[Fault] = []
+        self.operations: dict[str, Operation] = {}
+        self.requests: list[Recorded] = []
+        self.page_size = 2  # scale-set VMs and NICs come back this many per page, joined by nextLink
+        self.sku_page_size = 4
+        self.lro_polls = 1  # InProgress answers before an operation ends
+        self.lro_retry_after: str | None = None
+        self.lock = threading.RLock()
+
+    # -- arranging the world ---------------------------------------------------------------------------
+
+    def add_resource_group(self, name: str) -> None:
+        self.resource_groups.add(name.lower())
+
+    def add_scale_set(
+        self,
+        resource_group: str,
+        name: str,
+        size: str,
+        nodes: int,
+        *,
+        tags: dict[str, str] | None = None,
+        location: str = "eastus",
+        subnet_prefix: str = "10.42.0.",
+        first_host: int = 4,
+        computer_prefix: str | None = None,
+        **kwargs: Any,
+    ) -> ScaleSet:
+        self.add_resource_group(resource_group)
+        prefix = computer_prefix or name.replace("-", "")[:9]
+        instances = [
+            Instance(
+                instance_id=str(i),
+                computer_name=f"{prefix}{i:06X}",
+                private_ip=f"{subnet_prefix}{first_host + i}",
+            )
+            for i in range(nodes)
+        ]
+        scale_set = ScaleSet(name, resource_group, location, size, dict(tags or {}), instances, **kwargs)
+        self.scale_sets[(resource_group.lower(), name.lower())] = scale_set
+        return scale_set
+
+    def add_cluster(
+        self,
+        cluster: str,
+        pools: dict[str, tuple[str, list[int]]],
+        *,
+        resource_group: str | None = None,
+        login: bool = True,
+        location: str = "eastus",
+    ) -> list[ScaleSet]:
+        """A deployed cluster as azcluster tags it: one scale set per pool island, and a login VM.
+
+        `pools` maps pool name -> (size, nodes per island). Tag names are written out here, not imported,
+        so the fake checks the contract in components/tags.py rather than echoing it.
+        """
+        rg = resource_group or f"{cluster}-rg"
+        sets = []
+        for index, (pool, (size, islands)) in enumerate(pools.items()):
+            for island, nodes in enumerate(islands):
+                tags = {
+                    "azcluster-cluster": cluster,
+                    "azcluster-pool": pool,
+                    "azcluster-island": str(island),
+                    "azcluster-role": "compute",
+                    "owner": "ml-infra",
+                }
+                sets.append(
+                    self.add_scale_set(
+                        rg,
+                        f"{cluster}-{pool}-{island}",
+                        size,
+                        nodes,
+                        tags=tags,
+                        location=location,
+                        subnet_prefix=f"10.42.{index * 16 + island}.",
+                        computer_prefix=f"{pool}{island}",
+                    )
+                )
+        if login:
+            login_tags = {"azcluster-cluster": cluster, "azcluster-role": "login"}
+            self.add_login_vm(rg, f"{cluster}-login", "Standard_D4s_v5", login_tags, "10.42.200.4")
+        return sets
+
+    def add_login_vm(
+        self, resource_group: str, name: str, size: str, tags: dict[str, str], ip: str
+    ) -> LoginVm:
+        self.add_resource_group(resource_group)
+        vm = LoginVm(name, resource_group, "eastus", size, dict(tags), ip)
+        self.vms[(resource_group.lower(), name.lower())] = vm
+        return vm
+
+    def usage(self, location: str, name: str) -> dict[str, Any]:
+        for item in self.usages[location]:
+            if item["name"]["value"] == name:
+                return item
+        raise KeyError(name)
+
+    def sku(self, name: str, location: str) -> dict[str, Any]:
+        for item in self.skus:
+            if item["name"] == name and location in item["locations"]:
+                return item
+        raise KeyError((name, location))
+
+    def inject(
+        self,
+        method: str,
+        path_contains: str,
+        status: int,
+        *,
+        headers: dict[str, str] | None = None,
+        body: Any = None,
+        times: int = 1,
+        code: str | None = None,
+        message: str = "",
+    ) -> None:
+        """Answer the next `times` matching requests with `status` (before any other handling)."""
+        if body is None and status >= 400:
+            body = {"error": {"code": code or _default_code(status), "message": message or "injected fault"}}
+        self.faults.append(
+            Fault(method.upper(), path_contains.lower(), status, dict(headers or {}), body, times)
+        )
+
+    def calls(self, method: str, path_contains: str) -> list[Recorded]:
+        return [r for r in self.requests if r.method == method and path_contains.lower() in r.path.lower()]
+
+    # -- serving ---------------------------------------------------------------------------------------
+
+    def handle(self, method: str, raw_path: str, headers: dict[str, str]) -> tuple[int, dict[str, str], Any]:
+        parts = urlsplit(raw_path)
+        path, query = parts.path, parse_qs(parts.query, keep_blank_values=True)
+        with self.lock:
+            self.requests.append(Recorded(method, path, dict(query), dict(headers), time.monotonic()))
+            fault = self._take_fault(method, path)
+        query["__path__"] = [path]
+        if fault:
+            return fault.status, fault.headers, fault.body
+        if headers.get("authorization") != f"Bearer {self.token}":
+            return (
+                401,
+                {},
+                {"error": {"code": "AuthenticationFailed", "message": "missing or wrong bearer token"}},
+            )
+        if "api-version" not in query:
+            return (
+                400,
+                {},
+                {"error": {"code": "MissingApiVersionParameter", "message": "api-version required"}},
+            )
+        lowered = path.lower()
+        prefix = f"/subscriptions/{self.subscription_id}"
+        if not lowered.startswith(prefix):
+            sub = lowered.split("/")[2] if lowered.count("/") > 1 else ""
+            return 404, {}, _error("SubscriptionNotFound", f"The subscription '{sub}' could not be found.")
+        rest = path[len(prefix) :]
+        for pattern, verb, handler in self._routes():
+            match = re.fullmatch(pattern, rest, flags=re.IGNORECASE)
+            if match and verb == method:
+                with self.lock:
+                    return handler(query, **match.groupdict())
+        return 404, {}, _error("InvalidResourceType", f"no route for {method} {path}")
+
+    def _take_fault(self, method: str, path: str) -> Fault | None:
+        for fault in self.faults:
+            if fault.times > 0 and fault.method == method and fault.path_contains in path.lower():
+                fault.times -= 1
+                return fault
+        return None
+
+    def _routes(self) -> list[tuple[str, str, Any]]:
+        rg = r"/resourceGroups/(?P<rg>[^/]+)"
+        vmss = rg + r"/providers/Microsoft\.Compute/virtualMachineScaleSets"
+        return [
+            (r"/providers/Microsoft\.Compute/skus", "GET", self._skus),
+            (r"/providers/Microsoft\.Compute/locations/(?P<loc>[^/]+)/usages", "GET", self._usages),
+            (
+                r"/providers/Microsoft\.Compute/locations/(?P<loc>[^/]+)/operations/(?P<op>[^/]+)",
+                "GET",
+                self._op,
+            ),
+            (vmss, "GET", self._vmss_list),
+            (vmss + r"/(?P<name>[^/]+)", "GET", self._vmss_get),
+            (vmss + r"/(?P<name>[^/]+)/instanceView", "GET", self._vmss_instance_view),
+            (vmss + r"/(?P<name>[^/]+)/virtualMachines", "GET", self._vmss_vms),
+            (vmss + r"/(?P<name>[^/]+)/networkInterfaces", "GET", self._vmss_nics),
+            (vmss + r"/(?P<name>[^/]+)/(?P<action>deallocate|start)", "POST", self._vmss_action),
+            (rg + r"/providers/Microsoft\.Compute/virtualMachines", "GET", self._vm_list),
+            (
+                rg + r"/providers/Microsoft\.Compute/virtualMachines/(?P<name>[^/]+)/instanceView",
+                "GET",
+                self._vm_iv,
+            ),
+            (rg + r"/providers/Microsoft\.Network/networkInterfaces/(?P<name>[^/]+)", "GET", self._nic_get),
+        ]
+
+    # -- routes ----------------------------------------------------------------------------------------
+
+    def _skus(self, query: dict[str, list[str]]) -> tuple[int, dict[str, str], Any]:
+        items = self.skus
+        flt = (query.get("$filter") or [""])[0]
+        if flt:
+            match = re.fullmatch(r"\s*location eq '([^']+)'\s*", flt)
+            if not match:
+                return 400, {}, _error("InvalidFilter", "Only the location filter is supported.")
+            location = match.group(1).lower()
+            items = [s for s in items if location in [loc.lower() for loc in s["locations"]]]
+        return self._page(items, query, self.sku_page_size)
+
+    def _usages(self, query: dict[str, list[str]], loc: str) -> tuple[int, dict[str, str], Any]:
+        if loc.lower() not in self.usages:
+            return 404, {}, _error("LocationNotAvailableForResourceType", f"location {loc} unknown")
+        return 200, {}, {"value": self.usages[loc.lower()], "nextLink": None}
+
+    def _group(self, rg: str) -> tuple[int, dict[str, str], Any] | None:
+        if rg.lower() not in self.resource_groups:
+            return 404, {}, _error("ResourceGroupNotFound", f"Resource group '{rg}' could not be found.")
+        return None
+
+    def _scale_set(self, rg: str, name: str) -> ScaleSet | tuple[int, dict[str, str], Any]:
+        missing = self._group(rg)
+        if missing:
+            return missing
+        found = self.scale_sets.get((rg.lower(), name.lower()))
+        if not found:
+            return (
+                404,
+                {},
+                _error(
+                    "ResourceNotFound",
+                    f"The Resource 'Microsoft.Compute/virtualMachineScaleSets/{name}' under resource group "
+                    f"'{rg}' was not found.",
+                ),
+            )
+        return found
+
+    def _vmss_list(self, query: dict[str, list[str]], rg: str) -> tuple[int, dict[str, str], Any]:
+        missing = self._group(rg)
+        if missing:
+            return missing
+        items = [self._vmss_body(s) for (g, _), s in self.scale_sets.items() if g == rg.lower()]
+        return 200, {}, {"value": items}
+
+    def _vmss_get(self, query: dict[str, list[str]], rg: str, name: str) -> tuple[int, dict[str, str], Any]:
+        found = self._scale_set(rg, name)
+        return found if isinstance(found, tuple) else (200, {}, self._vmss_body(found))
+
+    def _vmss_instance_view(self, query: dict[str, list[str]], rg: str, name: str) -> tuple[int, dict, Any]:
+        found = self._scale_set(rg, name)
+        if isinstance(found, tuple):
+            return found
+        body = fixture("vmss_instance_view.json")
+        body["virtualMachine"]["statusesSummary"][0]["count"] = len(found.instances)
+        return 200, {}, body
+
+    def _vmss_vms(self, query: dict[str, list[str]], rg: str, name: str) -> tuple[int, dict[str, str], Any]:
+        found = self._scale_set(rg, name)
+        if isinstance(found, tuple):
+            return found
+        expand = (query.get("$expand") or [""])[0].lower() == "instanceview"
+        items = [self._vm_body(found, inst, expand) for inst in found.instances]
+        return self._page(items, query, self.page_size)
+
+    def _vmss_nics(self, query: dict[str, list[str]], rg: str, name: str) -> tuple[int, dict[str, str], Any]:
+        if query["api-version"][0] != VMSS_NIC_API_VERSION:
+            return (
+                400,
+                {},
+                _error(
+                    "NoRegisteredProviderFound",
+                    f"No registered resource provider found for API version '{query['api-version'][0]}' "
+                    f"(supported: {VMSS_NIC_API_VERSION})",
+                ),
+            )
+        found = self._scale_set(rg, name)
+        if isinstance(found, tuple):
+            return found
+        items = [self._vmss_nic_body(found, inst) for inst in found.instances]
+        return self._page(items, query, self.page_size)
+
+    def _vmss_action(
+        self, query: dict[str, list[str]], rg: str, name: str, action: str
+    ) -> tuple[int, dict[str, str], Any]:
+        found = self._scale_set(rg, name)
+        if isinstance(found, tuple):
+            return found
+        if found.accept_error:
+            status, code, message = found.accept_error
+            return status, {}, _error(code, message)
+        action = action.lower()
+        error = found.start_error if action == "start" else found.deallocate_error
+        target = "running" if action == "start" else "deallocated"
+        transient = "starting" if action == "start" else "deallocating"
+        for inst in found.instances:
+            inst.power = transient
+
+        def apply(ok: bool, scale_set: ScaleSet = found) -> None:
+            for inst in scale_set.instances:
+                inst.power = target if ok else ("deallocated" if action == "start" else "running")
+
+        op_id = str(uuid.uuid4())
+        self.operations[op_id] = Operation(op_id, found.location, self.lro_polls, error, apply)
+        base = f"{self.base_url}/subscriptions/{self.subscription_id}/providers/Microsoft.Compute/locations/"
+        status_url = f"{base}{found.location}/operations/{op_id}?p=fake&api-version={query['api-version'][0]}"
+        headers = {"Azure-AsyncOperation": status_url, "Location": status_url + "&monitor=true"}
+        if self.lro_retry_after is not None:
+            headers["Retry-After"] = self.lro_retry_after
+        return 202, headers, None
+
+    def _op(self, query: dict[str, list[str]], loc: str, op: str) -> tuple[int, dict[str, str], Any]:
+        operation = self.operations.get(op)
+        if not operation:
+            return 404, {}, _error("NotFound", f"operation {op} not found")
+        headers = {"Retry-After": self.lro_retry_after} if self.lro_retry_after is not None else {}
+        monitor = (query.get("monitor") or [""])[0] == "true"
+        if not operation.done and operation.polls_left > 0:
+            operation.polls_left -= 1
+            if monitor:
+                return 202, headers, None
+            body = fixture("async_operation.json")
+            body["name"] = op
+            return 200, headers, body
+        if not operation.done:
+            operation.done = True
+            operation.apply(operation.error is None)
+        if monitor:
+            return 200, {}, None
+        body = fixture("async_operation.json")
+        body.update(name=op, endTime="2026-01-05T10:01:00.0000000+00:00")
+        if operation.error:
+            body["status"] = "Failed"
+            body["error"] = {"code": operation.error[0], "message": operation.error[1]}
+        else:
+            body["status"] = "Succeeded"
+        return 200, {}, body
+
+    def _vm_list(self, query: dict[str, list[str]], rg: str) -> tuple[int, dict[str, str], Any]:
+        missing = self._group(rg)
+        if missing:
+            return missing
+        items = [self._login_body(vm) for (g, _), vm in self.vms.items() if g == rg.lower()]
+        return 200, {}, {"value": items}
+
+    def _vm_iv(self, query: dict[str, list[str]], rg: str, name: str) -> tuple[int, dict[str, str], Any]:
+        vm = self.vms.get((rg.lower(), name.lower()))
+        if not vm:
+            return 404, {}, _error("ResourceNotFound", f"virtual machine {name} not found")
+        body = _fill(fixture("vm_instance_view.json"), {"name": vm.name})
+        body["statuses"][1] = _power_status(vm.power)
+        return 200, {}, body
+
+    def _nic_get(self, query: dict[str, list[str]], rg: str, name: str) -> tuple[int, dict[str, str], Any]:
+        for vm in self.vms.values():
+            if vm.resource_group.lower() == rg.lower() and f"{vm.name}-nic".lower() == name.lower():
+                group = f"/subscriptions/{self.subscription_id}/resourceGroups/{rg}/providers"
+                nic_id = f"{group}/Microsoft.Network/networkInterfaces/{name}"
+                vm_id = f"{group}/Microsoft.Compute/virtualMachines/{vm.name}"
+                return 200, {}, self._nic(nic_id, name, vm_id, vm.private_ip, vm.location, rg)
+        return 404, {}, _error("NotFound", f"network interface {name} not found")
+
+    # -- bodies ----------------------------------------------------------------------------------------
+
+    def _values(self, scale_set: ScaleSet, **extra: str) -> dict[str, str]:
+        return {
+            "subscriptionId": self.subscription_id,
+            "resourceGroup": scale_set.resource_group,
+            "name": scale_set.name,
+            "location": scale_set.location,
+            "size": scale_set.size,
+            **extra,
+        }
+
+    def _vmss_body(self, scale_set: ScaleSet) -> dict[str, Any]:
+        body = _fill(
+            fixture("vmss.json"),
+            self._values(scale_set, uniqueId=str(uuid.uuid5(uuid.NAMESPACE_URL, scale_set.name))),
+        )
+        body["tags"] = dict(scale_set.tags)
+        body["sku"]["capacity"] = len(scale_set.instances)
+        body["zones"] = list(scale_set.zones)
+        body["properties"]["virtualMachineProfile"]["priority"] = scale_set.priority
+        return body
+
+    def _vm_body(self, scale_set: ScaleSet, inst: Instance, expand: bool) -> dict[str, Any]:
+        body = _fill(
+            fixture("vmss_vm.json"),
+            self._values(
+                scale_set,
+                instanceId=inst.instance_id,
+                computerName=inst.computer_name,
+                vmId=str(uuid.uuid5(uuid.NAMESPACE_URL, scale_set.name + inst.instance_id)),
+                placementGroupId=str(uuid.uuid5(uuid.NAMESPACE_URL, scale_set.name + "-pg")),
+            ),
+        )
+        body["zones"] = list(scale_set.zones)
+        view = body["properties"].pop("instanceView")
+        if expand:
+            view["statuses"][1] = _power_status(inst.power)
+            if inst.health:
+                status = {"code": inst.health, "level": "Info", "displayStatus": inst.health.split("/")[-1]}
+                if inst.health_message:
+                    status["message"] = inst.health_message
+                view["vmHealth"] = {"status": status}
+                view["extensions"] = [
+                    {
+                        "name": "HealthExtension",
+                        "type": "Microsoft.ManagedServices.ApplicationHealthLinux",
+                        "typeHandlerVersion": "2.0.12",
+                        "statuses": [
+                            {
+                                "code": "ProvisioningState/succeeded",
+                                "level": "Info",
+                                "displayStatus": "Provisioning succeeded",
+                            }
+                        ],
+                        "substatuses": (
+                            [
+                                {
+                                    "code": "ComponentStatus/CustomMetrics/succeeded",
+                                    "level": "Info",
+                                    "message": inst.health_message,
+                                }
+                            ]
+                            if inst.health_message
+                            else []
+                        ),
+                    }
+                ]
+            body["properties"]["instanceView"] = view
+        return body
+
+    def _vmss_nic_body(self, scale_set: ScaleSet, inst: Instance) -> dict[str, Any]:
+        vm_id = (
+            f"/subscriptions/{self.subscription_id}/resourceGroups/{scale_set.resource_group}/providers/"
+            f"Microsoft.Compute/virtualMachineScaleSets/{scale_set.name}/virtualMachines/{inst.instance_id}"
+        )
+        nic_name = f"{scale_set.name}-nic"
+        return self._nic(
+            f"{vm_id}/networkInterfaces/{nic_name}",
+            nic_name,
+            vm_id,
+            inst.private_ip,
+            scale_set.location,
+            scale_set.resource_group,
+        )
+
+    def _nic(self, nic_id: str, name: str, vm_id: str, ip: str, location: str, rg: str) -> dict[str, Any]:
+        return _fill(
+            fixture("nic.json"),
+            {
+                "nicName": name,
+                "nicId": nic_id,
+                "vmId": vm_id,
+                "privateIp": ip,
+                "location": location,
+                "subscriptionId": self.subscription_id,
+                "resourceGroup": rg,
+                "resourceGuid": str(uuid.uuid5(uuid.NAMESPACE_URL, nic_id)),
+            },
+        )
+
+    def _login_body(self, vm: LoginVm) -> dict[str, Any]:
+        values = {
+            "subscriptionId": self.subscription_id,
+            "resourceGroup": vm.resource_group,
+            "name": vm.name,
+            "location": vm.location,
+            "size": vm.size,
+            "vmId": str(uuid.uuid5(uuid.NAMESPACE_URL, vm.name)),
+        }
+        body = _fill(fixture("vm.json"), values)
+        body["tags"] = dict(vm.tags)
+        return body
+
+    def _page(
+        self, items: list[Any], query: dict[str, list[str]], size: int
+    ) -> tuple[int, dict[str, str], Any]:
+        start = int((query.get("$skiptoken") or ["0"])[0])
+        page = items[start : start + size]
+        body: dict[str, Any] = {"value": page}
+        if start + size < len(items):
+            params = {k: v[0] for k, v in query.items() if k != "$skiptoken" and not k.startswith("__")}
+            params["$skiptoken"] = str(start + size)
+            path = query["__path__"][0]
+            body["nextLink"] = f"{self.base_url}{path}?{urlencode(params)}"
+        return 200, {}, body
+
+
+def _power_status(power: str) -> dict[str, str]:
+    display = {"running": "VM running", "deallocated": "VM deallocated", "stopped": "VM stopped"}
+    return {
+        "code": f"PowerState/{power}",
+        "level": "Info",
+        "displayStatus": display.get(power, f"VM {power}"),
+    }
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+def _default_code(status: int) -> str:
+    return {429: "TooManyRequests", 500: "InternalServerError", 503: "ServiceUnavailable"}.get(
+        status, "Error"
+    )
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "FakeARM/1.0"
+    disable_nagle_algorithm = True  # headers and body go out as two writes; no 40 ms delayed-ACK stalls
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet test output
+        return
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        fake: FakeArm = self.server.fake  # type: ignore[attr-defined]
+        headers = {key.lower(): value for key, value in self.headers.items()}
+        status, extra, body = fake.handle(self.command, self.path, headers)
+        payload = b"" if body is None else json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("x-ms-request-id", str(uuid.uuid4()))
+        if payload:
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+        for key, value in extra.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = _serve
+    do_POST = _serve
+    do_PUT = _serve
+    do_DELETE = _serve
+    do_PATCH = _serve
+
+
+class FakeArmServer:
+    """Serves a FakeArm over HTTPS on 127.0.0.1 with a certificate from a throwaway CA."""
+
+    def __init__(self, fake: FakeArm, ca_dir: Path) -> None:
+        import trustme
+
+        self.fake = fake
+        self.ca = trustme.CA()
+        cert = self.ca.issue_cert("127.0.0.1", "localhost")
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        cert.configure_cert(context)
+        self.ca_path = ca_dir / "fake-arm-ca.pem"
+        self.ca.cert_pem.write_to_path(str(self.ca_path))
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.httpd.daemon_threads = True
+        self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+        self.httpd.fake = fake  # type: ignore[attr-defined]
+        self.url = f"https://127.0.0.1:{self.httpd.server_address[1]}"
+        fake.base_url = self.url
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-arm", daemon=True
+        )
+
+    def __enter__(self) -> FakeArmServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self._thread.join(timeout=5)
+
+
+class StaticTokenCredential:
+    """A real azure-core TokenCredential that hands out a fixed token and remembers the scopes asked for."""
+
+    def __init__(self, token: str = TOKEN) -> None:
+        self.token = token
+        self.scopes: list[tuple[str, ...]] = []
+
+    def get_token(self, *scopes: str, **kwargs: Any):
+        from azure.core.credentials import AccessToken
+
+        self.scopes.append(scopes)
+        return AccessToken(self.token, int(time.time()) + 3600)
+
+    def get_token_info(self, *scopes: str, options: Any = None):
+        from azure.core.credentials import AccessTokenInfo
+
+        self.scopes.append(scopes)
+        return AccessTokenInfo(self.token, int(time.time()) + 3600)
+
+
+class RefusingCredential:
+    """A credential that cannot get a token, the way azure-identity says so (CredentialUnavailableError)."""
+
+    def get_token(self, *scopes: str, **kwargs: Any):
+        from azure.identity import CredentialUnavailableError
+
+        raise CredentialUnavailableError(
+            message="EnvironmentCredential: environment variables are not fully configured"
+        )
+
+    def get_token_info(self, *scopes: str, options: Any = None):
+        return self.get_token(*scopes)
+
+
+def fake_az_script(directory: Path, token: str = TOKEN, *, logged_in: bool = True) -> Path:
+    """Write an `az` executable that answers `az account get-access-token` as the Azure CLI does.
+
+    With logged_in=False it fails the way the CLI does before `az login`. Its arguments are appended to
+    `az-calls.log` beside it, so tests can check the resource azure-identity asked for.
+    """
+    import sys
+
+    directory.mkdir(parents=True, exist_ok=True)
+    script = directory / "az"
+    log = directory / "az-calls.log"
+    if logged_in:
+        body = (
+            "import json, sys, time\n"
+            f"open({str(log)!r}, 'a').write(' '.join(sys.argv[1:]) + '\\n')\n"
+            "print(json.dumps({'accessToken': "
+            + repr(token)
+            + ", 'expiresOn': time.strftime('%Y-%m-%d %H:%M:%S.000000', "
+            "time.localtime(time.time() + 3600)), 'expires_on': int(time.time()) + 3600, "
+            f"'subscription': {SUBSCRIPTION!r}, 'tenant': '72f988bf-0000-0000-0000-000000000000', "
+            "'tokenType': 'Bearer'}))\n"
+        )
+    else:
+        body = (
+            "import sys\n"
+            f"open({str(log)!r}, 'a').write(' '.join(sys.argv[1:]) + '\\n')\n"
+            "sys.stderr.write(\"ERROR: Please run 'az login' to setup account.\\n\")\n"
+            "sys.exit(1)\n"
+        )
+    script.write_text(f"#!{sys.executable}\n{body}", encoding="utf-8")
+    script.chmod(0o755)
+    return script
