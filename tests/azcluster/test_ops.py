@@ -1,0 +1,185 @@
+"""status / stop / start / hosts through the real ComputeManagementClient against the loopback fake."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from azcluster import ops
+from azcluster.errors import EXIT_REFUSED, EXIT_USAGE, AzclusterError
+from components import catalog
+from components.spec import ClusterSpec
+
+H100 = "Standard_ND96isr_H100_v5"
+NC = "Standard_NC80adis_H100_v5"
+
+
+def spec(**extra) -> ClusterSpec:
+    return ClusterSpec.model_validate(
+        {
+            "name": "demo",
+            "location": "eastus",
+            "pools": [{"name": "gpu", "size": H100, "nodes": 5}, {"name": "infer", "size": NC, "nodes": 1}],
+            **extra,
+        }
+    )
+
+
+@pytest.fixture
+def cluster(arm):
+    """demo: pool gpu in two islands (3 + 2 nodes), pool infer (1 node), a login VM, and a stranger."""
+    sets = arm.fake.add_cluster("demo", {"gpu": (H100, [3, 2]), "infer": (NC, [1])})
+    arm.fake.add_scale_set("demo-rg", "someone-else", H100, 1, tags={"azcluster-cluster": "other"})
+    return sets
+
+
+def test_status_reads_islands_nodes_ips_health_login_and_cost(arm, cluster) -> None:
+    gpu0 = cluster[0]
+    gpu0.instances[1].power = "deallocated"
+    gpu0.instances[2].health = "HealthState/unhealthy"
+    gpu0.instances[2].health_message = '{"failing": "ib_link_flap"}'
+    gpu0.instances[0].health = "HealthState/healthy"
+
+    status = ops.cluster_status(spec(), arm.context(), "demo")
+    assert [(i.pool, i.island, i.scale_set) for i in status.islands] == [
+        ("gpu", 0, "demo-gpu-0"),
+        ("gpu", 1, "demo-gpu-1"),
+        ("infer", 0, "demo-infer-0"),
+    ]
+    first = status.islands[0]
+    assert [n.private_ip for n in first.nodes] == ["10.42.0.4", "10.42.0.5", "10.42.0.6"]
+    assert [n.computer_name for n in first.nodes] == ["gpu0000000", "gpu0000001", "gpu0000002"]
+    assert first.power_states == {"deallocated": 1, "running": 2}
+    assert [n.health for n in first.nodes] == ["healthy", None, "unhealthy"]
+    assert first.capacity == 3 and first.provisioning_state == "Succeeded"
+    assert first.automatic_repairs == "NotRunning"
+    assert [n.private_ip for n in status.islands[1].nodes] == ["10.42.1.4", "10.42.1.5"]
+
+    unhealthy = status.unhealthy()
+    assert [(i.scale_set, n.computer_name, n.health_detail) for i, n in unhealthy] == [
+        ("demo-gpu-0", "gpu0000002", '{"failing": "ib_link_flap"}')
+    ]
+    assert status.login and status.login.private_ip == "10.42.200.4" and status.login.power_state == "running"
+
+    h100 = catalog.find_size(H100).price.usd_per_hour
+    nc = catalog.find_size(NC).price.usd_per_hour
+    login = catalog.general_sizes()["Standard_D4s_v5"].price.usd_per_hour
+    assert status.cost_per_hour() == pytest.approx(round(4 * h100, 2) + round(nc, 2) + round(login, 2))
+
+    # the scale-set VM list is read with $expand=instanceView, one call per page of 2
+    vm_calls = [c for c in arm.fake.calls("GET", "/demo-gpu-0/virtualMachines")]
+    assert len(vm_calls) == 2 and all(c.query["$expand"] == ["instanceView"] for c in vm_calls)
+
+
+def test_status_json_shape(arm, cluster) -> None:
+    doc = ops.cluster_status(spec(), arm.context(), "demo").to_json()
+    assert doc["found"] is True and doc["resource_group"] == "demo-rg"
+    assert [p["pool"] for p in doc["pools"]] == ["gpu", "infer"]
+    island = doc["pools"][0]["islands"][0]
+    assert {"scale_set", "size", "capacity", "provisioning_state", "power_states", "nodes"} <= set(island)
+    assert {"name", "private_ip", "power_state", "health"} <= set(island["nodes"][0])
+    assert doc["login"]["private_ip"] == "10.42.200.4"
+    assert isinstance(doc["cost_per_hour_usd"], float) and doc["unhealthy"] == []
+
+
+def test_status_of_a_cluster_that_is_not_there(arm) -> None:
+    status = ops.cluster_status(spec(), arm.context(), "demo")  # resource group does not exist: 404
+    assert not status.found and status.to_json()["pools"] == []
+
+
+def test_stop_deallocates_every_island_in_parallel(arm, cluster) -> None:
+    arm.fake.lro_polls = 2
+    report = ops.stop_cluster(spec(), arm.context(), "demo", progress=False)
+    assert report.ok and [o.scale_set for o in report.islands] == ["demo-gpu-0", "demo-gpu-1", "demo-infer-0"]
+    assert all(inst.power == "deallocated" for s in cluster for inst in s.instances)
+    stranger = arm.fake.scale_sets[("demo-rg", "someone-else")]
+    assert stranger.instances[0].power == "running"  # another cluster's set is never touched
+    assert len(arm.fake.calls("POST", "/deallocate")) == 3
+    # each operation was polled through its Azure-AsyncOperation URL until it ended
+    assert len([c for c in arm.fake.calls("GET", "/operations/") if "monitor" not in c.query]) == 3 * 3
+
+
+def test_start_partial_failure_reports_each_island_and_keeps_successes(arm, cluster) -> None:
+    for scale_set in cluster:
+        for inst in scale_set.instances:
+            inst.power = "deallocated"
+    cluster[1].start_error = ("AllocationFailed", "Allocation failed. We do not have sufficient capacity.")
+    cluster[2].start_error = (
+        "OverconstrainedAllocationRequest",
+        "Allocation failed. VM(s) with the following",
+    )
+    report = ops.start_cluster(spec(), arm.context(), "demo", progress=False)
+    assert not report.ok
+    outcome = {o.scale_set: o for o in report.islands}
+    assert outcome["demo-gpu-0"].ok
+    assert outcome["demo-gpu-1"].code == "AllocationFailed"
+    assert "gpu/1" in outcome["demo-gpu-1"].hint and "capacity reservation" in outcome["demo-gpu-1"].hint
+    assert outcome["demo-infer-0"].code == "OverconstrainedAllocationRequest"
+    assert "constraints" in outcome["demo-infer-0"].hint
+    assert [i.power for i in cluster[0].instances] == ["running"] * 3  # what succeeded stays succeeded
+    assert [i.power for i in cluster[1].instances] == ["deallocated"] * 2
+    doc = report.to_json()
+    assert doc["ok"] is False and {"pool", "island", "scale_set", "ok", "code", "message", "hint"} <= set(
+        doc["islands"][1]
+    )
+
+
+def test_start_refused_for_quota_and_throttled_post(arm, cluster) -> None:
+    cluster[2].accept_error = (
+        409,
+        "OperationNotAllowed",
+        "Operation could not be completed as it results in exceeding approved StandardNCadsH100v5Family "
+        "Cores quota.",
+    )
+    arm.fake.inject("POST", "/demo-gpu-1/start", 429, headers={"Retry-After": "1"})
+    started = time.monotonic()
+    report = ops.start_cluster(spec(), arm.context(), "demo", progress=False)
+    outcome = {o.scale_set: o for o in report.islands}
+    assert outcome["demo-gpu-1"].ok  # the 429 on the POST was waited out and retried
+    assert len(arm.fake.calls("POST", "/demo-gpu-1/start")) == 2 and time.monotonic() - started >= 0.9
+    assert outcome["demo-infer-0"].code == "OperationNotAllowed"
+    assert "azcluster preflight demo" in outcome["demo-infer-0"].hint
+
+
+def test_stop_with_progress_display_and_a_failed_operation(arm, cluster) -> None:
+    cluster[0].deallocate_error = ("InternalExecutionError", "An internal execution error occurred.")
+    report = ops.stop_cluster(spec(), arm.context(), "demo", progress=True)
+    assert [o.ok for o in report.islands] == [False, True, True]
+    assert report.islands[0].code == "InternalExecutionError"
+    assert [i.power for i in cluster[0].instances] == ["running"] * 3
+
+
+def test_stop_without_a_cluster_is_a_clear_refusal(arm) -> None:
+    arm.fake.add_resource_group("demo-rg")
+    with pytest.raises(AzclusterError) as caught:
+        ops.stop_cluster(spec(), arm.context(), "demo", progress=False)
+    assert caught.value.exit_code == EXIT_REFUSED
+    assert "azcluster-cluster=demo" in caught.value.message
+
+
+def test_hosts_per_island_from_private_ips(arm, cluster) -> None:
+    cluster[0].instances[1].power = "deallocated"
+    files = ops.hostfiles(spec(), arm.context(), "demo")
+    assert [(f.pool, f.island) for f in files] == [("gpu", 0), ("gpu", 1), ("infer", 0)]
+    assert files[0].text() == "10.42.0.4\n10.42.0.6\n"
+    assert [n.computer_name for n in files[0].excluded] == ["gpu0000001"]
+    assert files[1].text("mpi") == "10.42.1.4 slots=8\n10.42.1.5 slots=8\n"
+    assert files[2].slots == 2
+
+    only = ops.hostfiles(spec(), arm.context(), "demo", island=1)
+    assert [(f.pool, f.island) for f in only] == [("gpu", 1)]
+    infer = ops.hostfiles(spec(), arm.context(), "demo", pool="infer", island=0)
+    assert infer[0].to_json()["hosts"] == [{"name": "infer0000000", "private_ip": "10.42.16.4"}]
+
+    with pytest.raises(AzclusterError) as caught:
+        ops.hostfiles(spec(), arm.context(), "demo", island=7)
+    assert caught.value.exit_code == EXIT_USAGE and "gpu/0" in caught.value.hint
+
+
+def test_hosts_written_as_files(arm, cluster, tmp_path, capsys) -> None:
+    files = ops.hostfiles(spec(), arm.context(), "demo", pool="gpu")
+    ops.print_hostfiles(files, "plain", tmp_path / "hosts")
+    assert (tmp_path / "hosts" / "hostfile.gpu.0").read_text() == "10.42.0.4\n10.42.0.5\n10.42.0.6\n"
+    assert (tmp_path / "hosts" / "hostfile.gpu.1").read_text() == "10.42.1.4\n10.42.1.5\n"
+    assert capsys.readouterr().out == ""
