@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from typer.core import TyperGroup
@@ -219,6 +219,183 @@ def plan(stack: StackArg, json: JsonOpt = False, suppress: SuppressOpt = None) -
 
 
 # --- end plan ------------------------------------------------------------------------------------------
+
+
+# --- talking to Azure: preflight, status, stop, start, hosts (issue 4) -------------------------------------
+# Each command: load the stack, connect (azcluster.azure), call one function, render. The Azure SDKs are
+# imported inside those functions, never here.
+
+SubscriptionOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--subscription",
+        metavar="ID",
+        help="Subscription id (or a name the Azure CLI knows). Default: AZURE_SUBSCRIPTION_ID, then the "
+        "Azure CLI's default subscription.",
+        show_default=False,
+    ),
+]
+AuthOpt = Annotated[
+    Literal["cli", "env", "msi", "oidc"] | None,
+    typer.Option(
+        "--auth",
+        help="Credential to use: Azure CLI login, service principal in AZURE_* variables, managed identity, "
+        "or workload identity federation (OIDC). Default: try them in turn (DefaultAzureCredential).",
+        show_default=False,
+    ),
+]
+CloudOpt = Annotated[
+    Literal["AzureCloud", "AzureUSGovernment", "AzureChinaCloud"] | None,
+    typer.Option(
+        "--cloud",
+        case_sensitive=False,
+        help="Azure cloud. Default: the Azure CLI's cloud for the subscription, else AzureCloud. "
+        "AZCLUSTER_ARM_ENDPOINT overrides the Resource Manager endpoint.",
+        show_default=False,
+    ),
+]
+
+
+def _connect(subscription: str | None, auth: str | None, cloud: str | None):  # noqa: ANN202
+    from . import azure
+
+    return azure.connect(subscription, auth, cloud)
+
+
+@app.command()
+def preflight(
+    stack: StackArg,
+    json: JsonOpt = False,
+    subscription: SubscriptionOpt = None,
+    auth: AuthOpt = None,
+    cloud: CloudOpt = None,
+) -> None:
+    """Ask Azure whether the stack will deploy: sizes offered and not restricted, zones, vCPU quota.
+
+    Exit 0 when it fits; 1 with the blockers, the exact quota increases to request and the regions where
+    the sizes are offered; 3 without a credential or subscription.
+    """
+    from . import ops, render
+    from . import preflight as checks
+
+    name, spec = ops.load_spec(stack)
+    result = checks.run_preflight(spec, _connect(subscription, auth, cloud), name)
+    if json:
+        render.print_json(result.to_json())
+    else:
+        checks.print_report(result)
+    if not result.ok:
+        raise typer.Exit(EXIT_REFUSED)
+
+
+@app.command()
+def status(
+    stack: StackArg,
+    json: JsonOpt = False,
+    subscription: SubscriptionOpt = None,
+    auth: AuthOpt = None,
+    cloud: CloudOpt = None,
+) -> None:
+    """Show a built cluster: islands, nodes (private IP, power, health), login node, running cost.
+
+    Found by tags, no Pulumi state needed. Unhealthy nodes (Application Health extension) are listed.
+    Exit 1 when no part of the cluster is found.
+    """
+    from . import ops, render
+
+    name, spec = ops.load_spec(stack)
+    result = ops.cluster_status(spec, _connect(subscription, auth, cloud), name)
+    if json:
+        render.print_json(result.to_json())
+    else:
+        ops.print_status(result)
+    if not result.found:
+        raise typer.Exit(EXIT_REFUSED)
+
+
+@app.command()
+def stop(
+    stack: StackArg,
+    json: JsonOpt = False,
+    subscription: SubscriptionOpt = None,
+    auth: AuthOpt = None,
+    cloud: CloudOpt = None,
+) -> None:
+    """Deallocate every GPU scale set in parallel: no compute is billed; disks, IPs and storage stay.
+
+    Local NVMe scratch is wiped by deallocation. Exit 1 if any island failed (the others stay stopped).
+    """
+    from . import ops, render
+
+    name, spec = ops.load_spec(stack)
+    report = ops.stop_cluster(spec, _connect(subscription, auth, cloud), name)
+    if json:
+        render.print_json(report.to_json())
+    else:
+        ops.print_operation(report)
+    if not report.ok:
+        raise typer.Exit(EXIT_REFUSED)
+
+
+@app.command()
+def start(
+    stack: StackArg,
+    json: JsonOpt = False,
+    subscription: SubscriptionOpt = None,
+    auth: AuthOpt = None,
+    cloud: CloudOpt = None,
+) -> None:
+    """Start every GPU scale set in parallel; on allocation or quota failures, say which island failed.
+
+    Exit 1 if any island failed (the others stay running).
+    """
+    from . import ops, render
+
+    name, spec = ops.load_spec(stack)
+    report = ops.start_cluster(spec, _connect(subscription, auth, cloud), name)
+    if json:
+        render.print_json(report.to_json())
+    else:
+        ops.print_operation(report)
+    if not report.ok:
+        raise typer.Exit(EXIT_REFUSED)
+
+
+@app.command()
+def hosts(
+    stack: StackArg,
+    island: Annotated[
+        int | None, typer.Option("--island", min=0, help="Only this island (index within its pool).")
+    ] = None,
+    pool: Annotated[str | None, typer.Option("--pool", help="Only this pool.")] = None,
+    fmt: Annotated[
+        Literal["plain", "mpi"],
+        typer.Option("--format", help="plain: one IP per line; mpi: `IP slots=GPUs`."),
+    ] = "plain",
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write one file per island, hostfile.POOL.ISLAND, into this directory."),
+    ] = None,
+    json: JsonOpt = False,
+    subscription: SubscriptionOpt = None,
+    auth: AuthOpt = None,
+    cloud: CloudOpt = None,
+) -> None:
+    """Print a hostfile per InfiniBand island (running nodes' private IPs), for mpirun, torchrun or Slurm.
+
+    A job that spans two islands falls back to Ethernet: give each job one island's hostfile.
+    """
+    from . import ops, render
+
+    name, spec = ops.load_spec(stack)
+    files = ops.hostfiles(spec, _connect(subscription, auth, cloud), name, island=island, pool=pool)
+    if json:
+        render.print_json({"stack": name, "islands": [hostfile.to_json() for hostfile in files]})
+    else:
+        ops.print_hostfiles(files, fmt, out)
+
+
+# --- end talking to Azure ----------------------------------------------------------------------------------
 
 
 def main() -> None:
