@@ -398,6 +398,230 @@ def hosts(
 # --- end talking to Azure ----------------------------------------------------------------------------------
 
 
+# --- lifecycle through the Pulumi engine: up, preview, down, refresh, outputs, cancel, list (issue 5) ---
+# Thin: parse, call one azcluster.lifecycle function, render. pulumi.automation loads inside the engine.
+
+BackendOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--backend",
+        metavar="URL",
+        help="Where stack state lives: file://DIR, azblob://CONTAINER?storage_account=ACCOUNT, ... "
+        "Default: $PULUMI_BACKEND_URL, else file://~/.azcluster/state.",
+    ),
+]
+SecretsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--secrets-provider",
+        metavar="PROVIDER",
+        help="How the stack's secrets are encrypted: passphrase (PULUMI_CONFIG_PASSPHRASE[_FILE]) or "
+        "azurekeyvault://VAULT.vault.azure.net/keys/KEY. "
+        "Default: what the stack file records, else passphrase.",
+    ),
+]
+YesOpt = Annotated[
+    bool,
+    typer.Option("--yes", "-y", help="Confirm without asking (required when there is no terminal, e.g. CI)."),
+]
+
+
+def _engine_options(backend: str | None, secrets_provider: str | None):
+    from .engine import EngineOptions
+
+    return EngineOptions(backend=backend, secrets_provider=secrets_provider)
+
+
+def _lifecycle(json: bool, stack: str | None, work, show) -> None:
+    """Run one lifecycle function: its document on stdout with --json (also for failures), else `show`."""
+    from . import lifecycle, render
+
+    try:
+        document = work()
+    except AzclusterError as err:
+        if json:
+            render.print_json(lifecycle.error_document(stack, err))
+        if not json and hasattr(err, "failures"):
+            _show_failures(err)
+        raise
+    if json:
+        render.print_json(document)
+    else:
+        show(document)
+
+
+def _show_failures(err) -> None:
+    """Each failed resource: what it is, Azure's code and sentence, and what to do about it."""
+    from rich.markup import escape
+
+    from . import render
+
+    for failure in err.failures:
+        code = f" [bold]{failure.code}[/]" if failure.code else ""
+        kind = failure.type.rsplit(":", 1)[-1]
+        render.console.print(f"[bold red]✗[/] {kind} [cyan]{escape(failure.name)}[/]{code}", soft_wrap=True)
+        render.console.print(f"  {escape(failure.message)}", soft_wrap=True)
+        if failure.remedy:
+            render.console.print(
+                f"  [dim]what to do:[/] {escape(failure.remedy.for_stack(err.stack))}", soft_wrap=True
+            )
+
+
+@app.command()
+def up(
+    stack: StackArg,
+    yes: YesOpt = False,
+    json: JsonOpt = False,
+    skip_preflight: Annotated[
+        bool,
+        typer.Option("--skip-preflight", help="Deploy without asking Azure about quota and sizes first."),
+    ] = False,
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="Refresh the state from Azure before deploying.")
+    ] = False,
+    suppress: SuppressOpt = None,
+    backend: BackendOpt = None,
+    secrets_provider: SecretsOpt = None,
+) -> None:
+    """Deploy the cluster: validate, preflight, preview with cost, confirm, then deploy with live progress.
+
+    Re-running converges: a deployed stack shows no changes, a failed one resumes from what exists.
+    """
+    from . import lifecycle
+
+    _lifecycle(
+        json,
+        stack,
+        lambda: lifecycle.up(
+            stack,
+            yes=yes,
+            skip_preflight=skip_preflight,
+            refresh=refresh,
+            options=_engine_options(backend, secrets_provider),
+            suppress=suppress or (),
+            quiet=json,
+        ),
+        lifecycle.render_up,
+    )
+
+
+@app.command()
+def preview(
+    stack: StackArg, json: JsonOpt = False, backend: BackendOpt = None, secrets_provider: SecretsOpt = None
+) -> None:
+    """Show what `up` would create, change or delete (the engine's real preview) and the cost per hour."""
+    from . import lifecycle
+
+    _lifecycle(
+        json,
+        stack,
+        lambda: lifecycle.preview(stack, options=_engine_options(backend, secrets_provider)),
+        lifecycle.render_preview,
+    )
+
+
+@app.command()
+def down(
+    stack: StackArg,
+    yes: YesOpt = False,
+    delete_data: Annotated[
+        bool,
+        typer.Option(
+            "--delete-data",
+            help="Also delete data-bearing storage (Managed Lustre, blob account). Asks you to type the "
+            "stack name; in CI give --yes too. Lustre with blob integration must be archived first.",
+        ),
+    ] = False,
+    json: JsonOpt = False,
+    backend: BackendOpt = None,
+    secrets_provider: SecretsOpt = None,
+) -> None:
+    """Destroy the cluster. Storage that holds data is kept (and reported) unless --delete-data."""
+    from . import lifecycle
+
+    _lifecycle(
+        json,
+        stack,
+        lambda: lifecycle.down(
+            stack, yes=yes, delete_data=delete_data, options=_engine_options(backend, secrets_provider)
+        ),
+        lifecycle.render_down,
+    )
+
+
+@app.command()
+def refresh(
+    stack: StackArg,
+    yes: YesOpt = False,
+    json: JsonOpt = False,
+    backend: BackendOpt = None,
+    secrets_provider: SecretsOpt = None,
+) -> None:
+    """Read what exists in Azure back into the stack's state; nothing in Azure changes."""
+    from . import lifecycle, render
+
+    _lifecycle(
+        json,
+        stack,
+        lambda: lifecycle.refresh(stack, yes=yes, options=_engine_options(backend, secrets_provider)),
+        lambda doc: render.stdout.print(f"{doc['stack']}: state refreshed"),
+    )
+
+
+@app.command()
+def outputs(
+    stack: StackArg,
+    json: JsonOpt = False,
+    show_secrets: Annotated[
+        bool, typer.Option("--show-secrets", help="Print secret outputs in clear.")
+    ] = False,
+    backend: BackendOpt = None,
+    secrets_provider: SecretsOpt = None,
+) -> None:
+    """The stack's outputs (secrets masked unless --show-secrets)."""
+    from . import lifecycle
+
+    _lifecycle(
+        json,
+        stack,
+        lambda: lifecycle.outputs(
+            stack, show_secrets=show_secrets, options=_engine_options(backend, secrets_provider)
+        ),
+        lifecycle.render_outputs,
+    )
+
+
+@app.command()
+def cancel(
+    stack: StackArg,
+    yes: YesOpt = False,
+    json: JsonOpt = False,
+    backend: BackendOpt = None,
+) -> None:
+    """Release a stack's lock left by an update that died (killed, CI run cancelled)."""
+    from . import lifecycle
+
+    _lifecycle(
+        json,
+        stack,
+        lambda: lifecycle.cancel(stack, yes=yes, options=_engine_options(backend, None)),
+        lambda doc: None,
+    )
+
+
+@app.command("list")
+def list_(json: JsonOpt = False, backend: BackendOpt = None) -> None:
+    """Every stack: stack files and what the backend knows, with last update, state, nodes and cost."""
+    from . import lifecycle
+
+    _lifecycle(
+        json, None, lambda: lifecycle.list_stacks(_engine_options(backend, None)), lifecycle.render_list
+    )
+
+
+# --- end lifecycle (issue 5) -----------------------------------------------------------------------------
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

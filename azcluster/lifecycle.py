@@ -1,0 +1,745 @@
+"""Bring clusters up and down: the logic behind `up`, `preview`, `down`, `refresh`, `outputs`, `cancel`
+and `list`, over the narrow `engine.Engine` interface.
+
+The CLI calls one function per command and renders its result; everything a person or CI needs to know
+comes back as a JSON-ready document, and every expected failure is an AzclusterError that says what to
+do. Two seams are module-level on purpose, so tests swap them without touching any SDK:
+`engine_factory` (the Pulumi engine; default: the Automation API adapter, which checks the CLI first)
+and `preflight_runner` (asks Azure about quota and sizes).
+
+Rules kept here:
+- Everything that creates, changes or destroys asks first. `--yes` answers for CI; without a terminal and
+  without `--yes` the command refuses (exit 2) instead of hanging on a prompt nobody can answer.
+- Order: the Pulumi CLI check (exit 3) comes before the stack file, validation, secrets and Azure
+  credentials, so a missing tool is the first thing a user hears about.
+- `down` keeps every protected (data-bearing) resource and what it stands on unless `--delete-data` is
+  given and confirmed by typing the stack name (or `--yes --delete-data`). Before deleting a Managed
+  Lustre file system with blob integration it needs an archive to blob that started after the last
+  change to the cluster's compute; otherwise it refuses and prints the `az amlfs archive` commands.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .engine import (
+    AML_FILESYSTEM,
+    SECRET_MASK,
+    Engine,
+    EngineOptions,
+    OutputValue,
+    StackRef,
+    StateResource,
+    UpdateFailed,
+    open_engine,
+)
+from .errors import EXIT_REFUSED, EXIT_USAGE, AzclusterError
+
+if TYPE_CHECKING:
+    from components.spec import ClusterSpec
+
+    from .stackfile import LoadedStack
+
+
+engine_factory: Callable[[EngineOptions], Engine] = open_engine
+"""Makes the engine for a command. Tests replace it with a recording fake."""
+
+
+def _default_preflight(loaded: LoadedStack) -> Any:
+    from . import azure, preflight
+
+    assert loaded.spec is not None
+    return preflight.run_preflight(loaded.spec, azure.connect(), loaded.name)
+
+
+preflight_runner: Callable[[LoadedStack], Any] = _default_preflight
+"""Runs preflight for a loaded stack and returns a result with `.ok`, `.blockers` and `to_json()`."""
+
+
+def is_interactive() -> bool:
+    """Whether someone can answer a prompt: stdin is a terminal."""
+    try:
+        return sys.stdin.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+class CommandFailed(AzclusterError):
+    """An AzclusterError that also carries the JSON document `--json` prints for it."""
+
+    def __init__(self, error: AzclusterError, document: dict[str, Any]) -> None:
+        super().__init__(error.message, error.hint, error.exit_code)
+        self.document = document
+
+
+def error_document(stack: str | None, err: AzclusterError) -> dict[str, Any]:
+    """The one JSON shape of a failure: what, what to do, the exit code, and per-resource details."""
+    document: dict[str, Any] = {
+        "stack": stack,
+        "ok": False,
+        "error": {"message": err.message, "hint": err.hint, "exit_code": err.exit_code},
+    }
+    if isinstance(err, CommandFailed):
+        document.update({k: v for k, v in err.document.items() if k not in ("stack", "ok", "error")})
+    if isinstance(err, UpdateFailed):
+        document["error"].update(err.to_json())
+    return document
+
+
+# --- asking ---------------------------------------------------------------------------------------------
+
+
+def confirm(question: str, *, yes: bool, action: str) -> None:
+    """Ask on the terminal unless --yes; refuse (exit 2) when nobody can answer."""
+    if yes:
+        return
+    if not is_interactive():
+        raise AzclusterError(
+            f"refusing to {action} without confirmation: there is no terminal to ask on",
+            "pass --yes to confirm (CI runs are non-interactive)",
+            EXIT_USAGE,
+        )
+    import typer
+
+    if not typer.confirm(question, default=False, err=True):
+        raise AzclusterError("cancelled: nothing was changed", "", EXIT_REFUSED)
+
+
+def confirm_by_name(stack: str, question: str, *, yes: bool) -> None:
+    """The second ask before data is destroyed: type the stack's name (or --yes --delete-data in CI)."""
+    if yes:
+        return
+    if not is_interactive():
+        raise AzclusterError(
+            f"refusing to delete stack {stack}'s data without confirmation: there is no terminal to ask on",
+            "in CI pass both --yes and --delete-data; interactively, type the stack name when asked",
+            EXIT_USAGE,
+        )
+    import typer
+
+    typed = typer.prompt(f"{question}\nType the stack name ({stack}) to confirm", default="", err=True)
+    if typed.strip() != stack:
+        raise AzclusterError(
+            f"{typed.strip()!r} is not {stack!r}: nothing was deleted",
+            "type the stack name exactly",
+            EXIT_REFUSED,
+        )
+
+
+# --- shared steps -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    engine: Engine
+    loaded: LoadedStack
+    ref: StackRef
+
+    @property
+    def name(self) -> str:
+        return self.loaded.name
+
+
+def open_target(stack: str, options: EngineOptions) -> Target:
+    """The engine first (the Pulumi CLI check, exit 3), then the stack file (exit 2 when unreadable)."""
+    from . import stackfile
+
+    engine = engine_factory(options)
+    loaded = stackfile.load_stack(stack)
+    return Target(engine, loaded, StackRef(loaded.name, Path(loaded.path)))
+
+
+def _console() -> Any:
+    from .render import console
+
+    return console
+
+
+def _notes(target: Target) -> None:
+    for note in getattr(target.engine, "notes", []) or []:
+        _console().print(f"[dim]{note}[/]", soft_wrap=True)
+
+
+def cost_per_hour(spec: ClusterSpec | None) -> float | None:
+    if spec is None:
+        return None
+    from .plan import summarize
+
+    return summarize(spec).cost_per_hour_usd
+
+
+def count_changes(changes: Mapping[str, int]) -> dict[str, int]:
+    """Pulumi's op counts folded into what people ask: create, update, replace, delete, unchanged."""
+    folded = {"create": 0, "update": 0, "replace": 0, "delete": 0, "same": 0}
+    for op, count in changes.items():
+        key = {"create-replacement": "replace", "delete-replaced": None, "import": "create"}.get(op, op)
+        if key in folded:
+            folded[key] += int(count)
+    return folded
+
+
+def has_changes(changes: Mapping[str, int]) -> bool:
+    folded = count_changes(changes)
+    return any(folded[key] for key in ("create", "update", "replace", "delete"))
+
+
+def changes_text(changes: Mapping[str, int]) -> str:
+    folded = count_changes(changes)
+    parts = [f"{folded[key]} to {key}" for key in ("create", "update", "replace", "delete") if folded[key]]
+    if folded["same"]:
+        parts.append(f"{folded['same']} unchanged")
+    return ", ".join(parts) or "no changes"
+
+
+def masked(outputs: Mapping[str, OutputValue], show_secrets: bool) -> dict[str, Any]:
+    return {
+        key: out.value if (show_secrets or not out.secret) else SECRET_MASK for key, out in outputs.items()
+    }
+
+
+def _live(title: str) -> Any:
+    from .live import LiveView
+
+    return LiveView(_console(), title)
+
+
+# --- up ---------------------------------------------------------------------------------------------------
+
+
+def up(
+    stack: str,
+    *,
+    yes: bool = False,
+    skip_preflight: bool = False,
+    refresh: bool = False,
+    options: EngineOptions | None = None,
+    suppress: Sequence[str] = (),
+    quiet: bool = False,
+) -> dict[str, Any]:
+    """validate -> preflight -> preview -> confirm -> deploy (live view) -> what a user needs to log in."""
+    from components.findings import has_errors
+
+    from . import render, stackfile
+
+    target = open_target(stack, options or EngineOptions())
+    name, loaded = target.name, target.loaded
+    findings = stackfile.validate(loaded, suppress)
+    if has_errors(findings):
+        if not quiet:
+            render.print_findings(findings, str(loaded.path))
+        raise CommandFailed(
+            AzclusterError(
+                f"stack {name} has validation errors; nothing was deployed",
+                f"fix them (`azcluster validate {name}` lists them with file:line)",
+                EXIT_REFUSED,
+            ),
+            {"findings": [f.to_json() for f in findings]},
+        )
+    spec = loaded.spec
+    assert spec is not None  # no error findings means the spec parsed
+    source = target.engine.check_secrets(target.ref)
+    _notes(target)
+    if not skip_preflight:
+        result = preflight_runner(loaded)
+        if not result.ok:
+            if not quiet:
+                for blocker in result.blockers:
+                    render.error(blocker.message, blocker.hint)
+            raise CommandFailed(
+                AzclusterError(
+                    f"preflight: Azure would refuse stack {name} ({len(result.blockers)} problem"
+                    f"{'s' if len(result.blockers) != 1 else ''}); nothing was deployed",
+                    f"fix them, or pass --skip-preflight if you know better (`azcluster preflight {name}`)",
+                    EXIT_REFUSED,
+                ),
+                {"preflight": result.to_json()},
+            )
+    cost = cost_per_hour(spec)
+    console = _console()
+    with console.status(f"previewing {name} …"):
+        preview = target.engine.preview(target.ref)
+    console.print(
+        f"[bold]{name}[/] ({spec.location}): {changes_text(preview.changes)}; "
+        f"about [bold]${cost:,.2f}/hour[/] once running (secrets: {source})",
+        soft_wrap=True,
+    )
+    document: dict[str, Any] = {
+        "stack": name,
+        "ok": True,
+        "location": spec.location,
+        "preview": count_changes(preview.changes),
+        "cost_per_hour_usd": cost,
+    }
+    if has_changes(preview.changes) or refresh:
+        confirm(
+            f"Deploy stack {name} ({changes_text(preview.changes)}, ~${cost:,.2f}/h)?",
+            yes=yes,
+            action="deploy",
+        )
+        with _live(f"up {name}") as view:
+            update = target.engine.up(target.ref, view, refresh=refresh)
+        outputs = update.outputs
+        document["changes"] = count_changes(update.changes)
+        document["seconds"] = update.seconds
+    else:
+        console.print(f"{name} is up to date: nothing to deploy")
+        outputs = target.engine.outputs(target.ref)
+        document["changes"] = count_changes(preview.changes)
+    document["outputs"] = masked(outputs, show_secrets=False)
+    document["access"] = access(name, spec, outputs)
+    return document
+
+
+def _private_key_for(spec: ClusterSpec) -> str:
+    """The private key whose public half the spec carries, when it is one of the usual ~/.ssh files."""
+    wanted = {" ".join(key.split()[:2]) for key in spec.ssh.public_keys}
+    ssh_dir = Path.home() / ".ssh"
+    for stem in ("id_ed25519", "id_ecdsa", "id_rsa"):
+        public = ssh_dir / f"{stem}.pub"
+        try:
+            text = " ".join(public.read_text(encoding="utf-8").split()[:2])
+        except OSError:
+            continue
+        if text in wanted:
+            return f"~/.ssh/{stem}"
+    return "<private key for ssh.public_keys>"
+
+
+def access(stack: str, spec: ClusterSpec, outputs: Mapping[str, OutputValue]) -> dict[str, Any]:
+    """How to reach the cluster: Bastion SSH to the login node, hostfiles, the Lustre mount."""
+
+    def value(key: str) -> Any:
+        out = outputs.get(key)
+        return out.value if out is not None and not out.secret else None
+
+    rg = value("resource_group_name") or spec.resource_group_name
+    ip = value("login_private_ip")
+    user = spec.ssh.admin_username
+    key = _private_key_for(spec)
+    ssh = None
+    if ip and spec.network.bastion:
+        bastion = value("bastion_name") or f"{spec.name}-bastion"
+        vm_id = value("login_vm_id")
+        target = f"--target-resource-id {vm_id}" if vm_id else f"--target-ip-address {ip}"
+        ssh = (
+            f"az network bastion ssh --name {bastion} --resource-group {rg} {target} "
+            f"--auth-type ssh-key --username {user} --ssh-key {key}"
+        )
+    elif ip:
+        ssh = f"ssh -i {key} {user}@{ip}"
+    return {
+        "resource_group": rg,
+        "login_private_ip": ip,
+        "ssh": ssh,
+        "hostfiles": f"azcluster hosts {stack}",
+        "lustre_mount": value("lustre_mount_command"),
+        "blob_account": value("blob_account_name"),
+    }
+
+
+def render_up(document: Mapping[str, Any]) -> None:
+    """What a user needs after `up`: how to log in, get hostfiles, mount Lustre (stdout, for people)."""
+    from .render import stdout
+
+    reach = document.get("access") or {}
+    stdout.print(
+        f"[bold green]{document['stack']} is up[/] (~${document.get('cost_per_hour_usd') or 0:,.2f}/h)"
+    )
+    if reach.get("ssh"):
+        stdout.print(f"  login node:  {reach['ssh']}", soft_wrap=True)
+    stdout.print(f"  hostfiles:   {reach.get('hostfiles')}", soft_wrap=True)
+    if reach.get("lustre_mount"):
+        stdout.print(f"  Lustre:      {reach['lustre_mount']}", soft_wrap=True)
+    if reach.get("blob_account"):
+        stdout.print(f"  blob data:   {reach['blob_account']}", soft_wrap=True)
+    stdout.print(f"  stop paying: azcluster down {document['stack']}  (keeps data)")
+
+
+# --- preview ----------------------------------------------------------------------------------------
+
+
+def preview(stack: str, *, options: EngineOptions | None = None) -> dict[str, Any]:
+    """The engine's real preview: what `up` would create, change or delete, and the cost once running."""
+    target = open_target(stack, options or EngineOptions())
+    target.engine.check_secrets(target.ref)
+    _notes(target)
+    with _console().status(f"previewing {target.name} …"):
+        result = target.engine.preview(target.ref)
+    return {
+        "stack": target.name,
+        "ok": True,
+        "changes": count_changes(result.changes),
+        "steps": [step.to_json() for step in result.steps],
+        "cost_per_hour_usd": cost_per_hour(target.loaded.spec),
+    }
+
+
+def render_preview(document: Mapping[str, Any]) -> None:
+    from rich.table import Table
+
+    from .live import short_type
+    from .render import stdout
+
+    steps = document.get("steps") or []
+    if steps:
+        table = Table(show_header=True, header_style="bold")
+        for column in ("op", "type", "name"):
+            table.add_column(column, no_wrap=column != "name")
+        style = {"create": "green", "delete": "red", "replace": "yellow", "update": "yellow"}
+        for step in steps:
+            op = step["op"]
+            table.add_row(f"[{style.get(op, 'white')}]{op}[/]", short_type(step["type"]), step["name"])
+        stdout.print(table)
+    cost = document.get("cost_per_hour_usd")
+    cost_text = f"; ~${cost:,.2f}/hour once running" if cost is not None else ""
+    stdout.print(f"{document['stack']}: {changes_text(document['changes'])}{cost_text}")
+
+
+# --- down ---------------------------------------------------------------------------------------------
+
+
+ARCHIVE_BUSY = ("InProgress", "FSScanInProgress", "Cancelling")
+
+
+def managed(resources: Sequence[StateResource]) -> list[StateResource]:
+    """Resources Azure holds (not the stack, providers or components)."""
+    return [r for r in resources if r.custom and not r.is_provider]
+
+
+def has_blob_integration(resource: StateResource) -> bool:
+    for props in (resource.outputs, resource.inputs):
+        hsm = props.get("hsm") if isinstance(props, Mapping) else None
+        settings = hsm.get("settings") if isinstance(hsm, Mapping) else None
+        if isinstance(settings, Mapping) and settings.get("container"):
+            return True
+    return False
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not value or not isinstance(value, str):
+        return None
+    text = value.strip().replace("Z", "+00:00")
+    if "." in text:  # Azure writes up to 7 fractional digits; Python reads 6
+        head, _, rest = text.partition(".")
+        digits = "".join(ch for ch in rest if ch.isdigit())
+        zone = rest[len(digits) :]
+        text = f"{head}.{digits[:6]}{zone}"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class ArchiveVerdict:
+    ok: bool
+    reason: str
+
+
+def archive_verdict(outputs: Mapping[str, Any], since: datetime | None) -> ArchiveVerdict:
+    """Whether a Managed Lustre file system's changes are in blob: an archive of `/` that completed and
+    started after `since` (when the cluster's compute last changed). Reads `hsm.archiveStatus` as Azure
+    reports it (states: NotConfigured, Idle, InProgress, Canceled, Completed, Failed, Cancelling,
+    FSScanInProgress)."""
+    hsm = outputs.get("hsm") if isinstance(outputs.get("hsm"), Mapping) else {}
+    entries = [e for e in (hsm.get("archiveStatus") or []) if isinstance(e, Mapping)]
+    statuses = [(e.get("filesystemPath") or "/", e.get("status") or {}) for e in entries]
+    for path, status in statuses:
+        if status.get("state") in ARCHIVE_BUSY:
+            percent = status.get("percentComplete")
+            done = f", {percent}% done" if percent is not None else ""
+            return ArchiveVerdict(False, f"an archive of {path} is still running ({status['state']}{done})")
+    for path, status in statuses:
+        if status.get("state") == "Failed":
+            why = status.get("errorMessage") or status.get("errorCode") or "no reason given"
+            return ArchiveVerdict(False, f"the last archive of {path} failed: {why}")
+    completed = [
+        (_parse_time(status.get("lastStartedTime")), status)
+        for path, status in statuses
+        if status.get("state") == "Completed" and path in ("/", "")
+    ]
+    if not completed:
+        return ArchiveVerdict(False, "no completed archive of the whole file system (/) to blob")
+    started = max((moment for moment, _ in completed if moment), default=None)
+    if since is not None and (started is None or started < since):
+        when = started.isoformat() if started else "at an unknown time"
+        return ArchiveVerdict(
+            False, f"the last archive started {when}, before the cluster last changed ({since.isoformat()})"
+        )
+    return ArchiveVerdict(True, f"archived to blob (started {started.isoformat() if started else '?'})")
+
+
+def _resource_group_of(resource: StateResource) -> str:
+    parts = resource.id.split("/")
+    lowered = [p.lower() for p in parts]
+    if "resourcegroups" in lowered:
+        index = lowered.index("resourcegroups")
+        if index + 1 < len(parts):
+            return parts[index + 1]
+    return str(resource.inputs.get("resourceGroupName") or "<resource-group>")
+
+
+def _azure_name(resource: StateResource) -> str:
+    return str(resource.outputs.get("name") or resource.id.rsplit("/", 1)[-1] or resource.name)
+
+
+def archive_hint(stack: str, filesystems: Sequence[StateResource]) -> str:
+    lines = []
+    for fs in filesystems:
+        name, rg = _azure_name(fs), _resource_group_of(fs)
+        lines.append(f"`az amlfs archive --amlfs-name {name} --resource-group {rg} --filesystem-path /`")
+        lines.append(
+            f"wait until `az amlfs show --amlfs-name {name} --resource-group {rg} "
+            '--query "hsm.archiveStatus[0].status.state"` says Completed'
+        )
+    return (
+        "archive to blob first: "
+        + "; then ".join(lines)
+        + f"; then re-run `azcluster down {stack} --delete-data`. Anything written to Lustre and not "
+        "archived is lost when the file system is deleted"
+    )
+
+
+def _kept_json(resources: Sequence[StateResource]) -> list[dict[str, Any]]:
+    return [{"urn": r.urn, "type": r.type, "name": r.name, "id": r.id, "data": r.protect} for r in resources]
+
+
+def down(
+    stack: str,
+    *,
+    yes: bool = False,
+    delete_data: bool = False,
+    options: EngineOptions | None = None,
+    now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+) -> dict[str, Any]:
+    """Destroy the cluster, keeping protected storage (and what it stands on) unless --delete-data."""
+    target = open_target(stack, options or EngineOptions())
+    name, engine, ref = target.name, target.engine, target.ref
+    engine.check_secrets(ref)
+    _notes(target)
+    before = managed(engine.state(ref))
+    if not before:
+        _console().print(f"{name}: nothing is deployed")
+        return {"stack": name, "ok": True, "destroyed": 0, "kept": [], "data_deleted": False}
+    data = [r for r in before if r.protect]
+    data_text = ", ".join(f"{r.name} ({r.type.rsplit(':', 1)[-1]})" for r in data) or "none"
+    if delete_data:
+        confirm_by_name(
+            name,
+            f"Destroy all {len(before)} resources of {name}, INCLUDING DATA: {data_text}?",
+            yes=yes,
+        )
+    else:
+        question = (
+            f"Destroy stack {name}'s cluster, keeping the storage that holds data ({data_text}) and what it "
+            "stands on?"
+            if data
+            else f"Destroy all {len(before)} resources of stack {name}?"
+        )
+        confirm(question, yes=yes, action="destroy the cluster")
+
+    destroyed = 0
+    with _live(f"down {name}") as view:
+        result = engine.destroy(ref, view, exclude_protected=True)
+    destroyed += int(result.changes.get("delete", 0))
+    compute_changed_at = now() if destroyed else None
+    kept = managed(engine.state(ref))
+    document: dict[str, Any] = {"stack": name, "ok": True, "destroyed": destroyed, "data_deleted": False}
+    if not delete_data or not kept:
+        document["kept"] = _kept_json(kept)
+        return document
+
+    filesystems = [r for r in kept if r.type == AML_FILESYSTEM and has_blob_integration(r)]
+    if filesystems:
+        since = compute_changed_at or _last_change(engine, ref)
+        if compute_changed_at is not None:
+            verdicts = [
+                ArchiveVerdict(
+                    False,
+                    "the cluster's nodes were removed just now; changes since the last archive "
+                    "are not in blob yet",
+                )
+            ]
+        else:
+            engine.refresh(ref, targets=[fs.urn for fs in filesystems])
+            fresh = {r.urn: r for r in engine.state(ref)}
+            verdicts = [archive_verdict(fresh.get(fs.urn, fs).outputs, since) for fs in filesystems]
+        refused = [v for v in verdicts if not v.ok]
+        if refused:
+            document["kept"] = _kept_json(kept)
+            raise CommandFailed(
+                AzclusterError(
+                    f"{name}: the cluster is down but its data is kept: Managed Lustre with blob integration "
+                    f"is not archived ({refused[0].reason})",
+                    archive_hint(name, filesystems),
+                    EXIT_REFUSED,
+                ),
+                document,
+            )
+    engine.release(ref, [r.urn for r in kept])
+    with _live(f"down {name} --delete-data") as view:
+        result = engine.destroy(ref, view, exclude_protected=False)
+    document["destroyed"] = destroyed + int(result.changes.get("delete", 0))
+    document["data_deleted"] = True
+    document["kept"] = _kept_json(managed(engine.state(ref)))
+    return document
+
+
+def _last_change(engine: Engine, ref: StackRef) -> datetime | None:
+    """When the stack last created, changed or deleted resources (refreshes do not count)."""
+    for entry in engine.history(ref):
+        if entry.kind in ("update", "destroy") and (entry.end_time or entry.start_time):
+            return entry.end_time or entry.start_time
+    return None
+
+
+def render_down(document: Mapping[str, Any]) -> None:
+    from .render import stdout
+
+    kept = document.get("kept") or []
+    data = [k for k in kept if k.get("data")]
+    verb = "deleted, data included" if document.get("data_deleted") else "is down"
+    count = document.get("destroyed", 0)
+    stdout.print(
+        f"[bold]{document['stack']}[/] {verb}: {count} resource{'s' if count != 1 else ''} destroyed"
+    )
+    if data:
+        stdout.print("kept (holds data; delete with `--delete-data`):")
+        for item in data:
+            stdout.print(f"  {item['type'].rsplit(':', 1)[-1]} {item['name']}  {item['id']}", soft_wrap=True)
+        rest = len(kept) - len(data)
+        if rest:
+            plural = "s" if rest != 1 else ""
+            stdout.print(f"  and {rest} resource{plural} the data stands on (resource group, network)")
+        stdout.print(f"`azcluster up {document['stack']}` brings the cluster back onto the same data")
+
+
+# --- refresh, outputs, cancel -------------------------------------------------------------------------
+
+
+def refresh(stack: str, *, yes: bool = False, options: EngineOptions | None = None) -> dict[str, Any]:
+    """Read what exists in Azure back into the stack's state (nothing in Azure changes)."""
+    target = open_target(stack, options or EngineOptions())
+    target.engine.check_secrets(target.ref)
+    _notes(target)
+    confirm(
+        f"Refresh the state of {target.name} from Azure (resources deleted outside azcluster are dropped)?",
+        yes=yes,
+        action="refresh the stack's state",
+    )
+    with _live(f"refresh {target.name}") as view:
+        result = target.engine.refresh(target.ref, view)
+    return {"stack": target.name, "ok": True, "changes": dict(result.changes)}
+
+
+def outputs(
+    stack: str, *, show_secrets: bool = False, options: EngineOptions | None = None
+) -> dict[str, Any]:
+    target = open_target(stack, options or EngineOptions())
+    target.engine.check_secrets(target.ref)
+    found = target.engine.outputs(target.ref)
+    document: dict[str, Any] = {"stack": target.name, "ok": True, "outputs": masked(found, show_secrets)}
+    if target.loaded.spec is not None:
+        document["access"] = access(target.name, target.loaded.spec, found)
+    return document
+
+
+def render_outputs(document: Mapping[str, Any]) -> None:
+    import json
+
+    from rich.table import Table
+
+    from .render import stdout
+
+    table = Table(show_header=True, header_style="bold")
+    table.add_column("output", no_wrap=True)
+    table.add_column("value")
+    for key, value in sorted((document.get("outputs") or {}).items()):
+        shown = value if isinstance(value, str) else json.dumps(value)
+        table.add_row(key, shown)
+    stdout.print(table)
+
+
+def cancel(stack: str, *, yes: bool = False, options: EngineOptions | None = None) -> dict[str, Any]:
+    """Release a stuck lock. Only safe when the update that took it is really gone."""
+    target = open_target(stack, options or EngineOptions())
+    confirm(
+        f"Release the lock on {target.name}? Only do this if no `azcluster up/down` is still running on it",
+        yes=yes,
+        action="release the stack's lock",
+    )
+    target.engine.cancel(target.ref)
+    _console().print(
+        f"released the lock on {target.name}; run `azcluster refresh {target.name}` so the state matches "
+        "Azure before the next `up`"
+    )
+    return {"stack": target.name, "ok": True, "cancelled": True}
+
+
+# --- list ---------------------------------------------------------------------------------------------
+
+
+def list_stacks(options: EngineOptions | None = None) -> dict[str, Any]:
+    """Every stack: files under stacks/ and stacks the backend knows, with state, size and cost."""
+    from . import stackfile
+
+    engine = engine_factory(options or EngineOptions())
+    known = {summary.name.rsplit("/", 1)[-1]: summary for summary in engine.list_stacks()}
+    names = sorted(set(stackfile.available_stacks()) | set(known))
+    rows = []
+    for name in names:
+        summary = known.get(name)
+        nodes = cost = None
+        has_file = True
+        try:
+            loaded = stackfile.load_stack(name)
+            if loaded.spec is not None:
+                nodes, cost = loaded.spec.total_nodes, cost_per_hour(loaded.spec)
+        except AzclusterError:
+            has_file = False
+        if summary is None:
+            state = "not deployed"
+        elif summary.update_in_progress:
+            state = "updating"
+        elif summary.resource_count:
+            state = "deployed"
+        else:
+            state = "empty"
+        rows.append(
+            {
+                "stack": name,
+                "state": state if has_file else f"{state} (no stack file)",
+                "last_update": summary.last_update.isoformat() if summary and summary.last_update else None,
+                "resources": summary.resource_count if summary else None,
+                "nodes": nodes,
+                "cost_per_hour_usd": cost,
+            }
+        )
+    return {"ok": True, "stacks": rows}
+
+
+def render_list(document: Mapping[str, Any]) -> None:
+    from rich.table import Table
+
+    from .render import stdout
+
+    table = Table(show_header=True, header_style="bold")
+    for column in ("stack", "state", "last update", "resources", "nodes", "USD/h"):
+        table.add_column(column, justify="right" if column in ("resources", "nodes", "USD/h") else "left")
+    for row in document["stacks"]:
+        cost = row["cost_per_hour_usd"]
+        table.add_row(
+            row["stack"],
+            row["state"],
+            (row["last_update"] or "—")[:19].replace("T", " "),
+            "—" if row["resources"] is None else str(row["resources"]),
+            "—" if row["nodes"] is None else str(row["nodes"]),
+            "—" if cost is None else f"{cost:,.2f}",
+        )
+    stdout.print(table)

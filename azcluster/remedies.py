@@ -1,0 +1,268 @@
+"""What to do about an Azure error code: the table `up` (and `start` in ops) maps failures through.
+
+Azure reports failures as an error code plus a message, and the code arrives in several wrappings:
+pulumi-azure-native's azcore errors print `ERROR CODE: AllocationFailed` above a JSON body with
+`"code": "..."`, older autorest errors print `Code="..."`, ARM template validation wraps the real cause in
+`InvalidTemplateDeployment` or `ResourceDeploymentFailure` with `details`. `extract_codes` finds every code
+in a text, and `primary_code` picks the one a person can act on (the inner cause, not the wrapper).
+
+Codes and remedies follow Microsoft's "common Azure deployment errors" page and the allocation-failure
+troubleshooting guide (https://learn.microsoft.com/azure/azure-resource-manager/troubleshooting/
+common-deployment-errors, https://learn.microsoft.com/troubleshoot/azure/virtual-machines/windows/
+allocation-failure), as collected in shared/reference/azure-gpu-clusters.md.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Remedy:
+    code: str
+    what: str
+    """What the code means, in one sentence."""
+    todo: str
+    """What to do about it; may mention STACK, which `for_stack` replaces."""
+    retryable: bool = False
+    """True when re-running the same command later can succeed without changing anything."""
+
+    def for_stack(self, stack: str) -> str:
+        return self.todo.replace("STACK", stack)
+
+
+_CAPACITY = (
+    "re-run `azcluster up STACK` later (it resumes from what exists), move the pool to another zone "
+    "(`zone:`) or region, or allocate from a capacity reservation "
+    "(`pools[].capacity_reservation_group_id`); for an existing pinned scale set, deallocate all its VMs "
+    "and start them together (`azcluster stop/start STACK`)"
+)
+_QUOTA = (
+    "the subscription's vCPU quota for this VM family (or the region's total) is too low: "
+    "`azcluster preflight STACK` shows what is needed and what is free; request an increase in the portal "
+    "(Quotas > Compute) or with `az quota update`, or reduce `pools[].nodes`"
+)
+
+REMEDIES: dict[str, Remedy] = {
+    r.code: r
+    for r in [
+        Remedy(
+            "AllocationFailed",
+            "Azure has no capacity for this VM size in this region right now.",
+            _CAPACITY,
+            retryable=True,
+        ),
+        Remedy(
+            "ZonalAllocationFailed",
+            "Azure has no capacity for this VM size in the chosen availability zone right now.",
+            "try another zone (`zone:`) or leave `zone` out; or " + _CAPACITY,
+            retryable=True,
+        ),
+        Remedy(
+            "OverconstrainedAllocationRequest",
+            "The combination of size, zone, placement group and features cannot be satisfied together.",
+            "relax a constraint: leave `zone` out, make islands smaller (`pools[].island_max_nodes`), or use "
+            "a capacity reservation; then re-run `azcluster up STACK`",
+            retryable=True,
+        ),
+        Remedy(
+            "OverconstrainedZonalAllocationRequest",
+            "The zone cannot satisfy the size together with the other constraints.",
+            "leave `zone` out or pick another zone, or make islands smaller (`pools[].island_max_nodes`)",
+            retryable=True,
+        ),
+        Remedy(
+            "SkuNotAvailable",
+            "The VM size is restricted for this subscription in this region or zone.",
+            "`azcluster preflight STACK` shows where the size is offered to you; pick that region/zone or "
+            "ask Azure support to lift the restriction (a 'SKU access' request)",
+        ),
+        Remedy("QuotaExceeded", "A quota of the subscription would be exceeded.", _QUOTA),
+        Remedy("ResourceQuotaExceeded", "A quota of the subscription would be exceeded.", _QUOTA),
+        Remedy("OperationNotAllowed", "Azure refused the operation (usually a vCPU quota).", _QUOTA),
+        Remedy(
+            "InvalidTemplateDeployment",
+            "Azure rejected the request when validating it.",
+            "read the inner error above; `azcluster validate STACK` and `azcluster preflight STACK` catch "
+            "most causes before deploying",
+        ),
+        Remedy(
+            "ResourceDeploymentFailure",
+            "A resource ended in the Failed state.",
+            "read the inner error above; re-run `azcluster up STACK` once fixed (it resumes)",
+        ),
+        Remedy(
+            "MissingSubscriptionRegistration",
+            "A resource provider is not registered for the subscription.",
+            "register it, e.g. `az provider register --namespace Microsoft.StorageCache`, then re-run",
+            retryable=True,
+        ),
+        Remedy(
+            "SubscriptionNotRegistered",
+            "A resource provider is not registered for the subscription.",
+            "register it with `az provider register --namespace <namespace from the message>`, then re-run",
+            retryable=True,
+        ),
+        Remedy(
+            "AuthorizationFailed",
+            "The identity running azcluster lacks a permission.",
+            "grant it Contributor and User Access Administrator (or Role Based Access Control "
+            "Administrator) on the subscription or resource group; check with `az role assignment list`",
+        ),
+        Remedy(
+            "RequestDisallowedByPolicy",
+            "An Azure Policy assignment denied the request.",
+            "ask your Azure administrator for an exemption, or change the property the policy names",
+        ),
+        Remedy(
+            "ScopeLocked",
+            "A resource lock on the subscription or resource group prevents the change.",
+            "remove the lock (`az lock list`) or ask its owner, then re-run",
+        ),
+        Remedy(
+            "MarketplacePurchaseEligibilityFailed",
+            "The subscription cannot buy the marketplace image.",
+            "accept the image terms: `az vm image terms accept --urn <publisher:offer:sku:version>`, or use "
+            "another image",
+        ),
+        Remedy(
+            "ResourcePurchaseValidationFailed",
+            "The marketplace image's terms were not accepted.",
+            "accept them: `az vm image terms accept --urn <publisher:offer:sku:version>`, then re-run",
+        ),
+        Remedy(
+            "InvalidParameter",
+            "Azure rejected a property value.",
+            "the message names the property; `azcluster validate STACK` checks most values offline",
+        ),
+        Remedy(
+            "OSProvisioningTimedOut",
+            "VMs did not report ready in time (usually first-boot scripts).",
+            "look at the VM's boot diagnostics / serial log; re-run `azcluster up STACK` once fixed",
+            retryable=True,
+        ),
+        Remedy(
+            "VMStartTimedOut",
+            "VMs did not start in time.",
+            "re-run `azcluster up STACK`; if it persists, check boot diagnostics",
+            retryable=True,
+        ),
+        Remedy(
+            "AnotherOperationInProgress",
+            "Another operation on the same resource is still running.",
+            "wait for it to finish, then re-run `azcluster up STACK`",
+            retryable=True,
+        ),
+        Remedy(
+            "Conflict",
+            "The resource is in a state that conflicts with the change.",
+            "wait a few minutes and re-run `azcluster up STACK`",
+            retryable=True,
+        ),
+        Remedy(
+            "TooManyRequests",
+            "Azure throttled the requests.",
+            "wait a few minutes and re-run `azcluster up STACK`",
+            retryable=True,
+        ),
+        Remedy(
+            "NetworkingInternalOperationError",
+            "Azure networking hit an internal error.",
+            "re-run `azcluster up STACK`; it usually succeeds on retry",
+            retryable=True,
+        ),
+        Remedy(
+            "InternalServerError",
+            "Azure hit an internal error.",
+            "re-run `azcluster up STACK`; it usually succeeds on retry",
+            retryable=True,
+        ),
+    ]
+}
+
+WRAPPERS = frozenset(
+    {
+        "InvalidTemplateDeployment",
+        "ResourceDeploymentFailure",
+        "DeploymentFailed",
+        "Conflict",
+        "BadRequest",
+        "InternalServerError",
+    }
+)
+"""Codes that wrap the real cause; an inner code beats them."""
+
+_PATTERNS = [
+    re.compile(r"ERROR CODE:\s*([A-Za-z][A-Za-z0-9_.]*)"),
+    re.compile(r"\"code\"\s*:\s*\"([A-Za-z][A-Za-z0-9_.]*)\""),
+    re.compile(r"\bCode=\"([A-Za-z][A-Za-z0-9_.]*)\""),
+    re.compile(r"\b[Ee]rror [Cc]ode:\s*([A-Za-z][A-Za-z0-9_.]*)"),
+]
+_KNOWN_BARE = re.compile(r"\b(" + "|".join(sorted(REMEDIES, key=len, reverse=True)) + r")\b")
+
+
+def extract_codes(text: str) -> list[str]:
+    """Every error code in `text`, in order of appearance, without repeats."""
+    found: list[tuple[int, str]] = []
+    for pattern in _PATTERNS:
+        found.extend((m.start(1), m.group(1)) for m in pattern.finditer(text))
+    # Known codes also count when written bare, e.g. "(AllocationFailed) Allocation failed".
+    found.extend((m.start(1), m.group(1)) for m in _KNOWN_BARE.finditer(text) if m.group(1) != "Conflict")
+    codes: list[str] = []
+    for _, code in sorted(found):
+        if code not in codes:
+            codes.append(code)
+    return codes
+
+
+def primary_code(text: str) -> str | None:
+    """The code a person can act on: the first specific code we know, else any specific code, else the
+    wrapper."""
+    codes = extract_codes(text)
+    specific = [code for code in codes if code not in WRAPPERS]
+    known = [code for code in specific if code in REMEDIES]
+    if known:
+        # OperationNotAllowed is vague; a more specific known code next to it wins.
+        better = [code for code in known if code != "OperationNotAllowed"]
+        return (better or known)[0]
+    if specific:
+        return specific[0]
+    return codes[0] if codes else None
+
+
+def remedy_for(code: str | None, message: str = "") -> Remedy | None:
+    """The remedy for a code; OperationNotAllowed only means quota when the message says so."""
+    if code is None:
+        return None
+    if code == "OperationNotAllowed" and "quota" not in message.lower():
+        return Remedy(
+            code,
+            "Azure refused the operation.",
+            "the message says why; if it mentions a VM state, wait and re-run `azcluster up STACK`",
+        )
+    return REMEDIES.get(code)
+
+
+_JSON_MESSAGE = r"\"code\"\s*:\s*\"{code}\"\s*,\s*\"message\"\s*:\s*\"((?:[^\"\\]|\\.)*)\""
+_JSON_MESSAGE_FIRST = r"\"message\"\s*:\s*\"((?:[^\"\\]|\\.)*)\"\s*,\s*\"code\"\s*:\s*\"{code}\""
+_AUTOREST_MESSAGE = r"Code=\"{code}\"\s+Message=\"((?:[^\"\\]|\\.)*)\""
+_BOILERPLATE = re.compile(
+    r"^(-{3,}|RESPONSE \d+|ERROR CODE|(PUT|GET|POST|PATCH|DELETE) https?://|[{}\[\],]+$)"
+)
+
+
+def azure_message(text: str, code: str | None) -> str:
+    """Azure's own sentence for `code` in an error text (JSON body or autorest form); else the first line
+    that is not HTTP boilerplate."""
+    if code:
+        escaped = re.escape(code)
+        for pattern in (_JSON_MESSAGE, _JSON_MESSAGE_FIRST, _AUTOREST_MESSAGE):
+            match = re.search(pattern.format(code=escaped), text)
+            if match:
+                return match.group(1).replace('\\"', '"').replace("\\n", " ").strip()
+    for line in text.splitlines():
+        stripped = line.strip().removeprefix("error:").strip()
+        if stripped and not _BOILERPLATE.match(stripped):
+            return stripped
+    return text.strip()
