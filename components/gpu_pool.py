@@ -1,0 +1,362 @@
+"""GpuPool: a pool of identical GPU nodes, one Uniform scale set per InfiniBand island.
+
+VMs share an InfiniBand fabric only inside one scale set with a single placement group, and a placement
+group holds 100 VMs unless support raises it. So an IB pool of N nodes becomes ceil(N / island limit) scale
+sets (`PoolSpec.island_sizes()`), each an island a scheduler places jobs in. Each set follows what Azure's
+HPC tooling (azurehpc, CycleCloud) proved: Uniform orchestration, `singlePlacementGroup: true`,
+`platformFaultDomainCount: 1`, overprovisioning off (extra VMs would join the fabric and be deleted),
+manual upgrades (a model change never reimages a training node under a job), accelerated networking,
+no public IP, SSH keys only. Sizes without InfiniBand (NC) get one scale set and none of the IB settings.
+
+Every GPU scale set carries the Application Health extension (Rich Health States, typeHandlerVersion 2.0)
+probing the endpoint the bootstrap installs (`bootstrap.HEALTH_PORT`/`HEALTH_PATH`), so `azcluster status`
+sees each node's health in the instance view; automatic instance repairs are on only when the pool asks.
+
+Property names follow pulumi-azure-native 3.x (`compute.VirtualMachineScaleSet`, API 2024-11-01).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+from pulumi_azure_native import compute
+
+from components import bootstrap, catalog
+from components.images import image_reference
+from components.spec import ClusterSpec, PoolSpec
+from components.tags import ROLE_COMPUTE, cluster_tags
+
+TYPE_TOKEN = "azcluster:index:GpuPool"
+
+SCALE_SET_NAME_MAX = 64
+"""Azure's limit on a scale set's name (Microsoft.Compute/virtualMachineScaleSets: 1-64 characters)."""
+CUSTOM_DATA_MAX_BYTES = 65535
+"""Azure's limit on custom data once base64-decoded (osProfile.customData)."""
+
+HEALTH_EXTENSION_NAME = "HealthExtension"
+"""The extension's name in the scale set model; publisher, type, version and settings are the bootstrap's
+(components.bootstrap: HEALTH_EXTENSION_*, `health_extension_settings()`), the other side of the probe."""
+
+REPAIR_GRACE_PERIOD = "PT30M"
+"""automaticRepairsPolicy.gracePeriod, ISO 8601 (Azure allows 10-90 minutes): no repair before it ends."""
+REPAIR_ACTION = "Replace"
+"""automaticRepairsPolicy.repairAction: Replace (default), Reimage or Restart. A bad GPU or IB link stays
+bad across a reimage or restart on the same host; Replace gets a new host."""
+
+OS_DISK_STORAGE = "Premium_LRS"
+
+CustomData = Callable[[int], pulumi.Input[str]] | Sequence[pulumi.Input[str]] | None
+"""Per-island custom data (base64): a function of the island index, or one value per island, or none."""
+
+
+@dataclass
+class GpuPoolArgs:
+    """What a GpuPool needs. Plain values where the spec has them; Inputs where other resources do."""
+
+    cluster_name: str
+    """Cluster name: prefix of the scale sets' names and the value of the azcluster-cluster tag."""
+    pool: PoolSpec
+    """The pool: name, size, node count, island limit, image, spot, reservation, disk, repair."""
+    size: catalog.GpuSize | None
+    """The pool's size from the catalogue (`catalog.find_size(pool.size)`); None is an error that names
+    the closest known sizes."""
+    location: str
+    """Azure region, e.g. eastus."""
+    resource_group_name: pulumi.Input[str]
+    subnet_id: pulumi.Input[str]
+    """The compute subnet: every node's one NIC goes there, with no public IP."""
+    identity_id: pulumi.Input[str]
+    """Resource id of the user-assigned managed identity the nodes use (blob mounts, Azure APIs)."""
+    admin_username: str = "azureuser"
+    ssh_public_keys: list[str] = field(default_factory=list)
+    """OpenSSH public keys (key text) for the admin user; password authentication is always off."""
+    custom_data: CustomData = None
+    """Base64 cloud-init per island; `from_spec` renders it with components.bootstrap."""
+    zone: str | None = None
+    """Availability zone ('1'-'3') for every scale set, or None for a regional deployment."""
+    tags: dict[str, str] = field(default_factory=dict)
+    """Extra tags; azcluster's own (cluster, role, pool, island) are added and win."""
+
+    @classmethod
+    def from_spec(
+        cls,
+        spec: ClusterSpec,
+        pool: PoolSpec,
+        *,
+        resource_group_name: pulumi.Input[str],
+        subnet_id: pulumi.Input[str],
+        identity_id: pulumi.Input[str],
+        lustre_mount_host: pulumi.Input[str] | None = None,
+        blob_account_name: pulumi.Input[str] | None = None,
+        identity_client_id: pulumi.Input[str] | None = None,
+    ) -> GpuPoolArgs:
+        """Args for one of the spec's pools, with custom data rendered by components.bootstrap.
+
+        `lustre_mount_host` must be a name that resolves once Managed Lustre exists (never the file
+        system's own output), so the scale sets do not wait for Lustre; nodes mount it when it appears.
+        `blob_account_name` (None: no blob mount) and `identity_client_id` (the user-assigned identity
+        BlobFuse2 authenticates as) go into the nodes' cloud-init.
+        """
+        return cls(
+            cluster_name=spec.name,
+            pool=pool,
+            size=catalog.find_size(pool.size),
+            location=spec.location,
+            resource_group_name=resource_group_name,
+            subnet_id=subnet_id,
+            identity_id=identity_id,
+            admin_username=spec.ssh.admin_username,
+            ssh_public_keys=list(spec.ssh.public_keys),
+            custom_data=_bootstrap_custom_data(
+                spec, pool, lustre_mount_host, blob_account_name, identity_client_id
+            ),
+            zone=spec.zone,
+            tags=dict(spec.tags),
+        )
+
+
+def _bootstrap_custom_data(
+    spec: ClusterSpec,
+    pool: PoolSpec,
+    lustre_host: pulumi.Input[str] | None,
+    blob_account: pulumi.Input[str] | None,
+    client_id: pulumi.Input[str] | None,
+) -> Callable[[int], pulumi.Input[str]]:
+    """Per-island custom data; rendered inside `Output.all` when a value only exists at deployment."""
+    if blob_account is None:
+        client_id = None  # only BlobFuse2 needs the identity's client id
+
+    def render(island: int) -> pulumi.Input[str]:
+        def encode(values: list[Any]) -> str:
+            host, account, client = values
+            return bootstrap.custom_data(
+                spec, pool, island, lustre_mgs_host=host, blob_account=account, blob_client_id=client
+            )
+
+        values = [lustre_host, blob_account, client_id]
+        if any(isinstance(value, pulumi.Output) for value in values):
+            return pulumi.Output.all(*values).apply(encode)
+        return encode(values)
+
+    return render
+
+
+@dataclass(frozen=True)
+class Island:
+    """One scale set of the pool: its index, node count and Azure name."""
+
+    index: int
+    nodes: int
+    name: str
+
+
+def plan_islands(cluster_name: str, pool: PoolSpec, size: catalog.GpuSize) -> list[Island]:
+    """The pool's scale sets: one per IB island, or a single set for sizes without InfiniBand."""
+    if size.has_infiniband:
+        return [
+            Island(index, nodes, f"{cluster_name}-{pool.name}-ib{index}")
+            for index, nodes in enumerate(pool.island_sizes())
+        ]
+    return [Island(0, pool.nodes, f"{cluster_name}-{pool.name}")]
+
+
+def _validate(args: GpuPoolArgs) -> tuple[catalog.GpuSize, list[Island]]:
+    """Refuse what Azure would refuse, with messages that say what to change."""
+    size = args.size
+    if size is None:
+        known = catalog.gpu_sizes()
+        guesses = catalog.closest(args.pool.size, list(known))
+        hint = (
+            f"did you mean {', '.join(guesses)}?" if guesses else f"known sizes: {', '.join(sorted(known))}"
+        )
+        raise ValueError(f"pool {args.pool.name!r}: unknown GPU size {args.pool.size!r}; {hint}")
+    if not args.ssh_public_keys:
+        raise ValueError(
+            f"pool {args.pool.name!r}: no SSH public keys; password authentication is off, so nobody could "
+            "log in. Add keys under ssh.public_keys."
+        )
+    islands = plan_islands(args.cluster_name, args.pool, size)
+    for island in islands:
+        if len(island.name) > SCALE_SET_NAME_MAX:
+            raise ValueError(
+                f"pool {args.pool.name!r}: scale set name {island.name!r} has {len(island.name)} characters, "
+                f"Azure allows {SCALE_SET_NAME_MAX}; shorten the cluster or pool name."
+            )
+    data = args.custom_data
+    if data is not None and not callable(data) and len(data) != len(islands):
+        raise ValueError(
+            f"pool {args.pool.name!r}: {len(data)} custom data values for {len(islands)} scale sets; "
+            "give one per island or a function of the island index."
+        )
+    return size, islands
+
+
+def _custom_data_for(args: GpuPoolArgs, island: int) -> pulumi.Input[str] | None:
+    data = args.custom_data
+    if data is None:
+        return None
+    value = data(island) if callable(data) else data[island]
+    if isinstance(value, str):
+        check_custom_data(value, f"pool {args.pool.name!r} island {island}")
+    return value
+
+
+def check_custom_data(value: str, what: str) -> None:
+    """Custom data must be base64 and at most 65535 bytes once decoded (Azure's osProfile.customData)."""
+    try:
+        decoded = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"{what}: custom data is not base64; encode the cloud-init text first") from None
+    if len(decoded) > CUSTOM_DATA_MAX_BYTES:
+        raise ValueError(
+            f"{what}: custom data is {len(decoded)} bytes, Azure allows {CUSTOM_DATA_MAX_BYTES}; gzip it or "
+            "move files out of cloud-init"
+        )
+
+
+def health_extension() -> dict[str, Any]:
+    """The Application Health extension (Rich Health States) probing the bootstrap's local endpoint.
+
+    typeHandlerVersion 2.0: the endpoint answers 2xx with {"ApplicationHealthState": "Healthy"} or
+    "Unhealthy"; no answer, a non-2xx or a bad body reads as Unknown, which repairs treat as Unhealthy.
+    A new node stays Initializing until `numberOfProbes` equal answers or `gracePeriod` seconds.
+    """
+    return {
+        "name": HEALTH_EXTENSION_NAME,
+        "publisher": bootstrap.HEALTH_EXTENSION_PUBLISHER,
+        "type": bootstrap.HEALTH_EXTENSION_TYPE,
+        "type_handler_version": bootstrap.HEALTH_EXTENSION_VERSION,
+        "auto_upgrade_minor_version": True,
+        "settings": bootstrap.health_extension_settings(),
+    }
+
+
+def linux_configuration(admin_username: str, keys: Sequence[str]) -> dict[str, Any]:
+    """SSH keys only: password authentication off, keys in the admin user's authorized_keys."""
+    return {
+        "disable_password_authentication": True,
+        "ssh": {
+            "public_keys": [
+                {"path": f"/home/{admin_username}/.ssh/authorized_keys", "key_data": key.strip()}
+                for key in keys
+            ]
+        },
+    }
+
+
+class GpuPool(pulumi.ComponentResource):
+    """GPU nodes of one pool: a Uniform scale set per InfiniBand island (or one set for non-IB sizes).
+
+    Outputs: `scale_set_names` and `scale_set_ids` (one Output per island, in island order), `islands`
+    (index, node count and Azure name of each set, plain values) and `scale_sets` (the resources).
+    """
+
+    scale_set_names: list[pulumi.Output[str]]
+    scale_set_ids: list[pulumi.Output[str]]
+
+    def __init__(self, name: str, args: GpuPoolArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        size, islands = _validate(args)
+        super().__init__(TYPE_TOKEN, name, None, opts)
+        self.size = size
+        self.islands = islands
+        child = pulumi.ResourceOptions(parent=self)
+        self.scale_sets = [
+            compute.VirtualMachineScaleSet(
+                f"{name}-ib{island.index}" if size.has_infiniband else f"{name}-vmss",
+                opts=child,
+                **_scale_set_args(args, size, island),
+            )
+            for island in islands
+        ]
+        self.scale_set_names = [vmss.name for vmss in self.scale_sets]
+        self.scale_set_ids = [vmss.id for vmss in self.scale_sets]
+        self.register_outputs({"scale_set_names": self.scale_set_names, "scale_set_ids": self.scale_set_ids})
+
+
+def _scale_set_args(args: GpuPoolArgs, size: catalog.GpuSize, island: Island) -> dict[str, Any]:
+    """Keyword arguments of one compute.VirtualMachineScaleSet (snake_case, pulumi-azure-native 3.x)."""
+    pool = args.pool
+    ib = size.has_infiniband
+    os_disk: dict[str, Any] = {
+        "create_option": "FromImage",
+        "caching": "ReadWrite",
+        "managed_disk": {"storage_account_type": OS_DISK_STORAGE},
+        "disk_size_gb": pool.os_disk_gb,
+    }
+    storage_profile: dict[str, Any] = {
+        "image_reference": image_reference(pool.image or size.default_image),
+        "os_disk": os_disk,
+    }
+    if size.disk_controller == "NVMe":
+        storage_profile["disk_controller_type"] = "NVMe"
+
+    os_profile: dict[str, Any] = {
+        "computer_name_prefix": bootstrap.computer_name_prefix(args.cluster_name, pool.name, island.index),
+        "admin_username": args.admin_username,
+        "linux_configuration": linux_configuration(args.admin_username, args.ssh_public_keys),
+    }
+    custom_data = _custom_data_for(args, island.index)
+    if custom_data is not None:
+        os_profile["custom_data"] = custom_data
+
+    profile: dict[str, Any] = {
+        "os_profile": os_profile,
+        "storage_profile": storage_profile,
+        "network_profile": {
+            "network_interface_configurations": [
+                {
+                    "name": "nic0",
+                    "primary": True,
+                    "enable_accelerated_networking": True,
+                    "ip_configurations": [
+                        {"name": "ipconfig0", "primary": True, "subnet": {"id": args.subnet_id}}
+                    ],
+                }
+            ]
+        },
+        "extension_profile": {"extensions": [health_extension()]},
+        # Boot diagnostics in a platform-managed account: serial console and boot logs for a node that
+        # never answers SSH, at no setup cost.
+        "diagnostics_profile": {"boot_diagnostics": {"enabled": True}},
+    }
+    if pool.spot:
+        profile["priority"] = "Spot"
+        profile["eviction_policy"] = "Delete"
+        profile["billing_profile"] = {"max_price": -1}
+    if pool.capacity_reservation_group_id:
+        profile["capacity_reservation"] = {
+            "capacity_reservation_group": {"id": pool.capacity_reservation_group_id}
+        }
+
+    kwargs: dict[str, Any] = {
+        "resource_group_name": args.resource_group_name,
+        "vm_scale_set_name": island.name,
+        "location": args.location,
+        "orchestration_mode": "Uniform",
+        "sku": {"name": size.name, "tier": "Standard", "capacity": island.nodes},
+        "overprovision": False,
+        "upgrade_policy": {"mode": "Manual"},
+        "identity": {"type": "UserAssigned", "user_assigned_identities": [args.identity_id]},
+        "virtual_machine_profile": profile,
+        "tags": cluster_tags(args.cluster_name, ROLE_COMPUTE, args.tags, pool=pool.name, island=island.index),
+    }
+    if ib:
+        kwargs["single_placement_group"] = True
+        kwargs["platform_fault_domain_count"] = 1
+    else:
+        # Without InfiniBand nothing needs one placement group, and without it a set may pass 100 VMs.
+        kwargs["single_placement_group"] = False
+    if args.zone:
+        kwargs["zones"] = [args.zone]
+    if pool.repair:
+        kwargs["automatic_repairs_policy"] = {
+            "enabled": True,
+            "grace_period": REPAIR_GRACE_PERIOD,
+            "repair_action": REPAIR_ACTION,
+        }
+    return kwargs
