@@ -1,0 +1,182 @@
+"""LoginNode: the small VM people log in to, on the cluster's private network.
+
+It has no public IP: people reach it through Azure Bastion or their own network (VPN, peering). It uses
+the same admin user and SSH keys as the GPU nodes, with password authentication off, and the nodes'
+managed identity, so its mounts (Lustre, blob) work the same way theirs do. Its cloud-init (from
+components.bootstrap) adds the same mounts and the cluster's hostfiles per InfiniBand island.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+from pulumi_azure_native import compute, network
+
+from components import bootstrap
+from components.gpu_pool import OS_DISK_STORAGE, check_custom_data, linux_configuration
+from components.images import image_reference
+from components.spec import LOGIN_DEFAULT_SIZE, ClusterSpec, LoginSpec
+from components.tags import ROLE_LOGIN, cluster_tags
+
+TYPE_TOKEN = "azcluster:index:LoginNode"
+VM_NAME_MAX = 64
+"""Azure's limit on a Linux VM's name (and its computer name)."""
+
+
+@dataclass
+class LoginNodeArgs:
+    """What a LoginNode needs."""
+
+    cluster_name: str
+    location: str
+    resource_group_name: pulumi.Input[str]
+    subnet_id: pulumi.Input[str]
+    """The login subnet; the NIC gets a private address only."""
+    identity_id: pulumi.Input[str]
+    """Resource id of the user-assigned managed identity (the nodes' identity)."""
+    admin_username: str = "azureuser"
+    ssh_public_keys: list[str] = field(default_factory=list)
+    size: str = LOGIN_DEFAULT_SIZE
+    image: str = LoginSpec.model_fields["image"].default
+    os_disk_gb: int = 64
+    custom_data: pulumi.Input[str] | None = None
+    """Base64 cloud-init; `from_spec` renders it with components.bootstrap.render_login_cloud_config."""
+    zone: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    accelerated_networking: bool = False
+    """Off by default: a login node does not need it and not every small size supports it."""
+
+    @classmethod
+    def from_spec(
+        cls,
+        spec: ClusterSpec,
+        *,
+        resource_group_name: pulumi.Input[str],
+        subnet_id: pulumi.Input[str],
+        identity_id: pulumi.Input[str],
+        lustre_mount_host: pulumi.Input[str] | None = None,
+        blob_account_name: pulumi.Input[str] | None = None,
+        identity_client_id: pulumi.Input[str] | None = None,
+    ) -> LoginNodeArgs:
+        """Args for the spec's login node, with cloud-init from components.bootstrap (same mounts as the
+        GPU nodes; see GpuPoolArgs.from_spec for the storage arguments)."""
+        return cls(
+            cluster_name=spec.name,
+            location=spec.location,
+            resource_group_name=resource_group_name,
+            subnet_id=subnet_id,
+            identity_id=identity_id,
+            admin_username=spec.ssh.admin_username,
+            ssh_public_keys=list(spec.ssh.public_keys),
+            size=spec.login.size,
+            image=spec.login.image,
+            custom_data=_login_custom_data(spec, lustre_mount_host, blob_account_name, identity_client_id),
+            zone=spec.zone,
+            tags=dict(spec.tags),
+        )
+
+
+def _login_custom_data(
+    spec: ClusterSpec,
+    lustre_host: pulumi.Input[str] | None,
+    blob_account: pulumi.Input[str] | None,
+    client_id: pulumi.Input[str] | None,
+) -> pulumi.Input[str]:
+    if blob_account is None:
+        client_id = None
+
+    def encode(values: list[Any]) -> str:
+        host, account, client = values
+        return bootstrap.login_custom_data(spec, host, account, blob_client_id=client)
+
+    values = [lustre_host, blob_account, client_id]
+    if any(isinstance(value, pulumi.Output) for value in values):
+        return pulumi.Output.all(*values).apply(encode)
+    return encode(values)
+
+
+class LoginNode(pulumi.ComponentResource):
+    """One VM with a private NIC in the login subnet. Output: `private_ip`."""
+
+    private_ip: pulumi.Output[str]
+
+    def __init__(self, name: str, args: LoginNodeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        vm_name = f"{args.cluster_name}-login"
+        if len(vm_name) > VM_NAME_MAX:
+            raise ValueError(f"login VM name {vm_name!r} is longer than Azure's {VM_NAME_MAX} characters")
+        if not args.ssh_public_keys:
+            raise ValueError(
+                "login node: no SSH public keys; password authentication is off, so nobody could log in. "
+                "Add keys under ssh.public_keys."
+            )
+        if isinstance(args.custom_data, str):
+            check_custom_data(args.custom_data, "login node")
+        super().__init__(TYPE_TOKEN, name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        tags = cluster_tags(args.cluster_name, ROLE_LOGIN, args.tags)
+
+        self.nic = network.NetworkInterface(
+            f"{name}-nic",
+            resource_group_name=args.resource_group_name,
+            network_interface_name=f"{vm_name}-nic",
+            location=args.location,
+            enable_accelerated_networking=args.accelerated_networking,
+            ip_configurations=[
+                {
+                    "name": "ipconfig0",
+                    "primary": True,
+                    "private_ip_allocation_method": "Dynamic",
+                    "subnet": {"id": args.subnet_id},
+                }
+            ],
+            tags=tags,
+            opts=child,
+        )
+
+        os_profile: dict[str, Any] = {
+            "computer_name": vm_name,
+            "admin_username": args.admin_username,
+            "linux_configuration": linux_configuration(args.admin_username, args.ssh_public_keys),
+        }
+        if args.custom_data is not None:
+            os_profile["custom_data"] = args.custom_data
+        vm_args: dict[str, Any] = {}
+        if args.zone:
+            vm_args["zones"] = [args.zone]
+
+        self.vm = compute.VirtualMachine(
+            f"{name}-vm",
+            resource_group_name=args.resource_group_name,
+            vm_name=vm_name,
+            location=args.location,
+            hardware_profile={"vm_size": args.size},
+            os_profile=os_profile,
+            storage_profile={
+                "image_reference": image_reference(args.image),
+                "os_disk": {
+                    "create_option": "FromImage",
+                    "caching": "ReadWrite",
+                    "managed_disk": {"storage_account_type": OS_DISK_STORAGE},
+                    "disk_size_gb": args.os_disk_gb,
+                    "delete_option": "Delete",
+                },
+            },
+            network_profile={"network_interfaces": [{"id": self.nic.id, "primary": True}]},
+            identity={"type": "UserAssigned", "user_assigned_identities": [args.identity_id]},
+            diagnostics_profile={"boot_diagnostics": {"enabled": True}},
+            tags=tags,
+            opts=child,
+            **vm_args,
+        )
+        self.private_ip = self.nic.ip_configurations.apply(_first_private_ip)
+        self.register_outputs({"private_ip": self.private_ip})
+
+
+def _first_private_ip(configs: Any) -> str | None:
+    for config in configs or []:
+        address = config.get("private_ip_address") if isinstance(config, dict) else config.private_ip_address
+        if address:
+            return address
+    return None
