@@ -1,0 +1,148 @@
+"""Cluster: a whole GPU cluster composed from a ClusterSpec.
+
+Network, the nodes' identity, shared storage, one GpuPool per pool and the login node. The spec goes
+through components.rules first and a spec with error findings is refused, so a module user gets the same
+checks as the CLI.
+
+Dependencies are kept short on purpose: Managed Lustre can take many minutes to create, so nothing on the
+compute side waits for it. The nodes get the plain DNS name the storage component fills in once the file
+system exists (`SharedStorage.lustre_mount_host`), never the file system's own outputs, and mount it when
+it resolves.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+
+from components.findings import Finding, sort_findings
+from components.spec import ClusterSpec
+
+TYPE_TOKEN = "azcluster:index:Cluster"
+
+
+class ClusterSpecError(ValueError):
+    """The spec has error findings; `findings` holds them (the message lists them, one a line)."""
+
+    def __init__(self, findings: list[Finding]) -> None:
+        self.findings = findings
+        lines = [
+            f"  {f.id} {f.path}: {f.message}" + (f" (hint: {f.hint})" if f.hint else "") for f in findings
+        ]
+        count = len(findings)
+        super().__init__(
+            f"the cluster spec has {count} error{'s' if count != 1 else ''}; nothing was created:\n"
+            + "\n".join(lines)
+        )
+
+
+def check_spec(spec: ClusterSpec) -> list[Finding]:
+    """The rules' findings for the spec (the spec's own `suppress:` list applies)."""
+    from components import rules
+
+    return sort_findings(rules.check(spec))
+
+
+class Cluster(pulumi.ComponentResource):
+    """Everything a cluster is, from one spec.
+
+    Outputs (also in `outputs`): `resource_group_name`; `scale_sets`: per pool, a list of islands
+    `{"island", "nodes", "name", "id"}`; `login_private_ip`; `lustre_mount_host` (the DNS name nodes
+    mount), `lustre_mgs_address`, `lustre_mount_command`; `blob_account_name`. Absent parts are None.
+    Children: `network`, `identity`, `storage` (None without Lustre and blob), `pools` (by pool name),
+    `login` (None when disabled).
+    """
+
+    def __init__(self, name: str, spec: ClusterSpec, opts: pulumi.ResourceOptions | None = None) -> None:
+        errors = [f for f in check_spec(spec) if f.severity == "error"]
+        if errors:
+            raise ClusterSpecError(errors)
+        from components.gpu_pool import GpuPool, GpuPoolArgs
+        from components.identity import NodeIdentity, NodeIdentityArgs
+        from components.login import LoginNode, LoginNodeArgs
+        from components.network import ClusterNetwork, ClusterNetworkArgs
+
+        super().__init__(TYPE_TOKEN, name, None, opts)
+        self.spec = spec
+        child = pulumi.ResourceOptions(parent=self)
+
+        self.network = ClusterNetwork(f"{name}-net", ClusterNetworkArgs.from_spec(spec), opts=child)
+        rg = self.network.resource_group_name
+        self.identity = NodeIdentity(
+            f"{name}-identity",
+            NodeIdentityArgs(
+                cluster_name=spec.name, resource_group_name=rg, location=spec.location, tags=dict(spec.tags)
+            ),
+            opts=child,
+        )
+        self.storage = self._storage(name, spec, child)
+
+        storage = self.storage
+        # A DNS name the storage component fills in once Lustre exists: nodes never wait for the file system.
+        lustre_host = storage.lustre_mount_host if storage is not None else None
+        blob_name = storage.blob_account_name if storage is not None else None
+        mounted_blob = blob_name if spec.storage.blob.mount else None
+        node_storage = {
+            "lustre_mount_host": lustre_host,
+            "blob_account_name": mounted_blob,
+            "identity_client_id": self.identity.client_id,
+        }
+
+        self.pools: dict[str, GpuPool] = {}
+        for pool in spec.pools:
+            self.pools[pool.name] = GpuPool(
+                f"{name}-{pool.name}",
+                GpuPoolArgs.from_spec(
+                    spec,
+                    pool,
+                    resource_group_name=rg,
+                    subnet_id=self.network.subnet_ids["compute"],
+                    identity_id=self.identity.id,
+                    **node_storage,
+                ),
+                opts=child,
+            )
+
+        self.login: LoginNode | None = None
+        if spec.login.enabled:
+            self.login = LoginNode(
+                f"{name}-login",
+                LoginNodeArgs.from_spec(
+                    spec,
+                    resource_group_name=rg,
+                    subnet_id=self.network.subnet_ids["login"],
+                    identity_id=self.identity.id,
+                    **node_storage,
+                ),
+                opts=child,
+            )
+
+        self.outputs: dict[str, Any] = {
+            "resource_group_name": rg,
+            "scale_sets": {
+                pool_name: [
+                    {"island": island.index, "nodes": island.nodes, "name": set_name, "id": set_id}
+                    for island, set_name, set_id in zip(
+                        gpu_pool.islands, gpu_pool.scale_set_names, gpu_pool.scale_set_ids, strict=True
+                    )
+                ]
+                for pool_name, gpu_pool in self.pools.items()
+            },
+            "login_private_ip": self.login.private_ip if self.login else None,
+            "lustre_mount_host": lustre_host,
+            "lustre_mgs_address": storage.lustre_mgs_address if storage is not None else None,
+            "lustre_mount_command": storage.lustre_mount_command if storage is not None else None,
+            "blob_account_name": blob_name,
+        }
+        self.register_outputs(self.outputs)
+
+    def _storage(self, name: str, spec: ClusterSpec, child: pulumi.ResourceOptions) -> Any:
+        lustre = spec.storage.lustre
+        if not ((lustre is not None and lustre.enabled) or spec.storage.blob.enabled):
+            return None
+        from components.storage import SharedStorage, SharedStorageArgs
+
+        return SharedStorage(
+            f"{name}-storage", SharedStorageArgs.from_spec(spec, self.network, self.identity), opts=child
+        )
