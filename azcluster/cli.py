@@ -507,7 +507,11 @@ def up(
 
 @app.command()
 def preview(
-    stack: StackArg, json: JsonOpt = False, backend: BackendOpt = None, secrets_provider: SecretsOpt = None
+    stack: StackArg,
+    json: JsonOpt = False,
+    suppress: SuppressOpt = None,
+    backend: BackendOpt = None,
+    secrets_provider: SecretsOpt = None,
 ) -> None:
     """Show what `up` would create, change or delete (the engine's real preview) and the cost per hour."""
     from . import lifecycle
@@ -515,7 +519,9 @@ def preview(
     _lifecycle(
         json,
         stack,
-        lambda: lifecycle.preview(stack, options=_engine_options(backend, secrets_provider)),
+        lambda: lifecycle.preview(
+            stack, options=_engine_options(backend, secrets_provider), suppress=suppress or (), quiet=json
+        ),
         lifecycle.render_preview,
     )
 

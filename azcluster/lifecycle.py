@@ -165,6 +165,27 @@ def _notes(target: Target) -> None:
         _console().print(f"[dim]{note}[/]", soft_wrap=True)
 
 
+def validated(target: Target, suppress: Sequence[str] = (), quiet: bool = False) -> ClusterSpec:
+    """The stack's spec, or exit 1 with its error findings (printed unless quiet; in the JSON document)."""
+    from components.findings import has_errors
+
+    from . import render, stackfile
+
+    findings = stackfile.validate(target.loaded, suppress)
+    if has_errors(findings) or target.loaded.spec is None:
+        if not quiet:
+            render.print_findings(findings, str(target.loaded.path))
+        raise CommandFailed(
+            AzclusterError(
+                f"stack {target.name} has validation errors; nothing was changed",
+                f"fix them (`azcluster validate {target.name}` lists them with file:line)",
+                EXIT_REFUSED,
+            ),
+            {"findings": [f.to_json() for f in findings]},
+        )
+    return target.loaded.spec
+
+
 def cost_per_hour(spec: ClusterSpec | None) -> float | None:
     if spec is None:
         return None
@@ -222,26 +243,11 @@ def up(
     quiet: bool = False,
 ) -> dict[str, Any]:
     """validate -> preflight -> preview -> confirm -> deploy (live view) -> what a user needs to log in."""
-    from components.findings import has_errors
-
-    from . import render, stackfile
+    from . import render
 
     target = open_target(stack, options or EngineOptions())
     name, loaded = target.name, target.loaded
-    findings = stackfile.validate(loaded, suppress)
-    if has_errors(findings):
-        if not quiet:
-            render.print_findings(findings, str(loaded.path))
-        raise CommandFailed(
-            AzclusterError(
-                f"stack {name} has validation errors; nothing was deployed",
-                f"fix them (`azcluster validate {name}` lists them with file:line)",
-                EXIT_REFUSED,
-            ),
-            {"findings": [f.to_json() for f in findings]},
-        )
-    spec = loaded.spec
-    assert spec is not None  # no error findings means the spec parsed
+    spec = validated(target, suppress, quiet)
     source = target.engine.check_secrets(target.ref)
     _notes(target)
     if not skip_preflight:
@@ -363,9 +369,12 @@ def render_up(document: Mapping[str, Any]) -> None:
 # --- preview ----------------------------------------------------------------------------------------
 
 
-def preview(stack: str, *, options: EngineOptions | None = None) -> dict[str, Any]:
+def preview(
+    stack: str, *, options: EngineOptions | None = None, suppress: Sequence[str] = (), quiet: bool = False
+) -> dict[str, Any]:
     """The engine's real preview: what `up` would create, change or delete, and the cost once running."""
     target = open_target(stack, options or EngineOptions())
+    spec = validated(target, suppress, quiet)
     target.engine.check_secrets(target.ref)
     _notes(target)
     with _console().status(f"previewing {target.name} …"):
@@ -375,7 +384,7 @@ def preview(stack: str, *, options: EngineOptions | None = None) -> dict[str, An
         "ok": True,
         "changes": count_changes(result.changes),
         "steps": [step.to_json() for step in result.steps],
-        "cost_per_hour_usd": cost_per_hour(target.loaded.spec),
+        "cost_per_hour_usd": cost_per_hour(spec),
     }
 
 

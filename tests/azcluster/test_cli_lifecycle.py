@@ -190,6 +190,9 @@ def test_up_with_validation_errors_deploys_nothing(fake, tmp_path):
     doc = json.loads(result.stdout)
     assert doc["findings"] and doc["findings"][0]["severity"] == "error"
     assert fake.methods() == []  # no preview, no secrets, no preflight
+    preview = run_cli("preview", "demo", "--json")
+    assert preview.exit_code == 1 and json.loads(preview.stdout)["findings"]
+    assert fake.methods() == []
 
 
 def test_missing_pulumi_cli_is_reported_first_exit_3(fake, monkeypatch):
