@@ -180,6 +180,19 @@ def _validate(args: GpuPoolArgs) -> tuple[catalog.GpuSize, list[Island]]:
             f"pool {args.pool.name!r}: no SSH public keys; password authentication is off, so nobody could "
             "log in. Add keys under ssh.public_keys."
         )
+    reservation = args.pool.capacity_reservation_group_id
+    if reservation and size.has_infiniband:
+        # learn.microsoft.com/azure/virtual-machines/capacity-reservation-associate-virtual-machine-scale-set:
+        # a Uniform scale set uses a reservation only with singlePlacementGroup false, which IB rules out.
+        raise ValueError(
+            f"pool {args.pool.name!r}: {size.name} islands are Uniform scale sets with a single placement "
+            "group, which Azure cannot associate with a capacity reservation group; remove "
+            "capacity_reservation_group_id (reservations work for sizes without InfiniBand)"
+        )
+    if reservation and args.pool.spot:
+        raise ValueError(
+            f"pool {args.pool.name!r}: Spot VMs cannot use a capacity reservation group; drop one of the two"
+        )
     islands = plan_islands(args.cluster_name, args.pool, size)
     for island in islands:
         if len(island.name) > SCALE_SET_NAME_MAX:

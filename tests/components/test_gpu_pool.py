@@ -207,11 +207,18 @@ def test_regular_pool_has_no_spot_settings():
 
 
 def test_capacity_reservation_group_is_used_when_given():
-    _, sets = build(make_args(H100, 250, capacity_reservation_group_id=CRG))
-    for vmss in sets:
-        assert profile(vmss)["capacityReservation"] == {"capacityReservationGroup": {"id": CRG}}
-    _, plain = build(make_args(H100, 2))
+    _, sets = build(make_args(NC_H100, 3, capacity_reservation_group_id=CRG))
+    assert profile(sets[0])["capacityReservation"] == {"capacityReservationGroup": {"id": CRG}}
+    _, plain = build(make_args(NC_H100, 3))
     assert "capacityReservation" not in profile(plain[0])
+
+
+def test_capacity_reservation_is_refused_where_azure_refuses_it():
+    """Uniform sets take a reservation only without a single placement group (so never on IB), never Spot."""
+    with pytest.raises(ValueError, match="single placement group"):
+        build(make_args(H100, 2, capacity_reservation_group_id=CRG))
+    with pytest.raises(ValueError, match="Spot VMs cannot use a capacity reservation"):
+        build(make_args(NC_H100, 2, spot=True, capacity_reservation_group_id=CRG))
 
 
 def test_zone_is_set_only_when_given():
