@@ -65,7 +65,9 @@ class NetworkSpec(_Strict):
 class PoolSpec(_Strict):
     """A set of identical GPU nodes. InfiniBand sizes are split into islands of one scale set each."""
 
-    name: str = Field(description="Pool name: lower-case letters and digits, used in resource and host names.")
+    name: str = Field(
+        description="Pool name: lower-case letters and digits, used in resource and host names."
+    )
     size: str = Field(description="Azure VM size, e.g. Standard_ND96isr_H100_v5 (see `azcluster skus`).")
     nodes: int = Field(ge=0, le=10_000, description="Number of VMs in the pool.")
     image: str | None = Field(
@@ -118,17 +120,21 @@ class LustreSpec(_Strict):
         "AMLFS-Durable-Premium-250",
         "AMLFS-Durable-Premium-500",
     ] = Field("AMLFS-Durable-Premium-250", description="Throughput tier (MB/s per TiB).")
-    capacity_tib: int = Field(8, ge=1, description="Capacity in TiB: within the SKU's range, a multiple of its step.")
+    capacity_tib: int = Field(
+        8, ge=1, description="Capacity in TiB: within the SKU's range, a multiple of its step."
+    )
     import_container: str | None = Field(
         None,
         description="Blob container in the cluster's data account to import from and archive to (HSM). "
         "Needs `storage.blob.enabled`.",
     )
-    maintenance_day: Literal[
-        "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"
-    ] = Field("Sunday", description="Day of the weekly maintenance window.")
+    maintenance_day: Literal["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"] = (
+        Field("Sunday", description="Day of the weekly maintenance window.")
+    )
     maintenance_time: str = Field(
-        "02:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="UTC start (HH:MM) of the maintenance window."
+        "02:00",
+        pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        description="UTC start (HH:MM) of the maintenance window.",
     )
 
 
@@ -198,7 +204,9 @@ class ClusterSpec(_Strict):
     resource_group: str | None = Field(
         None, description="Existing resource group to deploy into; default: create `<name>-rg`."
     )
-    network: NetworkSpec = Field(default_factory=NetworkSpec, description="Virtual network and outbound access.")
+    network: NetworkSpec = Field(
+        default_factory=NetworkSpec, description="Virtual network and outbound access."
+    )
     pools: list[PoolSpec] = Field(default_factory=list, description="GPU pools.")
     login: LoginSpec = Field(default_factory=LoginSpec, description="Login node.")
     storage: StorageSpec = Field(default_factory=StorageSpec, description="Shared storage.")

@@ -23,7 +23,9 @@ def home(tmp_path, monkeypatch):
 
 def test_init_writes_a_commented_stack_that_validates(home, tmp_path):
     (home / ".ssh" / "id_ed25519.pub").write_text(KEY + "\n")
-    result = run_cli("init", "lab", "--size", "Standard_ND96isr_H100_v5", "--nodes", "4", "--lustre-tib", "16")
+    result = run_cli(
+        "init", "lab", "--size", "Standard_ND96isr_H100_v5", "--nodes", "4", "--lustre-tib", "16"
+    )
     assert result.exit_code == 0, result.stderr
     text = (tmp_path / "stacks" / "Pulumi.lab.yaml").read_text()
     assert KEY in text
