@@ -71,7 +71,10 @@ app = typer.Typer(
 )
 
 StackArg = Annotated[
-    str, typer.Argument(help="Stack name (stacks/Pulumi.<STACK>.yaml) or path to a stack file.", show_default=False)
+    str,
+    typer.Argument(
+        help="Stack name (stacks/Pulumi.<STACK>.yaml) or path to a stack file.", show_default=False
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout, nothing else.")]
 SuppressOpt = Annotated[
@@ -116,7 +119,9 @@ def validate(stack: StackArg, json: JsonOpt = False, suppress: SuppressOpt = Non
     else:
         render.print_findings(findings, str(loaded.path))
         verdict = "[green]valid[/]" if ok else "[bold red]has errors[/]"
-        counts = ", ".join(f"{sum(f.severity == s for f in findings)} {s}s" for s in ("error", "warning", "info"))
+        counts = ", ".join(
+            f"{sum(f.severity == s for f in findings)} {s}s" for s in ("error", "warning", "info")
+        )
         render.console.print(f"{loaded.path}: {verdict} ({counts})")
     if not ok:
         raise typer.Exit(EXIT_REFUSED)
