@@ -130,6 +130,8 @@ class Cluster(pulumi.ComponentResource):
                 for pool_name, gpu_pool in self.pools.items()
             },
             "login_private_ip": self.login.private_ip if self.login else None,
+            "login_vm_id": self.login.vm_id if self.login else None,
+            "bastion_name": self.network.bastion_name,
             "lustre_mount_host": lustre_host,
             "lustre_mgs_address": storage.lustre_mgs_address if storage is not None else None,
             "lustre_mount_command": storage.lustre_mount_command if storage is not None else None,

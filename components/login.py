@@ -171,7 +171,8 @@ class LoginNode(pulumi.ComponentResource):
             **vm_args,
         )
         self.private_ip = self.nic.ip_configurations.apply(_first_private_ip)
-        self.register_outputs({"private_ip": self.private_ip})
+        self.vm_id = self.vm.id
+        self.register_outputs({"private_ip": self.private_ip, "vm_id": self.vm_id})
 
 
 def _first_private_ip(configs: Any) -> str | None:

@@ -288,13 +288,6 @@ def parse_health_result(text: str) -> HealthResult:
 # --- Rendering -----------------------------------------------------------------------------------------
 
 
-def default_lustre_host(spec: ClusterSpec) -> str:
-    """A suggested stable DNS name for the Lustre MGS: an A record in a private DNS zone linked to the
-    cluster's network, pointing at the file system's mgsAddress. A name known before the file system
-    exists keeps the nodes' custom data independent of it (custom data cannot change after creation)."""
-    return f"lustre-mgs.{spec.name}.azcluster.internal"
-
-
 def _pool(spec: ClusterSpec, pool: PoolSpec | str) -> PoolSpec:
     if isinstance(pool, PoolSpec):
         return pool

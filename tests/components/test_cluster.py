@@ -93,6 +93,8 @@ def test_cluster_outputs_name_every_scale_set_and_where_storage_is(full):
     assert all(s["id"].endswith("/virtualMachineScaleSets/" + s["name"]) for s in train)
     assert [s["name"] for s in out["scale_sets"]["infer"]] == ["llm-infer"]
     assert out["login_private_ip"] == harness.MOCK_PRIVATE_IP
+    login_vm = full.one("compute:VirtualMachine")
+    assert out["login_vm_id"].endswith("/virtualMachines/" + login_vm.inputs["vmName"])
     assert out["lustre_mgs_address"] == harness.MOCK_MGS_ADDRESS
     assert isinstance(out["lustre_mount_host"], str) and out["lustre_mount_host"]
     assert out["lustre_mount_host"] in out["lustre_mount_command"]
