@@ -217,6 +217,7 @@ def plan(stack: StackArg, json: JsonOpt = False, suppress: SuppressOpt = None) -
     result = planner.plan_stack(stackfile.load_stack(stack), suppress or ())
     if json:
         render.print_json(result.to_json())
+        planner.show_messages(result)  # stderr
     else:
         planner.show(result)
     if not result.ok:
