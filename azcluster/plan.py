@@ -488,8 +488,13 @@ def _plain_output(value: Any) -> Any:
 
 
 def _current_loop() -> asyncio.AbstractEventLoop | None:
+    """The thread's event loop, if one is set, without creating one (to put it back after a run)."""
+    policy = asyncio.get_event_loop_policy()
+    local = getattr(policy, "_local", None)  # the default policy's thread-local; creating a loop is worse
+    if local is not None:
+        return getattr(local, "_loop", None)
     try:
-        return asyncio.get_event_loop_policy().get_event_loop()
+        return policy.get_event_loop()
     except RuntimeError:
         return None
 

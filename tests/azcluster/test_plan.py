@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from azcluster import plan
+from azcluster import plan, stackfile
 from components.spec import parse_cluster
 from tests.clirunner import run_cli
 
@@ -298,6 +298,22 @@ def test_a_failing_program_raises_and_the_next_run_is_clean():
     assert len(plan.run_program(tiny_program, stack="tiny").resources) == len(
         plan.run_program(tiny_program, stack="tiny").resources
     )
+
+
+def test_a_plan_leaves_the_collector_and_event_loop_as_it_found_them():
+    import asyncio
+    import gc
+
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        result = plan.plan_stack(stackfile.load_stack(str(STACKS / "Pulumi.example.yaml")))
+        assert result.ok and result.resources
+        assert gc.isenabled()
+        assert asyncio.get_event_loop_policy().get_event_loop() is loop
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
 
 
 # --- the real stacks through the CLI ----------------------------------------------------------------------
