@@ -387,6 +387,17 @@ def _collector_paused() -> Any:
             gc.enable()
 
 
+def settle_before_exit() -> None:
+    """For a process that ends after the plan: collect once, then freeze what survives.
+
+    Python's exit runs the cyclic collector over every object left, ~250k after pulumi-azure-native's
+    imports: about 0.3 s, a fifth of a whole plan. One collection now (~0.1 s) frees the plan's garbage and
+    `gc.freeze()` exempts the survivors from every later pass. Only the CLI calls this, as its last step.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def _empty_summary() -> Summary:
     return Summary(nodes=0, gpus=0, scale_sets=0, ib_islands=0, cost_per_hour_usd=0.0, quota=[])
 
@@ -413,7 +424,7 @@ def _run_in_fresh_context(program: Callable[[], Any], stack: str, project: str) 
     messages: list[tuple[str, str]] = []
     logger = logging.Logger("azcluster.plan.engine", logging.INFO)  # standalone: nothing propagates
     logger.addHandler(_ListHandler(messages))
-    previous_loop = _current_loop()
+    restore_loop = _save_loop_state()
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
@@ -431,7 +442,7 @@ def _run_in_fresh_context(program: Callable[[], Any], stack: str, project: str) 
         }
     finally:
         _close_loop(loop)
-        asyncio.set_event_loop(previous_loop)
+        restore_loop()
     return ProgramRun(
         resources=recorder.planned(),
         outputs=outputs,
@@ -487,16 +498,27 @@ def _plain_output(value: Any) -> Any:
     return str(value)
 
 
-def _current_loop() -> asyncio.AbstractEventLoop | None:
-    """The thread's event loop, if one is set, without creating one (to put it back after a run)."""
+def _save_loop_state() -> Callable[[], None]:
+    """How to put back the thread's event loop state as it is now, without creating a loop.
+
+    With the default policy that is its thread-local (`_loop` and `_set_called`): a thread that never set
+    a loop must get back to "never set", or asyncio.get_event_loop() there stops creating one on demand,
+    which Pulumi's own mocks rely on.
+    """
     policy = asyncio.get_event_loop_policy()
-    local = getattr(policy, "_local", None)  # the default policy's thread-local; creating a loop is worse
-    if local is not None:
-        return getattr(local, "_loop", None)
+    local = getattr(policy, "_local", None)
+    if local is not None and hasattr(local, "_loop") and hasattr(local, "_set_called"):
+        saved = (local._loop, local._set_called)
+
+        def restore() -> None:
+            local._loop, local._set_called = saved
+
+        return restore
     try:
-        return policy.get_event_loop()
+        previous = policy.get_event_loop()
     except RuntimeError:
-        return None
+        previous = None
+    return lambda: asyncio.set_event_loop(previous)
 
 
 def _close_loop(loop: asyncio.AbstractEventLoop) -> None:

@@ -5,9 +5,12 @@ Everything runs offline; an autouse guard fails any test that opens a socket to 
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
 import socket
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -300,20 +303,40 @@ def test_a_failing_program_raises_and_the_next_run_is_clean():
     )
 
 
-def test_a_plan_leaves_the_collector_and_event_loop_as_it_found_them():
-    import asyncio
-    import gc
+def loop_state() -> tuple[object, bool]:
+    """The default policy's thread-local loop state: the loop set, and whether one was ever set."""
+    local = asyncio.get_event_loop_policy()._local
+    return local._loop, local._set_called
 
+
+def test_a_plan_leaves_the_collector_and_a_set_event_loop_as_it_found_them():
+    local = asyncio.get_event_loop_policy()._local
+    saved = loop_state()
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
         result = plan.plan_stack(stackfile.load_stack(str(STACKS / "Pulumi.example.yaml")))
         assert result.ok and result.resources
         assert gc.isenabled()
-        assert asyncio.get_event_loop_policy().get_event_loop() is loop
+        assert loop_state() == (loop, True)
     finally:
-        asyncio.set_event_loop(None)
+        local._loop, local._set_called = saved
         loop.close()
+
+
+def test_a_thread_that_never_set_a_loop_is_left_that_way():
+    """asyncio creates a thread's loop on demand only until one is set; Pulumi's set_mocks relies on it."""
+    seen: list[tuple[object, bool]] = []
+
+    def in_fresh_thread() -> None:
+        seen.append(loop_state())
+        plan.run_program(tiny_program, stack="thread")
+        seen.append(loop_state())
+
+    worker = threading.Thread(target=in_fresh_thread)
+    worker.start()
+    worker.join()
+    assert seen == [(None, False), (None, False)]
 
 
 # --- the real stacks through the CLI ----------------------------------------------------------------------
