@@ -509,3 +509,11 @@ def test_human_output_shows_tree_and_summary():
     assert "2026-01" in out  # the price date
     assert "standardDSv5Family" in out and "Standard NDASv4_A100 Family" in out
     assert "plan ok" in result.stderr
+
+
+def test_suppress_drops_a_finding_from_the_plan(large):
+    ids = {finding["id"] for finding in large["findings"]}
+    assert "AZC009" in ids  # islands of 256 exceed Azure's default placement group of 100
+    result = run_cli("plan", str(STACKS / "Pulumi.h200-1024.yaml"), "--json", "--suppress", "AZC009")
+    assert result.exit_code == 0, result.stderr
+    assert "AZC009" not in {finding["id"] for finding in json.loads(result.stdout)["findings"]}
