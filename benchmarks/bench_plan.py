@@ -151,7 +151,8 @@ def main() -> int:
         types |= resource_types([*plan, "plan", stack, "--json"])
     baseline = Timing("baseline: import azure-native classes", baseline_command(types))
     results = [
-        Timing(f"azcluster plan {stack} --json", [*plan, "plan", stack, "--json"], True) for stack in stacks
+        Timing(f"azcluster plan {Path(stack).name[:24]} --json", [*plan, "plan", stack, "--json"], True)
+        for stack in stacks
     ]
     measure([baseline, *results], options.runs)
 
