@@ -88,6 +88,7 @@ class Region(_Row):
     zones: bool
 
 
+@cache
 def _load(filename: str) -> dict[str, Any]:
     from ruamel.yaml import YAML
 
