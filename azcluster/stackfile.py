@@ -136,15 +136,10 @@ def validate(loaded: LoadedStack, suppress: Iterable[str] = ()) -> list[Finding]
 
 
 def _schema_findings(err: ValidationError, config: dict[str, Any]) -> list[Finding]:
-    location_from_provider = "location" not in config[CLUSTER_CONFIG_KEY]
     findings = []
     for problem in err.errors(include_url=False):
-        loc = problem["loc"]
-        if loc == ("location",) and location_from_provider:
-            path = LOCATION_CONFIG_KEY
-        else:
-            path = CLUSTER_CONFIG_KEY + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
-        message, hint = _explain(problem, loc)
+        message, hint = _explain(problem, problem["loc"])
+        path = spec_module.yaml_path(problem["loc"], config)
         findings.append(Finding(SCHEMA_ERROR_ID, "error", path, message, hint))
     return findings
 

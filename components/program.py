@@ -14,7 +14,7 @@ from typing import Any
 
 import pulumi
 
-from components.spec import CLUSTER_CONFIG_KEY, LOCATION_CONFIG_KEY, ClusterSpec, parse_cluster
+from components.spec import CLUSTER_CONFIG_KEY, LOCATION_CONFIG_KEY, ClusterSpec, parse_cluster, yaml_path
 
 
 def build(spec: ClusterSpec) -> Any:
@@ -69,14 +69,9 @@ def build_from_config(base_dir: Path | str | None = None) -> Any:
 
 def describe_validation_error(err: Any, config: dict[str, Any]) -> str:
     """One line per schema problem, each with the YAML path it is about."""
-    location_from_provider = "location" not in config[CLUSTER_CONFIG_KEY]
-    lines = []
-    for problem in err.errors(include_url=False):
-        loc = problem["loc"]
-        if loc == ("location",) and location_from_provider:
-            path = LOCATION_CONFIG_KEY
-        else:
-            path = CLUSTER_CONFIG_KEY + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
-        lines.append(f"  {path}: {problem['msg']}")
+    lines = [
+        f"  {yaml_path(problem['loc'], config)}: {problem['msg']}"
+        for problem in err.errors(include_url=False)
+    ]
     count = len(lines)
     return f"the stack's cluster config has {count} problem{'s' if count != 1 else ''}:\n" + "\n".join(lines)

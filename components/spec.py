@@ -249,6 +249,18 @@ def parse_cluster(config: dict[str, Any], base_dir: Path | str = ".") -> Cluster
     return ClusterSpec.model_validate(data, context={"base_dir": str(base_dir)})
 
 
+def yaml_path(loc: tuple[Any, ...], config: dict[str, Any]) -> str:
+    """The stack file's YAML path of a validation error's `loc`, e.g. `azcluster:cluster.pools[0].size`.
+
+    A missing region is reported at `azure-native:location` when the cluster block does not set it,
+    since that is where stack files keep it.
+    """
+    cluster = config.get(CLUSTER_CONFIG_KEY)
+    if loc == ("location",) and not (isinstance(cluster, dict) and "location" in cluster):
+        return LOCATION_CONFIG_KEY
+    return CLUSTER_CONFIG_KEY + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
+
+
 def json_schema() -> dict[str, Any]:
     """JSON Schema of the `azcluster:cluster` object, for editors that complete stack files."""
     schema = ClusterSpec.model_json_schema()
