@@ -1633,3 +1633,38 @@ def unknown_suppressed_id(spec: ClusterSpec) -> Iterator[Problem]:
                 f"suppress names {_preview(raw, 40)!r}, which is not a rule id.",
                 f"{suggestion}Rule ids run from {min(RULES)} to {max(RULES)} (components.rules.RULES).",
             )
+
+
+@rule(
+    "AZC054",
+    "error",
+    "lustre-import-needs-provider-principal",
+    "Lustre blob integration needs the HPC Cache Resource Provider's object id",
+)
+def lustre_import_needs_provider_principal(spec: ClusterSpec) -> Iterator[Problem]:
+    """Managed Lustre reaches the import/archive container as Microsoft's "HPC Cache Resource Provider"
+    service principal, which must hold Storage Account Contributor and Storage Blob Data Contributor on
+    the account before the file system is created, or the deployment fails. Its object id differs per
+    tenant and Pulumi's azure-native provider cannot look it up, so the spec must carry it.
+
+    Source: https://learn.microsoft.com/azure/azure-managed-lustre/amlfs-prerequisites
+    (blob integration prerequisites: access roles for the HPC Cache Resource Provider).
+    """
+    lustre = spec.storage.lustre
+    if not (_lustre_enabled(spec) and lustre is not None and lustre.import_container):
+        return
+    principal = lustre.provider_principal_id
+    if principal is None:
+        yield (
+            _at("storage.lustre.provider_principal_id"),
+            f"import_container {lustre.import_container!r} needs the object id of the 'HPC Cache Resource "
+            "Provider' service principal, which Managed Lustre uses to reach the container.",
+            "Set `storage.lustre.provider_principal_id` to the output of `az ad sp show --id "
+            "4392ab71-2ce2-4b0d-8770-b352745c73f5 --query id -o tsv`.",
+        )
+    elif not re.fullmatch(_GUID, principal):
+        yield (
+            _at("storage.lustre.provider_principal_id"),
+            f"provider_principal_id {principal!r} is not an object id (a GUID).",
+            "Use the `id` that `az ad sp show --id 4392ab71-2ce2-4b0d-8770-b352745c73f5` prints.",
+        )

@@ -128,6 +128,12 @@ class LustreSpec(_Strict):
         description="Blob container in the cluster's data account to import from and archive to (HSM). "
         "Needs `storage.blob.enabled`.",
     )
+    provider_principal_id: str | None = Field(
+        None,
+        description="With import_container: object id of your tenant's 'HPC Cache Resource Provider' "
+        "service principal (`az ad sp show --id 4392ab71-2ce2-4b0d-8770-b352745c73f5 --query id -o tsv`), "
+        "granted access to the data account so Managed Lustre can import and archive.",
+    )
     maintenance_day: Literal["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"] = (
         Field("Sunday", description="Day of the weekly maintenance window.")
     )

@@ -164,6 +164,9 @@ class SharedStorageArgs:
             node_identity=node_identity,
             protect_data=protect_data,
             retain_data=retain_data,
+            hpc_cache_rp_principal_id=spec.storage.lustre.provider_principal_id
+            if spec.storage.lustre
+            else None,
         )
 
 

@@ -42,6 +42,7 @@ STACK = textwrap.dedent(
             sku: AMLFS-Durable-Premium-500
             capacity_tib: 4
             import_container: datasets
+            provider_principal_id: 0b7a2a4e-86f5-4e3b-9a8f-6a5c3a1f2d90
           blob:
             enabled: true
             containers: [datasets]

@@ -284,6 +284,20 @@ FIRES = [
     ("AZC053", {"suppress": ["AZC999"]}, "AZC999"),
     ("AZC053", {"suppress": ["AZC000"]}, "cannot be suppressed"),
     ("AZC053", {"suppress": ["AZC01"]}, "AZC01"),
+    (
+        "AZC054",
+        {"storage.lustre.import_container": "datasets", "storage.blob.enabled": True},
+        "az ad sp show",
+    ),
+    (
+        "AZC054",
+        {
+            "storage.lustre.import_container": "datasets",
+            "storage.blob.enabled": True,
+            "storage.lustre.provider_principal_id": "hpc-cache",
+        },
+        "not an object id",
+    ),
 ]
 
 QUIET = [
@@ -381,6 +395,15 @@ QUIET = [
     ("AZC051", {"tags": {"note": "v" * 256}}),
     ("AZC052", {"tags": {"my-azcluster-pool": "x"}}),
     ("AZC053", {"suppress": ["azc010", " AZC001 "]}),
+    (
+        "AZC054",
+        {
+            "storage.lustre.import_container": "datasets",
+            "storage.blob.enabled": True,
+            "storage.lustre.provider_principal_id": "0b7a2a4e-86f5-4e3b-9a8f-6a5c3a1f2d90",
+        },
+    ),
+    ("AZC054", {"storage.lustre.enabled": False, "storage.lustre.import_container": "datasets"}),
 ]
 
 

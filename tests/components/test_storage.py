@@ -71,10 +71,14 @@ def hsm():
         zone="3",
         storage={
             "blob": {"enabled": True, "containers": ["data", "ckpt"]},
-            "lustre": {"capacity_tib": 16, "import_container": "datasets"},
+            "lustre": {
+                "capacity_tib": 16,
+                "import_container": "datasets",
+                "provider_principal_id": RP_OBJECT_ID,
+            },
         },
     )
-    return build(spec, hpc_cache_rp_principal_id=RP_OBJECT_ID)
+    return build(spec)  # the principal reaches the grants from the spec, through from_spec
 
 
 def test_blob_account_is_private_https_only_and_keyless(default):
