@@ -189,7 +189,7 @@ def validated(target: Target, suppress: Sequence[str] = (), quiet: bool = False)
 def cost_per_hour(spec: ClusterSpec | None) -> float | None:
     if spec is None:
         return None
-    from .plan import summarize
+    from .cost import summarize
 
     return summarize(spec).cost_per_hour_usd
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import runpy
 from pathlib import Path
 
-from azcluster.plan import run_program
+from azcluster.mockrun import run_program
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "own-program" / "__main__.py"
 

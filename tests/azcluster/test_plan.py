@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from azcluster import plan, stackfile
+from azcluster import cost, mockrun, plan, stackfile
 from components.spec import parse_cluster
 from tests.clirunner import run_cli
 
@@ -81,7 +81,7 @@ def spec_of(cluster: dict, location: str = "eastus"):
     return parse_cluster({"azure-native:location": location, "azcluster:cluster": {**base, **cluster}})
 
 
-def quota_of(summary: plan.Summary) -> dict[str, int]:
+def quota_of(summary: cost.Summary) -> dict[str, int]:
     return {need.family: need.vcpus for need in summary.quota}
 
 
@@ -93,7 +93,7 @@ def test_summary_small_cluster_counts_gpus_cost_and_quota():
             "login": {"size": "Standard_D2s_v5"},
         }
     )
-    summary = plan.summarize(spec)
+    summary = cost.summarize(spec)
     assert (summary.nodes, summary.gpus, summary.scale_sets, summary.ib_islands) == (2, 16, 1, 1)
     # 2 x 27.20 (ND96asr_v4) + 0.096 (D2s_v5 login)
     assert summary.cost_per_hour_usd == pytest.approx(54.50)
@@ -114,7 +114,7 @@ def test_summary_multi_island_pools_spot_and_non_ib():
             "login": {"size": "Standard_D8s_v5"},
         }
     )
-    summary = plan.summarize(spec)
+    summary = cost.summarize(spec)
     train, evals, burst = summary.pools
     assert train.islands == [84, 83, 83]
     assert evals.islands == [150] and not evals.infiniband  # NC: one scale set, no IB island
@@ -143,7 +143,7 @@ def test_summary_without_login_and_with_an_unknown_size():
             "login": {"enabled": False},
         }
     )
-    summary = plan.summarize(spec)
+    summary = cost.summarize(spec)
     assert summary.nodes == 7 and summary.gpus == 24
     assert summary.cost_per_hour_usd == pytest.approx(3 * 32.77)
     assert quota_of(summary) == {"standard NDAMSv4_A100Family": 288}
@@ -152,7 +152,7 @@ def test_summary_without_login_and_with_an_unknown_size():
 
 def test_summary_json_has_the_contract_keys():
     spec = spec_of({"name": "s", "pools": [{"name": "gpu", "size": "Standard_ND96asr_v4", "nodes": 1}]})
-    document = plan.summarize(spec).to_json()
+    document = cost.summarize(spec).to_json()
     assert set(document) >= SUMMARY_KEYS
     assert all(set(item) == {"family", "vcpus"} for item in document["quota"])
     assert document["cost_per_month_usd"] == pytest.approx(document["cost_per_hour_usd"] * 730)
@@ -228,10 +228,10 @@ def tiny_program():
 
 @pytest.fixture(scope="module")
 def tiny():
-    return plan.run_program(tiny_program, stack="tiny")
+    return mockrun.run_program(tiny_program, stack="tiny")
 
 
-def by_name(run: plan.ProgramRun) -> dict[str, plan.PlannedResource]:
+def by_name(run: mockrun.ProgramRun) -> dict[str, mockrun.PlannedResource]:
     return {resource.name: resource for resource in run.resources}
 
 
@@ -275,17 +275,17 @@ def test_inputs_are_registered_camel_case_with_secrets_masked_in_place(tiny):
 def test_outputs_resolve_to_plausible_values(tiny):
     outputs = tiny.outputs
     assert outputs["nic_ip"] == "10.9.1.4"  # first address Azure hands out in the subnet
-    assert outputs["tenant"] == plan.ZERO_GUID
-    assert len(outputs["principal"]) == 36 and outputs["principal"] != plan.ZERO_GUID
+    assert outputs["tenant"] == mockrun.ZERO_GUID
+    assert len(outputs["principal"]) == 36 and outputs["principal"] != mockrun.ZERO_GUID
     assert outputs["password"] == "[secret]"
-    assert plan.CLIENT_CONFIG_TOKEN in tiny.invokes
+    assert mockrun.CLIENT_CONFIG_TOKEN in tiny.invokes
     assert ("warning", "grant the role by hand before up") in tiny.messages
 
 
 def test_runs_are_reentrant_and_deterministic(tiny):
-    again = plan.run_program(tiny_program, stack="tiny")
+    again = mockrun.run_program(tiny_program, stack="tiny")
     assert [r.to_json() for r in again.resources] == [r.to_json() for r in tiny.resources]
-    other = plan.run_program(tiny_program, stack="other")
+    other = mockrun.run_program(tiny_program, stack="other")
     assert all(r.urn.startswith("urn:pulumi:other::azcluster::") for r in other.resources)
 
 
@@ -297,9 +297,9 @@ def test_a_failing_program_raises_and_the_next_run_is_clean():
         raise ValueError("pool 'gpu': no SSH public keys")
 
     with pytest.raises(ValueError, match="no SSH public keys"):
-        plan.run_program(broken, stack="broken")
-    assert len(plan.run_program(tiny_program, stack="tiny").resources) == len(
-        plan.run_program(tiny_program, stack="tiny").resources
+        mockrun.run_program(broken, stack="broken")
+    assert len(mockrun.run_program(tiny_program, stack="tiny").resources) == len(
+        mockrun.run_program(tiny_program, stack="tiny").resources
     )
 
 
@@ -330,7 +330,7 @@ def test_a_thread_that_never_set_a_loop_is_left_that_way():
 
     def in_fresh_thread() -> None:
         seen.append(loop_state())
-        plan.run_program(tiny_program, stack="thread")
+        mockrun.run_program(tiny_program, stack="thread")
         seen.append(loop_state())
 
     worker = threading.Thread(target=in_fresh_thread)

@@ -1,0 +1,545 @@
+"""Run a Pulumi program offline under mocks and record everything it registers.
+
+No credentials, no network, no Pulumi CLI: the program runs inside the Python SDK with
+`pulumi.runtime.set_mocks(..., preview=False)`, so every value is concrete. Pulumi's `Mocks` are not told
+dependencies, so a `MockMonitor` subclass records every RegisterResource request (type, name, parent,
+dependencies, custom or component, inputs as registered in Pulumi's camelCase) before the mocks answer it
+with the inputs echoed back plus a name, a plausible Azure resource id and the few outputs a program reads
+(identity GUIDs, private IPs, the Lustre MGS address). `azcluster plan` is its main user.
+
+pulumi and pulumi-azure-native are imported only inside `run_program`, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import re
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+PROJECT = "azcluster"
+"""The Pulumi project name (stacks/Pulumi.yaml): the second part of every URN."""
+SECRET_MASK = "[secret]"
+UNKNOWN_MASK = "[unknown]"
+ZERO_GUID = "00000000-0000-0000-0000-000000000000"
+STACK_TYPE = "pulumi:pulumi:Stack"
+CLIENT_CONFIG_TOKEN = "azure-native:authorization:getClientConfig"
+_MOCK_NAMESPACE = uuid.UUID("5f1e6f5c-51a4-4c1e-9b0e-6a7a2c1d0a11")
+
+
+@dataclass(frozen=True)
+class PlannedResource:
+    """One resource the program registered, as the Pulumi engine would have been asked to create it."""
+
+    urn: str
+    type: str
+    name: str
+    parent: str | None
+    """URN of the parent resource; None for resources directly under the stack."""
+    depends_on: list[str]
+    """URNs this resource waits for: explicit `depends_on` plus every resource whose outputs it takes."""
+    inputs: dict[str, Any]
+    """Inputs as registered (Pulumi's camelCase), secrets replaced by "[secret]"."""
+    custom: bool
+    """True for cloud resources, False for components (which only group children)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "urn": self.urn,
+            "type": self.type,
+            "name": self.name,
+            "parent": self.parent,
+            "depends_on": list(self.depends_on),
+            "inputs": self.inputs,
+            "custom": self.custom,
+        }
+
+
+@dataclass
+class ProgramRun:
+    """What a program registered under the mocks, and its stack outputs (secrets masked)."""
+
+    resources: list[PlannedResource]
+    outputs: dict[str, Any]
+    invokes: list[str]
+    """Tokens of the provider functions the program called."""
+    messages: list[tuple[str, str]] = field(default_factory=list)
+    """(level, text) of what the program logged through `pulumi.log` at info level and above."""
+
+
+# --- running a program under mocks -----------------------------------------------------------------------
+
+
+def run_program(program: Callable[[], Any], stack: str, project: str = PROJECT) -> ProgramRun:
+    """Run `program` (which creates Pulumi resources) offline under mocks and return what it registered.
+
+    Re-entrant: each run gets a fresh contextvars context (Pulumi keeps its settings and root stack in
+    context variables), a fresh event loop and a fresh monitor, so runs never see each other's resources.
+    Errors raised by the program (or by a resource registration) propagate unchanged.
+    """
+    return contextvars.copy_context().run(_run_in_fresh_context, program, stack, project)
+
+
+def _run_in_fresh_context(program: Callable[[], Any], stack: str, project: str) -> ProgramRun:
+    import pulumi
+    from pulumi.runtime import mocks, settings
+    from pulumi.runtime.stack import run_pulumi_func
+
+    recorder = _recording_monitor_class()()
+    messages: list[tuple[str, str]] = []
+    logger = logging.Logger("azcluster.plan.engine", logging.INFO)  # standalone: nothing propagates
+    logger.addHandler(_ListHandler(messages))
+    restore_loop = _save_loop_state()
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        settings.ROOT.set(None)  # only in this context: a caller's own mocks setup is left alone
+        mocks.set_mocks(
+            recorder.mocks, project=project, stack=stack, preview=False, logger=logger, monitor=recorder
+        )
+        pulumi.runtime.register_stack_transformation(_drop_aliases)
+        loop.run_until_complete(run_pulumi_func(program))
+        root = settings.get_root_resource()
+        exported = dict(getattr(root, "outputs", {}) or {})
+        outputs = {
+            name: loop.run_until_complete(_resolve(pulumi.Output.from_input(value)))
+            for name, value in exported.items()
+        }
+    finally:
+        _close_loop(loop)
+        restore_loop()
+    return ProgramRun(
+        resources=recorder.planned(),
+        outputs=outputs,
+        invokes=list(recorder.mocks.invokes),
+        messages=messages,
+    )
+
+
+class _ListHandler(logging.Handler):
+    def __init__(self, messages: list[tuple[str, str]]) -> None:
+        super().__init__(logging.INFO)
+        self.messages = messages
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append((record.levelname.lower(), record.getMessage()))
+
+
+def _drop_aliases(args: Any) -> Any:
+    """Leave out every resource's aliases: a plan has no earlier state to match them against.
+
+    pulumi-azure-native gives each resource ~30 aliases (one per past API version), and the SDK turns each
+    into several Outputs and tasks: most of a plan's run time, for nothing the plan shows.
+    """
+    import pulumi
+
+    if not args.opts.aliases:
+        return None
+    opts = args.opts._copy()
+    opts.aliases = None
+    return pulumi.ResourceTransformationResult(args.props, opts)
+
+
+async def _resolve(output: Any) -> Any:
+    value = await output.future(with_unknowns=True)
+    if await output.is_secret():
+        return SECRET_MASK
+    return _plain_output(value)
+
+
+def _plain_output(value: Any) -> Any:
+    from pulumi.output import Unknown
+
+    if isinstance(value, Unknown):
+        return UNKNOWN_MASK
+    if isinstance(value, dict):
+        return {str(key): _plain_output(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain_output(item) for item in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+def _save_loop_state() -> Callable[[], None]:
+    """How to put back the thread's event loop state as it is now, without creating a loop.
+
+    With the default policy that is its thread-local (`_loop` and `_set_called`): a thread that never set
+    a loop must get back to "never set", or asyncio.get_event_loop() there stops creating one on demand,
+    which Pulumi's own mocks rely on.
+    """
+    policy = asyncio.get_event_loop_policy()
+    local = getattr(policy, "_local", None)
+    if local is not None and hasattr(local, "_loop") and hasattr(local, "_set_called"):
+        saved = (local._loop, local._set_called)
+
+        def restore() -> None:
+            local._loop, local._set_called = saved
+
+        return restore
+    try:
+        previous = policy.get_event_loop()
+    except RuntimeError:
+        previous = None
+    return lambda: asyncio.set_event_loop(previous)
+
+
+def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel what a failed program left pending, then close (no 'Task was destroyed' noise)."""
+    pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    loop.run_until_complete(loop.shutdown_default_executor())
+    loop.close()
+
+
+class _PlanMocks:
+    """Answers for the mocked engine: inputs echoed back plus a name, an id and the outputs programs read.
+
+    Built lazily as a `pulumi.runtime.mocks.Mocks` subclass (see `_recording_monitor_class`), so this module
+    imports without pulumi. Called from the SDK's executor threads, hence the lock.
+    """
+
+    def __init__(self) -> None:
+        self.invokes: list[str] = []
+        self._lock = threading.Lock()
+        self._subnets: dict[str, str] = {}  # lower-cased subnet id -> address prefix
+        self._next_host: dict[str, int] = {}
+        self._public_ips = 0
+
+    def call(self, args: Any) -> tuple[dict[str, Any], list[Any]]:
+        with self._lock:
+            self.invokes.append(args.token)
+        if args.token == CLIENT_CONFIG_TOKEN:
+            return {
+                "subscriptionId": ZERO_GUID,
+                "tenantId": ZERO_GUID,
+                "objectId": ZERO_GUID,
+                "clientId": ZERO_GUID,
+            }, []
+        return {}, []
+
+    def new_resource(self, args: Any) -> tuple[str, dict[str, Any]]:
+        inputs = dict(args.inputs)
+        if not args.custom:
+            return "", inputs
+        azure_name = azure_resource_name(args.typ, args.name, inputs)
+        resource_id = _azure_id(args.typ, azure_name, inputs)
+        outputs = {**inputs, "name": azure_name, "id": resource_id}
+        identity = inputs.get("identity")
+        if isinstance(identity, dict) and isinstance(identity.get("userAssignedIdentities"), list):
+            # Input: a list of identity ids; output: a map from id to that identity's principal and client.
+            outputs["identity"] = {
+                **identity,
+                "userAssignedIdentities": {
+                    str(ident): {"principalId": ZERO_GUID, "clientId": ZERO_GUID}
+                    for ident in identity["userAssignedIdentities"]
+                },
+            }
+        outputs.update(self._extras(args.typ, azure_name, resource_id, inputs))
+        return resource_id, outputs
+
+    def _extras(self, typ: str, name: str, resource_id: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        guid = str(uuid.uuid5(_MOCK_NAMESPACE, resource_id))
+        if typ == "azure-native:network:Subnet":
+            prefix = inputs.get("addressPrefix") or next(iter(inputs.get("addressPrefixes") or []), None)
+            if isinstance(prefix, str):
+                with self._lock:
+                    self._subnets[resource_id.lower()] = prefix
+            return {}
+        if typ == "azure-native:managedidentity:UserAssignedIdentity":
+            return {
+                "principalId": guid,
+                "clientId": str(uuid.uuid5(_MOCK_NAMESPACE, guid)),
+                "tenantId": ZERO_GUID,
+            }
+        if typ == "azure-native:network:PublicIPAddress":
+            with self._lock:
+                self._public_ips += 1
+                number = self._public_ips
+            return {"ipAddress": f"203.0.113.{number % 254 + 1}"}  # TEST-NET-3: documentation addresses
+        if typ == "azure-native:network:NetworkInterface":
+            configs = []
+            for config in inputs.get("ipConfigurations") or []:
+                subnet = (config.get("subnet") or {}).get("id") if isinstance(config, dict) else None
+                configs.append({**config, "privateIPAddress": self._next_ip(subnet)})
+            return {"ipConfigurations": configs, "macAddress": "00-0D-3A-00-00-01"}
+        if typ == "azure-native:network:PrivateEndpoint":
+            subnet = (inputs.get("subnet") or {}).get("id")
+            return {
+                "customDnsConfigs": [
+                    {"fqdn": f"{name}.privatelink.mock", "ipAddresses": [self._next_ip(subnet)]}
+                ]
+            }
+        if typ == "azure-native:storagecache:AmlFilesystem":
+            mgs = self._next_ip(inputs.get("filesystemSubnet"))
+            return {
+                "clientInfo": {
+                    "mgsAddress": mgs,
+                    "mountCommand": f"sudo mount -t lustre -o noatime,flock {mgs}@tcp:/lustrefs /lustre",
+                    "lustreVersion": "2.15",
+                }
+            }
+        if typ == "azure-native:storage:StorageAccount":
+            return {
+                "primaryEndpoints": {
+                    kind: f"https://{name}.{kind}.core.windows.net/"
+                    for kind in ("blob", "dfs", "file", "queue", "table")
+                }
+            }
+        if typ == "azure-native:compute:VirtualMachineScaleSet":
+            return {"uniqueId": guid, "provisioningState": "Succeeded"}
+        if typ == "azure-native:compute:VirtualMachine":
+            return {"vmId": guid, "provisioningState": "Succeeded"}
+        return {}
+
+    def _next_ip(self, subnet_id: Any) -> str:
+        """The next address Azure would hand out in that subnet (it keeps .0-.3), or 10.0.0.4."""
+        import ipaddress
+
+        with self._lock:
+            key = subnet_id.lower() if isinstance(subnet_id, str) else ""
+            prefix = self._subnets.get(key, "10.0.0.0/24")
+            host = self._next_host.get(key, 4)
+            self._next_host[key] = host + 1
+        network = ipaddress.IPv4Network(prefix, strict=False)
+        return str(network.network_address + min(host, network.num_addresses - 2))
+
+
+_RECORDING_MONITOR: type | None = None
+
+
+def _recording_monitor_class() -> type:
+    """Build (once) the MockMonitor and Mocks subclasses; they need pulumi, imported here, not at import."""
+    global _RECORDING_MONITOR
+    if _RECORDING_MONITOR is not None:
+        return _RECORDING_MONITOR
+    from pulumi.runtime import mocks as pulumi_mocks
+    from pulumi.runtime.settings import get_project, get_stack
+
+    class _Mocks(_PlanMocks, pulumi_mocks.Mocks):
+        pass
+
+    class RecordingMonitor(pulumi_mocks.MockMonitor):
+        """A MockMonitor that keeps what the engine would be told: parent, dependencies and inputs."""
+
+        def __init__(self) -> None:
+            super().__init__(_Mocks())
+            self._records: list[PlannedResource] = []
+            self._stack_urn = ""
+            self._record_lock = threading.Lock()
+
+        def make_urn(self, parent: str, type_: str, name: str) -> str:
+            # The engine qualifies a child's type with its parent's whole type chain, except the root stack's
+            # (MockMonitor keeps only the last link and includes the stack).
+            if parent:
+                qualified = parent.split("::")[2]
+                if qualified != STACK_TYPE:
+                    type_ = f"{qualified}${type_}"
+            return f"urn:pulumi:{get_stack()}::{get_project()}::{type_}::{name}"
+
+        def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method's name
+            response = super().RegisterResource(request)
+            if request.type == STACK_TYPE:
+                self._stack_urn = response.urn
+                return response
+            dependencies = set(request.dependencies)
+            for deps in request.propertyDependencies.values():
+                dependencies.update(deps.urns)
+            record = PlannedResource(
+                urn=response.urn,
+                type=request.type,
+                name=request.name,
+                parent=request.parent or None,
+                depends_on=sorted(dependencies),
+                inputs=_inputs_json(request.object),
+                custom=bool(request.custom),
+            )
+            with self._record_lock:
+                self._records.append(record)
+            return response
+
+        def planned(self) -> list[PlannedResource]:
+            """Registered resources, parents before children, siblings by type then name (registration
+            order is not deterministic: the SDK registers from a thread pool)."""
+            stack = self._stack_urn
+            records = [
+                PlannedResource(
+                    r.urn,
+                    r.type,
+                    r.name,
+                    None if r.parent == stack else r.parent,
+                    [dep for dep in r.depends_on if dep != stack],
+                    r.inputs,
+                    r.custom,
+                )
+                for r in self._records
+            ]
+            return _tree_order(records)
+
+    _RECORDING_MONITOR = RecordingMonitor
+    return RecordingMonitor
+
+
+def _tree_order(records: list[PlannedResource]) -> list[PlannedResource]:
+    children: dict[str | None, list[PlannedResource]] = {}
+    urns = {record.urn for record in records}
+    for record in records:
+        parent = record.parent if record.parent in urns else None
+        children.setdefault(parent, []).append(record)
+    ordered: list[PlannedResource] = []
+    stack = sorted(children.get(None, []), key=_sibling_key, reverse=True)
+    while stack:
+        record = stack.pop()
+        ordered.append(record)
+        stack.extend(sorted(children.get(record.urn, []), key=_sibling_key, reverse=True))
+    return ordered
+
+
+def _sibling_key(record: PlannedResource) -> tuple[bool, str, str]:
+    return (record.custom is False, record.type, record.name)
+
+
+def _inputs_json(struct: Any) -> dict[str, Any]:
+    """A registered inputs struct as JSON-ready values, each secret replaced where it sits.
+
+    `rpc.deserialize_properties` would push a secret's secretness up to the top-level property (masking a
+    whole virtualMachineProfile for one secret field), so this walks the struct itself and hands only the
+    special values (assets, archives, resource references) to `deserialize_properties`.
+    """
+    value = _struct_value(struct)
+    return value if isinstance(value, dict) else {}
+
+
+def _struct_value(value: Any) -> Any:
+    from google.protobuf import struct_pb2
+    from pulumi.runtime import rpc
+
+    if isinstance(value, struct_pb2.Struct):
+        # A protobuf Struct has no .get(); `in` then `[]` is the way.
+        signature = value[rpc._special_sig_key] if rpc._special_sig_key in value else None  # noqa: SIM401
+        if signature == rpc._special_secret_sig:
+            return SECRET_MASK
+        if signature is not None:
+            return _special_value(rpc.deserialize_properties(value, keep_unknowns=True))
+        return {key: _struct_value(value[key]) for key in sorted(value.keys())}
+    if isinstance(value, struct_pb2.ListValue):
+        return [_struct_value(item) for item in value]
+    if value == rpc.UNKNOWN:
+        return UNKNOWN_MASK
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _special_value(value: Any) -> Any:
+    """Assets, archives and resource references, as short strings."""
+    for attribute in ("path", "uri", "text"):
+        found = getattr(value, attribute, None)
+        if isinstance(found, str):
+            return f"[{type(value).__name__} {found if attribute != 'text' else len(found)}]"
+    if isinstance(value, str):
+        return value
+    return f"[{type(value).__name__}]"
+
+
+# --- plausible Azure names and ids for the mocks ----------------------------------------------------------
+
+_NAMESPACES = {
+    "compute": "Microsoft.Compute",
+    "network": "Microsoft.Network",
+    "storage": "Microsoft.Storage",
+    "storagecache": "Microsoft.StorageCache",
+    "managedidentity": "Microsoft.ManagedIdentity",
+    "authorization": "Microsoft.Authorization",
+    "privatedns": "Microsoft.Network",
+    "resources": "Microsoft.Resources",
+}
+_NAME_INPUT = {
+    "azure-native:compute:VirtualMachineScaleSet": "vmScaleSetName",
+    "azure-native:compute:VirtualMachine": "vmName",
+    "azure-native:storage:StorageAccount": "accountName",
+    "azure-native:storage:BlobContainer": "containerName",
+    "azure-native:managedidentity:UserAssignedIdentity": "resourceName",
+    "azure-native:privatedns:PrivateRecordSet": "relativeRecordSetName",
+    "azure-native:privatedns:RecordSet": "relativeRecordSetName",
+    "azure-native:network:PublicIPAddress": "publicIpAddressName",
+}
+"""Where the Azure name sits when it is not `<lowerCamel type>Name` (e.g. Subnet -> subnetName)."""
+_RECORD_SET_PATH = "Microsoft.Network/privateDnsZones/{privateZoneName}/{recordType}"
+_CHILD_PATHS = {
+    "azure-native:network:Subnet": "Microsoft.Network/virtualNetworks/{virtualNetworkName}/subnets",
+    "azure-native:network:SecurityRule": (
+        "Microsoft.Network/networkSecurityGroups/{networkSecurityGroupName}/securityRules"
+    ),
+    "azure-native:storage:BlobContainer": (
+        "Microsoft.Storage/storageAccounts/{accountName}/blobServices/default/containers"
+    ),
+    "azure-native:privatedns:PrivateZone": "Microsoft.Network/privateDnsZones",
+    "azure-native:privatedns:VirtualNetworkLink": (
+        "Microsoft.Network/privateDnsZones/{privateZoneName}/virtualNetworkLinks"
+    ),
+    "azure-native:privatedns:PrivateRecordSet": _RECORD_SET_PATH,
+    "azure-native:privatedns:RecordSet": _RECORD_SET_PATH,
+    "azure-native:network:PrivateDnsZoneGroup": (
+        "Microsoft.Network/privateEndpoints/{privateEndpointName}/privateDnsZoneGroups"
+    ),
+    "azure-native:network:PublicIPAddress": "Microsoft.Network/publicIPAddresses",
+}
+_FIRST_UPPER = re.compile(r"^[A-Z]+(?=[A-Z][a-z]|$)|^[A-Z]")
+
+
+def azure_resource_name(typ: str, pulumi_name: str, inputs: dict[str, Any]) -> str:
+    key = _NAME_INPUT.get(typ) or _lower_camel(typ.rsplit(":", 1)[-1]) + "Name"
+    for candidate, value in inputs.items():
+        if candidate.lower() == key.lower() and isinstance(value, str) and value:
+            return value
+    return pulumi_name
+
+
+def _azure_id(typ: str, name: str, inputs: dict[str, Any]) -> str:
+    parts = typ.split(":")
+    module, kind = (parts[1], parts[2]) if len(parts) == 3 else ("", typ)
+    subscription = f"/subscriptions/{ZERO_GUID}"
+    if typ == "azure-native:resources:ResourceGroup":
+        return f"{subscription}/resourceGroups/{name}"
+    if typ == "azure-native:authorization:RoleAssignment":
+        scope = inputs.get("scope") if isinstance(inputs.get("scope"), str) else subscription
+        return f"{scope}/providers/Microsoft.Authorization/roleAssignments/{name}"
+    group = inputs.get("resourceGroupName") if isinstance(inputs.get("resourceGroupName"), str) else "mock-rg"
+    template = _CHILD_PATHS.get(typ)
+    if template:
+        fields = {key: value for key, value in inputs.items() if isinstance(value, str)}
+        fields.setdefault("recordType", "A")
+        path = template.format_map(_Missing(fields))
+    else:
+        path = f"{_NAMESPACES.get(module, 'Mock.' + module)}/{_plural(_lower_camel(kind))}"
+    return f"{subscription}/resourceGroups/{group}/providers/{path}/{name}"
+
+
+class _Missing(dict):
+    def __missing__(self, key: str) -> str:
+        return "mock"
+
+
+def _plural(word: str) -> str:
+    """virtualNetwork -> virtualNetworks, userAssignedIdentity -> userAssignedIdentities."""
+    if word.endswith("y") and word[-2:-1] not in ("a", "e", "o", "u"):
+        return word[:-1] + "ies"
+    if word.endswith(("s", "x")):
+        return word + "es"
+    return word + "s"
+
+
+def _lower_camel(word: str) -> str:
+    """VirtualNetwork -> virtualNetwork, NSGRule -> nsgRule."""
+    return _FIRST_UPPER.sub(lambda match: match.group(0).lower(), word, count=1)
