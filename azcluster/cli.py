@@ -489,10 +489,14 @@ def up(
     suppress: SuppressOpt = None,
     backend: BackendOpt = None,
     secrets_provider: SecretsOpt = None,
+    subscription: SubscriptionOpt = None,
+    auth: AuthOpt = None,
+    cloud: CloudOpt = None,
 ) -> None:
     """Deploy the cluster: validate, preflight, preview with cost, confirm, then deploy with live progress.
 
     Re-running converges: a deployed stack shows no changes, a failed one resumes from what exists.
+    --subscription, --auth and --cloud choose how preflight reaches Azure, as for `azcluster preflight`.
     """
     from . import lifecycle
 
@@ -507,6 +511,7 @@ def up(
             options=_engine_options(backend, secrets_provider),
             suppress=suppress or (),
             quiet=json,
+            connection=lifecycle.AzureOptions(subscription, auth, cloud),
         ),
         lifecycle.render_up,
     )

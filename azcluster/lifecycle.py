@@ -5,7 +5,8 @@ The CLI calls one function per command and renders its result; everything a pers
 comes back as a JSON-ready document, and every expected failure is an AzclusterError that says what to
 do. Two seams are module-level on purpose, so tests swap them without touching any SDK:
 `engine_factory` (the Pulumi engine; default: the Automation API adapter, which checks the CLI first)
-and `preflight_runner` (asks Azure about quota and sizes).
+and `preflight_runner` (asks Azure about quota and sizes, connecting as `up --subscription/--auth/--cloud`
+say, exactly as `azcluster preflight` does).
 
 Rules kept here:
 - Everything that creates, changes or destroys asks first. `--yes` answers for CI; without a terminal and
@@ -50,15 +51,30 @@ engine_factory: Callable[[EngineOptions], Engine] = open_engine
 """Makes the engine for a command. Tests replace it with a recording fake."""
 
 
-def _default_preflight(loaded: LoadedStack) -> Any:
+@dataclass(frozen=True)
+class AzureOptions:
+    """How a command reaches Azure: `--subscription`, `--auth`, `--cloud` (None: azure.connect's defaults).
+
+    `up` takes the same options as `preflight`, so a CI job that pins a subscription or uses OIDC runs
+    the preflight of `up` against that subscription, not whatever the environment defaults to.
+    """
+
+    subscription: str | None = None
+    auth: str | None = None
+    cloud: str | None = None
+
+
+def _default_preflight(loaded: LoadedStack, connection: AzureOptions) -> Any:
     from . import azure, preflight
 
     assert loaded.spec is not None
-    return preflight.run_preflight(loaded.spec, azure.connect(), loaded.name)
+    ctx = azure.connect(connection.subscription, connection.auth, connection.cloud)
+    return preflight.run_preflight(loaded.spec, ctx, loaded.name)
 
 
-preflight_runner: Callable[[LoadedStack], Any] = _default_preflight
-"""Runs preflight for a loaded stack and returns a result with `.ok`, `.blockers` and `to_json()`."""
+preflight_runner: Callable[[LoadedStack, AzureOptions], Any] = _default_preflight
+"""Runs preflight for a loaded stack, connected as the options say; returns a result with `.ok`,
+`.blockers` and `to_json()`."""
 
 
 def is_interactive() -> bool:
@@ -241,8 +257,12 @@ def up(
     options: EngineOptions | None = None,
     suppress: Sequence[str] = (),
     quiet: bool = False,
+    connection: AzureOptions | None = None,
 ) -> dict[str, Any]:
-    """validate -> preflight -> preview -> confirm -> deploy (live view) -> what a user needs to log in."""
+    """validate -> preflight -> preview -> confirm -> deploy (live view) -> what a user needs to log in.
+
+    `connection` is how preflight reaches Azure (subscription, credential, cloud).
+    """
     from . import render
 
     target = open_target(stack, options or EngineOptions())
@@ -251,7 +271,7 @@ def up(
     source = target.engine.check_secrets(target.ref)
     _notes(target)
     if not skip_preflight:
-        result = preflight_runner(loaded)
+        result = preflight_runner(loaded, connection or AzureOptions())
         if not result.ok:
             if not quiet:
                 for blocker in result.blockers:

@@ -78,8 +78,14 @@ def fake(tmp_path, monkeypatch):
         return engine
 
     engine.factory_calls = factory_calls
+    engine.preflights = []
+
+    def passing_preflight(loaded, connection):
+        engine.preflights.append((loaded, connection))
+        return _Preflight()
+
     monkeypatch.setattr(lifecycle, "engine_factory", factory)
-    monkeypatch.setattr(lifecycle, "preflight_runner", _passing_preflight)
+    monkeypatch.setattr(lifecycle, "preflight_runner", passing_preflight)
     monkeypatch.setattr(lifecycle, "is_interactive", lambda: False)
     return engine
 
@@ -94,10 +100,6 @@ class _Preflight:
 
     def to_json(self):
         return {"ok": self.ok, "blockers": [vars(b) for b in self.blockers]}
-
-
-def _passing_preflight(loaded):
-    return _Preflight()
 
 
 def tty(monkeypatch):
@@ -173,7 +175,7 @@ def test_up_runs_preflight_and_stops_when_azure_would_refuse(fake, monkeypatch):
     class Blocker:
         pool, check, message, hint = "gpu", "quota", "standardNDSH100v5Family needs 192 vCPUs, 0 free", "ask"
 
-    monkeypatch.setattr(lifecycle, "preflight_runner", lambda loaded: _Preflight([Blocker()]))
+    monkeypatch.setattr(lifecycle, "preflight_runner", lambda loaded, connection: _Preflight([Blocker()]))
     result = run_cli("up", "demo", "--yes", "--json")
     assert result.exit_code == 1
     assert "preview" not in fake.methods()
@@ -181,6 +183,58 @@ def test_up_runs_preflight_and_stops_when_azure_would_refuse(fake, monkeypatch):
     assert doc["ok"] is False and doc["preflight"]["ok"] is False
     assert "--skip-preflight" in doc["error"]["hint"]
     assert run_cli("up", "demo", "--yes", "--skip-preflight").exit_code == 0
+
+
+def test_up_passes_subscription_auth_and_cloud_to_preflight(fake):
+    sub = "11111111-2222-3333-4444-555555555555"
+    result = run_cli(
+        "up", "demo", "--yes", "--subscription", sub, "--auth", "oidc", "--cloud", "azureusgovernment"
+    )
+    assert result.exit_code == 0, result.stderr
+    loaded, connection = fake.preflights[-1]
+    assert loaded.name == "demo"
+    assert connection == lifecycle.AzureOptions(sub, "oidc", "AzureUSGovernment")
+    assert run_cli("up", "demo", "--yes").exit_code == 0
+    assert fake.preflights[-1][1] == lifecycle.AzureOptions()  # nothing given: azure.connect's defaults
+    assert run_cli("up", "demo", "--yes", "--auth", "kerberos").exit_code == 2  # same choices as preflight
+
+
+def test_up_preflight_connects_as_told(fake, arm, monkeypatch):
+    """The real preflight runner: --subscription, --auth and --cloud reach Azure, not the defaults."""
+    from tests.fakes.arm import fake_az_script
+
+    monkeypatch.setattr(lifecycle, "preflight_runner", lifecycle._default_preflight)
+    bin_dir = arm.tmp / "bin"
+    fake_az_script(bin_dir, arm.fake.token)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    monkeypatch.setenv("AZURE_SUBSCRIPTION_ID", "99999999-0000-0000-0000-000000000000")  # not the fake's
+
+    wrong = run_cli("up", "demo", "--yes", "--auth", "cli")
+    assert wrong.exit_code == 1 and "SubscriptionNotFound" in wrong.stderr
+    assert "preview" not in fake.methods()
+
+    arm.fake.requests.clear()
+    result = run_cli("up", "demo", "--yes", "--auth", "cli", "--subscription", arm.fake.subscription_id)
+    assert result.exit_code == 0, result.stderr
+    asked = arm.fake.calls("GET", f"/subscriptions/{arm.fake.subscription_id}/providers/Microsoft.Compute/")
+    assert asked and all(r.headers["authorization"] == f"Bearer {arm.fake.token}" for r in arm.fake.requests)
+    az_log = bin_dir / "az-calls.log"
+    assert "get-access-token" in az_log.read_text() and "usgovcloudapi" not in az_log.read_text()
+    assert fake.methods().count("up") == 1
+
+    government = run_cli(
+        "up",
+        "demo",
+        "--yes",
+        "--auth",
+        "cli",
+        "--subscription",
+        arm.fake.subscription_id,
+        "--cloud",
+        "AzureUSGovernment",
+    )
+    assert government.exit_code == 0, government.stderr
+    assert "management.core.usgovcloudapi.net" in az_log.read_text()  # the token asked for that cloud
 
 
 def test_up_with_validation_errors_deploys_nothing(fake, tmp_path):
@@ -203,7 +257,7 @@ def test_missing_pulumi_cli_is_reported_first_exit_3(fake, monkeypatch):
         raise PulumiCliMissing("no `pulumi` on PATH")
 
     monkeypatch.setattr(lifecycle, "engine_factory", broken)
-    monkeypatch.setattr(lifecycle, "preflight_runner", lambda loaded: preflights.append(loaded))
+    monkeypatch.setattr(lifecycle, "preflight_runner", lambda loaded, connection: preflights.append(loaded))
     result = run_cli("up", "demo", "--yes")
     assert result.exit_code == 3
     assert "https://www.pulumi.com/docs/install/" in result.stderr
@@ -217,7 +271,7 @@ def test_missing_passphrase_stops_before_preflight(fake, monkeypatch):
 
     monkeypatch.setattr(fake, "check_secrets", refuse)
     preflights = []
-    monkeypatch.setattr(lifecycle, "preflight_runner", lambda loaded: preflights.append(loaded))
+    monkeypatch.setattr(lifecycle, "preflight_runner", lambda loaded, connection: preflights.append(loaded))
     result = run_cli("up", "demo", "--yes")
     assert result.exit_code == 3 and "passphrase" in result.stderr
     assert preflights == []
