@@ -10,6 +10,14 @@ for the whole island. Private IPs live in Microsoft.Network, not Microsoft.Compu
 set's network-interface list (`.../virtualMachineScaleSets/{name}/networkInterfaces`, api-version
 2018-10-01), sent through the same authenticated, retrying pipeline as the Compute client's own calls.
 
+`status` also says WHICH check failed on an unhealthy node. vmHealth only says healthy or not; the checks
+azc-health.sh ran live on the node, in the JSON file at bootstrap's HEALTH_RESULT_PATH. Nodes must not
+need SSH, a public IP or a route from the laptop, so the file is read through Azure's Run Command on the
+scale-set VM (RunShellScript `cat FILE`: a long-running POST, polled like stop/start). Run Command is slow
+(about 20 s at best per node, one script at a time per VM), so the nodes are read in parallel, at most
+DIAGNOSE_LIMIT per run, and `--no-diagnose` skips it. A node whose file cannot be read gets that said on
+its own line; it never fails the whole command.
+
 `stop` and `start` run one long-running operation per island in parallel; azure-core polls each the way
 Azure says (Azure-AsyncOperation, then Location; Retry-After). Each island's outcome is reported on its
 own: what succeeded stays succeeded, and any failure makes the command exit 1.
@@ -17,6 +25,7 @@ own: what succeeded stays succeeded, and any failure makes the command exit 1.
 
 from __future__ import annotations
 
+import shlex
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from components import catalog
+from components.bootstrap import HEALTH_RESULT_PATH, parse_health_result
 from components.spec import ClusterSpec
 from components.tags import ROLE_COMPUTE, ROLE_LOGIN, TAG_CLUSTER, TAG_ISLAND, TAG_POOL, TAG_ROLE
 
@@ -35,6 +45,55 @@ if TYPE_CHECKING:  # pragma: no cover
 
 MAX_PARALLEL = 16
 POST_THROTTLE_RETRIES = 4  # azure-core does not retry a POST answered 429; Resource Manager asks us to
+
+# Diagnosis through Run Command (learn.microsoft.com/azure/virtual-machines/linux/run-command): "output is
+# limited to the last 4,096 bytes", "the minimum time to run a script is about 20 seconds", "you can run
+# one script at a time", and it needs Microsoft.Compute/virtualMachines/runCommand/action.
+DIAGNOSE_LIMIT = 16
+DIAGNOSE_TIMEOUT_S = 300.0
+RUN_COMMAND_OUTPUT_LIMIT = 4096
+DIAGNOSE_STATES = ("unhealthy", "unknown")  # in this order: the limit keeps the nodes Azure calls unhealthy
+UNREADABLE = "could not read the health result"
+
+
+@dataclass
+class Diagnosis:
+    """What a node's own health check recorded (HEALTH_RESULT_PATH), read through Run Command.
+
+    state: `read` (the file parsed; `failing` lists its failed checks), `unreadable` (Run Command or the
+    file failed; `detail` says how), `skipped` (nothing was sent: over the limit, or the node not running).
+    """
+
+    state: str
+    detail: str
+    failing: list[tuple[str, str]] = field(default_factory=list)
+    time: str | None = None
+
+    def failing_json(self) -> list[dict[str, str]]:
+        return [{"name": name, "detail": detail} for name, detail in self.failing]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"state": self.state, "detail": self.detail, "time": self.time}
+
+
+@dataclass
+class DiagnosisRun:
+    """How much of the cluster was diagnosed, so a capped run says what it left out."""
+
+    enabled: bool
+    limit: int
+    sent: int = 0
+    over_limit: int = 0
+    not_running: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "enabled": self.enabled,
+            "limit": self.limit,
+            "diagnosed": self.sent,
+            "skipped_over_limit": self.over_limit,
+            "skipped_not_running": self.not_running,
+        }
 
 
 @dataclass
@@ -48,6 +107,11 @@ class Node:
     health: str | None  # healthy | unhealthy | unknown | initializing | None (no health extension)
     health_detail: str | None = None
     zone: str | None = None
+    diagnosis: Diagnosis | None = None  # None: not asked (healthy, or --no-diagnose)
+
+    @property
+    def failing_checks(self) -> list[dict[str, str]]:
+        return self.diagnosis.failing_json() if self.diagnosis else []
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -59,6 +123,8 @@ class Node:
             "provisioning_state": self.provisioning_state,
             "health": self.health,
             "health_detail": self.health_detail,
+            "failing_checks": self.failing_checks,
+            "diagnosis": self.diagnosis.to_json() if self.diagnosis else None,
             "zone": self.zone,
         }
 
@@ -144,6 +210,7 @@ class ClusterStatus:
     location: str
     islands: list[Island]
     login: LoginNode | None
+    diagnosis: DiagnosisRun | None = None
 
     @property
     def found(self) -> bool:
@@ -154,7 +221,7 @@ class ClusterStatus:
             (island, node)
             for island in self.islands
             for node in island.nodes
-            if node.health in ("unhealthy", "unknown")
+            if node.health in DIAGNOSE_STATES
         ]
 
     def cost_per_hour(self) -> float:
@@ -184,9 +251,12 @@ class ClusterStatus:
                     "private_ip": node.private_ip,
                     "health": node.health,
                     "detail": node.health_detail,
+                    "failing_checks": node.failing_checks,
+                    "diagnosis": node.diagnosis.to_json() if node.diagnosis else None,
                 }
                 for island, node in self.unhealthy()
             ],
+            "diagnosis": self.diagnosis.to_json() if self.diagnosis else None,
             "cost_per_hour_usd": self.cost_per_hour(),
             "cost_basis": "running VMs x catalogue pay-as-you-go Linux prices (Spot billed lower); "
             "deallocated VMs cost no compute",
@@ -477,8 +547,18 @@ def find_login(client: Any, ctx: AzureContext, spec: ClusterSpec) -> LoginNode |
 # --- status ----------------------------------------------------------------------------------------
 
 
-def cluster_status(spec: ClusterSpec, ctx: AzureContext, stack: str) -> ClusterStatus:
-    """Every island's scale set and nodes (IP, power, health), the login node, the running cost."""
+def cluster_status(
+    spec: ClusterSpec,
+    ctx: AzureContext,
+    stack: str,
+    *,
+    diagnose: bool = True,
+    diagnose_limit: int = DIAGNOSE_LIMIT,
+    diagnose_timeout: float = DIAGNOSE_TIMEOUT_S,
+    progress: bool = False,
+) -> ClusterStatus:
+    """Every island's scale set and nodes (IP, power, health), the login node, the running cost; with
+    `diagnose`, the failing checks of up to `diagnose_limit` unhealthy nodes (read on the nodes)."""
     from .azure import azure_errors, compute_client
 
     client = compute_client(ctx)
@@ -494,7 +574,232 @@ def cluster_status(spec: ClusterSpec, ctx: AzureContext, stack: str) -> ClusterS
     islands = _parallel(read, sets)
     with azure_errors(ctx, f"looking for the login node of {spec.name}"):
         login = find_login(client, ctx, spec) if spec.login.enabled else None
-    return ClusterStatus(stack, spec.name, spec.resource_group_name, spec.location, islands, login)
+    status = ClusterStatus(stack, spec.name, spec.resource_group_name, spec.location, islands, login)
+    status.diagnosis = DiagnosisRun(enabled=diagnose, limit=diagnose_limit)
+    if diagnose:
+        with azure_errors(ctx, f"reading the health results of {spec.name}'s unhealthy nodes"):
+            diagnose_nodes(client, status, diagnose_timeout, progress)
+    return status
+
+
+# --- diagnosis: which check failed, read on the node -------------------------------------------------
+
+
+def diagnose_nodes(client: Any, status: ClusterStatus, timeout: float, progress: bool) -> None:
+    """Read the health result of the cluster's unhealthy nodes (then unknown ones) in parallel.
+
+    Only running nodes can run a command; the rest, and those past the limit, get a `skipped` diagnosis
+    that says why, so the report never silently leaves a node out.
+    """
+    run = status.diagnosis = status.diagnosis or DiagnosisRun(enabled=True, limit=DIAGNOSE_LIMIT)
+    order = {state: rank for rank, state in enumerate(DIAGNOSE_STATES)}
+    candidates = sorted(status.unhealthy(), key=lambda pair: order[pair[1].health or ""])
+    runnable = []
+    for island, node in candidates:
+        if node.power_state == "running":
+            runnable.append((island, node))
+        else:
+            run.not_running += 1
+            node.diagnosis = Diagnosis(
+                "skipped", f"not diagnosed: the node is {node.power_state or 'in an unknown power state'}"
+            )
+    chosen, rest = runnable[: max(run.limit, 0)], runnable[max(run.limit, 0) :]
+    for _island, node in rest:
+        node.diagnosis = Diagnosis("skipped", f"not diagnosed: over the limit of {run.limit} nodes per run")
+    run.sent, run.over_limit = len(chosen), len(rest)
+
+    def one(pair: tuple[Island, Node], update: Callable[[str], None]) -> Diagnosis:
+        island, node = pair
+        return read_health_result(
+            client, status.resource_group, island.scale_set, node.instance_id, timeout, update
+        )
+
+    results = _diagnose_with_progress(chosen, one, progress)
+    for (_island, node), diagnosis in zip(chosen, results, strict=True):
+        node.diagnosis = diagnosis
+
+
+def read_health_result(
+    client: Any,
+    rg: str,
+    scale_set: str,
+    instance_id: str,
+    timeout: float = DIAGNOSE_TIMEOUT_S,
+    update: Callable[[str], None] = lambda _text: None,
+) -> Diagnosis:
+    """Run `cat HEALTH_RESULT_PATH` on one scale-set VM through Run Command and parse what it printed.
+
+    Every way this can fail (Azure refuses, the operation fails or outlasts `timeout`, the file is missing
+    or not a health result) becomes an `unreadable` diagnosis: one node's problem is not the command's.
+    """
+    from azure.core.exceptions import (
+        ClientAuthenticationError,
+        HttpResponseError,
+        ServiceRequestError,
+        ServiceResponseError,
+    )
+
+    from .azure import error_code, error_message, rest
+
+    parameters = {"commandId": "RunShellScript", "script": [f"cat {shlex.quote(HEALTH_RESULT_PATH)}"]}
+
+    def begin(group: str, name: str) -> Any:
+        return client.virtual_machine_scale_set_vms.begin_run_command(
+            group, name, instance_id, parameters=parameters
+        )
+
+    try:
+        poller = _begin_with_throttle_retry(begin, rg, scale_set, update)
+        update("running on the node")
+        poller.wait(timeout)
+        if not poller.done():
+            return _unreadable(
+                f"Run Command did not finish within {timeout:g}s (is the VM agent, waagent, running?)"
+            )
+        result = rest(poller.result())
+    except HttpResponseError as err:
+        if isinstance(err, ClientAuthenticationError) and getattr(err, "response", None) is None:
+            raise  # no token at all: the same for every node, so the command's error, not this node's
+        code = error_code(err) or f"HTTP {getattr(err, 'status_code', '?')}"
+        return _unreadable(f"{code}: {error_message(err)}{_run_command_hint(err, code)}")
+    except (ServiceRequestError, ServiceResponseError) as err:
+        return _unreadable(f"Azure Resource Manager did not answer: {error_message(err)}")
+    return _diagnosis_from(*run_command_output(result))
+
+
+def _run_command_hint(err: Exception, code: str) -> str:
+    if getattr(err, "status_code", None) == 403 or code in (
+        "AuthorizationFailed",
+        "LinkedAuthorizationFailed",
+    ):
+        return (
+            " (Run Command needs Microsoft.Compute/virtualMachines/runCommand/action, e.g. Virtual Machine "
+            "Contributor; or pass --no-diagnose)"
+        )
+    if code == "Conflict" or getattr(err, "status_code", None) == 409:
+        return " (a VM runs one Run Command at a time: try again when the other one ends)"
+    return ""
+
+
+def run_command_output(result: dict[str, Any]) -> tuple[str, str, str | None]:
+    """(stdout, stderr, failure) of a RunCommandResult, in either shape Azure answers with.
+
+    The REST example (runCommandExamples/VirtualMachineScaleSetVMRunCommand.json) has two statuses,
+    `ComponentStatus/StdOut/succeeded` and `ComponentStatus/StdErr/succeeded`. RunShellScript on Linux
+    answers one `ProvisioningState/succeeded` whose message packs both streams after 'Enable succeeded: ',
+    each on the lines after a `[stdout]` or `[stderr]` line (Azure/run-command-extension-linux), and it
+    succeeds whatever the script's exit status: a missing file is empty stdout and cat's complaint on
+    stderr. A failed status (the extension itself failed) is the failure.
+    """
+    statuses = [s for s in result.get("value") or [] if isinstance(s, dict)]
+    for status in statuses:
+        code = str(status.get("code") or "")
+        if code.lower().endswith("/failed") or str(status.get("level") or "").lower() == "error":
+            return "", "", _first_line(status.get("message")) or code or "Run Command failed"
+    streams = {"stdout": [], "stderr": []}
+    packed = []
+    for status in statuses:
+        parts = str(status.get("code") or "").split("/")
+        stream = parts[1].lower() if len(parts) > 2 and parts[0] == "ComponentStatus" else ""
+        if stream in streams:
+            streams[stream].append(str(status.get("message") or ""))
+        else:
+            packed.append(str(status.get("message") or ""))
+    if not streams["stdout"] and not streams["stderr"] and packed:
+        return (*_unpack_streams(packed[0]), None)
+    return "".join(streams["stdout"]), "".join(streams["stderr"]), None
+
+
+def _unpack_streams(message: str) -> tuple[str, str]:
+    """(stdout, stderr) from the Linux extension's message: what follows its `[stdout]`, `[stderr]` lines."""
+    out_at = message.find("[stdout]\n")
+    err_at = message.find("\n[stderr]\n", max(out_at, 0))
+    if out_at < 0 and err_at < 0:
+        return message, ""
+    stdout = message[out_at + len("[stdout]\n") : err_at if err_at >= 0 else None] if out_at >= 0 else ""
+    stderr = message[err_at + len("\n[stderr]\n") :] if err_at >= 0 else ""
+    return stdout, stderr
+
+
+def _diagnosis_from(stdout: str, stderr: str, failure: str | None) -> Diagnosis:
+    """The node's failing checks, or why they could not be read."""
+    if failure:
+        return _unreadable(f"Run Command failed: {failure}")
+    text = stdout.strip()
+    if not text:
+        why = _first_line(stderr) or f"{HEALTH_RESULT_PATH} is empty"
+        if "no such file" in why.lower():
+            why += (
+                "; azc-health has not written it yet (on the node: `systemctl status azc-prepare "
+                "azc-health.timer`)"
+            )
+        return _unreadable(why)
+    try:
+        result = parse_health_result(text)
+    except ValueError as err:
+        cut = len(stdout.encode()) >= RUN_COMMAND_OUTPUT_LIMIT
+        note = f" (Run Command returns only the last {RUN_COMMAND_OUTPUT_LIMIT} bytes)" if cut else ""
+        return _unreadable(f"{HEALTH_RESULT_PATH}: {err}{note}")
+    failing = [(check.name, check.detail) for check in result.failing]
+    if result.healthy or not failing:
+        detail = (
+            "the node's own last check passed; Azure's probe disagrees (is azc-health-server running, and "
+            "is the result fresh?)"
+            if result.healthy
+            else "unhealthy, but no failed check is recorded"
+        )
+        return Diagnosis("read", detail, failing, result.time or None)
+    return Diagnosis("read", result.summary(), failing, result.time or None)
+
+
+def _unreadable(why: str) -> Diagnosis:
+    return Diagnosis("unreadable", f"{UNREADABLE}: {why}")
+
+
+def _first_line(text: Any) -> str:
+    lines = [line.strip() for line in str(text or "").splitlines() if line.strip()]
+    return lines[0] if lines else ""
+
+
+def _diagnose_with_progress(
+    chosen: list[tuple[Island, Node]],
+    work: Callable[[tuple[Island, Node], Callable[[str], None]], Diagnosis],
+    progress: bool,
+) -> list[Diagnosis]:
+    """Run `work` on every chosen node in parallel, with a live line per node on stderr."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from .render import console
+
+    if not progress or not chosen:
+        return _parallel(lambda pair: work(pair, lambda _text: None), chosen)
+    console.print(
+        f"reading the health result of {len(chosen)} node(s) through Run Command "
+        "(tens of seconds; --no-diagnose skips this)",
+        soft_wrap=True,
+    )
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TextColumn("[dim]{task.fields[state]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as bar:
+        tasks = {
+            id(node): bar.add_task(
+                f"{node.computer_name or node.name} ({island.pool}/{island.island})", total=1, state="sending"
+            )
+            for island, node in chosen
+        }
+
+        def tracked(pair: tuple[Island, Node]) -> Diagnosis:
+            task = tasks[id(pair[1])]
+            diagnosis = work(pair, lambda text: bar.update(task, state=text))
+            done = "[green]read[/]" if diagnosis.state == "read" else "[bold red]unreadable[/]"
+            bar.update(task, completed=1, state=done)
+            return diagnosis
+
+        return _parallel(tracked, chosen)
 
 
 def print_status(status: ClusterStatus) -> None:
@@ -539,13 +844,70 @@ def print_status(status: ClusterStatus) -> None:
         )
     unhealthy = status.unhealthy()
     if unhealthy:
-        console.print(f"[bold red]{len(unhealthy)} unhealthy node(s):[/]")
-        for island, node in unhealthy:
-            console.print(
-                f"  {island.pool}/{island.island} {node.computer_name or node.name} {node.private_ip or ''}: "
-                f"{node.health}{' - ' + node.health_detail if node.health_detail else ''}"
-            )
+        console.print(
+            f"[bold red]{len(unhealthy)} unhealthy node(s)[/] (Application Health: unhealthy or unknown)"
+        )
+        _print_unhealthy(status)
+        note = _diagnosis_note(status)
+        if note:
+            console.print(note, soft_wrap=True)
     console.print(f"running now: [bold]${status.cost_per_hour():.2f}/h[/] (catalogue pay-as-you-go prices)")
+
+
+def _print_unhealthy(status: ClusterStatus) -> None:
+    """The "unhealthy nodes" section: node, island, IP, health, then one line per failing check.
+
+    Lines, not a table: check details are long sentences that a narrow table would chop into fragments,
+    and one check per line is what people grep and paste into a ticket.
+    """
+    from rich.markup import escape
+
+    from .render import stdout
+
+    rows = [
+        (node, (node.computer_name or node.name, f"{island.pool}/{island.island} ({island.scale_set})"))
+        for island, node in status.unhealthy()
+    ]
+    widths = [max(len(row[1][i]) for row in rows) for i in (0, 1)]
+    enabled = bool(status.diagnosis and status.diagnosis.enabled)
+    stdout.print("[bold]unhealthy nodes[/] (node, island, private IP, health; then the failing check)")
+    for node, (name, where) in rows:
+        stdout.print(
+            f"  {escape(name):<{widths[0]}}  {escape(where):<{widths[1]}}  {node.private_ip or '-':<15} "
+            f"[bold red]{node.health}[/]",
+            soft_wrap=True,
+        )
+        for line in _failing_lines(node, enabled):
+            stdout.print(f"      {line}", soft_wrap=True)
+
+
+def _failing_lines(node: Node, diagnosed: bool) -> list[str]:
+    from rich.markup import escape
+
+    diagnosis = node.diagnosis
+    if diagnosis is None:
+        lines = [escape(node.health_detail)] if node.health_detail else []
+        return lines + ([] if diagnosed else ["[dim]failing check not read (--no-diagnose)[/]"])
+    if diagnosis.state == "read" and diagnosis.failing:
+        lines = [f"[bold]{escape(name)}[/]: {escape(detail)}" for name, detail in diagnosis.failing]
+        return lines + ([f"[dim](checked {escape(diagnosis.time)})[/]"] if diagnosis.time else [])
+    style = "dim" if diagnosis.state == "skipped" else "yellow"
+    return [f"[{style}]{escape(diagnosis.detail)}[/]"]
+
+
+def _diagnosis_note(status: ClusterStatus) -> str | None:
+    """Say what the report left out: nodes over the limit, or diagnosis turned off."""
+    run = status.diagnosis
+    if run is None:
+        return None
+    if not run.enabled:
+        return "[dim]failing checks were not read (--no-diagnose)[/]"
+    if run.over_limit:
+        return (
+            f"[yellow]{run.over_limit} more unhealthy node(s) not diagnosed[/]: at most {run.limit} per run "
+            "(Run Command is slow); raise it with --diagnose-limit"
+        )
+    return None
 
 
 # --- stop / start ----------------------------------------------------------------------------------

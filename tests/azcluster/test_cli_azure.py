@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from azcluster import ops
+from components.bootstrap import HEALTH_RESULT_PATH
 from tests.clirunner import run_cli
 from tests.fakes.arm import fake_az_script
 
@@ -89,6 +91,70 @@ def test_status_json_and_missing_cluster(cli) -> None:
     assert human.exit_code == 0 and "unhealthy" in human.stderr and "10.42.1.5" in human.stdout
     # one client for the whole command: one `az account get-access-token`, however many islands
     assert len(az_log.read_text().splitlines()) - before == 1
+
+
+def test_status_lists_unhealthy_nodes_with_the_failing_check(cli) -> None:
+    sets = cli.fake.add_cluster("demo", {"gpu": (H100, [2, 2])})
+    bad, missing = sets[0].instances
+    for instance in (bad, missing):
+        instance.health = "HealthState/unhealthy"
+    failing = {
+        "name": "infiniband",
+        "ok": False,
+        "detail": "7 of 8 ports ACTIVE at 400 Gb/s; mlx5_ib3/1 DOWN",
+    }
+    bad.files[HEALTH_RESULT_PATH] = json.dumps(
+        {"healthy": False, "time": "2026-01-05T10:00:00Z", "checks": [failing]}
+    )
+    stack = stack_file(cli.tmp, nodes=4)
+
+    human = run_cli("status", stack, "--auth", "cli")
+    assert human.exit_code == 0, human.stderr
+    section = human.stdout[human.stdout.index("unhealthy nodes") :]
+    for shown in ("gpu0000000", "gpu/0", "infiniband:", "mlx5_ib3/1", "gpu0000001", "could not read the"):
+        assert shown in section
+    assert "reading the health result of 2 node(s) through Run Command" in human.stderr  # progress
+    assert len(cli.fake.run_commands()) == 2
+
+    result = run_cli("status", stack, "--auth", "cli", "--json")
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)  # the progress stayed on stderr
+    rows = {row["node"]: row for row in doc["unhealthy"]}
+    assert rows["gpu0000000"]["failing_checks"] == [{"name": "infiniband", "detail": failing["detail"]}]
+    assert rows["gpu0000001"]["failing_checks"] == []
+    assert rows["gpu0000001"]["diagnosis"]["detail"].startswith("could not read the health result: cat: ")
+    assert doc["diagnosis"]["diagnosed"] == 2 and len(cli.fake.run_commands()) == 4
+
+
+def test_status_no_diagnose_and_diagnose_limit(cli) -> None:
+    sets = cli.fake.add_cluster("demo", {"gpu": (H100, [2, 2])})
+    for instance in sets[0].instances + sets[1].instances:
+        instance.health = "HealthState/unhealthy"
+    stack = stack_file(cli.tmp, nodes=4)
+
+    skipped = run_cli("status", stack, "--auth", "cli", "--no-diagnose", "--json")
+    assert skipped.exit_code == 0, skipped.stderr
+    assert cli.fake.run_commands() == []  # not one Run Command
+    doc = json.loads(skipped.stdout)
+    assert doc["diagnosis"]["enabled"] is False and all(r["diagnosis"] is None for r in doc["unhealthy"])
+    human = run_cli("status", stack, "--auth", "cli", "--no-diagnose")
+    assert "--no-diagnose" in human.stderr and cli.fake.run_commands() == []
+
+    capped = run_cli("status", stack, "--auth", "cli", "--diagnose-limit", "3")
+    assert capped.exit_code == 0, capped.stderr
+    assert len(cli.fake.run_commands()) == 3
+    assert "1 more unhealthy node(s) not diagnosed" in capped.stderr and "--diagnose-limit" in capped.stderr
+    assert "over the limit of 3" in capped.stdout
+    assert run_cli("status", stack, "--diagnose-limit", "0").exit_code == 2
+
+
+def test_status_diagnose_limit_defaults_to_ops() -> None:
+    import inspect
+
+    from azcluster import cli as commands
+
+    parameter = inspect.signature(commands.status).parameters["diagnose_limit"]
+    assert parameter.default == ops.DIAGNOSE_LIMIT
 
 
 def test_stop_then_partial_start_exit_codes(cli) -> None:

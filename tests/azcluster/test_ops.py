@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
 
 from azcluster import ops
 from azcluster.errors import EXIT_REFUSED, EXIT_USAGE, AzclusterError
-from components import catalog
+from components import bootstrap, catalog
 from components.spec import ClusterSpec
+from tests.components.bootstrap_fakeroot import FakeNode
 
 H100 = "Standard_ND96isr_H100_v5"
 NC = "Standard_NC80adis_H100_v5"
@@ -183,3 +185,201 @@ def test_hosts_written_as_files(arm, cluster, tmp_path, capsys) -> None:
     assert (tmp_path / "hosts" / "hostfile.gpu.0").read_text() == "10.42.0.4\n10.42.0.5\n10.42.0.6\n"
     assert (tmp_path / "hosts" / "hostfile.gpu.1").read_text() == "10.42.1.4\n10.42.1.5\n"
     assert capsys.readouterr().out == ""
+
+
+# --- status: the failing check, read on the node through Run Command ---------------------------------
+
+RESULT = bootstrap.HEALTH_RESULT_PATH
+
+
+def real_health_result(tmp_path, **ib) -> str:
+    """What azc-health.sh itself writes on an ND H100 v5 node whose IB ports are as `ib` says."""
+    node = FakeNode(tmp_path / "node")
+    node.node_env(spec(), "gpu")
+    node.hpc_image()
+    node.gpus(8)
+    node.ib(**ib)
+    node.run("azc-health.sh", "--mode", "quick")
+    return (node.root / RESULT.lstrip("/")).read_text()
+
+
+def unhealthy(instance, message: str | None = None) -> None:
+    instance.health = "HealthState/unhealthy"
+    instance.health_message = message
+
+
+@pytest.mark.parametrize(
+    ("output", "location_only"),
+    [("linux", False), ("example", True)],
+    ids=["linux-packed-streams", "rest-example-shape-location-polling"],
+)
+def test_status_names_the_failing_check_read_on_the_node(arm, cluster, tmp_path, output, location_only):
+    arm.fake.run_command_output = output
+    arm.fake.run_command_location_only = location_only
+    arm.fake.lro_polls = 2
+    node = cluster[0].instances[2]
+    unhealthy(node)
+    node.files[RESULT] = real_health_result(tmp_path, overrides={3: ("1: DOWN", 400)})
+    cluster[0].instances[0].health = "HealthState/healthy"
+
+    status = ops.cluster_status(spec(), arm.context(), "demo")
+    ((island, found),) = status.unhealthy()
+    assert found.diagnosis.state == "read"
+    assert found.diagnosis.failing == [("infiniband", "7 of 8 ports ACTIVE at 400 Gb/s; mlx5_ib3/1 DOWN")]
+    assert found.diagnosis.time  # when the node last checked itself
+
+    sent = arm.fake.run_commands()  # one Run Command, on that node only, polled to the end
+    assert [r.path.rsplit("/virtualMachineScaleSets/", 1)[1] for r in sent] == [
+        "demo-gpu-0/virtualMachines/2/runCommand"
+    ]
+    assert sent[0].body == {"commandId": "RunShellScript", "script": [f"cat {RESULT}"]}
+    assert len(arm.fake.calls("GET", "/operations/")) >= 3
+
+    doc = status.to_json()
+    row = doc["unhealthy"][0]
+    assert (row["node"], row["island"], row["health"]) == ("gpu0000002", 0, "unhealthy")
+    assert row["failing_checks"] == [
+        {"name": "infiniband", "detail": "7 of 8 ports ACTIVE at 400 Gb/s; mlx5_ib3/1 DOWN"}
+    ]
+    nodes = doc["pools"][0]["islands"][0]["nodes"]
+    assert nodes[2]["failing_checks"] == row["failing_checks"] and nodes[2]["diagnosis"]["state"] == "read"
+    assert nodes[0]["failing_checks"] == [] and nodes[0]["diagnosis"] is None  # healthy: not asked
+    assert doc["diagnosis"] == {
+        "enabled": True,
+        "limit": ops.DIAGNOSE_LIMIT,
+        "diagnosed": 1,
+        "skipped_over_limit": 0,
+        "skipped_not_running": 0,
+    }
+
+
+def test_a_node_whose_result_cannot_be_read_says_why_and_the_others_still_report(arm, cluster, tmp_path):
+    good, missing, refused, broken, huge = cluster[0].instances + cluster[1].instances
+    for instance in (good, missing, refused, broken, huge):
+        unhealthy(instance)
+    good.files[RESULT] = real_health_result(tmp_path, ports=7)
+    refused.run_command_refusal = (
+        403,
+        "AuthorizationFailed",
+        "The client 'me@example.com' does not have authorization to perform action "
+        "'Microsoft.Compute/virtualMachineScaleSets/virtualMachines/runCommand/action'.",
+    )
+    broken.run_command_error = (
+        "VMAgentStatusCommunicationError",
+        "VM 'gpu1000000' has not reported status for VM agent or extensions.",
+    )
+    huge.files[RESULT] = json.dumps(
+        {"healthy": False, "checks": [{"name": "x", "ok": False, "detail": "y" * 5000}]}
+    )
+    arm.fake.inject("POST", "/demo-gpu-0/virtualMachines/0/runCommand", 429, headers={"Retry-After": "0"})
+
+    status = ops.cluster_status(spec(), arm.context(), "demo")
+    by_name = {node.computer_name: node.diagnosis for _island, node in status.unhealthy()}
+
+    assert by_name["gpu0000000"].state == "read"  # the throttled POST was retried
+    assert by_name["gpu0000000"].failing[0][1].startswith("only 7 of 8 InfiniBand ports present")
+    assert by_name["gpu0000001"].state == "unreadable"
+    assert by_name["gpu0000001"].detail == (
+        f"could not read the health result: cat: {RESULT}: No such file or directory; azc-health has not "
+        "written it yet (on the node: `systemctl status azc-prepare azc-health.timer`)"
+    )
+    assert by_name["gpu0000002"].detail.startswith("could not read the health result: AuthorizationFailed: ")
+    assert "Virtual Machine Contributor" in by_name["gpu0000002"].detail
+    assert "--no-diagnose" in by_name["gpu0000002"].detail
+    assert by_name["gpu1000000"].detail == (
+        "could not read the health result: VMAgentStatusCommunicationError: VM 'gpu1000000' has not "
+        "reported status for VM agent or extensions."
+    )
+    assert by_name["gpu1000001"].state == "unreadable"
+    assert "last 4096 bytes" in by_name["gpu1000001"].detail
+    assert len(arm.fake.run_commands()) == 6  # five nodes, one POST retried after its 429
+    row = next(r for r in status.to_json()["unhealthy"] if r["node"] == "gpu0000001")
+    assert row["failing_checks"] == [] and row["diagnosis"]["state"] == "unreadable"
+
+
+def test_no_diagnose_sends_no_run_command(arm, cluster) -> None:
+    unhealthy(cluster[0].instances[1], '{"failing": "gpu"}')
+    cluster[0].instances[1].files[RESULT] = '{"healthy": false, "checks": []}'
+    status = ops.cluster_status(spec(), arm.context(), "demo", diagnose=False)
+    assert arm.fake.run_commands() == []
+    ((_island, node),) = status.unhealthy()
+    assert node.diagnosis is None and node.health_detail == '{"failing": "gpu"}'
+    doc = status.to_json()
+    assert doc["unhealthy"][0]["failing_checks"] == [] and doc["unhealthy"][0]["diagnosis"] is None
+    assert doc["diagnosis"]["enabled"] is False and doc["diagnosis"]["diagnosed"] == 0
+
+
+def test_diagnosis_is_capped_unhealthy_nodes_first_and_says_what_it_skipped(arm, cluster) -> None:
+    gpu0, gpu1, infer = cluster
+    unknown = [gpu0.instances[0], infer.instances[0]]
+    for instance in unknown:
+        instance.health = "HealthState/unknown"
+    for instance in (gpu0.instances[2], gpu1.instances[0], gpu1.instances[1]):
+        unhealthy(instance)
+        instance.files[RESULT] = (
+            '{"healthy": false, "checks": [{"name": "gpu", "ok": false, "detail": "7 of 8"}]}'
+        )
+    gpu0.instances[1].health = "HealthState/unhealthy"
+    gpu0.instances[1].power = "deallocated"
+
+    status = ops.cluster_status(spec(), arm.context(), "demo", diagnose_limit=2)
+    sent = sorted(r.path.rsplit("/virtualMachineScaleSets/", 1)[1] for r in arm.fake.run_commands())
+    assert sent == ["demo-gpu-0/virtualMachines/2/runCommand", "demo-gpu-1/virtualMachines/0/runCommand"]
+    states = {
+        node.computer_name: (node.diagnosis.state, node.diagnosis.detail) for _i, node in status.unhealthy()
+    }
+    assert states["gpu0000002"] == ("read", "gpu: 7 of 8") and states["gpu1000000"] == ("read", "gpu: 7 of 8")
+    over = "not diagnosed: over the limit of 2 nodes per run"
+    assert states["gpu1000001"] == ("skipped", over)  # unhealthy, but the limit was reached
+    assert states["gpu0000000"] == ("skipped", over) and states["infer0000000"] == ("skipped", over)
+    assert states["gpu0000001"] == ("skipped", "not diagnosed: the node is deallocated")
+    assert status.to_json()["diagnosis"] == {
+        "enabled": True,
+        "limit": 2,
+        "diagnosed": 2,
+        "skipped_over_limit": 3,
+        "skipped_not_running": 1,
+    }
+
+
+def test_a_run_command_that_never_ends_is_given_up_on(arm, cluster) -> None:
+    unhealthy(cluster[2].instances[0])
+    arm.fake.run_command_polls = 10**6
+    arm.fake.lro_retry_after = "1"
+    started = time.monotonic()
+    status = ops.cluster_status(spec(), arm.context(), "demo", diagnose_timeout=0.3)
+    assert time.monotonic() - started < 5
+    ((_island, node),) = status.unhealthy()
+    assert node.diagnosis.detail == (
+        "could not read the health result: Run Command did not finish within 0.3s (is the VM agent, "
+        "waagent, running?)"
+    )
+
+
+def test_run_command_output_in_both_of_azures_shapes() -> None:
+    from tests.fakes.arm import fixture
+
+    example = fixture("run_command.json")  # the REST example's body: StdOut and StdErr statuses
+    example["value"][0]["message"], example["value"][1]["message"] = "Hello World!", ""
+    assert ops.run_command_output(example) == ("Hello World!", "", None)
+
+    linux = fixture("run_command_linux.json")
+    linux["value"][0]["message"] = 'Enable succeeded: \n[stdout]\n{"a": 1}\n\n[stderr]\nwarning: x\n'
+    assert ops.run_command_output(linux) == ('{"a": 1}\n', "warning: x\n", None)
+    linux["value"][0]["message"] = "Enable succeeded: \n[stdout]\n\n[stderr]\n"
+    assert ops.run_command_output(linux) == ("", "", None)
+
+    failed = {
+        "value": [
+            {
+                "code": "ProvisioningState/failed",
+                "level": "Error",
+                "displayStatus": "Provisioning failed",
+                "message": "Enable failed: failed to get configuration: invalid configuration",
+            }
+        ]
+    }
+    assert (
+        ops.run_command_output(failed)[2]
+        == "Enable failed: failed to get configuration: invalid configuration"
+    )

@@ -4,8 +4,10 @@ It speaks the wire protocol the SDK expects, not a mock of the SDK: bearer token
 from trustme), `api-version` on every call, `$filter` on resource SKUs, `$expand=instanceView` on scale-set
 VMs, `nextLink` paging, 202 + `Azure-AsyncOperation` + `Location` for long-running POSTs polled to
 Succeeded or Failed, ARM error bodies (`{"error": {"code", "message"}}`), and scripted faults (429 with
-Retry-After, 500 once). Bodies are built from fixtures/ (trimmed official REST API examples; each file's
-`_source` and fixtures/README.md name where they come from).
+Retry-After, 500 once). Run Command on a scale-set VM runs `cat FILE` lines against the instance's `files`
+and answers as Azure does: 202, polled, then the RunCommandResult from the final GET of `Location`.
+Bodies are built from fixtures/ (trimmed official REST API examples; each file's `_source` and
+fixtures/README.md name where they come from).
 
 Tests arrange the world on `FakeArm` (sizes, usages, clusters, faults) and read what the client asked
 for from `FakeArm.requests`.
@@ -16,6 +18,7 @@ from __future__ import annotations
 import http.server
 import json
 import re
+import shlex
 import ssl
 import threading
 import time
@@ -29,6 +32,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 SUBSCRIPTION = "00000000-1111-2222-3333-444444444444"
 TOKEN = "fake-arm-token"
 VMSS_NIC_API_VERSION = "2018-10-01"
+RUN_COMMAND_TAIL = 4096  # the Linux Run Command extension returns the last 4 KiB of stdout and of stderr
 
 
 def fixture(name: str) -> Any:
@@ -59,6 +63,9 @@ class Instance:
     power: str = "running"  # running | deallocated | stopped | starting | deallocating
     health: str | None = None  # HealthState/healthy, HealthState/unhealthy, ... or None (no extension)
     health_message: str | None = None
+    files: dict[str, str] = field(default_factory=dict)  # what `cat PATH` finds on the node
+    run_command_refusal: tuple[int, str, str] | None = None  # (status, code, message) refusing the POST
+    run_command_error: tuple[str, str] | None = None  # (code, message) the Run Command operation ends with
 
 
 @dataclass
@@ -105,6 +112,7 @@ class Operation:
     error: tuple[str, str] | None
     apply: Any
     done: bool = False
+    result: Any = None  # the body of the final GET on Location (Run Command's RunCommandResult)
 
 
 @dataclass
@@ -114,6 +122,7 @@ class Recorded:
     query: dict[str, list[str]]
     headers: dict[str, str]
     at: float
+    body: Any = None  # the JSON the client sent, if any
 
 
 class FakeArm:
@@ -137,6 +146,11 @@ class FakeArm:
         self.sku_page_size = 4
         self.lro_polls = 1  # InProgress answers before an operation ends
         self.lro_retry_after: str | None = None
+        # Run Command answers: "linux" (RunShellScript on Linux: one status packing stdout and stderr) or
+        # "example" (the REST example's two statuses, ComponentStatus/StdOut and ComponentStatus/StdErr).
+        self.run_command_output = "linux"
+        self.run_command_location_only = False  # 202 with Location only, exactly as the REST example
+        self.run_command_polls: int | None = None  # InProgress answers for Run Command (None: lro_polls)
         self.lock = threading.RLock()
 
     # -- arranging the world ---------------------------------------------------------------------------
@@ -256,15 +270,26 @@ class FakeArm:
     def calls(self, method: str, path_contains: str) -> list[Recorded]:
         return [r for r in self.requests if r.method == method and path_contains.lower() in r.path.lower()]
 
+    def run_commands(self) -> list[Recorded]:
+        """Every Run Command POST the client sent (scale-set VMs)."""
+        return [r for r in self.calls("POST", "/runCommand") if r.path.lower().endswith("/runcommand")]
+
     # -- serving ---------------------------------------------------------------------------------------
 
-    def handle(self, method: str, raw_path: str, headers: dict[str, str]) -> tuple[int, dict[str, str], Any]:
+    def handle(
+        self, method: str, raw_path: str, headers: dict[str, str], body: bytes = b""
+    ) -> tuple[int, dict[str, str], Any]:
         parts = urlsplit(raw_path)
         path, query = parts.path, parse_qs(parts.query, keep_blank_values=True)
+        try:
+            sent = json.loads(body) if body else None
+        except ValueError:
+            sent = body.decode("utf-8", "replace")
         with self.lock:
-            self.requests.append(Recorded(method, path, dict(query), dict(headers), time.monotonic()))
+            self.requests.append(Recorded(method, path, dict(query), dict(headers), time.monotonic(), sent))
             fault = self._take_fault(method, path)
         query["__path__"] = [path]
+        query["__body__"] = [sent]
         if fault:
             return fault.status, fault.headers, fault.body
         if headers.get("authorization") != f"Bearer {self.token}":
@@ -316,6 +341,11 @@ class FakeArm:
             (vmss + r"/(?P<name>[^/]+)/virtualMachines", "GET", self._vmss_vms),
             (vmss + r"/(?P<name>[^/]+)/networkInterfaces", "GET", self._vmss_nics),
             (vmss + r"/(?P<name>[^/]+)/(?P<action>deallocate|start)", "POST", self._vmss_action),
+            (
+                vmss + r"/(?P<name>[^/]+)/virtualMachines/(?P<instance>[^/]+)/runCommand",
+                "POST",
+                self._run_command,
+            ),
             (rg + r"/providers/Microsoft\.Compute/virtualMachines", "GET", self._vm_list),
             (
                 rg + r"/providers/Microsoft\.Compute/virtualMachines/(?P<name>[^/]+)/instanceView",
@@ -429,14 +459,56 @@ class FakeArm:
             for inst in scale_set.instances:
                 inst.power = target if ok else ("deallocated" if action == "start" else "running")
 
-        op_id = str(uuid.uuid4())
-        self.operations[op_id] = Operation(op_id, found.location, self.lro_polls, error, apply)
+        operation = Operation(str(uuid.uuid4()), found.location, self.lro_polls, error, apply)
+        return self._accepted(operation, query)
+
+    def _accepted(
+        self, operation: Operation, query: dict[str, list[str]], *, location_only: bool = False
+    ) -> tuple[int, dict[str, str], Any]:
+        """202 for a long-running POST: Azure-AsyncOperation (unless location_only) and Location."""
+        self.operations[operation.op_id] = operation
         base = f"{self.base_url}/subscriptions/{self.subscription_id}/providers/Microsoft.Compute/locations/"
-        status_url = f"{base}{found.location}/operations/{op_id}?p=fake&api-version={query['api-version'][0]}"
-        headers = {"Azure-AsyncOperation": status_url, "Location": status_url + "&monitor=true"}
+        version = query["api-version"][0]
+        status_url = f"{base}{operation.location}/operations/{operation.op_id}?p=fake&api-version={version}"
+        headers = {"Location": status_url + "&monitor=true"}
+        if not location_only:
+            headers["Azure-AsyncOperation"] = status_url
         if self.lro_retry_after is not None:
             headers["Retry-After"] = self.lro_retry_after
         return 202, headers, None
+
+    def _run_command(
+        self, query: dict[str, list[str]], rg: str, name: str, instance: str
+    ) -> tuple[int, dict[str, str], Any]:
+        """VirtualMachineScaleSetVMs_RunCommand: accept, run the script on the instance, poll, answer."""
+        found = self._scale_set(rg, name)
+        if isinstance(found, tuple):
+            return found
+        inst = next((i for i in found.instances if i.instance_id == instance), None)
+        if inst is None:
+            return 404, {}, _error("NotFound", f"The entity was not found: instance {instance} of {name}.")
+        body = query["__body__"][0]
+        if not isinstance(body, dict) or not body.get("commandId"):
+            return 400, {}, _error("InvalidParameter", "The value of parameter commandId is invalid.")
+        if body["commandId"] != "RunShellScript":
+            return 404, {}, _error("NotFound", "The entity was not found in this Azure location.")
+        if inst.run_command_refusal:
+            status, code, message = inst.run_command_refusal
+            return status, {}, _error(code, message)
+        if inst.power != "running":
+            return (
+                409,
+                {},
+                _error("OperationNotAllowed", "The operation requires the VM to be running (or set to run)."),
+            )
+        stdout, stderr = _run_script(inst, [str(line) for line in body.get("script") or []])
+        template = "run_command_linux.json" if self.run_command_output == "linux" else "run_command.json"
+        result = _fill_streams(fixture(template), stdout[-RUN_COMMAND_TAIL:], stderr[-RUN_COMMAND_TAIL:])
+        polls = self.lro_polls if self.run_command_polls is None else self.run_command_polls
+        operation = Operation(
+            str(uuid.uuid4()), found.location, polls, inst.run_command_error, lambda ok: None, result=result
+        )
+        return self._accepted(operation, query, location_only=self.run_command_location_only)
 
     def _op(self, query: dict[str, list[str]], loc: str, op: str) -> tuple[int, dict[str, str], Any]:
         operation = self.operations.get(op)
@@ -455,7 +527,9 @@ class FakeArm:
             operation.done = True
             operation.apply(operation.error is None)
         if monitor:
-            return 200, {}, None
+            if operation.error:  # ARM's async contract: a failed operation's Location answers 4xx + error
+                return 409, {}, _error(*operation.error)
+            return 200, {}, operation.result
         body = fixture("async_operation.json")
         body.update(name=op, endTime="2026-01-05T10:01:00.0000000+00:00")
         if operation.error:
@@ -617,6 +691,35 @@ class FakeArm:
         return 200, {}, body
 
 
+def _run_script(inst: Instance, lines: list[str]) -> tuple[str, str]:
+    """(stdout, stderr) of a RunShellScript on the node: `cat PATH...` reads `inst.files`, others fail."""
+    stdout, stderr = [], []
+    for number, line in enumerate(lines, start=1):
+        words = shlex.split(line)
+        if not words:
+            continue
+        if words[0] != "cat":
+            stderr.append(
+                f"/var/lib/waagent/run-command/download/0/script.sh: line {number}: {words[0]}: "
+                "command not found\n"
+            )
+            continue
+        for path in words[1:]:
+            if path in inst.files:
+                stdout.append(inst.files[path])
+            else:
+                stderr.append(f"cat: {path}: No such file or directory\n")
+    return "".join(stdout), "".join(stderr)
+
+
+def _fill_streams(template: Any, stdout: str, stderr: str) -> Any:
+    """Put the streams into a Run Command fixture's `{stdout}`/`{stderr}` in one pass (never re-read)."""
+    streams = {"stdout": stdout, "stderr": stderr}
+    for status in template["value"]:
+        status["message"] = re.sub(r"\{(stdout|stderr)\}", lambda m: streams[m.group(1)], status["message"])
+    return template
+
+
 def _power_status(power: str) -> dict[str, str]:
     display = {"running": "VM running", "deallocated": "VM deallocated", "stopped": "VM stopped"}
     return {
@@ -646,11 +749,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
+        sent = self.rfile.read(length) if length else b""
         fake: FakeArm = self.server.fake  # type: ignore[attr-defined]
         headers = {key.lower(): value for key, value in self.headers.items()}
-        status, extra, body = fake.handle(self.command, self.path, headers)
+        status, extra, body = fake.handle(self.command, self.path, headers, sent)
         payload = b"" if body is None else json.dumps(body).encode()
         self.send_response(status)
         self.send_header("x-ms-request-id", str(uuid.uuid4()))
