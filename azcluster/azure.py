@@ -19,7 +19,8 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,9 @@ VMSS_NIC_API_VERSION = "2018-10-01"
 NETWORK_API_VERSION = "2024-05-01"
 # Long-running operations are polled as Azure's Retry-After says; without one, this often (seconds).
 DEFAULT_POLL_INTERVAL_S = 10
+# azure-core does not retry a POST answered 429 (a POST is not idempotent to it); Resource Manager asks
+# callers to wait Retry-After and send it again, this many times at most.
+POST_THROTTLE_RETRIES = 4
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
@@ -301,6 +305,33 @@ def arm_get_pages(client: ComputeManagementClient, path: str, api_version: str) 
             return
         yield from body.get("value") or []
         url = body.get("nextLink") or None
+
+
+def begin_with_throttle_retry(
+    begin: Callable[..., Any], *args: Any, update: Callable[[str], None] = lambda _text: None
+) -> Any:
+    """`begin(*args)` (an SDK `begin_*` POST); a 429 answer waits Retry-After (at most 120 s) and retries.
+
+    Shared by every long-running POST azcluster sends (start, deallocate, Run Command), so throttling
+    is handled the same way everywhere; `update` says on the progress line that we are waiting.
+    """
+    from azure.core.exceptions import HttpResponseError
+
+    for attempt in range(POST_THROTTLE_RETRIES + 1):
+        try:
+            return begin(*args)
+        except HttpResponseError as err:
+            if getattr(err, "status_code", None) != 429 or attempt == POST_THROTTLE_RETRIES:
+                raise
+            response = getattr(err, "response", None)
+            retry_after = (response.headers.get("Retry-After") if response is not None else None) or "5"
+            try:
+                delay = min(max(float(retry_after), 0.0), 120.0)
+            except ValueError:
+                delay = 5.0
+            update(f"throttled, retrying in {delay:g}s")
+            time.sleep(delay)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def rest(model: Any) -> dict[str, Any]:

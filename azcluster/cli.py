@@ -363,26 +363,43 @@ def stop(
         raise typer.Exit(EXIT_REFUSED)
 
 
+HostfilesOpt = Annotated[
+    bool,
+    typer.Option(
+        "--hostfiles/--no-hostfiles",
+        help="Last, refresh the login node's hostfiles (Azure Run Command, tens of seconds; needs Virtual "
+        "Machine Contributor). Best effort: a warning, not a failure, when it cannot.",
+    ),
+]
+
+
 @app.command()
 def start(
     stack: StackArg,
     json: JsonOpt = False,
+    hostfiles: HostfilesOpt = True,
     subscription: SubscriptionOpt = None,
     auth: AuthOpt = None,
     cloud: CloudOpt = None,
 ) -> None:
     """Start every GPU scale set in parallel; on allocation or quota failures, say which island failed.
 
+    Then, when an island started, the login node's hostfiles are refreshed (`--no-hostfiles` skips it).
     Exit 1 if any island failed (the others stay running).
     """
-    from . import ops, render
+    from . import loginhosts, ops, render
 
     name, spec = ops.load_spec(stack)
-    report = ops.start_cluster(spec, _connect(subscription, auth, cloud), name)
-    if json:
-        render.print_json(report.to_json())
-    else:
+    ctx = _connect(subscription, auth, cloud)
+    report = ops.start_cluster(spec, ctx, name)
+    if not json:
         ops.print_operation(report)
+    refreshed = None
+    if hostfiles and any(outcome.ok for outcome in report.islands):
+        refreshed = loginhosts.refresh(spec, name, lambda: ctx)
+        loginhosts.print_refresh(refreshed, name)
+    if json:
+        render.print_json({**report.to_json(), "hostfiles": refreshed.to_json() if refreshed else None})
     if not report.ok:
         raise typer.Exit(EXIT_REFUSED)
 
@@ -402,6 +419,14 @@ def hosts(
         Path | None,
         typer.Option("--out", help="Write one file per island, hostfile.POOL.ISLAND, into this directory."),
     ] = None,
+    install: Annotated[
+        bool,
+        typer.Option(
+            "--install",
+            help="Write them on the login node instead, one file per island in /etc/azcluster/hostfiles "
+            "(Azure Run Command; needs Virtual Machine Contributor).",
+        ),
+    ] = False,
     json: JsonOpt = False,
     subscription: SubscriptionOpt = None,
     auth: AuthOpt = None,
@@ -409,14 +434,33 @@ def hosts(
 ) -> None:
     """Print a hostfile per InfiniBand island (running nodes' private IPs), for mpirun, torchrun or Slurm.
 
-    A job that spans two islands falls back to Ethernet: give each job one island's hostfile.
+    A job that spans two islands falls back to Ethernet: give each job one island's hostfile. With
+    --install they are written on the login node (`start` and `up` refresh them there too).
     """
-    from . import ops, render
+    from . import loginhosts, ops, render
 
     name, spec = ops.load_spec(stack)
-    files = ops.hostfiles(spec, _connect(subscription, auth, cloud), name, island=island, pool=pool)
+    if install:
+        loginhosts.require_login(spec, name)  # exit 2 before asking Azure anything
+    ctx = _connect(subscription, auth, cloud)
+    installed = None
+    if install:
+        files, installed = loginhosts.read_and_install(spec, ctx, name, fmt=fmt, island=island, pool=pool)
+    else:
+        files = ops.hostfiles(spec, ctx, name, island=island, pool=pool)
     if json:
-        render.print_json({"stack": name, "islands": [hostfile.to_json() for hostfile in files]})
+        render.print_json(
+            {
+                "stack": name,
+                "islands": [hostfile.to_json() for hostfile in files],
+                "install": installed.to_json() if installed else None,
+            }
+        )
+    elif installed:
+        ops.note_excluded(files)
+        loginhosts.print_install(installed, render.stdout)
+        if out is not None:
+            ops.print_hostfiles(files, fmt, out)
     else:
         ops.print_hostfiles(files, fmt, out)
 
@@ -506,6 +550,7 @@ def up(
         bool, typer.Option("--refresh", help="Refresh the state from Azure before deploying.")
     ] = False,
     suppress: SuppressOpt = None,
+    hostfiles: HostfilesOpt = True,
     backend: BackendOpt = None,
     secrets_provider: SecretsOpt = None,
     subscription: SubscriptionOpt = None,
@@ -514,8 +559,9 @@ def up(
 ) -> None:
     """Deploy the cluster: validate, preflight, preview with cost, confirm, then deploy with live progress.
 
-    Re-running converges: a deployed stack shows no changes, a failed one resumes from what exists.
-    --subscription, --auth and --cloud choose how preflight reaches Azure, as for `azcluster preflight`.
+    Re-running converges: a deployed stack shows no changes, a failed one resumes from what exists. Last,
+    the login node's hostfiles are refreshed (`--no-hostfiles` skips it). --subscription, --auth and
+    --cloud choose how preflight and that refresh reach Azure, as for `azcluster preflight`.
     """
     from . import lifecycle
 
@@ -531,6 +577,7 @@ def up(
             suppress=suppress or (),
             quiet=json,
             connection=lifecycle.AzureOptions(subscription, auth, cloud),
+            hostfiles=hostfiles,
         ),
         lifecycle.render_up,
     )

@@ -77,6 +77,20 @@ preflight_runner: Callable[[LoadedStack, AzureOptions], Any] = _default_prefligh
 `.blockers` and `to_json()`."""
 
 
+def _default_hostfile_refresh(spec: ClusterSpec, stack: str, connection: AzureOptions) -> Any:
+    from . import azure, loginhosts
+
+    def connect() -> Any:
+        return azure.connect(connection.subscription, connection.auth, connection.cloud)
+
+    return loginhosts.refresh(spec, stack, connect)
+
+
+hostfile_refresher: Callable[[ClusterSpec, str, AzureOptions], Any] = _default_hostfile_refresh
+"""Writes the login node's hostfiles after `up`, connected as the options say; returns a
+loginhosts.Refresh (never raises: a failure is its warning)."""
+
+
 def is_interactive() -> bool:
     """Whether someone can answer a prompt: stdin is a terminal."""
     try:
@@ -258,10 +272,13 @@ def up(
     suppress: Sequence[str] = (),
     quiet: bool = False,
     connection: AzureOptions | None = None,
+    hostfiles: bool = True,
 ) -> dict[str, Any]:
-    """validate -> preflight -> preview -> confirm -> deploy (live view) -> what a user needs to log in.
+    """validate -> preflight -> preview -> confirm -> deploy (live view) -> login node's hostfiles ->
+    what a user needs to log in.
 
-    `connection` is how preflight reaches Azure (subscription, credential, cloud).
+    `connection` is how preflight and the hostfile refresh reach Azure (subscription, credential, cloud).
+    `hostfiles`: refresh them on the login node (best effort; the node addresses exist only now).
     """
     from . import render
 
@@ -318,7 +335,19 @@ def up(
         document["changes"] = count_changes(preview.changes)
     document["outputs"] = masked(outputs, show_secrets=False)
     document["access"] = access(name, spec, outputs)
+    document["hostfiles"] = (
+        _refresh_hostfiles(spec, name, connection or AzureOptions()) if hostfiles else None
+    )
     return document
+
+
+def _refresh_hostfiles(spec: ClusterSpec, stack: str, connection: AzureOptions) -> dict[str, Any]:
+    """The last step of `up`: hostfiles on the login node. Says on stderr how it went; never raises."""
+    from . import loginhosts
+
+    result = hostfile_refresher(spec, stack, connection)
+    loginhosts.print_refresh(result, stack)
+    return result.to_json()
 
 
 def _private_key_for(spec: ClusterSpec) -> str:
@@ -378,7 +407,12 @@ def render_up(document: Mapping[str, Any]) -> None:
     )
     if reach.get("ssh"):
         stdout.print(f"  login node:  {reach['ssh']}", soft_wrap=True)
-    stdout.print(f"  hostfiles:   {reach.get('hostfiles')}", soft_wrap=True)
+    hostfiles = f"{reach.get('hostfiles')}"
+    if (document.get("hostfiles") or {}).get("state") == "installed":
+        from components.bootstrap import HOSTFILE_DIR
+
+        hostfiles = f"{HOSTFILE_DIR}/<pool>-i<island> on the login node; `{hostfiles}` prints them"
+    stdout.print(f"  hostfiles:   {hostfiles}", soft_wrap=True)
     if reach.get("lustre_mount"):
         stdout.print(f"  Lustre:      {reach['lustre_mount']}", soft_wrap=True)
     if reach.get("blob_account"):

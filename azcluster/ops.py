@@ -16,7 +16,9 @@ need SSH, a public IP or a route from the laptop, so the file is read through Az
 scale-set VM (RunShellScript `cat FILE`: a long-running POST, polled like stop/start). Run Command is slow
 (about 20 s at best per node, one script at a time per VM), so the nodes are read in parallel, at most
 DIAGNOSE_LIMIT per run, and `--no-diagnose` skips it. A node whose file cannot be read gets that said on
-its own line; it never fails the whole command.
+its own line; it never fails the whole command. Azure refusing Run Command itself (a Reader: 403) is the
+same answer on every node, so the first refusal stops the diagnosis and the report says once what role it
+needs. The Run Command plumbing is shared with the login node's hostfiles (runcommand.py).
 
 `stop` and `start` run one long-running operation per island in parallel; azure-core polls each the way
 Azure says (Azure-AsyncOperation, then Location; Retry-After). Each island's outcome is reported on its
@@ -26,6 +28,7 @@ own: what succeeded stays succeeded, and any failure makes the command exit 1.
 from __future__ import annotations
 
 import shlex
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -38,20 +41,18 @@ from components.bootstrap import HEALTH_RESULT_PATH, parse_health_result
 from components.spec import ClusterSpec
 from components.tags import ROLE_COMPUTE, ROLE_LOGIN, TAG_CLUSTER, TAG_ISLAND, TAG_POOL, TAG_ROLE
 
+from . import remedies, runcommand
 from .errors import EXIT_REFUSED, EXIT_USAGE, AzclusterError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .azure import AzureContext
 
 MAX_PARALLEL = 16
-POST_THROTTLE_RETRIES = 4  # azure-core does not retry a POST answered 429; Resource Manager asks us to
 
-# Diagnosis through Run Command (learn.microsoft.com/azure/virtual-machines/linux/run-command): "output is
-# limited to the last 4,096 bytes", "the minimum time to run a script is about 20 seconds", "you can run
-# one script at a time", and it needs Microsoft.Compute/virtualMachines/runCommand/action.
+# Diagnosis through Run Command (azcluster/runcommand.py has what Azure says about it): slow, one script
+# at a time per VM, and it needs Microsoft.Compute/virtualMachines/runCommand/action.
 DIAGNOSE_LIMIT = 16
-DIAGNOSE_TIMEOUT_S = 300.0
-RUN_COMMAND_OUTPUT_LIMIT = 4096
+DIAGNOSE_TIMEOUT_S = runcommand.TIMEOUT_S
 DIAGNOSE_STATES = ("unhealthy", "unknown")  # in this order: the limit keeps the nodes Azure calls unhealthy
 UNREADABLE = "could not read the health result"
 
@@ -78,13 +79,19 @@ class Diagnosis:
 
 @dataclass
 class DiagnosisRun:
-    """How much of the cluster was diagnosed, so a capped run says what it left out."""
+    """How much of the cluster was diagnosed, so a capped or refused run says what it left out.
+
+    denied: Azure's refusal ({"node", "code", "message"}) when the identity may not run commands on the
+    nodes; `denied_nodes` were then not even asked.
+    """
 
     enabled: bool
     limit: int
     sent: int = 0
     over_limit: int = 0
     not_running: int = 0
+    denied: dict[str, str] | None = None
+    denied_nodes: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -93,6 +100,8 @@ class DiagnosisRun:
             "diagnosed": self.sent,
             "skipped_over_limit": self.over_limit,
             "skipped_not_running": self.not_running,
+            "skipped_denied": self.denied_nodes,
+            "denied": self.denied,
         }
 
 
@@ -589,7 +598,8 @@ def diagnose_nodes(client: Any, status: ClusterStatus, timeout: float, progress:
     """Read the health result of the cluster's unhealthy nodes (then unknown ones) in parallel.
 
     Only running nodes can run a command; the rest, and those past the limit, get a `skipped` diagnosis
-    that says why, so the report never silently leaves a node out.
+    that says why, so the report never silently leaves a node out. Azure refusing Run Command itself
+    (403: a Reader) is the same answer for every node, so after the first refusal nothing more is sent.
     """
     run = status.diagnosis = status.diagnosis or DiagnosisRun(enabled=True, limit=DIAGNOSE_LIMIT)
     order = {state: rank for rank, state in enumerate(DIAGNOSE_STATES)}
@@ -606,24 +616,75 @@ def diagnose_nodes(client: Any, status: ClusterStatus, timeout: float, progress:
     chosen, rest = runnable[: max(run.limit, 0)], runnable[max(run.limit, 0) :]
     for _island, node in rest:
         node.diagnosis = Diagnosis("skipped", f"not diagnosed: over the limit of {run.limit} nodes per run")
-    run.sent, run.over_limit = len(chosen), len(rest)
+    run.over_limit = len(rest)
+    gate = _DenialGate()
+
+    pilot = chosen[0][1] if chosen else None
 
     def one(pair: tuple[Island, Node], update: Callable[[str], None]) -> Diagnosis:
         island, node = pair
-        return read_health_result(
-            client, status.resource_group, island.scale_set, node.instance_id, timeout, update
-        )
+        target = runcommand.on_scale_set_vm(client, status.resource_group, island.scale_set, node.instance_id)
+        name = node.computer_name or node.name
+        return read_health_result(target, name, gate, node is pilot, timeout, update)
 
     results = _diagnose_with_progress(chosen, one, progress)
     for (_island, node), diagnosis in zip(chosen, results, strict=True):
         node.diagnosis = diagnosis
+    run.sent = len(chosen) - gate.held_back
+    run.denied_nodes = gate.held_back
+    if gate.refusal is not None:
+        refusal = gate.refusal
+        run.denied = {"node": gate.refused_on or "", "code": refusal.code or "", "message": refusal.message}
+
+
+class _DenialGate:
+    """Lets the first node's Run Command POST go alone, and stops the rest once Azure has refused one (403).
+
+    The POST is answered in well under a second, so the other nodes wait that long, not a whole Run
+    Command (20 s or more): a Reader then sends one request, not one per unhealthy node.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pilot_answered = threading.Event()
+        self.refusal: runcommand.RunCommandFailed | None = None
+        self.refused_on: str | None = None
+        self.held_back = 0
+
+    def send(
+        self,
+        target: runcommand.Begin,
+        lines: list[str],
+        node: str,
+        pilot: bool,
+        update: Callable[[str], None],
+    ) -> Any:
+        """The poller, or None when a refusal holds this node back; RunCommandFailed as runcommand.send."""
+        if not pilot:
+            update("waiting: the first node's Run Command goes alone")
+            self._pilot_answered.wait()
+        try:
+            with self._lock:
+                if self.refusal is not None:
+                    self.held_back += 1
+                    return None
+            return runcommand.send(target, lines, update)
+        except runcommand.RunCommandFailed as err:
+            if err.denied:
+                with self._lock:
+                    if self.refusal is None:
+                        self.refusal, self.refused_on = err, node
+            raise
+        finally:
+            if pilot:
+                self._pilot_answered.set()
 
 
 def read_health_result(
-    client: Any,
-    rg: str,
-    scale_set: str,
-    instance_id: str,
+    target: runcommand.Begin,
+    node: str,
+    gate: _DenialGate | None = None,
+    pilot: bool = True,
     timeout: float = DIAGNOSE_TIMEOUT_S,
     update: Callable[[str], None] = lambda _text: None,
 ) -> Diagnosis:
@@ -631,103 +692,29 @@ def read_health_result(
 
     Every way this can fail (Azure refuses, the operation fails or outlasts `timeout`, the file is missing
     or not a health result) becomes an `unreadable` diagnosis: one node's problem is not the command's.
+    A refusal for lack of permission is said once for the whole run (DiagnosisRun.denied), not per node.
     """
-    from azure.core.exceptions import (
-        ClientAuthenticationError,
-        HttpResponseError,
-        ServiceRequestError,
-        ServiceResponseError,
-    )
-
-    from .azure import error_code, error_message, rest
-
-    parameters = {"commandId": "RunShellScript", "script": [f"cat {shlex.quote(HEALTH_RESULT_PATH)}"]}
-
-    def begin(group: str, name: str) -> Any:
-        return client.virtual_machine_scale_set_vms.begin_run_command(
-            group, name, instance_id, parameters=parameters
-        )
-
+    gate = gate or _DenialGate()
+    lines = [f"cat {shlex.quote(HEALTH_RESULT_PATH)}"]
     try:
-        poller = _begin_with_throttle_retry(begin, rg, scale_set, update)
-        update("running on the node")
-        poller.wait(timeout)
-        if not poller.done():
-            return _unreadable(
-                f"Run Command did not finish within {timeout:g}s (is the VM agent, waagent, running?)"
+        poller = gate.send(target, lines, node, pilot, update)
+        if poller is None:
+            return Diagnosis(
+                "skipped", f"not diagnosed: Azure refused Run Command on {gate.refused_on} (see below)"
             )
-        result = rest(poller.result())
-    except HttpResponseError as err:
-        if isinstance(err, ClientAuthenticationError) and getattr(err, "response", None) is None:
-            raise  # no token at all: the same for every node, so the command's error, not this node's
-        code = error_code(err) or f"HTTP {getattr(err, 'status_code', '?')}"
-        return _unreadable(f"{code}: {error_message(err)}{_run_command_hint(err, code)}")
-    except (ServiceRequestError, ServiceResponseError) as err:
-        return _unreadable(f"Azure Resource Manager did not answer: {error_message(err)}")
-    return _diagnosis_from(*run_command_output(result))
+        update("running on the node")
+        output = runcommand.wait(poller, timeout)
+    except runcommand.RunCommandFailed as err:
+        hint = f" ({err.hint})" if err.hint and not err.denied else ""
+        return _unreadable(f"{err.detail}{hint}")
+    return _diagnosis_from(output.stdout, output.stderr)
 
 
-def _run_command_hint(err: Exception, code: str) -> str:
-    if getattr(err, "status_code", None) == 403 or code in (
-        "AuthorizationFailed",
-        "LinkedAuthorizationFailed",
-    ):
-        return (
-            " (Run Command needs Microsoft.Compute/virtualMachines/runCommand/action, e.g. Virtual Machine "
-            "Contributor; or pass --no-diagnose)"
-        )
-    if code == "Conflict" or getattr(err, "status_code", None) == 409:
-        return " (a VM runs one Run Command at a time: try again when the other one ends)"
-    return ""
-
-
-def run_command_output(result: dict[str, Any]) -> tuple[str, str, str | None]:
-    """(stdout, stderr, failure) of a RunCommandResult, in either shape Azure answers with.
-
-    The REST example (runCommandExamples/VirtualMachineScaleSetVMRunCommand.json) has two statuses,
-    `ComponentStatus/StdOut/succeeded` and `ComponentStatus/StdErr/succeeded`. RunShellScript on Linux
-    answers one `ProvisioningState/succeeded` whose message packs both streams after 'Enable succeeded: ',
-    each on the lines after a `[stdout]` or `[stderr]` line (Azure/run-command-extension-linux), and it
-    succeeds whatever the script's exit status: a missing file is empty stdout and cat's complaint on
-    stderr. A failed status (the extension itself failed) is the failure.
-    """
-    statuses = [s for s in result.get("value") or [] if isinstance(s, dict)]
-    for status in statuses:
-        code = str(status.get("code") or "")
-        if code.lower().endswith("/failed") or str(status.get("level") or "").lower() == "error":
-            return "", "", _first_line(status.get("message")) or code or "Run Command failed"
-    streams = {"stdout": [], "stderr": []}
-    packed = []
-    for status in statuses:
-        parts = str(status.get("code") or "").split("/")
-        stream = parts[1].lower() if len(parts) > 2 and parts[0] == "ComponentStatus" else ""
-        if stream in streams:
-            streams[stream].append(str(status.get("message") or ""))
-        else:
-            packed.append(str(status.get("message") or ""))
-    if not streams["stdout"] and not streams["stderr"] and packed:
-        return (*_unpack_streams(packed[0]), None)
-    return "".join(streams["stdout"]), "".join(streams["stderr"]), None
-
-
-def _unpack_streams(message: str) -> tuple[str, str]:
-    """(stdout, stderr) from the Linux extension's message: what follows its `[stdout]`, `[stderr]` lines."""
-    out_at = message.find("[stdout]\n")
-    err_at = message.find("\n[stderr]\n", max(out_at, 0))
-    if out_at < 0 and err_at < 0:
-        return message, ""
-    stdout = message[out_at + len("[stdout]\n") : err_at if err_at >= 0 else None] if out_at >= 0 else ""
-    stderr = message[err_at + len("\n[stderr]\n") :] if err_at >= 0 else ""
-    return stdout, stderr
-
-
-def _diagnosis_from(stdout: str, stderr: str, failure: str | None) -> Diagnosis:
+def _diagnosis_from(stdout: str, stderr: str) -> Diagnosis:
     """The node's failing checks, or why they could not be read."""
-    if failure:
-        return _unreadable(f"Run Command failed: {failure}")
     text = stdout.strip()
     if not text:
-        why = _first_line(stderr) or f"{HEALTH_RESULT_PATH} is empty"
+        why = runcommand.first_line(stderr) or f"{HEALTH_RESULT_PATH} is empty"
         if "no such file" in why.lower():
             why += (
                 "; azc-health has not written it yet (on the node: `systemctl status azc-prepare "
@@ -737,8 +724,8 @@ def _diagnosis_from(stdout: str, stderr: str, failure: str | None) -> Diagnosis:
     try:
         result = parse_health_result(text)
     except ValueError as err:
-        cut = len(stdout.encode()) >= RUN_COMMAND_OUTPUT_LIMIT
-        note = f" (Run Command returns only the last {RUN_COMMAND_OUTPUT_LIMIT} bytes)" if cut else ""
+        cut = len(stdout.encode()) >= runcommand.OUTPUT_LIMIT
+        note = f" (Run Command returns only the last {runcommand.OUTPUT_LIMIT} bytes)" if cut else ""
         return _unreadable(f"{HEALTH_RESULT_PATH}: {err}{note}")
     failing = [(check.name, check.detail) for check in result.failing]
     if result.healthy or not failing:
@@ -754,11 +741,6 @@ def _diagnosis_from(stdout: str, stderr: str, failure: str | None) -> Diagnosis:
 
 def _unreadable(why: str) -> Diagnosis:
     return Diagnosis("unreadable", f"{UNREADABLE}: {why}")
-
-
-def _first_line(text: Any) -> str:
-    lines = [line.strip() for line in str(text or "").splitlines() if line.strip()]
-    return lines[0] if lines else ""
 
 
 def _diagnose_with_progress(
@@ -795,7 +777,9 @@ def _diagnose_with_progress(
         def tracked(pair: tuple[Island, Node]) -> Diagnosis:
             task = tasks[id(pair[1])]
             diagnosis = work(pair, lambda text: bar.update(task, state=text))
-            done = "[green]read[/]" if diagnosis.state == "read" else "[bold red]unreadable[/]"
+            done = {"read": "[green]read[/]", "skipped": "[dim]not asked[/]"}.get(
+                diagnosis.state, "[bold red]unreadable[/]"
+            )
             bar.update(task, completed=1, state=done)
             return diagnosis
 
@@ -848,8 +832,7 @@ def print_status(status: ClusterStatus) -> None:
             f"[bold red]{len(unhealthy)} unhealthy node(s)[/] (Application Health: unhealthy or unknown)"
         )
         _print_unhealthy(status)
-        note = _diagnosis_note(status)
-        if note:
+        for note in _diagnosis_notes(status):
             console.print(note, soft_wrap=True)
     console.print(f"running now: [bold]${status.cost_per_hour():.2f}/h[/] (catalogue pay-as-you-go prices)")
 
@@ -895,19 +878,30 @@ def _failing_lines(node: Node, diagnosed: bool) -> list[str]:
     return [f"[{style}]{escape(diagnosis.detail)}[/]"]
 
 
-def _diagnosis_note(status: ClusterStatus) -> str | None:
-    """Say what the report left out: nodes over the limit, or diagnosis turned off."""
+def _diagnosis_notes(status: ClusterStatus) -> list[str]:
+    """Say what the report left out: nodes over the limit, diagnosis turned off, or not allowed (once)."""
+    from rich.markup import escape
+
     run = status.diagnosis
     if run is None:
-        return None
+        return []
     if not run.enabled:
-        return "[dim]failing checks were not read (--no-diagnose)[/]"
+        return ["[dim]failing checks were not read (--no-diagnose)[/]"]
+    notes = []
+    if run.denied:
+        where = escape(f"{run.denied['node']} ({run.denied['code']})")
+        held = f"; {run.denied_nodes} more node(s) not asked" if run.denied_nodes else ""
+        notes.append(
+            f"[yellow]diagnosis stopped: Azure refused Run Command on {where}[/]{held}. Reading the failing "
+            "check on the nodes needs Virtual Machine Contributor (Microsoft.Compute/virtualMachines/"
+            f"runCommand/action) on resource group {escape(status.resource_group)}; or pass --no-diagnose"
+        )
     if run.over_limit:
-        return (
+        notes.append(
             f"[yellow]{run.over_limit} more unhealthy node(s) not diagnosed[/]: at most {run.limit} per run "
             "(Run Command is slow); raise it with --diagnose-limit"
         )
-    return None
+    return notes
 
 
 # --- stop / start ----------------------------------------------------------------------------------
@@ -951,14 +945,14 @@ def _run_island(
 ) -> IslandOutcome:
     from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 
-    from .azure import error_code, error_message
+    from .azure import begin_with_throttle_retry, error_code, error_message
 
     operations = client.virtual_machine_scale_sets
     begin = operations.begin_deallocate if action == "stop" else operations.begin_start
     started = time.monotonic()
     outcome = IslandOutcome(found.pool, found.island, found.name, ok=False)
     try:
-        poller = _begin_with_throttle_retry(begin, spec.resource_group_name, found.name, update)
+        poller = begin_with_throttle_retry(begin, spec.resource_group_name, found.name, update=update)
         update("waiting for Azure")
         poller.result()
         outcome.ok = True
@@ -966,7 +960,7 @@ def _run_island(
         if getattr(err, "response", None) is None:  # no token at all: the same for every island
             raise
         outcome.code, outcome.message = error_code(err) or "AuthorizationFailed", error_message(err)
-        outcome.hint = "the signed-in identity needs Virtual Machine Contributor on the resource group"
+        outcome.hint = _failure_hint(outcome.code, outcome.message, action, spec, stack, found)
     except HttpResponseError as err:
         outcome.code = error_code(err) or f"HTTP {getattr(err, 'status_code', '?')}"
         outcome.message = error_message(err)
@@ -975,63 +969,104 @@ def _run_island(
     return outcome
 
 
-def _begin_with_throttle_retry(
-    begin: Callable[..., Any], rg: str, name: str, update: Callable[[str], None]
-) -> Any:
-    """Start the operation; a 429 on the POST (azure-core does not retry POSTs) waits Retry-After, retries."""
-    from azure.core.exceptions import HttpResponseError
-
-    for attempt in range(POST_THROTTLE_RETRIES + 1):
-        try:
-            return begin(rg, name)
-        except HttpResponseError as err:
-            if getattr(err, "status_code", None) != 429 or attempt == POST_THROTTLE_RETRIES:
-                raise
-            response = getattr(err, "response", None)
-            retry_after = (response.headers.get("Retry-After") if response is not None else None) or "5"
-            try:
-                delay = min(max(float(retry_after), 0.0), 120.0)
-            except ValueError:
-                delay = 5.0
-            update(f"throttled, retrying in {delay:g}s")
-            time.sleep(delay)
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
 def _failure_hint(code: str, message: str, action: str, spec: ClusterSpec, stack: str, found: _Set) -> str:
-    size = str((found.body.get("sku") or {}).get("name") or "this size")
-    where = spec.location + (f" zone {spec.zone}" if spec.zone else "")
-    island = f"{found.pool}/{found.island}"
-    lowered = message.lower()
-    if code in ("AllocationFailed", "ZonalAllocationFailed"):
+    """What to do about one island's failed stop/start.
+
+    What the code means comes from remedies.py, the one table `up` uses too; this adds only what the
+    island says: its size, zone and placement group, and that a re-run retries just the islands that
+    failed. A code remedies knows but gives no kind we word here gets its generic advice.
+    """
+    remedy = remedies.remedy_for("TooManyRequests" if code == "HTTP 429" else code, message)
+    if remedy is None:
         return (
-            f"Azure has no capacity for {size} in {where} right now. Island {island} is one placement group "
-            f"and is allocated as a whole: retry later with `azcluster start {stack}` (islands already "
-            "running are left as they are), or allocate from a capacity reservation "
-            "(pools[].capacity_reservation_group_id), or move the pool to another zone or region "
-            f"(`azcluster preflight {stack}` lists where {size} is offered)"
+            f"see the activity log of scale set {found.name}; running the command again retries this island"
         )
-    if code in ("OverconstrainedAllocationRequest", "OverconstrainedZonalAllocationRequest"):
-        zone = f"zone {spec.zone}, " if spec.zone else ""
-        return (
-            f"Azure cannot meet all the constraints on island {island} at once (size {size}, {zone}"
-            "single placement group). Retry later, or relax one: drop `zone:`, or use a capacity reservation"
-        )
-    if code in ("QuotaExceeded", "OperationNotAllowed") and ("quota" in lowered or code == "QuotaExceeded"):
-        return (
-            f"the vCPU quota for {size} in {spec.location} is exhausted; `azcluster preflight {stack}` "
-            "gives the exact increase to request"
-        )
-    if code == "SkuNotAvailable":
-        return (
-            f"{size} is restricted for this subscription in {where}; `azcluster preflight {stack}` lists "
-            "where it is offered, or ask Azure support to enable it"
-        )
-    if code in ("TooManyRequests", "HTTP 429") or "throttl" in lowered:
-        return "Azure Resource Manager is throttling the subscription; wait a minute and run it again"
-    if code in ("ResourceNotFound", "NotFound"):
-        return f"scale set {found.name} disappeared while {action} ran; run `azcluster status {stack}`"
-    return f"see the activity log of scale set {found.name}; running the command again retries this island"
+    wording = _ISLAND_WORDING.get(remedy.kind)
+    if wording is not None:
+        return wording(_IslandFailure(spec, stack, found, action))
+    return f"{remedy.what.rstrip('.')}: {remedy.for_stack(stack, action)}"
+
+
+@dataclass(frozen=True)
+class _IslandFailure:
+    """Where an island's stop/start failed, in the words its hint needs."""
+
+    spec: ClusterSpec
+    stack: str
+    found: _Set
+    action: str
+
+    @property
+    def size(self) -> str:
+        return str((self.found.body.get("sku") or {}).get("name") or "this size")
+
+    @property
+    def where(self) -> str:
+        return self.spec.location + (f" zone {self.spec.zone}" if self.spec.zone else "")
+
+    @property
+    def island(self) -> str:
+        return f"{self.found.pool}/{self.found.island}"
+
+
+def _capacity(f: _IslandFailure) -> str:
+    return (
+        f"Azure has no capacity for {f.size} in {f.where} right now. Island {f.island} is one placement "
+        f"group and is allocated as a whole: retry later with `azcluster start {f.stack}` (islands already "
+        "running are left as they are), or allocate from a capacity reservation "
+        "(pools[].capacity_reservation_group_id), or move the pool to another zone or region "
+        f"(`azcluster preflight {f.stack}` lists where {f.size} is offered)"
+    )
+
+
+def _constraints(f: _IslandFailure) -> str:
+    zone = f"zone {f.spec.zone}, " if f.spec.zone else ""
+    return (
+        f"Azure cannot meet all the constraints on island {f.island} at once (size {f.size}, {zone}"
+        "single placement group). Retry later, or relax one: drop `zone:`, or use a capacity reservation"
+    )
+
+
+def _quota(f: _IslandFailure) -> str:
+    return (
+        f"the vCPU quota for {f.size} in {f.spec.location} is exhausted; `azcluster preflight {f.stack}` "
+        "gives the exact increase to request"
+    )
+
+
+def _restricted(f: _IslandFailure) -> str:
+    return (
+        f"{f.size} is restricted for this subscription in {f.where}; `azcluster preflight {f.stack}` lists "
+        "where it is offered, or ask Azure support to enable it"
+    )
+
+
+def _throttled(_f: _IslandFailure) -> str:
+    return "Azure Resource Manager is throttling the subscription; wait a minute and run it again"
+
+
+def _not_found(f: _IslandFailure) -> str:
+    return f"scale set {f.found.name} disappeared while {f.action} ran; run `azcluster status {f.stack}`"
+
+
+def _permission(f: _IslandFailure) -> str:
+    verb = {"stop": "deallocate", "start": "start"}.get(f.action, f.action)
+    return (
+        f"the signed-in identity needs Virtual Machine Contributor (or Contributor) on resource group "
+        f"{f.spec.resource_group_name} to {verb} its scale sets"
+    )
+
+
+_ISLAND_WORDING: dict[str, Callable[[_IslandFailure], str]] = {
+    remedies.CAPACITY: _capacity,
+    remedies.CONSTRAINTS: _constraints,
+    remedies.QUOTA: _quota,
+    remedies.RESTRICTED: _restricted,
+    remedies.THROTTLED: _throttled,
+    remedies.NOT_FOUND: _not_found,
+    remedies.PERMISSION: _permission,
+}
+"""Hints for a failed island, by remedies' kind: a new code of a known kind is worded here at once."""
 
 
 def _with_progress(
@@ -1109,11 +1144,15 @@ def hostfiles(
     *,
     island: int | None = None,
     pool: str | None = None,
+    client: Any = None,
 ) -> list[Hostfile]:
-    """One hostfile per InfiniBand island: the running nodes' private IPs, in instance order."""
+    """One hostfile per InfiniBand island: the running nodes' private IPs, in instance order.
+
+    `client`: the command's Compute client when it has one (so `hosts --install` signs in once).
+    """
     from .azure import azure_errors, compute_client
 
-    client = compute_client(ctx)
+    client = client or compute_client(ctx)
     with azure_errors(ctx, f"listing the scale sets of {spec.name} in {spec.resource_group_name}"):
         sets = find_scale_sets(client, spec)
     _require(sets, spec, stack)
@@ -1136,10 +1175,8 @@ def hostfiles(
     return _parallel(read, chosen)
 
 
-def print_hostfiles(files: list[Hostfile], fmt: str = "plain", out_dir: Path | None = None) -> None:
-    """Hostfiles on stdout (a `# pool/island` comment before each), or one file per island in out_dir."""
-    import sys
-
+def note_excluded(files: list[Hostfile]) -> None:
+    """Say on stderr which islands' hostfiles leave nodes out (not running), so nobody counts on them."""
     from .render import console
 
     for hostfile in files:
@@ -1148,6 +1185,16 @@ def print_hostfiles(files: list[Hostfile], fmt: str = "plain", out_dir: Path | N
                 f"[yellow]note:[/] {len(hostfile.excluded)} node(s) of {hostfile.pool}/{hostfile.island} "
                 "are not running and are left out"
             )
+
+
+def print_hostfiles(files: list[Hostfile], fmt: str = "plain", out_dir: Path | None = None) -> None:
+    """Hostfiles on stdout (a `# pool/island` comment before each), or one file per island in out_dir."""
+    import sys
+
+    from .render import console
+
+    note_excluded(files)
+    for hostfile in files:
         if out_dir is not None:
             out_dir.mkdir(parents=True, exist_ok=True)
             path = out_dir / f"hostfile.{hostfile.pool}.{hostfile.island}"

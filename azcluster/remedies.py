@@ -1,4 +1,5 @@
-"""What to do about an Azure error code: the table `up` (and `start` in ops) maps failures through.
+"""What an Azure error code means and what to do about it: the one table `up` and `start`/`stop` (ops)
+map failures through.
 
 Azure reports failures as an error code plus a message, and the code arrives in several wrappings:
 pulumi-azure-native's azcore errors print `ERROR CODE: AllocationFailed` above a JSON body with
@@ -10,12 +11,25 @@ Codes and remedies follow Microsoft's "common Azure deployment errors" page and 
 troubleshooting guide (https://learn.microsoft.com/azure/azure-resource-manager/troubleshooting/
 common-deployment-errors, https://learn.microsoft.com/troubleshoot/azure/virtual-machines/windows/
 allocation-failure), as collected in shared/reference/azure-gpu-clusters.md.
+
+Each remedy also has a `kind` (capacity, quota, ...). A caller that knows more than the code, like ops
+knowing which island of which size failed to start, words its hint by kind; so a code added here with a
+known kind gets that caller's wording, and one with a new kind gets this table's generic advice.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+CAPACITY = "capacity"  # Azure has no VMs of that size to give right now
+CONSTRAINTS = "constraints"  # size, zone and placement group cannot be satisfied together
+QUOTA = "quota"  # a vCPU or resource quota of the subscription
+RESTRICTED = "restricted"  # the size is not offered to this subscription there
+THROTTLED = "throttled"  # Resource Manager is throttling the subscription
+NOT_FOUND = "not_found"  # the resource is not there (deleted, or another group or subscription)
+PERMISSION = "permission"  # the signed-in identity lacks a role
+OTHER = "other"
 
 
 @dataclass(frozen=True)
@@ -27,9 +41,13 @@ class Remedy:
     """What to do about it; may mention STACK, which `for_stack` replaces."""
     retryable: bool = False
     """True when re-running the same command later can succeed without changing anything."""
+    kind: str = OTHER
+    """What sort of problem it is (CAPACITY, QUOTA, ...), for callers that add their own context."""
 
-    def for_stack(self, stack: str) -> str:
-        return self.todo.replace("STACK", stack)
+    def for_stack(self, stack: str, command: str = "up") -> str:
+        """The todo for `stack`. Where it says to re-run `azcluster up`, a failed `command` (e.g. start)
+        says to re-run itself instead."""
+        return self.todo.replace("azcluster up STACK", f"azcluster {command} STACK").replace("STACK", stack)
 
 
 _CAPACITY = (
@@ -44,6 +62,12 @@ _QUOTA = (
     "(Quotas > Compute) or with `az quota update`, or reduce `pools[].nodes`"
 )
 
+_NOT_THERE = "A resource is not there: deleted outside azcluster, or in another group or subscription."
+_NOT_THERE_TODO = (
+    "check --subscription and the stack's resource group; `azcluster refresh STACK` drops what was deleted "
+    "outside azcluster, then re-run `azcluster up STACK`"
+)
+
 REMEDIES: dict[str, Remedy] = {
     r.code: r
     for r in [
@@ -52,12 +76,14 @@ REMEDIES: dict[str, Remedy] = {
             "Azure has no capacity for this VM size in this region right now.",
             _CAPACITY,
             retryable=True,
+            kind=CAPACITY,
         ),
         Remedy(
             "ZonalAllocationFailed",
             "Azure has no capacity for this VM size in the chosen availability zone right now.",
             "try another zone (`zone:`) or leave `zone` out; or " + _CAPACITY,
             retryable=True,
+            kind=CAPACITY,
         ),
         Remedy(
             "OverconstrainedAllocationRequest",
@@ -65,22 +91,27 @@ REMEDIES: dict[str, Remedy] = {
             "relax a constraint: leave `zone` out, make islands smaller (`pools[].island_max_nodes`), or use "
             "a capacity reservation; then re-run `azcluster up STACK`",
             retryable=True,
+            kind=CONSTRAINTS,
         ),
         Remedy(
             "OverconstrainedZonalAllocationRequest",
             "The zone cannot satisfy the size together with the other constraints.",
             "leave `zone` out or pick another zone, or make islands smaller (`pools[].island_max_nodes`)",
             retryable=True,
+            kind=CONSTRAINTS,
         ),
         Remedy(
             "SkuNotAvailable",
             "The VM size is restricted for this subscription in this region or zone.",
             "`azcluster preflight STACK` shows where the size is offered to you; pick that region/zone or "
             "ask Azure support to lift the restriction (a 'SKU access' request)",
+            kind=RESTRICTED,
         ),
-        Remedy("QuotaExceeded", "A quota of the subscription would be exceeded.", _QUOTA),
-        Remedy("ResourceQuotaExceeded", "A quota of the subscription would be exceeded.", _QUOTA),
-        Remedy("OperationNotAllowed", "Azure refused the operation (usually a vCPU quota).", _QUOTA),
+        Remedy("QuotaExceeded", "A quota of the subscription would be exceeded.", _QUOTA, kind=QUOTA),
+        Remedy("ResourceQuotaExceeded", "A quota of the subscription would be exceeded.", _QUOTA, kind=QUOTA),
+        Remedy(
+            "OperationNotAllowed", "Azure refused the operation (usually a vCPU quota).", _QUOTA, kind=QUOTA
+        ),
         Remedy(
             "InvalidTemplateDeployment",
             "Azure rejected the request when validating it.",
@@ -109,6 +140,7 @@ REMEDIES: dict[str, Remedy] = {
             "The identity running azcluster lacks a permission.",
             "grant it Contributor and User Access Administrator (or Role Based Access Control "
             "Administrator) on the subscription or resource group; check with `az role assignment list`",
+            kind=PERMISSION,
         ),
         Remedy(
             "RequestDisallowedByPolicy",
@@ -165,6 +197,19 @@ REMEDIES: dict[str, Remedy] = {
             "Azure throttled the requests.",
             "wait a few minutes and re-run `azcluster up STACK`",
             retryable=True,
+            kind=THROTTLED,
+        ),
+        Remedy(
+            "ResourceNotFound",
+            _NOT_THERE,
+            _NOT_THERE_TODO,
+            kind=NOT_FOUND,
+        ),
+        Remedy(
+            "NotFound",
+            _NOT_THERE,
+            _NOT_THERE_TODO,
+            kind=NOT_FOUND,
         ),
         Remedy(
             "NetworkingInternalOperationError",
@@ -199,6 +244,7 @@ _PATTERNS = [
     re.compile(r"\bCode=\"([A-Za-z][A-Za-z0-9_.]*)\""),
     re.compile(r"\b[Ee]rror [Cc]ode:\s*([A-Za-z][A-Za-z0-9_.]*)"),
 ]
+_WORDS = frozenset({"Conflict", "NotFound"})
 _KNOWN_BARE = re.compile(r"\b(" + "|".join(sorted(REMEDIES, key=len, reverse=True)) + r")\b")
 
 
@@ -207,8 +253,9 @@ def extract_codes(text: str) -> list[str]:
     found: list[tuple[int, str]] = []
     for pattern in _PATTERNS:
         found.extend((m.start(1), m.group(1)) for m in pattern.finditer(text))
-    # Known codes also count when written bare, e.g. "(AllocationFailed) Allocation failed".
-    found.extend((m.start(1), m.group(1)) for m in _KNOWN_BARE.finditer(text) if m.group(1) != "Conflict")
+    # Known codes also count when written bare, e.g. "(AllocationFailed) Allocation failed"; not the
+    # generic ones that are also plain words in a sentence.
+    found.extend((m.start(1), m.group(1)) for m in _KNOWN_BARE.finditer(text) if m.group(1) not in _WORDS)
     codes: list[str] = []
     for _, code in sorted(found):
         if code not in codes:
@@ -232,7 +279,8 @@ def primary_code(text: str) -> str | None:
 
 
 def remedy_for(code: str | None, message: str = "") -> Remedy | None:
-    """The remedy for a code; OperationNotAllowed only means quota when the message says so."""
+    """The remedy for a code. OperationNotAllowed only means quota when the message says so, and a code
+    we do not know whose message says it was throttled is throttling."""
     if code is None:
         return None
     if code == "OperationNotAllowed" and "quota" not in message.lower():
@@ -241,6 +289,8 @@ def remedy_for(code: str | None, message: str = "") -> Remedy | None:
             "Azure refused the operation.",
             "the message says why; if it mentions a VM state, wait and re-run `azcluster up STACK`",
         )
+    if code not in REMEDIES and "throttl" in message.lower():
+        return REMEDIES["TooManyRequests"]
     return REMEDIES.get(code)
 
 

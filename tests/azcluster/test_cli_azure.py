@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from azcluster import ops
-from components.bootstrap import HEALTH_RESULT_PATH
+from components.bootstrap import HEALTH_RESULT_PATH, HOSTFILE_DIR
 from tests.clirunner import run_cli
 from tests.fakes.arm import fake_az_script
 
@@ -189,3 +189,88 @@ def test_stack_that_does_not_parse_is_exit_2(cli) -> None:
     result = run_cli("preflight", str(path), "--auth", "cli")
     assert result.exit_code == 2 and "azcluster validate" in result.stderr
     assert not cli.fake.requests  # nothing asked of Azure
+
+
+# --- hostfiles on the login node ------------------------------------------------------------------------
+
+
+def login_files(cli) -> dict[str, str]:
+    directory = cli.fake.vm_root(cli.fake.vms[("demo-rg", "demo-login")]) / HOSTFILE_DIR.lstrip("/")
+    return {path.name: path.read_text() for path in sorted(directory.iterdir())} if directory.exists() else {}
+
+
+def test_hosts_install_writes_the_login_nodes_hostfiles(cli) -> None:
+    cli.fake.add_cluster("demo", {"gpu": (H100, [2, 1])})
+    stack = stack_file(cli.tmp, nodes=3)
+    human = run_cli("hosts", stack, "--auth", "cli", "--install")
+    assert human.exit_code == 0, human.stderr
+    assert f"hostfiles on demo-login in {HOSTFILE_DIR}: gpu-i0 (2 hosts), gpu-i1 (1 host)" in human.stdout
+    assert login_files(cli) == {"gpu-i0": "10.42.0.4\n10.42.0.5\n", "gpu-i1": "10.42.1.4\n"}
+
+    as_json = run_cli("hosts", stack, "--auth", "cli", "--install", "--json", "--format", "mpi")
+    assert as_json.exit_code == 0, as_json.stderr
+    doc = json.loads(as_json.stdout)
+    assert [f["path"] for f in doc["install"]["files"]] == [
+        f"{HOSTFILE_DIR}/gpu-i0",
+        f"{HOSTFILE_DIR}/gpu-i1",
+    ]
+    assert login_files(cli)["gpu-i1"] == "10.42.1.4 slots=8\n"
+
+    sent = len(cli.fake.vm_run_commands())
+    printed = run_cli("hosts", stack, "--auth", "cli", "--json")
+    assert json.loads(printed.stdout)["install"] is None and len(cli.fake.vm_run_commands()) == sent
+
+
+def test_hosts_install_without_a_login_node_is_exit_2(cli) -> None:
+    cli.fake.add_cluster("demo", {"gpu": (H100, [2])}, login=False)
+    path = cli.tmp / "Pulumi.demo.yaml"
+    path.write_text(STACK.format(size=H100, nodes=2) + "    login:\n      enabled: false\n", encoding="utf-8")
+    result = run_cli("hosts", str(path), "--auth", "cli", "--install")
+    assert result.exit_code == 2
+    assert "no login node" in result.stderr and "--out DIR" in result.stderr
+    assert cli.fake.requests == []  # refused before asking Azure anything
+
+
+def test_start_refreshes_the_login_hostfiles_and_a_failure_there_is_only_a_warning(cli) -> None:
+    sets = cli.fake.add_cluster("demo", {"gpu": (H100, [2, 1])})
+    for instance in sets[0].instances + sets[1].instances:
+        instance.power = "deallocated"
+    stack = stack_file(cli.tmp, nodes=3)
+
+    started = run_cli("start", stack, "--auth", "cli", "--json")
+    assert started.exit_code == 0, started.stderr
+    doc = json.loads(started.stdout)
+    assert doc["ok"] is True and doc["hostfiles"]["state"] == "installed"
+    assert login_files(cli) == {"gpu-i0": "10.42.0.4\n10.42.0.5\n", "gpu-i1": "10.42.1.4\n"}
+    assert "hostfiles on demo-login" in started.stderr
+
+    login = cli.fake.vms[("demo-rg", "demo-login")]
+    login.run_command_refusal = (403, "AuthorizationFailed", "The client may not run commands on demo-login.")
+    warned = run_cli("start", stack, "--auth", "cli")
+    assert warned.exit_code == 0, warned.stderr  # the islands started: that is what start is for
+    assert "warning:" in warned.stderr and "AuthorizationFailed" in warned.stderr
+    assert "Virtual Machine Contributor" in warned.stderr and "hosts demo --install" in warned.stderr
+
+    sent = len(cli.fake.vm_run_commands())
+    skipped = run_cli("start", stack, "--auth", "cli", "--no-hostfiles", "--json")
+    assert skipped.exit_code == 0, skipped.stderr
+    assert json.loads(skipped.stdout)["hostfiles"] is None
+    assert len(cli.fake.vm_run_commands()) == sent  # nothing sent to the login node
+
+
+def test_status_as_a_reader_says_once_what_diagnosis_needs(cli) -> None:
+    sets = cli.fake.add_cluster("demo", {"gpu": (H100, [2, 2])})
+    for instance in sets[0].instances + sets[1].instances:
+        instance.health = "HealthState/unhealthy"
+        instance.run_command_refusal = (
+            403,
+            "AuthorizationFailed",
+            "The client 'reader@example.com' does not have authorization to perform action "
+            "'Microsoft.Compute/virtualMachineScaleSets/virtualMachines/runCommand/action'.",
+        )
+    human = run_cli("status", stack_file(cli.tmp, nodes=4), "--auth", "cli")
+    assert human.exit_code == 0, human.stderr
+    assert len(cli.fake.run_commands()) == 1
+    said = human.stdout + human.stderr
+    assert said.count("Virtual Machine Contributor") == 1 and "--no-diagnose" in human.stderr
+    assert said.count("not diagnosed: Azure refused Run Command on gpu0000000") == 3

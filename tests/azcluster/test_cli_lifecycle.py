@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from azcluster import lifecycle
+from azcluster import lifecycle, loginhosts
 from azcluster.engine import (
     AML_FILESYSTEM,
     OutputValue,
@@ -79,13 +79,19 @@ def fake(tmp_path, monkeypatch):
 
     engine.factory_calls = factory_calls
     engine.preflights = []
+    engine.hostfile_refreshes = []
 
     def passing_preflight(loaded, connection):
         engine.preflights.append((loaded, connection))
         return _Preflight()
 
+    def recorded_refresh(spec, stack, connection):
+        engine.hostfile_refreshes.append((spec.name, stack, connection))
+        return loginhosts.Refresh("skipped", reason="not reached in this test")
+
     monkeypatch.setattr(lifecycle, "engine_factory", factory)
     monkeypatch.setattr(lifecycle, "preflight_runner", passing_preflight)
+    monkeypatch.setattr(lifecycle, "hostfile_refresher", recorded_refresh)
     monkeypatch.setattr(lifecycle, "is_interactive", lambda: False)
     return engine
 
@@ -235,6 +241,69 @@ def test_up_preflight_connects_as_told(fake, arm, monkeypatch):
     )
     assert government.exit_code == 0, government.stderr
     assert "management.core.usgovcloudapi.net" in az_log.read_text()  # the token asked for that cloud
+
+
+def test_up_writes_the_login_hostfiles_last_through_run_command(fake, arm, monkeypatch):
+    """The real refresher: after the deploy, hostfiles go to the login node, connected as `up` was told."""
+    from tests.fakes.arm import fake_az_script
+
+    monkeypatch.setattr(lifecycle, "hostfile_refresher", lifecycle._default_hostfile_refresh)
+    fake_az_script(arm.tmp / "bin", arm.fake.token)
+    monkeypatch.setenv("PATH", f"{arm.tmp / 'bin'}:/usr/bin:/bin")
+    arm.fake.lro_polls = 0
+    arm.fake.add_cluster("demo", {"gpu": ("Standard_ND96isr_H100_v5", [2])})
+    login = arm.fake.vms[("demo-rg", "demo-login")]
+    sub = ["--auth", "cli", "--subscription", arm.fake.subscription_id]
+
+    result = run_cli("up", "demo", "--yes", "--json", *sub)
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["hostfiles"]["state"] == "installed"
+    assert doc["hostfiles"]["install"]["files"] == [
+        {"path": "/etc/azcluster/hostfiles/gpu-i0", "pool": "gpu", "island": 0, "hosts": 2}
+    ]
+    written = arm.fake.vm_root(login) / "etc/azcluster/hostfiles/gpu-i0"
+    assert written.read_text() == "10.42.0.4\n10.42.0.5\n"
+    assert fake.methods() == ["check_secrets", "preview", "up"]  # deployed first, hostfiles after
+
+    human = run_cli("up", "demo", "--yes", *sub)
+    assert human.exit_code == 0, human.stderr
+    assert "/etc/azcluster/hostfiles/<pool>-i<island> on the login node" in human.stdout
+
+
+def test_up_hostfile_failure_is_a_warning_and_no_hostfiles_sends_nothing(fake, arm, monkeypatch):
+    from tests.fakes.arm import fake_az_script
+
+    monkeypatch.setattr(lifecycle, "hostfile_refresher", lifecycle._default_hostfile_refresh)
+    fake_az_script(arm.tmp / "bin", arm.fake.token)
+    monkeypatch.setenv("PATH", f"{arm.tmp / 'bin'}:/usr/bin:/bin")
+    arm.fake.lro_polls = 0
+    arm.fake.add_cluster("demo", {"gpu": ("Standard_ND96isr_H100_v5", [2])})
+    login = arm.fake.vms[("demo-rg", "demo-login")]
+    login.run_command_error = ("VMAgentStatusCommunicationError", "VM 'demo-login' has not reported status.")
+    sub = ["--auth", "cli", "--subscription", arm.fake.subscription_id]
+
+    warned = run_cli("up", "demo", "--yes", "--json", *sub)
+    assert warned.exit_code == 0, warned.stderr  # the cluster is up; only the hostfiles are not
+    doc = json.loads(warned.stdout)
+    assert doc["ok"] is True and doc["hostfiles"]["state"] == "failed"
+    assert "VMAgentStatusCommunicationError" in doc["hostfiles"]["reason"]
+    assert "warning:" in warned.stderr and "azcluster hosts demo --install" in warned.stderr
+
+    before = len(arm.fake.requests)
+    skipped = run_cli("up", "demo", "--yes", "--json", "--no-hostfiles", *sub)
+    assert skipped.exit_code == 0, skipped.stderr
+    assert json.loads(skipped.stdout)["hostfiles"] is None
+    assert len(arm.fake.requests) == before  # not one request to Azure (preflight is the fixture's)
+
+
+def test_up_refreshes_hostfiles_connected_as_told_and_only_after_a_deploy(fake):
+    sub = "11111111-2222-3333-4444-555555555555"
+    assert run_cli("up", "demo", "--yes", "--subscription", sub, "--auth", "oidc").exit_code == 0
+    assert fake.hostfile_refreshes == [("demo", "demo", lifecycle.AzureOptions(sub, "oidc", None))]
+    fake.fail_on["up"] = UpdateFailed("demo", "up", [], "deployment failed")
+    assert run_cli("up", "demo", "--yes").exit_code == 1
+    assert len(fake.hostfile_refreshes) == 1  # a failed deploy refreshes nothing
 
 
 def test_up_with_validation_errors_deploys_nothing(fake, tmp_path):

@@ -95,6 +95,19 @@ def test_remedies_cover_the_allocation_family_and_say_how_to_retry():
     assert remedy_for(None) is None and remedy_for("NoSuchCode") is None
 
 
+def test_remedies_say_what_kind_of_problem_and_re_run_the_command_that_failed():
+    assert REMEDIES["AllocationFailed"].kind == REMEDIES["ZonalAllocationFailed"].kind == "capacity"
+    assert remedy_for("OperationNotAllowed", AZCORE_QUOTA).kind == "quota"
+    assert remedy_for("OperationNotAllowed", "the VM is deallocating").kind == "other"
+    assert REMEDIES["VMStartTimedOut"].for_stack("demo", "start").startswith("re-run `azcluster start demo`")
+    assert "azcluster up demo" in REMEDIES["VMStartTimedOut"].for_stack("demo")
+    # an unknown code whose message says throttled is throttling; a known one keeps its meaning
+    assert remedy_for("SomethingNew", "Too many requests were throttled").code == "TooManyRequests"
+    assert remedy_for("AllocationFailed", "throttled").code == "AllocationFailed"
+    # generic codes count only where Azure names them as codes, not as words in a sentence
+    assert extract_codes('the file NotFound in a sentence; "code": "NotFound"') == ["NotFound"]
+
+
 def test_azure_message_is_azures_own_sentence():
     assert azure_message(AZCORE_QUOTA, "OperationNotAllowed").startswith("Operation could not be completed")
     assert azure_message(NESTED_ALLOCATION, "AllocationFailed").startswith("Allocation failed.")

@@ -362,7 +362,7 @@ def test_up_through_the_cli_with_the_real_adapter(cli, tmp_path, monkeypatch):
     cli.write(
         outputs={"login_private_ip": {"value": "10.42.1.4"}, "resource_group_name": {"value": "example-rg"}}
     )
-    result = run_cli("up", "example", "--yes", "--json", "--skip-preflight")
+    result = run_cli("up", "example", "--yes", "--json", "--skip-preflight", "--no-hostfiles")
     assert result.exit_code == 0, result.stderr
     doc = json.loads(result.stdout)
     assert doc["changes"]["create"] == 3 and "--target-ip-address 10.42.1.4" in doc["access"]["ssh"]

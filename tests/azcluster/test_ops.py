@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from azcluster import ops
+from azcluster import ops, remedies, runcommand
 from azcluster.errors import EXIT_REFUSED, EXIT_USAGE, AzclusterError
 from components import bootstrap, catalog
 from components.spec import ClusterSpec
@@ -144,6 +144,52 @@ def test_start_refused_for_quota_and_throttled_post(arm, cluster) -> None:
     assert "azcluster preflight demo" in outcome["demo-infer-0"].hint
 
 
+def test_start_hints_take_their_meaning_from_the_remedies_table(arm, cluster, monkeypatch) -> None:
+    """ops words a hint by the kind remedies.py gives a code, so a code added there helps `start` too."""
+    for scale_set in cluster:
+        for inst in scale_set.instances:
+            inst.power = "deallocated"
+    monkeypatch.setitem(
+        remedies.REMEDIES,
+        "NewCapacityCode",
+        remedies.Remedy("NewCapacityCode", "No capacity.", "wait", kind=remedies.CAPACITY),
+    )
+    monkeypatch.setitem(
+        remedies.REMEDIES,
+        "BrandNewRefusal",
+        remedies.Remedy(
+            "BrandNewRefusal", "Azure is doing something new.", "re-run `azcluster up STACK` later"
+        ),
+    )
+    cluster[0].start_error = ("NewCapacityCode", "Allocation failed, a new way.")
+    cluster[1].start_error = ("BrandNewRefusal", "Something new.")
+    cluster[2].start_error = ("VMStartTimedOut", "VM 'infer0000000' did not start in the allotted time.")
+    report = ops.start_cluster(spec(), arm.context(), "demo", progress=False)
+    hints = {o.scale_set: o.hint for o in report.islands}
+    # a known kind: the island's own wording (size, placement group, how `start` retries)
+    assert "gpu/0" in hints["demo-gpu-0"] and "capacity reservation" in hints["demo-gpu-0"]
+    assert H100 in hints["demo-gpu-0"]
+    # a kind ops has no wording for: the table's advice, re-running the command that failed
+    assert hints["demo-gpu-1"] == "Azure is doing something new: re-run `azcluster start demo` later"
+    assert hints["demo-infer-0"] == (
+        "VMs did not start in time: re-run `azcluster start demo`; if it persists, check boot diagnostics"
+    )
+
+
+def test_start_refused_for_permission_or_throttling_says_so(arm, cluster) -> None:
+    cluster[0].accept_error = (
+        403,
+        "AuthorizationFailed",
+        "The client 'reader@example.com' does not have authorization to perform action "
+        "'Microsoft.Compute/virtualMachineScaleSets/start/action'.",
+    )
+    cluster[1].start_error = ("SomethingElse", "Requests were throttled; try again later.")
+    report = ops.start_cluster(spec(), arm.context(), "demo", progress=False)
+    hints = {o.scale_set: o.hint for o in report.islands}
+    assert "Virtual Machine Contributor" in hints["demo-gpu-0"] and "demo-rg" in hints["demo-gpu-0"]
+    assert "throttling" in hints["demo-gpu-1"]
+
+
 def test_stop_with_progress_display_and_a_failed_operation(arm, cluster) -> None:
     cluster[0].deallocate_error = ("InternalExecutionError", "An internal execution error occurred.")
     report = ops.stop_cluster(spec(), arm.context(), "demo", progress=True)
@@ -250,6 +296,8 @@ def test_status_names_the_failing_check_read_on_the_node(arm, cluster, tmp_path,
         "diagnosed": 1,
         "skipped_over_limit": 0,
         "skipped_not_running": 0,
+        "skipped_denied": 0,
+        "denied": None,
     }
 
 
@@ -284,8 +332,11 @@ def test_a_node_whose_result_cannot_be_read_says_why_and_the_others_still_report
         "written it yet (on the node: `systemctl status azc-prepare azc-health.timer`)"
     )
     assert by_name["gpu0000002"].detail.startswith("could not read the health result: AuthorizationFailed: ")
-    assert "Virtual Machine Contributor" in by_name["gpu0000002"].detail
-    assert "--no-diagnose" in by_name["gpu0000002"].detail
+    # what the refusal needs is said once for the run, not on every refused node
+    assert status.diagnosis.denied["code"] == "AuthorizationFailed"
+    assert status.diagnosis.denied["message"].startswith("The client 'me@example.com'")
+    (note,) = ops._diagnosis_notes(status)
+    assert "Virtual Machine Contributor" in note and "--no-diagnose" in note
     assert by_name["gpu1000000"].detail == (
         "could not read the health result: VMAgentStatusCommunicationError: VM 'gpu1000000' has not "
         "reported status for VM agent or extensions."
@@ -339,6 +390,8 @@ def test_diagnosis_is_capped_unhealthy_nodes_first_and_says_what_it_skipped(arm,
         "diagnosed": 2,
         "skipped_over_limit": 3,
         "skipped_not_running": 1,
+        "skipped_denied": 0,
+        "denied": None,
     }
 
 
@@ -356,30 +409,49 @@ def test_a_run_command_that_never_ends_is_given_up_on(arm, cluster) -> None:
     )
 
 
-def test_run_command_output_in_both_of_azures_shapes() -> None:
-    from tests.fakes.arm import fixture
+READER_REFUSAL = (
+    403,
+    "AuthorizationFailed",
+    "The client 'reader@example.com' with object id '0b7a2a4e' does not have authorization to perform "
+    "action 'Microsoft.Compute/virtualMachineScaleSets/virtualMachines/runCommand/action'.",
+)
 
-    example = fixture("run_command.json")  # the REST example's body: StdOut and StdErr statuses
-    example["value"][0]["message"], example["value"][1]["message"] = "Hello World!", ""
-    assert ops.run_command_output(example) == ("Hello World!", "", None)
 
-    linux = fixture("run_command_linux.json")
-    linux["value"][0]["message"] = 'Enable succeeded: \n[stdout]\n{"a": 1}\n\n[stderr]\nwarning: x\n'
-    assert ops.run_command_output(linux) == ('{"a": 1}\n', "warning: x\n", None)
-    linux["value"][0]["message"] = "Enable succeeded: \n[stdout]\n\n[stderr]\n"
-    assert ops.run_command_output(linux) == ("", "", None)
+def test_a_reader_sends_one_run_command_and_hears_once_what_it_needs(arm, cluster) -> None:
+    """Run Command needs Virtual Machine Contributor: a Reader's first refusal stops the diagnosis."""
+    nodes = cluster[0].instances + cluster[1].instances
+    for instance in nodes:
+        unhealthy(instance)
+        instance.run_command_refusal = READER_REFUSAL
 
-    failed = {
-        "value": [
-            {
-                "code": "ProvisioningState/failed",
-                "level": "Error",
-                "displayStatus": "Provisioning failed",
-                "message": "Enable failed: failed to get configuration: invalid configuration",
-            }
-        ]
-    }
-    assert (
-        ops.run_command_output(failed)[2]
-        == "Enable failed: failed to get configuration: invalid configuration"
+    status = ops.cluster_status(spec(), arm.context(), "demo")
+    assert len(arm.fake.run_commands()) == 1  # not one per unhealthy node
+    first, *others = [node.diagnosis for _island, node in status.unhealthy()]
+    assert first.state == "unreadable" and first.detail.startswith(
+        "could not read the health result: AuthorizationFailed: The client 'reader@example.com'"
     )
+    assert "Virtual Machine Contributor" not in first.detail  # said once, below, not per node
+    assert len(others) == 4 and {(d.state, d.detail) for d in others} == {
+        ("skipped", "not diagnosed: Azure refused Run Command on gpu0000000 (see below)")
+    }
+    doc = status.to_json()["diagnosis"]
+    assert (doc["diagnosed"], doc["skipped_denied"]) == (1, 4)
+    assert doc["denied"] == {
+        "node": "gpu0000000",
+        "code": "AuthorizationFailed",
+        "message": READER_REFUSAL[2],
+    }
+    (note,) = ops._diagnosis_notes(status)
+    assert "Virtual Machine Contributor" in note and "--no-diagnose" in note and "demo-rg" in note
+
+
+def test_a_refusal_that_is_not_about_permission_does_not_stop_the_others(arm, cluster) -> None:
+    first, second = cluster[1].instances
+    for instance in (first, second):
+        unhealthy(instance)
+    first.run_command_refusal = (409, "Conflict", "Run command extension execution is in progress.")
+    second.files[RESULT] = '{"healthy": false, "checks": [{"name": "gpu", "ok": false, "detail": "7 of 8"}]}'
+    status = ops.cluster_status(spec(), arm.context(), "demo")
+    by_name = {node.computer_name: node.diagnosis for _island, node in status.unhealthy()}
+    assert by_name["gpu1000000"].detail.endswith(f"({runcommand.ONE_AT_A_TIME_HINT})")
+    assert by_name["gpu1000001"].state == "read" and status.diagnosis.denied is None

@@ -5,7 +5,10 @@ from trustme), `api-version` on every call, `$filter` on resource SKUs, `$expand
 VMs, `nextLink` paging, 202 + `Azure-AsyncOperation` + `Location` for long-running POSTs polled to
 Succeeded or Failed, ARM error bodies (`{"error": {"code", "message"}}`), and scripted faults (429 with
 Retry-After, 500 once). Run Command on a scale-set VM runs `cat FILE` lines against the instance's `files`
-and answers as Azure does: 202, polled, then the RunCommandResult from the final GET of `Location`.
+and answers as Azure does: 202, polled, then the RunCommandResult from the final GET of `Location`. Run
+Command on a plain VM (the login node) runs the script for real, the way the Linux extension does (saved
+as script.sh, run by /bin/bash), with AZC_ROOT set to that VM's own directory, so what it wrote can be
+read back from `LoginVm.root`.
 Bodies are built from fixtures/ (trimmed official REST API examples; each file's `_source` and
 fixtures/README.md name where they come from).
 
@@ -20,6 +23,7 @@ import json
 import re
 import shlex
 import ssl
+import subprocess
 import threading
 import time
 import uuid
@@ -92,6 +96,10 @@ class LoginVm:
     tags: dict[str, str]
     private_ip: str
     power: str = "running"
+    root: Path | None = None  # the VM's "/" for Run Command scripts (AZC_ROOT); set by the fake
+    run_command_refusal: tuple[int, str, str] | None = None  # (status, code, message) refusing the POST
+    run_command_error: tuple[str, str] | None = None  # (code, message) the Run Command operation ends with
+    scripts: list[list[str]] = field(default_factory=list)  # every script Run Command ran here, in order
 
 
 @dataclass
@@ -132,6 +140,7 @@ class FakeArm:
         self.subscription_id = subscription_id
         self.token = token
         self.base_url = ""  # set by the server once it listens
+        self.workdir: Path | None = None  # set by the server: where plain VMs get their root directories
         self.skus: list[dict[str, Any]] = fixture("skus.json")["value"]
         self.usages: dict[str, list[dict[str, Any]]] = {
             loc: page["value"] for loc, page in fixture("usages.json").items()
@@ -271,8 +280,21 @@ class FakeArm:
         return [r for r in self.requests if r.method == method and path_contains.lower() in r.path.lower()]
 
     def run_commands(self) -> list[Recorded]:
-        """Every Run Command POST the client sent (scale-set VMs)."""
-        return [r for r in self.calls("POST", "/runCommand") if r.path.lower().endswith("/runcommand")]
+        """Every Run Command POST the client sent to scale-set VMs."""
+        return [
+            r
+            for r in self.calls("POST", "/virtualMachineScaleSets/")
+            if r.path.lower().endswith("/runcommand")
+        ]
+
+    def vm_run_commands(self, name: str | None = None) -> list[Recorded]:
+        """Every Run Command POST the client sent to plain VMs (the login node), or to VM `name`."""
+        return [
+            r
+            for r in self.calls("POST", "/providers/Microsoft.Compute/virtualMachines/")
+            if r.path.lower().endswith("/runcommand")
+            and (name is None or r.path.lower().endswith(f"/{name.lower()}/runcommand"))
+        ]
 
     # -- serving ---------------------------------------------------------------------------------------
 
@@ -347,6 +369,11 @@ class FakeArm:
                 self._run_command,
             ),
             (rg + r"/providers/Microsoft\.Compute/virtualMachines", "GET", self._vm_list),
+            (
+                rg + r"/providers/Microsoft\.Compute/virtualMachines/(?P<name>[^/]+)/runCommand",
+                "POST",
+                self._vm_run_command,
+            ),
             (
                 rg + r"/providers/Microsoft\.Compute/virtualMachines/(?P<name>[^/]+)/instanceView",
                 "GET",
@@ -487,28 +514,99 @@ class FakeArm:
         inst = next((i for i in found.instances if i.instance_id == instance), None)
         if inst is None:
             return 404, {}, _error("NotFound", f"The entity was not found: instance {instance} of {name}.")
+        refused = self._run_command_refused(query, inst.run_command_refusal, inst.power)
+        if refused:
+            return refused
+        stdout, stderr = _run_script(inst, _script(query))
+        return self._run_command_accepted(query, found.location, stdout, stderr, inst.run_command_error)
+
+    def _vm_run_command(self, query: dict[str, list[str]], rg: str, name: str) -> tuple[int, dict, Any]:
+        """VirtualMachines_RunCommand (runCommandExamples/VirtualMachineRunCommand.json): run it for real."""
+        missing = self._group(rg)
+        if missing:
+            return missing
+        vm = self.vms.get((rg.lower(), name.lower()))
+        if vm is None:
+            return (
+                404,
+                {},
+                _error(
+                    "ResourceNotFound",
+                    f"The Resource 'Microsoft.Compute/virtualMachines/{name}' under resource group '{rg}' "
+                    "was not found.",
+                ),
+            )
+        refused = self._run_command_refused(query, vm.run_command_refusal, vm.power)
+        if refused:
+            return refused
+        lines = _script(query)
+        vm.scripts.append(lines)
+        stdout, stderr = self._run_on_vm(vm, lines)
+        return self._run_command_accepted(query, vm.location, stdout, stderr, vm.run_command_error)
+
+    def _run_command_refused(
+        self, query: dict[str, list[str]], refusal: tuple[int, str, str] | None, power: str
+    ) -> tuple[int, dict[str, str], Any] | None:
+        """How Azure refuses a Run Command POST before running anything, or None when it accepts."""
         body = query["__body__"][0]
         if not isinstance(body, dict) or not body.get("commandId"):
             return 400, {}, _error("InvalidParameter", "The value of parameter commandId is invalid.")
         if body["commandId"] != "RunShellScript":
             return 404, {}, _error("NotFound", "The entity was not found in this Azure location.")
-        if inst.run_command_refusal:
-            status, code, message = inst.run_command_refusal
+        if refusal:
+            status, code, message = refusal
             return status, {}, _error(code, message)
-        if inst.power != "running":
+        if power != "running":
             return (
                 409,
                 {},
                 _error("OperationNotAllowed", "The operation requires the VM to be running (or set to run)."),
             )
-        stdout, stderr = _run_script(inst, [str(line) for line in body.get("script") or []])
+        return None
+
+    def _run_command_accepted(
+        self,
+        query: dict[str, list[str]],
+        location: str,
+        stdout: str,
+        stderr: str,
+        error: tuple[str, str] | None,
+    ) -> tuple[int, dict[str, str], Any]:
+        """202, polled; the RunCommandResult (last 4 KiB of each stream) from the final GET of Location."""
         template = "run_command_linux.json" if self.run_command_output == "linux" else "run_command.json"
         result = _fill_streams(fixture(template), stdout[-RUN_COMMAND_TAIL:], stderr[-RUN_COMMAND_TAIL:])
         polls = self.lro_polls if self.run_command_polls is None else self.run_command_polls
-        operation = Operation(
-            str(uuid.uuid4()), found.location, polls, inst.run_command_error, lambda ok: None, result=result
-        )
+        operation = Operation(str(uuid.uuid4()), location, polls, error, lambda ok: None, result=result)
         return self._accepted(operation, query, location_only=self.run_command_location_only)
+
+    def vm_root(self, vm: LoginVm) -> Path:
+        """The directory that is `/` for scripts run on `vm` (created on first use)."""
+        if vm.root is None:
+            if self.workdir is None:
+                raise RuntimeError("FakeArm.workdir is not set: serve the fake with FakeArmServer")
+            vm.root = self.workdir / "vms" / vm.name
+        vm.root.mkdir(parents=True, exist_ok=True)
+        return vm.root
+
+    def _run_on_vm(self, vm: LoginVm, lines: list[str]) -> tuple[str, str]:
+        """Run the script as the Linux extension does: saved as script.sh (0500) in a download directory
+        and run by `/bin/bash -c <path>`; AZC_ROOT makes the house's scripts write under `vm.root`."""
+        root = self.vm_root(vm)
+        work = root / "var/lib/waagent/run-command/download" / str(len(vm.scripts))
+        work.mkdir(parents=True, exist_ok=True)
+        script = work / "script.sh"
+        script.write_text("\n".join(lines), encoding="utf-8")
+        script.chmod(0o500)
+        proc = subprocess.run(
+            ["/bin/bash", "-c", str(script)],
+            cwd=work,
+            env={"PATH": "/usr/bin:/bin", "AZC_ROOT": str(root), "LC_ALL": "C"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        return proc.stdout, proc.stderr
 
     def _op(self, query: dict[str, list[str]], loc: str, op: str) -> tuple[int, dict[str, str], Any]:
         operation = self.operations.get(op)
@@ -691,6 +789,11 @@ class FakeArm:
         return 200, {}, body
 
 
+def _script(query: dict[str, list[str]]) -> list[str]:
+    body = query["__body__"][0]
+    return [str(line) for line in body.get("script") or []]
+
+
 def _run_script(inst: Instance, lines: list[str]) -> tuple[str, str]:
     """(stdout, stderr) of a RunShellScript on the node: `cat PATH...` reads `inst.files`, others fail."""
     stdout, stderr = [], []
@@ -790,6 +893,7 @@ class FakeArmServer:
         self.httpd.fake = fake  # type: ignore[attr-defined]
         self.url = f"https://127.0.0.1:{self.httpd.server_address[1]}"
         fake.base_url = self.url
+        fake.workdir = ca_dir
         self._thread = threading.Thread(
             target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-arm", daemon=True
         )
