@@ -749,7 +749,6 @@ def _diagnose_with_progress(
     progress: bool,
 ) -> list[Diagnosis]:
     """Run `work` on every chosen node in parallel, with a live line per node on stderr."""
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from .render import console
 
@@ -760,13 +759,7 @@ def _diagnose_with_progress(
         "(tens of seconds; --no-diagnose skips this)",
         soft_wrap=True,
     )
-    columns = (
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        TextColumn("[dim]{task.fields[state]}"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console, transient=False) as bar:
+    with _task_progress(console) as bar:
         tasks = {
             id(node): bar.add_task(
                 f"{node.computer_name or node.name} ({island.pool}/{island.island})", total=1, state="sending"
@@ -1076,20 +1069,13 @@ def _with_progress(
     progress: bool,
 ) -> list[IslandOutcome]:
     """Run `work` on every island in parallel, with a live line per island on stderr."""
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from .render import console
 
     verb = {"stop": "deallocating", "start": "starting"}[action]
     if not progress:
         return _parallel(lambda found: work(found, lambda _text: None), sets)
-    columns = (
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        TextColumn("[dim]{task.fields[state]}"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console, transient=False) as bar:
+    with _task_progress(console) as bar:
         tasks = {
             found.name: bar.add_task(
                 f"{verb} {found.pool}/{found.island} ({found.name})", total=1, state="sending"
@@ -1208,3 +1194,17 @@ def print_hostfiles(files: list[Hostfile], fmt: str = "plain", out_dir: Path | N
             )
         sys.stdout.write(hostfile.text(fmt))
     sys.stdout.flush()
+
+
+def _task_progress(console: Any) -> Any:
+    """One line per parallel Azure operation: spinner, what, its latest state, elapsed time (stderr)."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TextColumn("[dim]{task.fields[state]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
