@@ -441,20 +441,32 @@ def render_cloud_config(
     }
     cache_root = f"{NVME_MOUNT}/blobfuse2-cache" if size.nvme_disks else "/mnt/blobfuse2-cache"
     env.update(_storage_env(spec, lustre_mgs_host, blob_account, blob_client_id, blob_endpoint, cache_root))
-    units = list(_GPU_UNITS)
-    if "AZC_LUSTRE_HOST" in env:
-        units.append("azc-mount-lustre.service")
-    if "AZC_BLOB_ACCOUNT" in env:
-        units.append("azc-mount-blob.service")
-    files = [_file(NODE_ENV_PATH, _env_file(env), "0644")]
-    files += [_file(f"{INSTALL_DIR}/{name}", read_script(name), _mode(name)) for name in _SCRIPTS]
-    files += [_file(f"{UNIT_DIR}/{name}", read_script(name), "0644") for name in units]
+    units = [*_GPU_UNITS, *_mount_units(env)]
+    files = _node_files(env, _SCRIPTS, units)
     start = [unit for unit in units if unit != "azc-health.service"]  # the timer starts it
     header = (
         f"# azcluster node bootstrap: cluster {spec.name}, pool {pool_spec.name}, island {island_index} "
         f"({size.name}, profile {size.profile})"
     )
     return _dump(header, files, _units_runcmd(start))
+
+
+def _mount_units(env: Mapping[str, Any]) -> list[str]:
+    """The storage mount services a node needs, from what its node.env says it mounts."""
+    units = []
+    if "AZC_LUSTRE_HOST" in env:
+        units.append("azc-mount-lustre.service")
+    if "AZC_BLOB_ACCOUNT" in env:
+        units.append("azc-mount-blob.service")
+    return units
+
+
+def _node_files(env: Mapping[str, Any], scripts: Iterable[str], units: Iterable[str]) -> list[dict[str, Any]]:
+    """write_files entries: node.env, the scripts (executable where they should be), the systemd units."""
+    files = [_file(NODE_ENV_PATH, _env_file(env), "0644")]
+    files += [_file(f"{INSTALL_DIR}/{name}", read_script(name), _mode(name)) for name in scripts]
+    files += [_file(f"{UNIT_DIR}/{name}", read_script(name), "0644") for name in units]
+    return files
 
 
 def render_login_cloud_config(
@@ -480,14 +492,8 @@ def render_login_cloud_config(
     )
     if "AZC_LUSTRE_HOST" in env:
         env["AZC_LUSTRE_CLIENT_PKG"] = lustre_client_package
-    units = []
-    if "AZC_LUSTRE_HOST" in env:
-        units.append("azc-mount-lustre.service")
-    if "AZC_BLOB_ACCOUNT" in env:
-        units.append("azc-mount-blob.service")
-    files = [_file(NODE_ENV_PATH, _env_file(env), "0644")]
-    files += [_file(f"{INSTALL_DIR}/{name}", read_script(name), _mode(name)) for name in _LOGIN_SCRIPTS]
-    files += [_file(f"{UNIT_DIR}/{name}", read_script(name), "0644") for name in units]
+    units = _mount_units(env)
+    files = _node_files(env, _LOGIN_SCRIPTS, units)
     for key, text in sorted((hostfiles or {}).items()):
         if not _KEY.match(key):
             raise ValueError(
