@@ -14,10 +14,9 @@ import pytest
 from azcluster import loginhosts, ops, runcommand
 from azcluster.errors import EXIT_REFUSED, EXIT_USAGE, AzclusterError
 from components.bootstrap import HOSTFILE_DIR
-from components.spec import ClusterSpec
+from tests.azcluster import demo
+from tests.azcluster.demo import H100, spec
 
-H100 = "Standard_ND96isr_H100_v5"
-NC = "Standard_NC80adis_H100_v5"
 LOGIN_RUN_COMMAND = (
     "/resourceGroups/demo-rg/providers/Microsoft.Compute/virtualMachines/demo-login/runCommand"
 )
@@ -28,21 +27,10 @@ EXPECTED = {
 }
 
 
-def spec(**extra) -> ClusterSpec:
-    return ClusterSpec.model_validate(
-        {
-            "name": "demo",
-            "location": "eastus",
-            "pools": [{"name": "gpu", "size": H100, "nodes": 5}, {"name": "infer", "size": NC, "nodes": 1}],
-            **extra,
-        }
-    )
-
-
 @pytest.fixture
 def cluster(arm):
     """demo: pool gpu in two islands (3 + 2 nodes, one deallocated), pool infer (1 node), a login VM."""
-    sets = arm.fake.add_cluster("demo", {"gpu": (H100, [3, 2]), "infer": (NC, [1])})
+    sets = demo.add_to(arm.fake)
     sets[0].instances[1].power = "deallocated"
     return sets
 

@@ -10,28 +10,15 @@ import pytest
 from azcluster import ops, remedies, runcommand
 from azcluster.errors import EXIT_REFUSED, EXIT_USAGE, AzclusterError
 from components import bootstrap, catalog
-from components.spec import ClusterSpec
+from tests.azcluster import demo
+from tests.azcluster.demo import H100, NC, spec
 from tests.components.bootstrap_fakeroot import FakeNode
-
-H100 = "Standard_ND96isr_H100_v5"
-NC = "Standard_NC80adis_H100_v5"
-
-
-def spec(**extra) -> ClusterSpec:
-    return ClusterSpec.model_validate(
-        {
-            "name": "demo",
-            "location": "eastus",
-            "pools": [{"name": "gpu", "size": H100, "nodes": 5}, {"name": "infer", "size": NC, "nodes": 1}],
-            **extra,
-        }
-    )
 
 
 @pytest.fixture
 def cluster(arm):
     """demo: pool gpu in two islands (3 + 2 nodes), pool infer (1 node), a login VM, and a stranger."""
-    sets = arm.fake.add_cluster("demo", {"gpu": (H100, [3, 2]), "infer": (NC, [1])})
+    sets = demo.add_to(arm.fake)
     arm.fake.add_scale_set("demo-rg", "someone-else", H100, 1, tags={"azcluster-cluster": "other"})
     return sets
 
