@@ -51,8 +51,6 @@ protocol), and new enough for everything used here (`destroy --exclude-protected
 `stack export/import`, `cancel` on file backends)."""
 INSTALL_URL = "https://www.pulumi.com/docs/install/"
 INSTALL_COMMAND = "curl -fsSL https://get.pulumi.com | sh"
-STATE_HOME = Path("~/.azcluster")
-"""Where azcluster keeps what is not in the repository: the default state backend and stack workspaces."""
 PASSPHRASE = "passphrase"
 SECRETS_SCHEMES = ("azurekeyvault://", "awskms://", "gcpkms://", "hashivault://")
 SECRET_MASK = "[secret]"

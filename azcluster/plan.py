@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from components.findings import Finding, has_errors, sort_findings
+from components.findings import Finding, has_errors
 from components.spec import ClusterSpec
 
 from .cost import HOURS_PER_MONTH, Summary, summarize
@@ -85,20 +85,6 @@ def plan_stack(loaded: LoadedStack, suppress: Iterable[str] = ()) -> PlanResult:
         run.outputs,
         source=source,
         messages=run.messages,
-    )
-
-
-def plan_spec(spec: ClusterSpec, stack: str, suppress: Iterable[str] = ()) -> PlanResult:
-    """`plan_stack` for a spec built in code (no stack file, so findings carry no line numbers)."""
-    from components import rules
-
-    findings = sort_findings(rules.check(spec, suppress=tuple(suppress)))
-    summary = summarize(spec)
-    if has_errors(findings):
-        return PlanResult(stack, spec.location, findings, [], summary)
-    run = _run_build(spec, stack)
-    return PlanResult(
-        stack, spec.location, findings, run.resources, summary, run.outputs, messages=run.messages
     )
 
 

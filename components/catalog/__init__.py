@@ -31,10 +31,6 @@ class InfiniBand(_Row):
     gbps_per_port: int
     generation: str
 
-    @property
-    def total_gbps(self) -> int:
-        return self.ports * self.gbps_per_port
-
 
 class GpuSize(_Row):
     """One GPU VM size and what azcluster needs to know about it."""
