@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]' 2>&1 \
 		| grep -v "is ignored: it is neither a file nor a directory" || true
-	@$(BIN)/python -c "import azcluster, components" 
+	@$(BIN)/python -c "import azcluster.components" 
 	@touch $@
 
 plan: setup          ## Plan the example cluster offline (no Azure, no Pulumi CLI needed)

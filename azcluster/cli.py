@@ -105,7 +105,7 @@ def _main(
 @app.command()
 def validate(stack: StackArg, json: JsonOpt = False, suppress: SuppressOpt = None) -> None:
     """Check a stack file against Azure's rules, offline. Exit 1 when there are errors."""
-    from components.findings import has_errors
+    from azcluster.components.findings import has_errors
 
     from . import render, stackfile
 
@@ -136,7 +136,7 @@ def schema(
     """Print the JSON Schema of `azcluster:cluster`, for editor completion of stack files."""
     import json
 
-    from components.spec import json_schema
+    from azcluster.components.spec import json_schema
 
     text = json.dumps(json_schema(), indent=2) + "\n"
     if output:
@@ -148,7 +148,7 @@ def schema(
 @app.command()
 def skus(json: JsonOpt = False) -> None:
     """List the GPU VM sizes azcluster knows, with InfiniBand, quota family and price."""
-    from components import catalog
+    from azcluster.components import catalog
 
     from . import render
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from components import catalog
-from components.spec import ClusterSpec
+from azcluster.components import catalog
+from azcluster.components.spec import ClusterSpec
 
 HOURS_PER_MONTH = 730
 """Azure's pricing calculator month."""

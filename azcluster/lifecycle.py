@@ -42,7 +42,7 @@ from .engine import (
 from .errors import EXIT_REFUSED, EXIT_USAGE, AzclusterError
 
 if TYPE_CHECKING:
-    from components.spec import ClusterSpec
+    from azcluster.components.spec import ClusterSpec
 
     from .stackfile import LoadedStack
 
@@ -197,7 +197,7 @@ def _notes(target: Target) -> None:
 
 def validated(target: Target, suppress: Sequence[str] = (), quiet: bool = False) -> ClusterSpec:
     """The stack's spec, or exit 1 with its error findings (printed unless quiet; in the JSON document)."""
-    from components.findings import has_errors
+    from azcluster.components.findings import has_errors
 
     from . import render, stackfile
 
@@ -409,7 +409,7 @@ def render_up(document: Mapping[str, Any]) -> None:
         stdout.print(f"  login node:  {reach['ssh']}", soft_wrap=True)
     hostfiles = f"{reach.get('hostfiles')}"
     if (document.get("hostfiles") or {}).get("state") == "installed":
-        from components.bootstrap import HOSTFILE_DIR
+        from azcluster.components.bootstrap import HOSTFILE_DIR
 
         hostfiles = f"{HOSTFILE_DIR}/<pool>-i<island> on the login node; `{hostfiles}` prints them"
     stdout.print(f"  hostfiles:   {hostfiles}", soft_wrap=True)

@@ -29,8 +29,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from components.bootstrap import HOSTFILE_DIR, island_key
-from components.spec import ClusterSpec
+from azcluster.components.bootstrap import HOSTFILE_DIR, island_key
+from azcluster.components.spec import ClusterSpec
 
 from . import runcommand
 from .errors import EXIT_REFUSED, EXIT_USAGE, AzclusterError

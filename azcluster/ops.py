@@ -36,10 +36,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from components import catalog
-from components.bootstrap import HEALTH_RESULT_PATH, parse_health_result
-from components.spec import ClusterSpec
-from components.tags import ROLE_COMPUTE, ROLE_LOGIN, TAG_CLUSTER, TAG_ISLAND, TAG_POOL, TAG_ROLE
+from azcluster.components import catalog
+from azcluster.components.bootstrap import HEALTH_RESULT_PATH, parse_health_result
+from azcluster.components.spec import ClusterSpec
+from azcluster.components.tags import ROLE_COMPUTE, ROLE_LOGIN, TAG_CLUSTER, TAG_ISLAND, TAG_POOL, TAG_ROLE
 
 from . import remedies, runcommand
 from .errors import EXIT_REFUSED, EXIT_USAGE, AzclusterError

@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from components.findings import Finding, has_errors
-from components.spec import ClusterSpec
+from azcluster.components.findings import Finding, has_errors
+from azcluster.components.spec import ClusterSpec
 
 from .cost import HOURS_PER_MONTH, Summary, summarize
 from .errors import EXIT_REFUSED, AzclusterError
@@ -108,7 +108,7 @@ def _run_build(spec: ClusterSpec, stack: str) -> ProgramRun:
     from pulumi.errors import RunError
 
     def program() -> None:
-        from components.program import build
+        from azcluster.components.program import build
 
         build(spec)
 

@@ -26,8 +26,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from components import catalog
-from components.spec import ClusterSpec
+from azcluster.components import catalog
+from azcluster.components.spec import ClusterSpec
 
 if TYPE_CHECKING:  # pragma: no cover
     from .azure import AzureContext
@@ -223,7 +223,7 @@ def existing_vcpus(client: Any, spec: ClusterSpec, skus: list[dict[str, Any]]) -
     """
     from azure.core.exceptions import ResourceNotFoundError
 
-    from components.tags import TAG_CLUSTER
+    from azcluster.components.tags import TAG_CLUSTER
 
     from .azure import rest
 

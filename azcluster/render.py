@@ -12,7 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from components.findings import Finding
+from azcluster.components.findings import Finding
 
 console = Console(stderr=True, highlight=False)
 """Progress, logs and errors: stderr, so stdout stays clean for JSON and reports."""

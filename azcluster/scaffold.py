@@ -11,8 +11,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from components import catalog
-from components.findings import has_errors
+from azcluster.components import catalog
+from azcluster.components.findings import has_errors
 
 from .errors import EXIT_REFUSED, EXIT_USAGE, AzclusterError
 
@@ -128,8 +128,8 @@ def _refuse_invalid(text: str, path: Path, ignore_missing_key: bool) -> None:
     """Validate before writing, so `init` never leaves a stack that fails for reasons of its own making."""
     from ruamel.yaml import YAML
 
-    from components import rules
-    from components.spec import parse_cluster
+    from azcluster.components import rules
+    from azcluster.components.spec import parse_cluster
 
     config = YAML(typ="safe", pure=True).load(text)["config"]
     try:

@@ -16,10 +16,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from components import spec as spec_module
-from components.catalog import closest
-from components.findings import SCHEMA_ERROR_ID, Finding, sort_findings
-from components.spec import CLUSTER_CONFIG_KEY, LOCATION_CONFIG_KEY, ClusterSpec
+from azcluster.components import spec as spec_module
+from azcluster.components.catalog import closest
+from azcluster.components.findings import SCHEMA_ERROR_ID, Finding, sort_findings
+from azcluster.components.spec import CLUSTER_CONFIG_KEY, LOCATION_CONFIG_KEY, ClusterSpec
 
 from .errors import EXIT_USAGE, AzclusterError
 
@@ -130,7 +130,7 @@ def validate(loaded: LoadedStack, suppress: Iterable[str] = ()) -> list[Finding]
     """Schema findings, or the rules' findings with YAML lines attached."""
     if loaded.spec is None:
         return sort_findings(loaded.schema_findings)
-    from components import rules
+    from azcluster.components import rules
 
     return loaded.locate(rules.check(loaded.spec, suppress=suppress))
 

@@ -1,6 +1,6 @@
-"""azcluster's Pulumi components: `from components import Cluster, GpuPool` in any Pulumi program.
+"""azcluster's Pulumi components: `from azcluster.components import Cluster, GpuPool` in any Pulumi program.
 
-Names are imported on first use (module `__getattr__`), so `import components.spec` or the catalogue stays
+Names are imported on first use (module `__getattr__`), so importing the spec or the catalogue stays
 light and never loads pulumi-azure-native.
 """
 
@@ -10,20 +10,20 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
-    "Cluster": "components.cluster",
-    "ClusterSpecError": "components.cluster",
-    "GpuPool": "components.gpu_pool",
-    "GpuPoolArgs": "components.gpu_pool",
-    "LoginNode": "components.login",
-    "LoginNodeArgs": "components.login",
-    "ClusterNetwork": "components.network",
-    "ClusterNetworkArgs": "components.network",
-    "SharedStorage": "components.storage",
-    "SharedStorageArgs": "components.storage",
-    "NodeIdentity": "components.identity",
-    "ClusterSpec": "components.spec",
-    "PoolSpec": "components.spec",
-    "parse_cluster": "components.spec",
+    "Cluster": "azcluster.components.cluster",
+    "ClusterSpecError": "azcluster.components.cluster",
+    "GpuPool": "azcluster.components.gpu_pool",
+    "GpuPoolArgs": "azcluster.components.gpu_pool",
+    "LoginNode": "azcluster.components.login",
+    "LoginNodeArgs": "azcluster.components.login",
+    "ClusterNetwork": "azcluster.components.network",
+    "ClusterNetworkArgs": "azcluster.components.network",
+    "SharedStorage": "azcluster.components.storage",
+    "SharedStorageArgs": "azcluster.components.storage",
+    "NodeIdentity": "azcluster.components.identity",
+    "ClusterSpec": "azcluster.components.spec",
+    "PoolSpec": "azcluster.components.spec",
+    "parse_cluster": "azcluster.components.spec",
 }
 
 __all__ = [
@@ -44,13 +44,13 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from components.cluster import Cluster, ClusterSpecError
-    from components.gpu_pool import GpuPool, GpuPoolArgs
-    from components.identity import NodeIdentity
-    from components.login import LoginNode, LoginNodeArgs
-    from components.network import ClusterNetwork, ClusterNetworkArgs
-    from components.spec import ClusterSpec, PoolSpec, parse_cluster
-    from components.storage import SharedStorage, SharedStorageArgs
+    from .cluster import Cluster, ClusterSpecError
+    from .gpu_pool import GpuPool, GpuPoolArgs
+    from .identity import NodeIdentity
+    from .login import LoginNode, LoginNodeArgs
+    from .network import ClusterNetwork, ClusterNetworkArgs
+    from .spec import ClusterSpec, PoolSpec, parse_cluster
+    from .storage import SharedStorage, SharedStorageArgs
 
 
 def __getattr__(name: str) -> Any:

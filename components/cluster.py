@@ -1,7 +1,7 @@
 """Cluster: a whole GPU cluster composed from a ClusterSpec.
 
 Network, the nodes' identity, shared storage, one GpuPool per pool and the login node. The spec goes
-through components.rules first and a spec with error findings is refused, so a module user gets the same
+through the rules module first and a spec with error findings is refused, so a module user gets the same
 checks as the CLI.
 
 Dependencies are kept short on purpose: Managed Lustre can take many minutes to create, so nothing on the
@@ -16,8 +16,8 @@ from typing import Any
 
 import pulumi
 
-from components.findings import Finding, sort_findings
-from components.spec import ClusterSpec
+from .findings import Finding, sort_findings
+from .spec import ClusterSpec
 
 TYPE_TOKEN = "azcluster:index:Cluster"
 
@@ -39,7 +39,7 @@ class ClusterSpecError(ValueError):
 
 def check_spec(spec: ClusterSpec) -> list[Finding]:
     """The rules' findings for the spec (the spec's own `suppress:` list applies)."""
-    from components import rules
+    from . import rules
 
     return sort_findings(rules.check(spec))
 
@@ -58,10 +58,10 @@ class Cluster(pulumi.ComponentResource):
         errors = [f for f in check_spec(spec) if f.severity == "error"]
         if errors:
             raise ClusterSpecError(errors)
-        from components.gpu_pool import GpuPool, GpuPoolArgs
-        from components.identity import NodeIdentity, NodeIdentityArgs
-        from components.login import LoginNode, LoginNodeArgs
-        from components.network import ClusterNetwork, ClusterNetworkArgs
+        from .gpu_pool import GpuPool, GpuPoolArgs
+        from .identity import NodeIdentity, NodeIdentityArgs
+        from .login import LoginNode, LoginNodeArgs
+        from .network import ClusterNetwork, ClusterNetworkArgs
 
         super().__init__(TYPE_TOKEN, name, None, opts)
         self.spec = spec
@@ -143,7 +143,7 @@ class Cluster(pulumi.ComponentResource):
         lustre = spec.storage.lustre
         if not ((lustre is not None and lustre.enabled) or spec.storage.blob.enabled):
             return None
-        from components.storage import SharedStorage, SharedStorageArgs
+        from .storage import SharedStorage, SharedStorageArgs
 
         return SharedStorage(
             f"{name}-storage", SharedStorageArgs.from_spec(spec, self.network, self.identity), opts=child

@@ -26,10 +26,10 @@ from typing import Any
 import pulumi
 from pulumi_azure_native import compute
 
-from components import bootstrap, catalog
-from components.images import image_reference
-from components.spec import ClusterSpec, PoolSpec
-from components.tags import ROLE_COMPUTE, cluster_tags
+from . import bootstrap, catalog
+from .images import image_reference
+from .spec import ClusterSpec, PoolSpec
+from .tags import ROLE_COMPUTE, cluster_tags
 
 TYPE_TOKEN = "azcluster:index:GpuPool"
 
@@ -40,7 +40,7 @@ CUSTOM_DATA_MAX_BYTES = 65535
 
 HEALTH_EXTENSION_NAME = "HealthExtension"
 """The extension's name in the scale set model; publisher, type, version and settings are the bootstrap's
-(components.bootstrap: HEALTH_EXTENSION_*, `health_extension_settings()`), the other side of the probe."""
+(bootstrap: HEALTH_EXTENSION_*, `health_extension_settings()`), the other side of the probe."""
 
 REPAIR_GRACE_PERIOD = "PT30M"
 """automaticRepairsPolicy.gracePeriod, ISO 8601 (Azure allows 10-90 minutes): no repair before it ends."""
@@ -76,7 +76,7 @@ class GpuPoolArgs:
     ssh_public_keys: list[str] = field(default_factory=list)
     """OpenSSH public keys (key text) for the admin user; password authentication is always off."""
     custom_data: CustomData = None
-    """Base64 cloud-init per island; `from_spec` renders it with components.bootstrap."""
+    """Base64 cloud-init per island; `from_spec` renders it with azcluster.components.bootstrap."""
     zone: str | None = None
     """Availability zone ('1'-'3') for every scale set, or None for a regional deployment."""
     tags: dict[str, str] = field(default_factory=dict)
@@ -95,7 +95,7 @@ class GpuPoolArgs:
         blob_account_name: pulumi.Input[str] | None = None,
         identity_client_id: pulumi.Input[str] | None = None,
     ) -> GpuPoolArgs:
-        """Args for one of the spec's pools, with custom data rendered by components.bootstrap.
+        """Args for one of the spec's pools, with custom data rendered by azcluster.components.bootstrap.
 
         `lustre_mount_host` must be a name that resolves once Managed Lustre exists (never the file
         system's own output), so the scale sets do not wait for Lustre; nodes mount it when it appears.

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import pulumi
 from pulumi_azure_native import authorization, managedidentity
 
-from components.tags import cluster_tags
+from .tags import cluster_tags
 
 # Built-in role GUIDs, the same in every tenant.
 # https://learn.microsoft.com/azure/role-based-access-control/built-in-roles

@@ -3,7 +3,7 @@
 It has no public IP: people reach it through Azure Bastion or their own network (VPN, peering). It uses
 the same admin user and SSH keys as the GPU nodes, with password authentication off, and the nodes'
 managed identity, so its mounts (Lustre, blob) work the same way theirs do. Its cloud-init (from
-components.bootstrap) adds the same mounts and the cluster's hostfiles per InfiniBand island.
+azcluster.components.bootstrap) adds the same mounts and the cluster's hostfiles per InfiniBand island.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from typing import Any
 import pulumi
 from pulumi_azure_native import compute, network
 
-from components import bootstrap
-from components.gpu_pool import OS_DISK_STORAGE, check_custom_data, linux_configuration
-from components.images import image_reference
-from components.spec import LOGIN_DEFAULT_SIZE, ClusterSpec, LoginSpec
-from components.tags import ROLE_LOGIN, cluster_tags
+from . import bootstrap
+from .gpu_pool import OS_DISK_STORAGE, check_custom_data, linux_configuration
+from .images import image_reference
+from .spec import LOGIN_DEFAULT_SIZE, ClusterSpec, LoginSpec
+from .tags import ROLE_LOGIN, cluster_tags
 
 TYPE_TOKEN = "azcluster:index:LoginNode"
 VM_NAME_MAX = 64
@@ -42,7 +42,7 @@ class LoginNodeArgs:
     image: str = LoginSpec.model_fields["image"].default
     os_disk_gb: int = 64
     custom_data: pulumi.Input[str] | None = None
-    """Base64 cloud-init; `from_spec` renders it with components.bootstrap.render_login_cloud_config."""
+    """Base64 cloud-init; `from_spec` renders it with bootstrap.render_login_cloud_config."""
     zone: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
     accelerated_networking: bool = False
@@ -60,7 +60,7 @@ class LoginNodeArgs:
         blob_account_name: pulumi.Input[str] | None = None,
         identity_client_id: pulumi.Input[str] | None = None,
     ) -> LoginNodeArgs:
-        """Args for the spec's login node, with cloud-init from components.bootstrap (same mounts as the
+        """Args for the spec's login node, with cloud-init from the bootstrap module (same mounts as the
         GPU nodes; see GpuPoolArgs.from_spec for the storage arguments)."""
         return cls(
             cluster_name=spec.name,

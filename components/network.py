@@ -2,7 +2,7 @@
 
 One virtual network (or subnets inside an existing one) with a subnet per role: `compute` (GPU nodes),
 `login`, `lustre` (Azure Managed Lustre wants its own subnet), `endpoints` (private endpoints) and, when
-asked, `AzureBastionSubnet`. Address ranges come from `components.subnets.plan_subnets`, the same plan the
+asked, `AzureBastionSubnet`. Address ranges come from `subnets.plan_subnets`, the same plan the
 validation rules check.
 
 Security model (network security groups, one per subnet except Bastion's):
@@ -40,11 +40,11 @@ from typing import TYPE_CHECKING
 import pulumi
 from pulumi_azure_native import network, privatedns, resources
 
-from components.subnets import SubnetPlan, plan_subnets
-from components.tags import cluster_tags
+from .subnets import SubnetPlan, plan_subnets
+from .tags import cluster_tags
 
 if TYPE_CHECKING:
-    from components.spec import ClusterSpec
+    from .spec import ClusterSpec
 
 BLOB_PRIVATE_DNS_ZONE = "privatelink.blob.core.windows.net"
 BASTION_SUBNET_NAME = "AzureBastionSubnet"  # Azure requires exactly this name

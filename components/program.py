@@ -14,12 +14,12 @@ from typing import Any
 
 import pulumi
 
-from components.spec import CLUSTER_CONFIG_KEY, LOCATION_CONFIG_KEY, ClusterSpec, parse_cluster, yaml_path
+from .spec import CLUSTER_CONFIG_KEY, LOCATION_CONFIG_KEY, ClusterSpec, parse_cluster, yaml_path
 
 
 def build(spec: ClusterSpec) -> Any:
     """Create the Cluster named after the spec and export its outputs; returns the Cluster."""
-    from components.cluster import Cluster
+    from .cluster import Cluster
 
     cluster = Cluster(spec.name, spec)
     for key, value in cluster.outputs.items():
@@ -56,7 +56,7 @@ def spec_from_config(base_dir: Path | str | None = None) -> ClusterSpec:
 
 def build_from_config(base_dir: Path | str | None = None) -> Any:
     """Read the stack's config, build the Cluster and export its outputs (the body of stacks/__main__.py)."""
-    from components.cluster import ClusterSpecError
+    from .cluster import ClusterSpecError
 
     spec = spec_from_config(base_dir)
     try:

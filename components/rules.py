@@ -1,6 +1,6 @@
 """Validation rules: what in a spec would break the deployment, found before Azure is asked.
 
-`components.spec` checks only shape. These rules check what Azure, the catalogue and the cluster's own
+The spec module checks only shape. These rules check what Azure, the catalogue and the cluster's own
 design will refuse or quietly get wrong: unknown sizes and regions, InfiniBand islands past the placement
 group limit, subnets that cannot hold the nodes, Spot with a capacity reservation, images that do not fit
 the GPUs, names and tags Azure rejects, SSH keys Azure will not install. Like AWS ParallelCluster's
@@ -27,10 +27,10 @@ import struct
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from components import catalog
-from components.findings import SCHEMA_ERROR_ID, Finding, Severity, sort_findings
-from components.spec import CLUSTER_CONFIG_KEY, LOCATION_CONFIG_KEY, ClusterSpec, PoolSpec
-from components.subnets import SubnetPlan, SubnetPlanError, plan_subnets, usable_addresses
+from . import catalog
+from .findings import SCHEMA_ERROR_ID, Finding, Severity, sort_findings
+from .spec import CLUSTER_CONFIG_KEY, LOCATION_CONFIG_KEY, ClusterSpec, PoolSpec
+from .subnets import SubnetPlan, SubnetPlanError, plan_subnets, usable_addresses
 
 Problem = tuple[str, str, str]
 """What a rule yields: (YAML path, message naming the offending value, hint saying what to do)."""
@@ -1631,7 +1631,7 @@ def unknown_suppressed_id(spec: ClusterSpec) -> Iterator[Problem]:
             yield (
                 path,
                 f"suppress names {_preview(raw, 40)!r}, which is not a rule id.",
-                f"{suggestion}Rule ids run from {min(RULES)} to {max(RULES)} (components.rules.RULES).",
+                f"{suggestion}Rule ids run from {min(RULES)} to {max(RULES)} (rules.RULES).",
             )
 
 

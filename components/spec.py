@@ -3,7 +3,7 @@
 A stack file (`stacks/Pulumi.<stack>.yaml`) holds the cluster under the structured config key
 `azcluster:cluster`; the region comes from `azure-native:location`. This module turns that mapping into a
 `ClusterSpec`. Only *shape* is checked here (types, unknown keys, impossible values such as a negative node
-count); whether the shape will deploy on Azure is the job of `components.rules`, which reports findings
+count); whether the shape will deploy on Azure is the job of the rules module, which reports findings
 that users can read and suppress. Defaults live here, once.
 """
 

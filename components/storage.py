@@ -37,13 +37,13 @@ from typing import TYPE_CHECKING
 import pulumi
 from pulumi_azure_native import authorization, network, privatedns, storage, storagecache
 
-from components.identity import NodeIdentity, assign_role
-from components.spec import BlobSpec, LustreSpec
-from components.tags import cluster_tags
+from .identity import NodeIdentity, assign_role
+from .spec import BlobSpec, LustreSpec
+from .tags import cluster_tags
 
 if TYPE_CHECKING:
-    from components.network import ClusterNetwork
-    from components.spec import ClusterSpec
+    from .network import ClusterNetwork
+    from .spec import ClusterSpec
 
 LUSTRE_FSNAME = "lustrefs"  # the file system name AMLFS always uses
 LUSTRE_MOUNT_POINT = "/lustre"

@@ -4,14 +4,11 @@ The cluster is described under the stack's `azcluster:cluster` config and the re
 `azure-native:location`; `azcluster plan/up` run this same program.
 """
 
-import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-# Run from a checkout without installing: make the repository's packages importable.
-if str(HERE.parent) not in sys.path:
-    sys.path.insert(0, str(HERE.parent))
+# Pulumi.yaml runs this with the project's .venv, where `make setup` installed azcluster.
+from azcluster.components.program import build_from_config
 
-from components.program import build_from_config  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 build_from_config(base_dir=HERE)

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from components.catalog import GpuSize, find_size
-from components.spec import ClusterSpec, PoolSpec
+from ..catalog import GpuSize, find_size
+from ..spec import ClusterSpec, PoolSpec
 
 HEALTH_PORT = 8585
 HEALTH_PATH = "/health"

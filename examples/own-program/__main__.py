@@ -6,9 +6,9 @@ InfiniBand pool that joins the cluster's network and node identity. Runs offline
 
 import pulumi
 
-from components import Cluster, ClusterSpec, GpuPool
-from components.catalog import find_size
-from components.gpu_pool import GpuPoolArgs
+from azcluster.components import Cluster, ClusterSpec, GpuPool
+from azcluster.components.catalog import find_size
+from azcluster.components.gpu_pool import GpuPoolArgs
 
 SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHKj4pWdg/ReSLrZ3fdZsxMlItQCf8coEJHP4cALGc42 you@laptop"
 

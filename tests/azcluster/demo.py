@@ -6,7 +6,7 @@ node, and a login VM.
 
 from __future__ import annotations
 
-from components.spec import ClusterSpec
+from azcluster.components.spec import ClusterSpec
 
 H100 = "Standard_ND96isr_H100_v5"
 NC = "Standard_NC80adis_H100_v5"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from azcluster import ops
-from components.bootstrap import HEALTH_RESULT_PATH, HOSTFILE_DIR
+from azcluster.components.bootstrap import HEALTH_RESULT_PATH, HOSTFILE_DIR
 from tests.clirunner import run_cli
 from tests.fakes.arm import fake_az_script
 

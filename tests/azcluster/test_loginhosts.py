@@ -12,8 +12,8 @@ import subprocess
 import pytest
 
 from azcluster import loginhosts, ops, runcommand
+from azcluster.components.bootstrap import HOSTFILE_DIR
 from azcluster.errors import EXIT_REFUSED, EXIT_USAGE, AzclusterError
-from components.bootstrap import HOSTFILE_DIR
 from tests.azcluster import demo
 from tests.azcluster.demo import H100, spec
 

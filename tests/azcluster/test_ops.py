@@ -8,8 +8,8 @@ import time
 import pytest
 
 from azcluster import ops, remedies, runcommand
+from azcluster.components import bootstrap, catalog
 from azcluster.errors import EXIT_REFUSED, EXIT_USAGE, AzclusterError
-from components import bootstrap, catalog
 from tests.azcluster import demo
 from tests.azcluster.demo import H100, NC, spec
 from tests.components.bootstrap_fakeroot import FakeNode

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from azcluster import cost, mockrun, plan, stackfile
-from components.spec import parse_cluster
+from azcluster.components.spec import parse_cluster
 from tests.clirunner import run_cli
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHKj4pWdg/ReSLrZ3fdZsxMlItQCf8coEJHP4cALGc42 test"

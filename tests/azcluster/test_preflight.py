@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from azcluster.components.spec import ClusterSpec
 from azcluster.preflight import run_preflight
-from components.spec import ClusterSpec
 
 H100 = "Standard_ND96isr_H100_v5"
 A100 = "Standard_ND96asr_v4"

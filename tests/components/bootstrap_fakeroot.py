@@ -14,8 +14,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from components import bootstrap
-from components.spec import ClusterSpec
+from azcluster.components import bootstrap
+from azcluster.components.spec import ClusterSpec
 
 SCRIPTS = Path(bootstrap.__file__).parent / "scripts"
 

@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from components import bootstrap
+from azcluster.components import bootstrap
 from tests.components.bootstrap_fakeroot import SCRIPTS
 
 

@@ -14,9 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-from components import bootstrap
-from components.catalog import gpu_sizes
-from components.spec import ClusterSpec
+from azcluster.components import bootstrap
+from azcluster.components.catalog import gpu_sizes
+from azcluster.components.spec import ClusterSpec
 
 SIZE_NAMES = sorted(gpu_sizes())
 LUSTRE = "lustre-mgs.llm.azcluster.internal"

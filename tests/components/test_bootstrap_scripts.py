@@ -10,8 +10,8 @@ import subprocess
 
 import pytest
 
-from components import bootstrap
-from components.spec import ClusterSpec
+from azcluster.components import bootstrap
+from azcluster.components.spec import ClusterSpec
 from tests.components.bootstrap_fakeroot import SCRIPTS, FakeNode
 
 SIZES = {

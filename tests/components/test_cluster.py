@@ -13,11 +13,11 @@ from pathlib import Path
 import pulumi
 import pytest
 
-import components
-from components.cluster import Cluster, ClusterSpecError
-from components.program import build, build_from_config
-from components.spec import ClusterSpec
-from components.tags import TAG_CLUSTER, TAG_POOL
+import azcluster.components as components
+from azcluster.components.cluster import Cluster, ClusterSpecError
+from azcluster.components.program import build, build_from_config
+from azcluster.components.spec import ClusterSpec
+from azcluster.components.tags import TAG_CLUSTER, TAG_POOL
 
 from . import pulumi_harness as harness
 from .test_gpu_pool import KEY, identity_outputs
@@ -267,7 +267,7 @@ def test_package_exports_resolve_lazily():
 
 def test_importing_the_spec_does_not_load_pulumi():
     code = (
-        "import sys, components, components.spec, components.catalog; "
+        "import sys, components, azcluster.components.spec, azcluster.components.catalog; "
         "print('pulumi_azure_native' in sys.modules, 'pulumi' in sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -11,8 +11,8 @@ import gzip
 
 import pytest
 
-from components import bootstrap, catalog
-from components.gpu_pool import (
+from azcluster.components import bootstrap, catalog
+from azcluster.components.gpu_pool import (
     CUSTOM_DATA_MAX_BYTES,
     REPAIR_GRACE_PERIOD,
     SCALE_SET_NAME_MAX,
@@ -20,8 +20,8 @@ from components.gpu_pool import (
     GpuPoolArgs,
     plan_islands,
 )
-from components.spec import PoolSpec
-from components.tags import TAG_CLUSTER, TAG_ISLAND, TAG_POOL, TAG_ROLE
+from azcluster.components.spec import PoolSpec
+from azcluster.components.tags import TAG_CLUSTER, TAG_ISLAND, TAG_POOL, TAG_ROLE
 
 from . import pulumi_harness as harness
 

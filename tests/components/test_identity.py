@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from components.identity import (
+from azcluster.components.identity import (
     BUILTIN_ROLES,
     NodeIdentity,
     NodeIdentityArgs,

@@ -7,9 +7,9 @@ import gzip
 
 import pytest
 
-from components.login import LoginNode, LoginNodeArgs
-from components.spec import ClusterSpec
-from components.tags import TAG_CLUSTER, TAG_ROLE
+from azcluster.components.login import LoginNode, LoginNodeArgs
+from azcluster.components.spec import ClusterSpec
+from azcluster.components.tags import TAG_CLUSTER, TAG_ROLE
 
 from . import pulumi_harness as harness
 from .test_gpu_pool import IDENTITY, KEY, identity_outputs

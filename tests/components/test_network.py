@@ -6,16 +6,16 @@ import ipaddress
 
 import pytest
 
-from components.network import (
+from azcluster.components.network import (
     BASTION_SUBNET_NAME,
     ClusterNetwork,
     ClusterNetworkArgs,
     parse_vnet_id,
     security_rules,
 )
-from components.spec import parse_cluster
-from components.subnets import plan_subnets
-from components.tags import TAG_CLUSTER, TAG_ROLE
+from azcluster.components.spec import parse_cluster
+from azcluster.components.subnets import plan_subnets
+from azcluster.components.tags import TAG_CLUSTER, TAG_ROLE
 from tests.components import pulumi_harness as harness
 
 UNTAGGABLE = {

@@ -1,4 +1,4 @@
-"""components.rules: every rule fires where it should and stays quiet where it should not.
+"""azcluster.components.rules: every rule fires where it should and stays quiet where it should not.
 
 Specs are built the way the CLI builds them: a stack file's `config:` mapping through `parse_cluster`.
 The baseline is a small, valid cluster with a real Ed25519 key; each case changes a few fields.
@@ -22,9 +22,9 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from ruamel.yaml import YAML
 
-from components import catalog, rules
-from components.findings import SCHEMA_ERROR_ID, sort_findings
-from components.spec import CLUSTER_CONFIG_KEY, LOCATION_CONFIG_KEY, ClusterSpec, parse_cluster
+from azcluster.components import catalog, rules
+from azcluster.components.findings import SCHEMA_ERROR_ID, sort_findings
+from azcluster.components.spec import CLUSTER_CONFIG_KEY, LOCATION_CONFIG_KEY, ClusterSpec, parse_cluster
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -6,10 +6,10 @@ import re
 
 import pytest
 
-from components.identity import BUILTIN_ROLES, NodeIdentity, NodeIdentityArgs
-from components.network import ClusterNetwork, ClusterNetworkArgs
-from components.spec import BlobSpec, LustreSpec, parse_cluster
-from components.storage import (
+from azcluster.components.identity import BUILTIN_ROLES, NodeIdentity, NodeIdentityArgs
+from azcluster.components.network import ClusterNetwork, ClusterNetworkArgs
+from azcluster.components.spec import BlobSpec, LustreSpec, parse_cluster
+from azcluster.components.storage import (
     HPC_CACHE_RP_APP_ID,
     SharedStorage,
     SharedStorageArgs,
