@@ -282,10 +282,11 @@ def preflight(
     Exit 0 when it fits; 1 with the blockers, the exact quota increases to request and the regions where
     the sizes are offered; 3 without a credential or subscription.
     """
-    from . import ops, render
     from . import preflight as checks
+    from . import render
+    from .ops.cluster import load_spec
 
-    name, spec = ops.load_spec(stack)
+    name, spec = load_spec(stack)
     result = checks.run_preflight(spec, _connect(subscription, auth, cloud), name)
     if json:
         render.print_json(result.to_json())
@@ -320,10 +321,13 @@ def status(
     Found by tags, no Pulumi state needed. Unhealthy nodes (Application Health extension) are listed with
     the check that failed, read from the node's health result. Exit 1 when no part of the cluster is found.
     """
-    from . import ops, render
+    from . import render
+    from .ops.cluster import load_spec
+    from .ops.status import cluster_status
+    from .ops.status_view import print_status
 
-    name, spec = ops.load_spec(stack)
-    result = ops.cluster_status(
+    name, spec = load_spec(stack)
+    result = cluster_status(
         spec,
         _connect(subscription, auth, cloud),
         name,
@@ -334,7 +338,7 @@ def status(
     if json:
         render.print_json(result.to_json())
     else:
-        ops.print_status(result)
+        print_status(result)
     if not result.found:
         raise typer.Exit(EXIT_REFUSED)
 
@@ -351,14 +355,17 @@ def stop(
 
     Local NVMe scratch is wiped by deallocation. Exit 1 if any island failed (the others stay stopped).
     """
-    from . import ops, render
+    from . import render
+    from .ops.cluster import load_spec
+    from .ops.power import stop_cluster
+    from .ops.power_view import print_operation
 
-    name, spec = ops.load_spec(stack)
-    report = ops.stop_cluster(spec, _connect(subscription, auth, cloud), name)
+    name, spec = load_spec(stack)
+    report = stop_cluster(spec, _connect(subscription, auth, cloud), name)
     if json:
         render.print_json(report.to_json())
     else:
-        ops.print_operation(report)
+        print_operation(report)
     if not report.ok:
         raise typer.Exit(EXIT_REFUSED)
 
@@ -387,13 +394,17 @@ def start(
     Then, when an island started, the login node's hostfiles are refreshed (`--no-hostfiles` skips it).
     Exit 1 if any island failed (the others stay running).
     """
-    from . import loginhosts, ops, render
+    from . import render
+    from .ops import loginhosts
+    from .ops.cluster import load_spec
+    from .ops.power import start_cluster
+    from .ops.power_view import print_operation
 
-    name, spec = ops.load_spec(stack)
+    name, spec = load_spec(stack)
     ctx = _connect(subscription, auth, cloud)
-    report = ops.start_cluster(spec, ctx, name)
+    report = start_cluster(spec, ctx, name)
     if not json:
-        ops.print_operation(report)
+        print_operation(report)
     refreshed = None
     if hostfiles and any(outcome.ok for outcome in report.islands):
         refreshed = loginhosts.refresh(spec, name, lambda: ctx)
@@ -437,9 +448,12 @@ def hosts(
     A job that spans two islands falls back to Ethernet: give each job one island's hostfile. With
     --install they are written on the login node (`start` and `up` refresh them there too).
     """
-    from . import loginhosts, ops, render
+    from . import render
+    from .ops import hosts_view, loginhosts
+    from .ops.cluster import load_spec
+    from .ops.hosts import hostfiles as read_hostfiles
 
-    name, spec = ops.load_spec(stack)
+    name, spec = load_spec(stack)
     if install:
         loginhosts.require_login(spec, name)  # exit 2 before asking Azure anything
     ctx = _connect(subscription, auth, cloud)
@@ -447,7 +461,7 @@ def hosts(
     if install:
         files, installed = loginhosts.read_and_install(spec, ctx, name, fmt=fmt, island=island, pool=pool)
     else:
-        files = ops.hostfiles(spec, ctx, name, island=island, pool=pool)
+        files = read_hostfiles(spec, ctx, name, island=island, pool=pool)
     if json:
         render.print_json(
             {
@@ -457,12 +471,12 @@ def hosts(
             }
         )
     elif installed:
-        ops.note_excluded(files)
+        hosts_view.note_excluded(files)
         loginhosts.print_install(installed, render.stdout)
         if out is not None:
-            ops.print_hostfiles(files, fmt, out)
+            hosts_view.print_hostfiles(files, fmt, out)
     else:
-        ops.print_hostfiles(files, fmt, out)
+        hosts_view.print_hostfiles(files, fmt, out)
 
 
 # --- end talking to Azure ----------------------------------------------------------------------------------

@@ -78,7 +78,8 @@ preflight_runner: Callable[[LoadedStack, AzureOptions], Any] = _default_prefligh
 
 
 def _default_hostfile_refresh(spec: ClusterSpec, stack: str, connection: AzureOptions) -> Any:
-    from . import azure, loginhosts
+    from . import azure
+    from .ops import loginhosts
 
     def connect() -> Any:
         return azure.connect(connection.subscription, connection.auth, connection.cloud)
@@ -343,7 +344,7 @@ def up(
 
 def _refresh_hostfiles(spec: ClusterSpec, stack: str, connection: AzureOptions) -> dict[str, Any]:
     """The last step of `up`: hostfiles on the login node. Says on stderr how it went; never raises."""
-    from . import loginhosts
+    from .ops import loginhosts
 
     result = hostfile_refresher(spec, stack, connection)
     loginhosts.print_refresh(result, stack)

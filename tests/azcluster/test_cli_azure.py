@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from azcluster import ops
 from azcluster.components.bootstrap import HEALTH_RESULT_PATH, HOSTFILE_DIR
+from azcluster.ops import diagnose
 from tests.clirunner import run_cli
 from tests.fakes.arm import fake_az_script
 
@@ -154,7 +154,7 @@ def test_status_diagnose_limit_defaults_to_ops() -> None:
     from azcluster import cli as commands
 
     parameter = inspect.signature(commands.status).parameters["diagnose_limit"]
-    assert parameter.default == ops.DIAGNOSE_LIMIT
+    assert parameter.default == diagnose.DIAGNOSE_LIMIT
 
 
 def test_stop_then_partial_start_exit_codes(cli) -> None:

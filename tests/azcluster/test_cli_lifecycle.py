@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from azcluster import lifecycle, loginhosts
+from azcluster import lifecycle
 from azcluster.engine import (
     AML_FILESYSTEM,
     OutputValue,
@@ -22,6 +22,7 @@ from azcluster.engine import (
     build_failures,
 )
 from azcluster.errors import AzclusterError
+from azcluster.ops import loginhosts
 from tests.clirunner import run_cli
 from tests.fakes.engine import FakeEngine, at, resource, urn
 

@@ -11,9 +11,10 @@ import subprocess
 
 import pytest
 
-from azcluster import loginhosts, ops, runcommand
 from azcluster.components.bootstrap import HOSTFILE_DIR
 from azcluster.errors import EXIT_REFUSED, EXIT_USAGE, AzclusterError
+from azcluster.ops import loginhosts, runcommand
+from azcluster.ops.hosts import hostfiles
 from tests.azcluster import demo
 from tests.azcluster.demo import H100, spec
 
@@ -107,7 +108,7 @@ def test_one_island_in_mpi_format_leaves_the_other_files_alone(arm, cluster) -> 
 
 
 def test_a_cluster_too_big_for_one_script_is_written_in_several(arm, cluster) -> None:
-    files = ops.hostfiles(spec(), arm.context(), "demo")
+    files = hostfiles(spec(), arm.context(), "demo")
     one = runcommand.script_size(loginhosts.plan_scripts({"gpu-i1": EXPECTED["gpu-i1"]}, prune=True)[0])
     install = loginhosts.install_hostfiles(
         spec(), arm.context(), "demo", files, budget=one + 40, progress=False
@@ -125,7 +126,7 @@ def test_a_cluster_too_big_for_one_script_is_written_in_several(arm, cluster) ->
 
 
 def test_an_island_too_big_for_any_script_is_refused_clearly(arm, cluster) -> None:
-    files = ops.hostfiles(spec(), arm.context(), "demo")
+    files = hostfiles(spec(), arm.context(), "demo")
     with pytest.raises(AzclusterError) as caught:
         loginhosts.install_hostfiles(spec(), arm.context(), "demo", files, budget=200, progress=False)
     assert caught.value.exit_code == EXIT_REFUSED

@@ -7,9 +7,16 @@ import time
 
 import pytest
 
-from azcluster import ops, remedies, runcommand
+from azcluster import remedies
 from azcluster.components import bootstrap, catalog
 from azcluster.errors import EXIT_REFUSED, EXIT_USAGE, AzclusterError
+from azcluster.ops import runcommand
+from azcluster.ops.diagnose import DIAGNOSE_LIMIT
+from azcluster.ops.diagnose_view import diagnosis_notes
+from azcluster.ops.hosts import hostfiles
+from azcluster.ops.hosts_view import print_hostfiles
+from azcluster.ops.power import start_cluster, stop_cluster
+from azcluster.ops.status import cluster_status
 from tests.azcluster import demo
 from tests.azcluster.demo import H100, NC, spec
 from tests.components.bootstrap_fakeroot import FakeNode
@@ -30,7 +37,7 @@ def test_status_reads_islands_nodes_ips_health_login_and_cost(arm, cluster) -> N
     gpu0.instances[2].health_message = '{"failing": "ib_link_flap"}'
     gpu0.instances[0].health = "HealthState/healthy"
 
-    status = ops.cluster_status(spec(), arm.context(), "demo")
+    status = cluster_status(spec(), arm.context(), "demo")
     assert [(i.pool, i.island, i.scale_set) for i in status.islands] == [
         ("gpu", 0, "demo-gpu-0"),
         ("gpu", 1, "demo-gpu-1"),
@@ -62,7 +69,7 @@ def test_status_reads_islands_nodes_ips_health_login_and_cost(arm, cluster) -> N
 
 
 def test_status_json_shape(arm, cluster) -> None:
-    doc = ops.cluster_status(spec(), arm.context(), "demo").to_json()
+    doc = cluster_status(spec(), arm.context(), "demo").to_json()
     assert doc["found"] is True and doc["resource_group"] == "demo-rg"
     assert [p["pool"] for p in doc["pools"]] == ["gpu", "infer"]
     island = doc["pools"][0]["islands"][0]
@@ -73,13 +80,13 @@ def test_status_json_shape(arm, cluster) -> None:
 
 
 def test_status_of_a_cluster_that_is_not_there(arm) -> None:
-    status = ops.cluster_status(spec(), arm.context(), "demo")  # resource group does not exist: 404
+    status = cluster_status(spec(), arm.context(), "demo")  # resource group does not exist: 404
     assert not status.found and status.to_json()["pools"] == []
 
 
 def test_stop_deallocates_every_island_in_parallel(arm, cluster) -> None:
     arm.fake.lro_polls = 2
-    report = ops.stop_cluster(spec(), arm.context(), "demo", progress=False)
+    report = stop_cluster(spec(), arm.context(), "demo", progress=False)
     assert report.ok and [o.scale_set for o in report.islands] == ["demo-gpu-0", "demo-gpu-1", "demo-infer-0"]
     assert all(inst.power == "deallocated" for s in cluster for inst in s.instances)
     stranger = arm.fake.scale_sets[("demo-rg", "someone-else")]
@@ -98,7 +105,7 @@ def test_start_partial_failure_reports_each_island_and_keeps_successes(arm, clus
         "OverconstrainedAllocationRequest",
         "Allocation failed. VM(s) with the following",
     )
-    report = ops.start_cluster(spec(), arm.context(), "demo", progress=False)
+    report = start_cluster(spec(), arm.context(), "demo", progress=False)
     assert not report.ok
     outcome = {o.scale_set: o for o in report.islands}
     assert outcome["demo-gpu-0"].ok
@@ -123,7 +130,7 @@ def test_start_refused_for_quota_and_throttled_post(arm, cluster) -> None:
     )
     arm.fake.inject("POST", "/demo-gpu-1/start", 429, headers={"Retry-After": "1"})
     started = time.monotonic()
-    report = ops.start_cluster(spec(), arm.context(), "demo", progress=False)
+    report = start_cluster(spec(), arm.context(), "demo", progress=False)
     outcome = {o.scale_set: o for o in report.islands}
     assert outcome["demo-gpu-1"].ok  # the 429 on the POST was waited out and retried
     assert len(arm.fake.calls("POST", "/demo-gpu-1/start")) == 2 and time.monotonic() - started >= 0.9
@@ -151,7 +158,7 @@ def test_start_hints_take_their_meaning_from_the_remedies_table(arm, cluster, mo
     cluster[0].start_error = ("NewCapacityCode", "Allocation failed, a new way.")
     cluster[1].start_error = ("BrandNewRefusal", "Something new.")
     cluster[2].start_error = ("VMStartTimedOut", "VM 'infer0000000' did not start in the allotted time.")
-    report = ops.start_cluster(spec(), arm.context(), "demo", progress=False)
+    report = start_cluster(spec(), arm.context(), "demo", progress=False)
     hints = {o.scale_set: o.hint for o in report.islands}
     # a known kind: the island's own wording (size, placement group, how `start` retries)
     assert "gpu/0" in hints["demo-gpu-0"] and "capacity reservation" in hints["demo-gpu-0"]
@@ -171,7 +178,7 @@ def test_start_refused_for_permission_or_throttling_says_so(arm, cluster) -> Non
         "'Microsoft.Compute/virtualMachineScaleSets/start/action'.",
     )
     cluster[1].start_error = ("SomethingElse", "Requests were throttled; try again later.")
-    report = ops.start_cluster(spec(), arm.context(), "demo", progress=False)
+    report = start_cluster(spec(), arm.context(), "demo", progress=False)
     hints = {o.scale_set: o.hint for o in report.islands}
     assert "Virtual Machine Contributor" in hints["demo-gpu-0"] and "demo-rg" in hints["demo-gpu-0"]
     assert "throttling" in hints["demo-gpu-1"]
@@ -179,7 +186,7 @@ def test_start_refused_for_permission_or_throttling_says_so(arm, cluster) -> Non
 
 def test_stop_with_progress_display_and_a_failed_operation(arm, cluster) -> None:
     cluster[0].deallocate_error = ("InternalExecutionError", "An internal execution error occurred.")
-    report = ops.stop_cluster(spec(), arm.context(), "demo", progress=True)
+    report = stop_cluster(spec(), arm.context(), "demo", progress=True)
     assert [o.ok for o in report.islands] == [False, True, True]
     assert report.islands[0].code == "InternalExecutionError"
     assert [i.power for i in cluster[0].instances] == ["running"] * 3
@@ -188,33 +195,33 @@ def test_stop_with_progress_display_and_a_failed_operation(arm, cluster) -> None
 def test_stop_without_a_cluster_is_a_clear_refusal(arm) -> None:
     arm.fake.add_resource_group("demo-rg")
     with pytest.raises(AzclusterError) as caught:
-        ops.stop_cluster(spec(), arm.context(), "demo", progress=False)
+        stop_cluster(spec(), arm.context(), "demo", progress=False)
     assert caught.value.exit_code == EXIT_REFUSED
     assert "azcluster-cluster=demo" in caught.value.message
 
 
 def test_hosts_per_island_from_private_ips(arm, cluster) -> None:
     cluster[0].instances[1].power = "deallocated"
-    files = ops.hostfiles(spec(), arm.context(), "demo")
+    files = hostfiles(spec(), arm.context(), "demo")
     assert [(f.pool, f.island) for f in files] == [("gpu", 0), ("gpu", 1), ("infer", 0)]
     assert files[0].text() == "10.42.0.4\n10.42.0.6\n"
     assert [n.computer_name for n in files[0].excluded] == ["gpu0000001"]
     assert files[1].text("mpi") == "10.42.1.4 slots=8\n10.42.1.5 slots=8\n"
     assert files[2].slots == 2
 
-    only = ops.hostfiles(spec(), arm.context(), "demo", island=1)
+    only = hostfiles(spec(), arm.context(), "demo", island=1)
     assert [(f.pool, f.island) for f in only] == [("gpu", 1)]
-    infer = ops.hostfiles(spec(), arm.context(), "demo", pool="infer", island=0)
+    infer = hostfiles(spec(), arm.context(), "demo", pool="infer", island=0)
     assert infer[0].to_json()["hosts"] == [{"name": "infer0000000", "private_ip": "10.42.16.4"}]
 
     with pytest.raises(AzclusterError) as caught:
-        ops.hostfiles(spec(), arm.context(), "demo", island=7)
+        hostfiles(spec(), arm.context(), "demo", island=7)
     assert caught.value.exit_code == EXIT_USAGE and "gpu/0" in caught.value.hint
 
 
 def test_hosts_written_as_files(arm, cluster, tmp_path, capsys) -> None:
-    files = ops.hostfiles(spec(), arm.context(), "demo", pool="gpu")
-    ops.print_hostfiles(files, "plain", tmp_path / "hosts")
+    files = hostfiles(spec(), arm.context(), "demo", pool="gpu")
+    print_hostfiles(files, "plain", tmp_path / "hosts")
     assert (tmp_path / "hosts" / "hostfile.gpu.0").read_text() == "10.42.0.4\n10.42.0.5\n10.42.0.6\n"
     assert (tmp_path / "hosts" / "hostfile.gpu.1").read_text() == "10.42.1.4\n10.42.1.5\n"
     assert capsys.readouterr().out == ""
@@ -255,7 +262,7 @@ def test_status_names_the_failing_check_read_on_the_node(arm, cluster, tmp_path,
     node.files[RESULT] = real_health_result(tmp_path, overrides={3: ("1: DOWN", 400)})
     cluster[0].instances[0].health = "HealthState/healthy"
 
-    status = ops.cluster_status(spec(), arm.context(), "demo")
+    status = cluster_status(spec(), arm.context(), "demo")
     ((island, found),) = status.unhealthy()
     assert found.diagnosis.state == "read"
     assert found.diagnosis.failing == [("infiniband", "7 of 8 ports ACTIVE at 400 Gb/s; mlx5_ib3/1 DOWN")]
@@ -279,7 +286,7 @@ def test_status_names_the_failing_check_read_on_the_node(arm, cluster, tmp_path,
     assert nodes[0]["failing_checks"] == [] and nodes[0]["diagnosis"] is None  # healthy: not asked
     assert doc["diagnosis"] == {
         "enabled": True,
-        "limit": ops.DIAGNOSE_LIMIT,
+        "limit": DIAGNOSE_LIMIT,
         "diagnosed": 1,
         "skipped_over_limit": 0,
         "skipped_not_running": 0,
@@ -308,7 +315,7 @@ def test_a_node_whose_result_cannot_be_read_says_why_and_the_others_still_report
     )
     arm.fake.inject("POST", "/demo-gpu-0/virtualMachines/0/runCommand", 429, headers={"Retry-After": "0"})
 
-    status = ops.cluster_status(spec(), arm.context(), "demo")
+    status = cluster_status(spec(), arm.context(), "demo")
     by_name = {node.computer_name: node.diagnosis for _island, node in status.unhealthy()}
 
     assert by_name["gpu0000000"].state == "read"  # the throttled POST was retried
@@ -322,7 +329,7 @@ def test_a_node_whose_result_cannot_be_read_says_why_and_the_others_still_report
     # what the refusal needs is said once for the run, not on every refused node
     assert status.diagnosis.denied["code"] == "AuthorizationFailed"
     assert status.diagnosis.denied["message"].startswith("The client 'me@example.com'")
-    (note,) = ops._diagnosis_notes(status)
+    (note,) = diagnosis_notes(status)
     assert "Virtual Machine Contributor" in note and "--no-diagnose" in note
     assert by_name["gpu1000000"].detail == (
         "could not read the health result: VMAgentStatusCommunicationError: VM 'gpu1000000' has not "
@@ -338,7 +345,7 @@ def test_a_node_whose_result_cannot_be_read_says_why_and_the_others_still_report
 def test_no_diagnose_sends_no_run_command(arm, cluster) -> None:
     unhealthy(cluster[0].instances[1], '{"failing": "gpu"}')
     cluster[0].instances[1].files[RESULT] = '{"healthy": false, "checks": []}'
-    status = ops.cluster_status(spec(), arm.context(), "demo", diagnose=False)
+    status = cluster_status(spec(), arm.context(), "demo", diagnose=False)
     assert arm.fake.run_commands() == []
     ((_island, node),) = status.unhealthy()
     assert node.diagnosis is None and node.health_detail == '{"failing": "gpu"}'
@@ -360,7 +367,7 @@ def test_diagnosis_is_capped_unhealthy_nodes_first_and_says_what_it_skipped(arm,
     gpu0.instances[1].health = "HealthState/unhealthy"
     gpu0.instances[1].power = "deallocated"
 
-    status = ops.cluster_status(spec(), arm.context(), "demo", diagnose_limit=2)
+    status = cluster_status(spec(), arm.context(), "demo", diagnose_limit=2)
     sent = sorted(r.path.rsplit("/virtualMachineScaleSets/", 1)[1] for r in arm.fake.run_commands())
     assert sent == ["demo-gpu-0/virtualMachines/2/runCommand", "demo-gpu-1/virtualMachines/0/runCommand"]
     states = {
@@ -387,7 +394,7 @@ def test_a_run_command_that_never_ends_is_given_up_on(arm, cluster) -> None:
     arm.fake.run_command_polls = 10**6
     arm.fake.lro_retry_after = "1"
     started = time.monotonic()
-    status = ops.cluster_status(spec(), arm.context(), "demo", diagnose_timeout=0.3)
+    status = cluster_status(spec(), arm.context(), "demo", diagnose_timeout=0.3)
     assert time.monotonic() - started < 5
     ((_island, node),) = status.unhealthy()
     assert node.diagnosis.detail == (
@@ -411,7 +418,7 @@ def test_a_reader_sends_one_run_command_and_hears_once_what_it_needs(arm, cluste
         unhealthy(instance)
         instance.run_command_refusal = READER_REFUSAL
 
-    status = ops.cluster_status(spec(), arm.context(), "demo")
+    status = cluster_status(spec(), arm.context(), "demo")
     assert len(arm.fake.run_commands()) == 1  # not one per unhealthy node
     first, *others = [node.diagnosis for _island, node in status.unhealthy()]
     assert first.state == "unreadable" and first.detail.startswith(
@@ -428,7 +435,7 @@ def test_a_reader_sends_one_run_command_and_hears_once_what_it_needs(arm, cluste
         "code": "AuthorizationFailed",
         "message": READER_REFUSAL[2],
     }
-    (note,) = ops._diagnosis_notes(status)
+    (note,) = diagnosis_notes(status)
     assert "Virtual Machine Contributor" in note and "--no-diagnose" in note and "demo-rg" in note
 
 
@@ -438,7 +445,7 @@ def test_a_refusal_that_is_not_about_permission_does_not_stop_the_others(arm, cl
         unhealthy(instance)
     first.run_command_refusal = (409, "Conflict", "Run command extension execution is in progress.")
     second.files[RESULT] = '{"healthy": false, "checks": [{"name": "gpu", "ok": false, "detail": "7 of 8"}]}'
-    status = ops.cluster_status(spec(), arm.context(), "demo")
+    status = cluster_status(spec(), arm.context(), "demo")
     by_name = {node.computer_name: node.diagnosis for _island, node in status.unhealthy()}
     assert by_name["gpu1000000"].detail.endswith(f"({runcommand.ONE_AT_A_TIME_HINT})")
     assert by_name["gpu1000001"].state == "read" and status.diagnosis.denied is None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 
-from azcluster import runcommand
+from azcluster.ops import runcommand
 from tests.fakes.arm import fixture
 
 

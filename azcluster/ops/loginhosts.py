@@ -32,12 +32,12 @@ from typing import TYPE_CHECKING, Any
 from azcluster.components.bootstrap import HOSTFILE_DIR, island_key
 from azcluster.components.spec import ClusterSpec
 
+from ..errors import EXIT_REFUSED, EXIT_USAGE, AzclusterError
 from . import runcommand
-from .errors import EXIT_REFUSED, EXIT_USAGE, AzclusterError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .azure import AzureContext
-    from .ops import Hostfile
+    from ..azure import AzureContext
+    from .hosts import Hostfile
 
 MARKER = "azcluster-hostfiles: installed"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")  # island keys; they go into the script as they are
@@ -202,7 +202,7 @@ def install_hostfiles(
     `prune`: `files` are all the cluster's islands, so hostfiles of other islands are removed.
     `client`: the command's Compute client, when it has one (one client, one token per command).
     """
-    from .azure import azure_errors, compute_client
+    from ..azure import azure_errors, compute_client
 
     require_login(spec, stack)
     contents = {island_key(f.pool, f.island): f.text(fmt) for f in files}
@@ -252,7 +252,7 @@ def _hint(err: runcommand.RunCommandFailed, spec: ClusterSpec, stack: str, vm: s
 def _status(text: str, progress: bool) -> Any:
     from contextlib import nullcontext
 
-    from .render import console
+    from ..render import console
 
     return console.status(text) if progress else nullcontext()
 
@@ -275,12 +275,12 @@ def read_and_install(
 
     Only when every island is asked for (no `island`/`pool`) are other islands' hostfiles removed.
     """
-    from . import ops
-    from .azure import compute_client
+    from ..azure import compute_client
+    from .hosts import hostfiles
 
     require_login(spec, stack)
     client = compute_client(ctx)
-    files = ops.hostfiles(spec, ctx, stack, island=island, pool=pool, client=client)
+    files = hostfiles(spec, ctx, stack, island=island, pool=pool, client=client)
     everything = island is None and pool is None
     install = install_hostfiles(
         spec, ctx, stack, files, fmt, prune=everything, progress=progress, timeout=timeout, client=client
@@ -301,7 +301,7 @@ def refresh(
     `start` and `up` end with this: the cluster they brought up is fine without it, so it must never turn
     their success into a failure. Skipped when the spec has no login node.
     """
-    from .azure import azure_errors
+    from ..azure import azure_errors
 
     if not spec.login.enabled:
         return Refresh("skipped", reason="the stack has no login node")
@@ -322,7 +322,7 @@ def print_install(install: Install, out: Any = None) -> None:
     """One line: which files are on which VM (stderr, unless `out` says where)."""
     from rich.markup import escape
 
-    from .render import console
+    from ..render import console
 
     written = ", ".join(f"{f.name} ({f.hosts} host{'' if f.hosts == 1 else 's'})" for f in install.files)
     (out or console).print(
@@ -335,7 +335,7 @@ def print_refresh(result: Refresh, stack: str) -> None:
     """A line on stderr: what was written, or the warning and how to retry."""
     from rich.markup import escape
 
-    from .render import console
+    from ..render import console
 
     if result.state == "installed" and result.install:
         print_install(result.install)

@@ -119,7 +119,7 @@ def send(begin: Begin, lines: Sequence[str], update: Callable[[str], None] = lam
     Apart from `wait` so a caller can learn quickly whether Azure accepts Run Command at all (a 403
     comes back here, in well under a second) before sending it to many VMs.
     """
-    from .azure import begin_with_throttle_retry
+    from ..azure import begin_with_throttle_retry
 
     parameters = {"commandId": "RunShellScript", "script": list(lines)}
     with _failures():
@@ -128,7 +128,7 @@ def send(begin: Begin, lines: Sequence[str], update: Callable[[str], None] = lam
 
 def wait(poller: Any, timeout: float = TIMEOUT_S) -> Output:
     """Poll until the script ends (at most `timeout` seconds) and return its output."""
-    from .azure import rest
+    from ..azure import rest
 
     with _failures():
         poller.wait(timeout)
@@ -154,7 +154,7 @@ def _failures() -> Iterator[None]:
         ServiceResponseError,
     )
 
-    from .azure import error_message
+    from ..azure import error_message
 
     try:
         yield
@@ -169,7 +169,7 @@ def _failures() -> Iterator[None]:
 
 
 def _refused(err: Any) -> RunCommandFailed:
-    from .azure import error_code, error_message
+    from ..azure import error_code, error_message
 
     status = getattr(err, "status_code", None)
     code = error_code(err) or f"HTTP {status if status is not None else '?'}"

@@ -1,0 +1,259 @@
+"""Reading what an island's nodes and the login node look like now.
+
+What each island's nodes look like comes from the scale set's VM list with `$expand=instanceView` (power
+state, provisioning state and, when the Application Health extension runs, `vmHealth`), one call per page
+for the whole island. Private IPs live in Microsoft.Network, not Microsoft.Compute: they come from the scale
+set's network-interface list (`.../virtualMachineScaleSets/{name}/networkInterfaces`, api-version
+2018-10-01), sent through the same authenticated, retrying pipeline as the Compute client's own calls.
+The login node is the virtual machine tagged `azcluster-role=login`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from azcluster.components import catalog
+from azcluster.components.spec import ClusterSpec
+from azcluster.components.tags import ROLE_LOGIN, TAG_CLUSTER, TAG_ROLE
+
+from .cluster import ScaleSet, tags_of
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..azure import AzureContext
+    from .diagnose import Diagnosis
+
+
+@dataclass
+class Node:
+    name: str
+    instance_id: str
+    computer_name: str | None
+    private_ip: str | None
+    power_state: str | None  # running | deallocated | stopped | starting | deallocating | ...
+    provisioning_state: str | None
+    health: str | None  # healthy | unhealthy | unknown | initializing | None (no health extension)
+    health_detail: str | None = None
+    zone: str | None = None
+    diagnosis: Diagnosis | None = None  # None: not asked (healthy, or --no-diagnose)
+
+    @property
+    def failing_checks(self) -> list[dict[str, str]]:
+        return self.diagnosis.failing_json() if self.diagnosis else []
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "instance_id": self.instance_id,
+            "computer_name": self.computer_name,
+            "private_ip": self.private_ip,
+            "power_state": self.power_state,
+            "provisioning_state": self.provisioning_state,
+            "health": self.health,
+            "health_detail": self.health_detail,
+            "failing_checks": self.failing_checks,
+            "diagnosis": self.diagnosis.to_json() if self.diagnosis else None,
+            "zone": self.zone,
+        }
+
+
+@dataclass
+class Island:
+    """One scale set: one InfiniBand island of a pool."""
+
+    pool: str
+    island: int
+    scale_set: str
+    size: str
+    capacity: int
+    provisioning_state: str | None
+    spot: bool
+    zones: list[str]
+    nodes: list[Node] = field(default_factory=list)
+    automatic_repairs: str | None = None
+
+    @property
+    def power_states(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for node in self.nodes:
+            key = node.power_state or "unknown"
+            counts[key] = counts.get(key, 0) + 1
+        return dict(sorted(counts.items()))
+
+    @property
+    def running(self) -> int:
+        return sum(node.power_state == "running" for node in self.nodes)
+
+    def cost_per_hour(self) -> float | None:
+        size = catalog.find_size(self.size)
+        return None if size is None else round(self.running * size.price.usd_per_hour, 2)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "pool": self.pool,
+            "island": self.island,
+            "scale_set": self.scale_set,
+            "size": self.size,
+            "capacity": self.capacity,
+            "provisioning_state": self.provisioning_state,
+            "spot": self.spot,
+            "zones": self.zones,
+            "power_states": self.power_states,
+            "automatic_repairs": self.automatic_repairs,
+            "cost_per_hour_usd": self.cost_per_hour(),
+            "nodes": [node.to_json() for node in self.nodes],
+        }
+
+
+@dataclass
+class LoginNode:
+    name: str
+    size: str
+    private_ip: str | None
+    power_state: str | None
+    provisioning_state: str | None
+
+    def cost_per_hour(self) -> float | None:
+        size = catalog.general_sizes().get(self.size)
+        if size is None or self.power_state != "running":
+            return 0.0 if size is not None else None
+        return round(size.price.usd_per_hour, 2)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "size": self.size,
+            "private_ip": self.private_ip,
+            "power_state": self.power_state,
+            "provisioning_state": self.provisioning_state,
+            "cost_per_hour_usd": self.cost_per_hour(),
+        }
+
+
+def status_code(statuses: list[dict[str, Any]], prefix: str) -> str | None:
+    for status in statuses or []:
+        code = str(status.get("code") or "")
+        if code.lower().startswith(prefix.lower() + "/"):
+            return code.split("/", 1)[1]
+    return None
+
+
+def _health(view: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(health, detail) from the instance view's vmHealth and the Application Health extension's status."""
+    status = (view.get("vmHealth") or {}).get("status") or {}
+    code = str(status.get("code") or "")
+    health = code.split("/", 1)[1].lower() if code.lower().startswith("healthstate/") else None
+    details = [str(status["message"])] if status.get("message") else []
+    for extension in view.get("extensions") or []:
+        if "applicationhealth" not in str(extension.get("type", "")).lower():
+            continue
+        for sub in extension.get("substatuses") or []:
+            message = sub.get("message")
+            if message and str(message) not in details:
+                details.append(str(message))
+    return health, "; ".join(details) or None
+
+
+def island_ips(client: Any, subscription: str, resource_group: str, scale_set: str) -> dict[str, str]:
+    """instance id -> primary private IPv4 of each VM in a scale set (Microsoft.Network NIC list)."""
+    from ..azure import VMSS_NIC_API_VERSION, arm_get_pages
+
+    path = (
+        f"/subscriptions/{subscription}/resourceGroups/{resource_group}/providers/Microsoft.Compute/"
+        f"virtualMachineScaleSets/{scale_set}/networkInterfaces"
+    )
+    ips: dict[str, str] = {}
+    for nic in arm_get_pages(client, path, VMSS_NIC_API_VERSION):
+        props = nic.get("properties") or {}
+        vm_id = str((props.get("virtualMachine") or {}).get("id") or "")
+        if not vm_id:
+            continue
+        instance = vm_id.rstrip("/").rsplit("/", 1)[-1]
+        configs = props.get("ipConfigurations") or []
+        primary = next(
+            (c for c in configs if (c.get("properties") or {}).get("primary")),
+            configs[0] if configs else None,
+        )
+        address = ((primary or {}).get("properties") or {}).get("privateIPAddress")
+        if address and (props.get("primary", True) or instance not in ips):
+            ips[instance] = str(address)
+    return ips
+
+
+def read_island(client: Any, ctx: AzureContext, spec: ClusterSpec, found: ScaleSet) -> Island:
+    """One island's scale set and nodes. `client` may be shared between threads (Azure SDK clients are)."""
+    from ..azure import rest
+
+    rg = spec.resource_group_name
+    body = found.body
+    sku = body.get("sku") or {}
+    profile = (body.get("properties") or {}).get("virtualMachineProfile") or {}
+    island = Island(
+        pool=found.pool,
+        island=found.island,
+        scale_set=found.name,
+        size=str(sku.get("name") or ""),
+        capacity=int(sku.get("capacity") or 0),
+        provisioning_state=(body.get("properties") or {}).get("provisioningState"),
+        spot=str(profile.get("priority") or "").lower() in ("spot", "low"),
+        zones=[str(z) for z in body.get("zones") or []],
+    )
+    ips = island_ips(client, ctx.subscription_id, rg, found.name)
+    for vm in client.virtual_machine_scale_set_vms.list(rg, found.name, expand="instanceView"):
+        data = rest(vm)
+        props = data.get("properties") or {}
+        view = props.get("instanceView") or {}
+        health, detail = _health(view)
+        instance_id = str(data.get("instanceId") or str(data.get("id", "")).rsplit("/", 1)[-1])
+        island.nodes.append(
+            Node(
+                name=str(data.get("name") or ""),
+                instance_id=instance_id,
+                computer_name=(props.get("osProfile") or {}).get("computerName") or view.get("computerName"),
+                private_ip=ips.get(instance_id),
+                power_state=status_code(view.get("statuses") or [], "PowerState"),
+                provisioning_state=props.get("provisioningState"),
+                health=health,
+                health_detail=detail,
+                zone=(data.get("zones") or [None])[0],
+            )
+        )
+    island.nodes.sort(key=lambda node: _instance_order(node.instance_id))
+    return island
+
+
+def _instance_order(instance_id: str) -> tuple[int, str]:
+    return (int(instance_id), "") if instance_id.isdigit() else (1 << 30, instance_id)
+
+
+def find_login(client: Any, ctx: AzureContext, spec: ClusterSpec) -> LoginNode | None:
+    from azure.core.exceptions import ResourceNotFoundError
+
+    from ..azure import NETWORK_API_VERSION, arm_get_pages, rest
+
+    rg = spec.resource_group_name
+    try:
+        vms = [rest(vm) for vm in client.virtual_machines.list(rg)]
+    except ResourceNotFoundError:
+        return None
+    for vm in vms:
+        tags = tags_of(vm)
+        if tags.get(TAG_CLUSTER) != spec.name or tags.get(TAG_ROLE) != ROLE_LOGIN:
+            continue
+        props = vm.get("properties") or {}
+        view = rest(client.virtual_machines.instance_view(rg, vm["name"]))
+        ip = None
+        nics = (props.get("networkProfile") or {}).get("networkInterfaces") or []
+        if nics:
+            nic = next(arm_get_pages(client, str(nics[0]["id"]), NETWORK_API_VERSION), {})
+            configs = (nic.get("properties") or {}).get("ipConfigurations") or []
+            if configs:
+                ip = (configs[0].get("properties") or {}).get("privateIPAddress")
+        return LoginNode(
+            name=str(vm["name"]),
+            size=str((props.get("hardwareProfile") or {}).get("vmSize") or ""),
+            private_ip=ip,
+            power_state=status_code(view.get("statuses") or [], "PowerState"),
+            provisioning_state=props.get("provisioningState"),
+        )
+    return None
