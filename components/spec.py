@@ -161,6 +161,37 @@ class StorageSpec(_Strict):
     blob: BlobSpec = Field(default_factory=BlobSpec, description="Blob data account.")
 
 
+class ElasticSpec(_Strict):
+    """Power GPU nodes off when they stay idle and back on when work needs them (see components/elastic.py).
+
+    With Slurm, Slurm's power saving calls azcluster's suspend/resume programs on the login node; without a
+    scheduler, an idle watcher on the login node deallocates an island whose GPUs all stayed idle, and
+    `azcluster start` brings it back. Leave the section out for nodes that are always on.
+    """
+
+    enabled: bool = Field(True, description="Power idle nodes off (deallocate) and back on when needed.")
+    idle_minutes: int = Field(
+        60,
+        ge=1,
+        le=10_080,
+        description="Minutes a node (Slurm) or a whole island (no scheduler) stays idle before it is "
+        "deallocated. Keep it longer than a node takes to boot, or nodes spend their time starting.",
+    )
+    resume_timeout_minutes: int = Field(
+        30,
+        ge=1,
+        le=1_440,
+        description="Minutes a started node has to boot and rejoin before Slurm marks it down and requeues "
+        "its job (Slurm's ResumeTimeout).",
+    )
+    keep_warm_islands: int = Field(
+        0,
+        ge=0,
+        description="InfiniBand islands of each pool that are never powered off (the first N), so small "
+        "jobs start at once.",
+    )
+
+
 class SshSpec(_Strict):
     """How people log in: SSH keys only; password authentication is always off."""
 
@@ -217,6 +248,9 @@ class ClusterSpec(_Strict):
     login: LoginSpec = Field(default_factory=LoginSpec, description="Login node.")
     storage: StorageSpec = Field(default_factory=StorageSpec, description="Shared storage.")
     ssh: SshSpec = Field(default_factory=SshSpec, description="SSH access.")
+    elastic: ElasticSpec | None = Field(
+        None, description="Power idle GPU nodes off and back on by themselves; leave out for always on."
+    )
     suppress: list[str] = Field(default_factory=list, description="Finding ids to silence, e.g. AZC012.")
 
     @field_validator("location")
@@ -228,6 +262,10 @@ class ClusterSpec(_Strict):
     @property
     def resource_group_name(self) -> str:
         return self.resource_group or f"{self.name}-rg"
+
+    @property
+    def elastic_enabled(self) -> bool:
+        return self.elastic is not None and self.elastic.enabled
 
     @property
     def total_nodes(self) -> int:
