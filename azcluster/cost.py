@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from azcluster.components import catalog
+from azcluster.components.placement import cluster_zone
 from azcluster.components.spec import ClusterSpec
 
 HOURS_PER_MONTH = 730
@@ -66,6 +67,10 @@ class Summary:
     prices: list[PriceLine] = field(default_factory=list)
     unpriced: list[str] = field(default_factory=list)
     """Sizes the catalogue has no price for (left out of the cost)."""
+    zone: str | None = None
+    """The availability zone of every zonal resource (None: regional); components/placement.py."""
+    zone_note: str = ""
+    """Why that zone: set in the spec, chosen by azcluster for Managed Lustre, or the region has none."""
 
     @property
     def cost_per_month_usd(self) -> float:
@@ -106,6 +111,8 @@ class Summary:
                 for line in self.prices
             ],
             "unpriced": list(self.unpriced),
+            "zone": self.zone,
+            "zone_note": self.zone_note,
             "regional_vcpus": self.regional_vcpus,
             "pools": [
                 {
@@ -164,6 +171,7 @@ def summarize(spec: ClusterSpec) -> Summary:
             quota[login.quota_family] = quota.get(login.quota_family, 0) + login.vcpus
             prices.append(_price_line("login", login, 1))
     cost = round(sum(line.total_per_hour for line in prices), 2)
+    placement = cluster_zone(spec)
     return Summary(
         nodes=spec.total_nodes,
         gpus=gpus,
@@ -174,6 +182,8 @@ def summarize(spec: ClusterSpec) -> Summary:
         pools=pools,
         prices=prices,
         unpriced=unpriced,
+        zone=placement.zone,
+        zone_note=placement.reason,
     )
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from azcluster.components import catalog
+from azcluster.components.placement import cluster_zone
 from azcluster.components.spec import ClusterSpec
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -334,7 +335,7 @@ def evaluate(
     subscription: str = "",
 ) -> PreflightResult:
     """Turn Azure's SKU list and usage list into per-pool checks, quota lines, blockers, alternatives."""
-    location, zone = spec.location, spec.zone
+    location, zone = spec.location, cluster_zone(spec).zone  # the zone the components use
     reports: list[PoolReport] = []
     needs: list[_Need] = []
     blockers: list[Blocker] = []
@@ -395,7 +396,7 @@ def evaluate(
 def _check_size(
     spec: ClusterSpec, name: str, role: str, size: str, nodes: int, spot: bool, skus: list[dict[str, Any]]
 ) -> tuple[PoolReport, _Need | None]:
-    location, zone = spec.location, spec.zone
+    location, zone = spec.location, cluster_zone(spec).zone  # the zone the components use
     gpu = catalog.find_size(size)
     general = catalog.general_sizes().get(size)
     report = PoolReport(name, role, size, nodes, spot)

@@ -28,6 +28,7 @@ from pulumi_azure_native import compute
 
 from . import bootstrap, catalog
 from .images import image_reference
+from .placement import cluster_zone, zones_for
 from .spec import ClusterSpec, PoolSpec
 from .tags import ROLE_COMPUTE, cluster_tags
 
@@ -115,7 +116,7 @@ class GpuPoolArgs:
             custom_data=_bootstrap_custom_data(
                 spec, pool, lustre_mount_host, blob_account_name, identity_client_id
             ),
-            zone=spec.zone,
+            zone=cluster_zone(spec).zone,
             tags=dict(spec.tags),
         )
 
@@ -364,8 +365,9 @@ def _scale_set_args(args: GpuPoolArgs, size: catalog.GpuSize, island: Island) ->
     else:
         # Without InfiniBand nothing needs one placement group, and without it a set may pass 100 VMs.
         kwargs["single_placement_group"] = False
-    if args.zone:
-        kwargs["zones"] = [args.zone]
+    zones = zones_for(args.location, args.zone)  # never in a region without zones (placement.py)
+    if zones:
+        kwargs["zones"] = zones
     if pool.repair:
         kwargs["automatic_repairs_policy"] = {
             "enabled": True,

@@ -17,6 +17,7 @@ from pulumi_azure_native import compute, network
 from . import bootstrap
 from .gpu_pool import OS_DISK_STORAGE, check_custom_data, linux_configuration
 from .images import image_reference
+from .placement import cluster_zone, zones_for
 from .spec import LOGIN_DEFAULT_SIZE, ClusterSpec, LoginSpec
 from .tags import ROLE_LOGIN, cluster_tags
 
@@ -73,7 +74,7 @@ class LoginNodeArgs:
             size=spec.login.size,
             image=spec.login.image,
             custom_data=_login_custom_data(spec, lustre_mount_host, blob_account_name, identity_client_id),
-            zone=spec.zone,
+            zone=cluster_zone(spec).zone,
             tags=dict(spec.tags),
         )
 
@@ -143,8 +144,9 @@ class LoginNode(pulumi.ComponentResource):
         if args.custom_data is not None:
             os_profile["custom_data"] = args.custom_data
         vm_args: dict[str, Any] = {}
-        if args.zone:
-            vm_args["zones"] = [args.zone]
+        zones = zones_for(args.location, args.zone)  # never in a region without zones (placement.py)
+        if zones:
+            vm_args["zones"] = zones
 
         self.vm = compute.VirtualMachine(
             f"{name}-vm",

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING
 import pulumi
 from pulumi_azure_native import network, privatedns, resources
 
+from .placement import cluster_zone, zones_for
 from .subnets import SubnetPlan, plan_subnets
 from .tags import cluster_tags
 
@@ -227,7 +228,7 @@ class ClusterNetworkArgs:
             bastion=spec.network.bastion,
             nat_gateway=spec.network.nat_gateway,
             existing_vnet_id=spec.network.existing_vnet_id,
-            zone=spec.zone,
+            zone=cluster_zone(spec).zone,
             retain_resource_group=holds_data,
         )
 
@@ -302,7 +303,7 @@ class ClusterNetwork(pulumi.ComponentResource):
         self.nsg_ids = {role: nsg.id for role, nsg in self.nsgs.items()}
 
         # Outbound: one NAT gateway with a static Standard public IP.
-        zones = [args.zone] if args.zone else None
+        zones = zones_for(location, args.zone)  # never in a region without zones (placement.py)
         self.nat_gateway: network.NatGateway | None = None
         self.nat_public_ip: pulumi.Output[str] | None = None
         if args.nat_gateway:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 from . import catalog
 from .findings import SCHEMA_ERROR_ID, Finding, Severity, sort_findings
+from .placement import cluster_zone
 from .spec import CLUSTER_CONFIG_KEY, LOCATION_CONFIG_KEY, ClusterSpec, PoolSpec
 from .subnets import SubnetPlan, SubnetPlanError, plan_subnets, usable_addresses
 
@@ -982,22 +983,24 @@ def lustre_capacity_not_a_step(spec: ClusterSpec) -> Iterator[Problem]:
         )
 
 
-@rule("AZC035", "warning", "lustre-without-zone", "Managed Lustre in a zonal region without `zone`")
+@rule("AZC035", "info", "lustre-without-zone", "Managed Lustre without `zone`: azcluster picks zone 1")
 def lustre_without_zone(spec: ClusterSpec) -> Iterator[Problem]:
-    """Managed Lustre lives in one availability zone (components/storage.py puts it in the cluster's zone,
-    else zone 1), while GPU scale sets without `zone` may land in any zone: every read then crosses zones
-    (latency and bandwidth).
-
-    Source: https://learn.microsoft.com/azure/azure-managed-lustre/create-file-system-portal ("create the
-    file system in the same region and availability zone as your client machines").
+    """Managed Lustre lives in one availability zone and its clients must be in that zone ("Clients must
+    reside in the same Availability Zone in which the cluster resides", learn.microsoft.com/azure/
+    azure-managed-lustre/connect-clients). Without `zone`, azcluster puts the file system, the GPU scale
+    sets, the login node and the NAT gateway all in zone 1 (components/placement.py), rather than regional
+    scale sets beside a zone-1 file system; this says so, since zone 1 may not be where the GPU size has
+    capacity.
     """
-    region = catalog.regions().get(spec.location)
-    if _lustre_enabled(spec) and spec.zone is None and region is not None and region.zones:
+    placement = cluster_zone(spec)
+    if _lustre_enabled(spec) and placement.chosen:
         yield (
             _at("zone"),
-            f"Managed Lustre is enabled but no zone is set in {spec.location}, which has zones: the file "
-            "system and the GPU nodes may end up in different zones.",
-            'Set `zone` (e.g. "1") to a zone where your GPU size has capacity.',
+            f"no zone is set in {spec.location}, which has zones: azcluster places Managed Lustre, the GPU "
+            f"nodes, the login node and the NAT gateway in zone {placement.zone}, since Lustre clients must "
+            "share the file system's zone.",
+            f'Set `zone` (e.g. "{placement.zone}") to the zone where your GPU size has capacity '
+            "(`azcluster preflight` checks it).",
         )
 
 

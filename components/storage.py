@@ -10,7 +10,8 @@ service signs SAS tokens), so `allow_shared_key_access` is on only when `lustre.
 Source: learn.microsoft.com/azure/azure-managed-lustre/amlfs-prerequisites (blob integration).
 
 Azure Managed Lustre (`Microsoft.StorageCache/amlFilesystems`): one zone (AMLFS is zonal: the cluster's
-zone, else "1"), its own subnet, a weekly 30-minute maintenance window, and, with `import_container`,
+zone, else "1"; no `zones` in a region without zones, see placement.py), its own subnet, a weekly 30-minute
+maintenance window, and, with `import_container`,
 HSM settings that import from that container and log to a separate one in the same account. Azure asks
 the "HPC Cache Resource Provider" service principal (app id 4392ab71-2ce2-4b0d-8770-b352745c73f5) to hold
 Storage Account Contributor and Storage Blob Data Contributor on the account before the file system is
@@ -38,6 +39,7 @@ import pulumi
 from pulumi_azure_native import authorization, network, privatedns, storage, storagecache
 
 from .identity import NodeIdentity, assign_role
+from .placement import DEFAULT_ZONE, cluster_zone, lustre_zones
 from .spec import BlobSpec, LustreSpec
 from .tags import cluster_tags
 
@@ -48,7 +50,7 @@ if TYPE_CHECKING:
 LUSTRE_FSNAME = "lustrefs"  # the file system name AMLFS always uses
 LUSTRE_MOUNT_POINT = "/lustre"
 LUSTRE_RECORD_NAME = "lustre"
-LUSTRE_DEFAULT_ZONE = "1"
+LUSTRE_DEFAULT_ZONE = DEFAULT_ZONE  # placement.py decides the cluster's zone
 HSM_LOGGING_CONTAINER = "lustre-logs"
 HPC_CACHE_RP_APP_ID = "4392ab71-2ce2-4b0d-8770-b352745c73f5"
 HSM_ROLES = ("Storage Account Contributor", "Storage Blob Data Contributor")
@@ -152,7 +154,7 @@ class SharedStorageArgs:
         return cls(
             cluster_name=spec.name,
             location=spec.location,
-            zone=spec.zone,
+            zone=cluster_zone(spec).zone,
             tags=dict(spec.tags),
             resource_group_name=net.resource_group_name,
             lustre=spec.storage.lustre,
@@ -320,7 +322,7 @@ class SharedStorage(pulumi.ComponentResource):
             aml_filesystem_name=f"{args.cluster_name}-lustre",
             resource_group_name=args.resource_group_name,
             location=args.location,
-            zones=[args.zone or LUSTRE_DEFAULT_ZONE],
+            zones=lustre_zones(args.location, args.zone),
             sku=storagecache.SkuNameArgs(name=lustre.sku),
             storage_capacity_ti_b=float(lustre.capacity_tib),
             filesystem_subnet=args.lustre_subnet_id,

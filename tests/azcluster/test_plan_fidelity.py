@@ -1,0 +1,89 @@
+"""`azcluster plan` of stacks a first real `up` would trip on (issue 9): each plans to what Azure accepts.
+
+Each test writes a stack file, plans it through the real CLI (offline, Pulumi mocks) and asserts the
+properties Azure checks: no `zones` in a region without availability zones, one zone for Lustre and its
+clients, the Arm64 image for GB200, a hub network's existing private DNS zones reused, purchase plans.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.clirunner import run_cli
+
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHKj4pWdg/ReSLrZ3fdZsxMlItQCf8coEJHP4cALGc42 test"
+VMSS = "azure-native:compute:VirtualMachineScaleSet"
+VM = "azure-native:compute:VirtualMachine"
+AMLFS = "azure-native:storagecache:AmlFilesystem"
+NAT = "azure-native:network:NatGateway"
+PUBLIC_IP = "azure-native:network:PublicIPAddress"
+NIC = "azure-native:network:NetworkInterface"
+ZONAL_TYPES = {VMSS, VM, AMLFS, NAT, PUBLIC_IP}
+
+
+def plan(tmp_path: Path, cluster: str, location: str = "eastus") -> dict[str, Any]:
+    """Plan a stack whose `azcluster:cluster` block is `cluster` (YAML, indented by 4); exit 0 expected."""
+    body = textwrap.indent(textwrap.dedent(cluster).strip(), "    ")
+    path = tmp_path / "Pulumi.t.yaml"
+    path.write_text(
+        f"config:\n  azure-native:location: {location}\n  azcluster:cluster:\n{body}\n"
+        f"    ssh:\n      public_keys: [\"{KEY}\"]\n",
+        encoding="utf-8",
+    )
+    result = run_cli("plan", str(path), "--json")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    return json.loads(result.stdout)
+
+
+def of_type(document: dict[str, Any], *types: str) -> list[dict[str, Any]]:
+    return [r for r in document["resources"] if r["type"] in types]
+
+
+LUSTRE_CLUSTER = """\
+name: t
+pools:
+  - {name: gpu, size: Standard_ND96isr_H100_v5, nodes: 2}
+storage:
+  lustre: {sku: AMLFS-Durable-Premium-250, capacity_tib: 8}
+  blob: {enabled: true}
+"""
+
+
+# --- item 3: regions without availability zones; Lustre and its clients in one zone ---------------------
+
+
+@pytest.mark.parametrize("location", ["northcentralus", "westus"])
+def test_a_region_without_zones_sends_zones_to_nothing(tmp_path, location):
+    document = plan(tmp_path, LUSTRE_CLUSTER, location)
+    zonal = of_type(document, *ZONAL_TYPES)
+    assert {r["type"] for r in zonal} == ZONAL_TYPES  # all of them are planned, none with zones
+    assert [r["name"] for r in zonal if r["inputs"].get("zones")] == []
+    assert document["summary"]["zone"] is None
+    assert "AZC035" not in {f["id"] for f in document["findings"]}
+
+
+def test_lustre_without_a_zone_puts_every_zonal_resource_in_zone_1_and_plan_says_so(tmp_path):
+    document = plan(tmp_path, LUSTRE_CLUSTER, "eastus")
+    zonal = of_type(document, VMSS, VM, AMLFS, NAT)
+    assert {r["type"] for r in zonal} == {VMSS, VM, AMLFS, NAT}
+    assert {r["name"]: r["inputs"].get("zones") for r in zonal} == {r["name"]: ["1"] for r in zonal}
+    assert document["summary"]["zone"] == "1" and "chosen" in document["summary"]["zone_note"]
+    chosen = [f for f in document["findings"] if f["id"] == "AZC035"]
+    assert chosen and chosen[0]["severity"] == "info" and "zone 1" in chosen[0]["message"]
+
+
+def test_a_zone_in_the_spec_is_used_everywhere(tmp_path):
+    document = plan(tmp_path, 'zone: "2"\n' + LUSTRE_CLUSTER, "eastus")
+    zones = {r["name"]: r["inputs"].get("zones") for r in of_type(document, VMSS, VM, AMLFS, NAT)}
+    assert set(map(tuple, zones.values())) == {("2",)}
+    assert "AZC035" not in {f["id"] for f in document["findings"]}
+
+
+def test_without_lustre_a_cluster_without_zone_stays_regional(tmp_path):
+    document = plan(tmp_path, "name: t\npools:\n  - {name: gpu, size: Standard_ND96isr_H100_v5, nodes: 2}\n")
+    assert [r["name"] for r in of_type(document, *ZONAL_TYPES) if r["inputs"].get("zones")] == []
