@@ -32,7 +32,7 @@ def plan(tmp_path: Path, cluster: str, location: str = "eastus") -> dict[str, An
     path = tmp_path / "Pulumi.t.yaml"
     path.write_text(
         f"config:\n  azure-native:location: {location}\n  azcluster:cluster:\n{body}\n"
-        f"    ssh:\n      public_keys: [\"{KEY}\"]\n",
+        f'    ssh:\n      public_keys: ["{KEY}"]\n',
         encoding="utf-8",
     )
     result = run_cli("plan", str(path), "--json")

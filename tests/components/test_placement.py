@@ -10,7 +10,8 @@ from azcluster.components.spec import parse_cluster
 
 
 def spec(location="eastus", lustre=True, **cluster):
-    data = {"name": "t", "pools": [{"name": "gpu", "size": "Standard_ND96isr_H100_v5", "nodes": 2}], **cluster}
+    pools = [{"name": "gpu", "size": "Standard_ND96isr_H100_v5", "nodes": 2}]
+    data = {"name": "t", "pools": pools, **cluster}
     if lustre:
         data["storage"] = {"lustre": {}}
     return parse_cluster({"azcluster:cluster": data, "azure-native:location": location})
