@@ -7,7 +7,13 @@ dependencies, custom or component, inputs as registered in Pulumi's camelCase) b
 with the inputs echoed back plus a name, a plausible Azure resource id and the few outputs a program reads
 (identity GUIDs, private IPs, the Lustre MGS address). `azcluster plan` is its main user.
 
-pulumi and pulumi-azure-native are imported only inside `run_program`, so importing this module is cheap.
+It is also the one mock harness of the tests: `run(program)` runs the same program under the same mocks
+and returns a `Capture` of every registration with what a test asserts on (raw inputs, outputs, parent,
+dependencies, `protect`, `retain_on_delete`) and the resolved value the program returned. A test that
+needs Azure to report another computed output adds it to `EXTRA_OUTPUTS`.
+
+pulumi and pulumi-azure-native are imported only inside the run functions, so importing this module is
+cheap.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 PROJECT = "azcluster"
@@ -29,6 +36,14 @@ UNKNOWN_MASK = "[unknown]"
 ZERO_GUID = "00000000-0000-0000-0000-000000000000"
 STACK_TYPE = "pulumi:pulumi:Stack"
 CLIENT_CONFIG_TOKEN = "azure-native:authorization:getClientConfig"
+MOCK_SUBSCRIPTION = ZERO_GUID
+"""The subscription in every mocked resource id."""
+UNKNOWN_SUBNET = "10.42.0.0/24"
+"""Where the mocks hand out addresses in a subnet the program did not create (an id given as a string)."""
+MOCK_PRIVATE_IP = "10.42.0.4"
+"""The first address Azure hands out (it keeps .0-.3) in such a subnet."""
+MOCK_PUBLIC_IP = "203.0.113.10"
+"""The first public IP address the mocks hand out (TEST-NET-3, a documentation range)."""
 _MOCK_NAMESPACE = uuid.UUID("5f1e6f5c-51a4-4c1e-9b0e-6a7a2c1d0a11")
 
 
@@ -75,6 +90,87 @@ class ProgramRun:
 # --- running a program under mocks -----------------------------------------------------------------------
 
 
+@dataclass
+class Resource:
+    """One registration as a test sees it: raw inputs (secrets unwrapped), the mocked outputs and options."""
+
+    urn: str
+    type: str
+    name: str
+    custom: bool
+    inputs: dict[str, Any]
+    outputs: dict[str, Any] = field(default_factory=dict)
+    id: str = ""
+    parent: str = ""
+    dependencies: list[str] = field(default_factory=list)
+    property_dependencies: dict[str, list[str]] = field(default_factory=dict)
+    protect: bool = False
+    retain_on_delete: bool = False
+
+
+@dataclass
+class Capture:
+    """What a program registered, in registration order, and the value it returned (resolved)."""
+
+    resources: list[Resource]
+    value: Any = None
+
+    def of_type(self, type_: str) -> list[Resource]:
+        """Resources whose type token is `type_` or ends with `:type_` (e.g. "network:Subnet")."""
+        return [r for r in self.resources if r.type == type_ or r.type.endswith(":" + type_)]
+
+    def one(self, type_: str, name: str | None = None) -> Resource:
+        found = [r for r in self.of_type(type_) if name is None or r.name == name]
+        if len(found) != 1:
+            raise AssertionError(f"expected one {type_} {name or ''}, found {[r.name for r in found]}")
+        return found[0]
+
+    def by_urn(self, urn: str) -> Resource:
+        return next(r for r in self.resources if r.urn == urn)
+
+    @cached_property
+    def _dependencies(self) -> dict[str, list[str]]:
+        return {r.urn: r.dependencies for r in self.resources}
+
+    def depends_on(self, resource: Resource, target: Resource) -> bool:
+        """True when `resource` waits for `target`, directly or through other resources."""
+        seen: set[str] = set()
+        stack = list(resource.dependencies)
+        while stack:
+            urn = stack.pop()
+            if urn == target.urn:
+                return True
+            if urn not in seen:
+                seen.add(urn)
+                stack.extend(self._dependencies.get(urn, []))
+        return False
+
+    def dependents(self, target: Resource) -> list[Resource]:
+        """Every resource that waits for `target`, directly or transitively."""
+        return [r for r in self.resources if r is not target and self.depends_on(r, target)]
+
+
+def run(program: Callable[[], Any], *, project: str = PROJECT, stack: str = "test") -> Capture:
+    """Run `program` under the mocks and return everything it registered, for tests.
+
+    Whatever `program` returns (Outputs, dicts or lists of them) is resolved into `Capture.value`, secrets
+    unwrapped. Exceptions raised by the program propagate.
+    """
+    box: dict[str, Any] = {}
+
+    def wrapped() -> None:
+        import pulumi
+
+        box["output"] = pulumi.Output.from_input(program())
+
+    def resolve(loop: asyncio.AbstractEventLoop) -> None:
+        if "output" in box:
+            box["value"] = loop.run_until_complete(box["output"].future())
+
+    recorder = contextvars.copy_context().run(_run_in_fresh_context, wrapped, stack, project, resolve)[1]
+    return Capture(resources=recorder.captured(), value=box.get("value"))
+
+
 def run_program(program: Callable[[], Any], stack: str, project: str = PROJECT) -> ProgramRun:
     """Run `program` (which creates Pulumi resources) offline under mocks and return what it registered.
 
@@ -82,18 +178,31 @@ def run_program(program: Callable[[], Any], stack: str, project: str = PROJECT) 
     context variables), a fresh event loop and a fresh monitor, so runs never see each other's resources.
     Errors raised by the program (or by a resource registration) propagate unchanged.
     """
-    return contextvars.copy_context().run(_run_in_fresh_context, program, stack, project)
+    return contextvars.copy_context().run(_run_in_fresh_context, program, stack, project)[0]
 
 
-def _run_in_fresh_context(program: Callable[[], Any], stack: str, project: str) -> ProgramRun:
+def _run_in_fresh_context(
+    program: Callable[[], Any],
+    stack: str,
+    project: str,
+    after: Callable[[asyncio.AbstractEventLoop], None] | None = None,
+) -> tuple[ProgramRun, Any]:
     import pulumi
     from pulumi.runtime import mocks, settings
     from pulumi.runtime.stack import run_pulumi_func
 
     recorder = _recording_monitor_class()()
     messages: list[tuple[str, str]] = []
-    logger = logging.Logger("azcluster.plan.engine", logging.INFO)  # standalone: nothing propagates
-    logger.addHandler(_ListHandler(messages))
+    if after is None:  # a plan: what the program logs is collected, nothing propagates
+        logger = logging.Logger("azcluster.plan.engine", logging.INFO)
+    else:  # a test: pytest's caplog sees it too
+        logger = logging.getLogger("azcluster.mockrun.engine")
+        logger.setLevel(logging.INFO)
+    logger.addHandler(handler := _ListHandler(messages))
+    # The SDK keeps outstanding RPCs in a module-level list: a program that failed leaves tasks of its
+    # (closed) loop there, which the next run would await. pulumi.runtime.test clears them the same way.
+    settings.SETTINGS.rpc_manager.clear()
+    settings.SETTINGS.outputs.clear()
     restore_loop = _save_loop_state()
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
@@ -110,15 +219,19 @@ def _run_in_fresh_context(program: Callable[[], Any], stack: str, project: str) 
             name: loop.run_until_complete(_resolve(pulumi.Output.from_input(value)))
             for name, value in exported.items()
         }
+        if after is not None:
+            after(loop)
     finally:
         _close_loop(loop)
         restore_loop()
-    return ProgramRun(
+        logger.removeHandler(handler)
+    result = ProgramRun(
         resources=recorder.planned(),
         outputs=outputs,
         invokes=list(recorder.mocks.invokes),
         messages=messages,
     )
+    return result, recorder
 
 
 class _ListHandler(logging.Handler):
@@ -202,6 +315,11 @@ def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
     loop.close()
 
 
+EXTRA_OUTPUTS: dict[str, Callable[[dict[str, Any], str, str], dict[str, Any]]] = {}
+"""type token -> function(inputs, Azure name, id) -> outputs to add: how a test makes the mocked Azure
+report another output that Azure computes (applied after the built-in ones)."""
+
+
 class _PlanMocks:
     """Answers for the mocked engine: inputs echoed back plus a name, an id and the outputs programs read.
 
@@ -246,6 +364,9 @@ class _PlanMocks:
                 },
             }
         outputs.update(self._extras(args.typ, azure_name, resource_id, inputs))
+        extra = EXTRA_OUTPUTS.get(args.typ)
+        if extra is not None:
+            outputs.update(extra(inputs, azure_name, resource_id))
         return resource_id, outputs
 
     def _extras(self, typ: str, name: str, resource_id: str, inputs: dict[str, Any]) -> dict[str, Any]:
@@ -266,7 +387,7 @@ class _PlanMocks:
             with self._lock:
                 self._public_ips += 1
                 number = self._public_ips
-            return {"ipAddress": f"203.0.113.{number % 254 + 1}"}  # TEST-NET-3: documentation addresses
+            return {"ipAddress": f"203.0.113.{(number + 8) % 254 + 1}"}  # MOCK_PUBLIC_IP first
         if typ == "azure-native:network:NetworkInterface":
             configs = []
             for config in inputs.get("ipConfigurations") or []:
@@ -303,12 +424,12 @@ class _PlanMocks:
         return {}
 
     def _next_ip(self, subnet_id: Any) -> str:
-        """The next address Azure would hand out in that subnet (it keeps .0-.3), or 10.0.0.4."""
+        """The next address Azure would hand out in that subnet (it keeps .0-.3), or in UNKNOWN_SUBNET."""
         import ipaddress
 
         with self._lock:
             key = subnet_id.lower() if isinstance(subnet_id, str) else ""
-            prefix = self._subnets.get(key, "10.0.0.0/24")
+            prefix = self._subnets.get(key, UNKNOWN_SUBNET)
             host = self._next_host.get(key, 4)
             self._next_host[key] = host + 1
         network = ipaddress.IPv4Network(prefix, strict=False)
@@ -324,6 +445,7 @@ def _recording_monitor_class() -> type:
     if _RECORDING_MONITOR is not None:
         return _RECORDING_MONITOR
     from pulumi.runtime import mocks as pulumi_mocks
+    from pulumi.runtime import rpc
     from pulumi.runtime.settings import get_project, get_stack
 
     class _Mocks(_PlanMocks, pulumi_mocks.Mocks):
@@ -335,6 +457,7 @@ def _recording_monitor_class() -> type:
         def __init__(self) -> None:
             super().__init__(_Mocks())
             self._records: list[PlannedResource] = []
+            self._captured: list[Resource] = []
             self._stack_urn = ""
             self._record_lock = threading.Lock()
 
@@ -364,9 +487,30 @@ def _recording_monitor_class() -> type:
                 inputs=_inputs_json(request.object),
                 custom=bool(request.custom),
             )
+            registration = self.resources.get(response.urn)
+            captured = Resource(
+                urn=response.urn,
+                type=request.type,
+                name=request.name,
+                custom=bool(request.custom),
+                inputs=rpc.deserialize_properties(request.object),
+                outputs=dict(registration.state) if registration else {},
+                id=(registration.id or "") if registration else "",
+                parent=request.parent,
+                dependencies=list(request.dependencies),
+                property_dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()},
+                protect=bool(request.protect),
+                retain_on_delete=bool(request.retainOnDelete),
+            )
             with self._record_lock:
                 self._records.append(record)
+                self._captured.append(captured)
             return response
+
+        def captured(self) -> list[Resource]:
+            """Every registration but the stack's, in registration order, as tests see it."""
+            with self._record_lock:
+                return list(self._captured)
 
         def planned(self) -> list[PlannedResource]:
             """Registered resources, parents before children, siblings by type then name (registration

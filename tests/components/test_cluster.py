@@ -14,12 +14,12 @@ import pulumi
 import pytest
 
 import azcluster.components as components
+from azcluster import mockrun as harness
 from azcluster.components.cluster import Cluster, ClusterSpecError
 from azcluster.components.program import build, build_from_config
 from azcluster.components.spec import ClusterSpec
 from azcluster.components.tags import TAG_CLUSTER, TAG_POOL
 
-from . import pulumi_harness as harness
 from .test_gpu_pool import KEY, identity_outputs
 
 H100 = "Standard_ND96isr_H100_v5"
@@ -92,10 +92,12 @@ def test_cluster_outputs_name_every_scale_set_and_where_storage_is(full):
     ]
     assert all(s["id"].endswith("/virtualMachineScaleSets/" + s["name"]) for s in train)
     assert [s["name"] for s in out["scale_sets"]["infer"]] == ["llm-infer"]
-    assert out["login_private_ip"] == harness.MOCK_PRIVATE_IP
+    login_nic = full.one("network:NetworkInterface")
+    assert out["login_private_ip"] == login_nic.outputs["ipConfigurations"][0]["privateIPAddress"]
     login_vm = full.one("compute:VirtualMachine")
     assert out["login_vm_id"].endswith("/virtualMachines/" + login_vm.inputs["vmName"])
-    assert out["lustre_mgs_address"] == harness.MOCK_MGS_ADDRESS
+    lustre = full.one("storagecache:AmlFilesystem")
+    assert out["lustre_mgs_address"] == lustre.outputs["clientInfo"]["mgsAddress"]
     assert isinstance(out["lustre_mount_host"], str) and out["lustre_mount_host"]
     assert out["lustre_mount_host"] in out["lustre_mount_command"]
     account = full.one("storage:StorageAccount")
@@ -118,7 +120,7 @@ def test_nodes_get_the_lustre_name_blob_account_and_identity_in_cloud_init(full)
         assert out["lustre_mount_host"] in text
         assert out["blob_account_name"] in text
         assert client_id in text
-        assert harness.MOCK_MGS_ADDRESS not in text  # the name, never the file system's address
+        assert out["lustre_mgs_address"] not in text  # the name, never the file system's address
 
 
 def test_every_gpu_scale_set_of_the_cluster_has_the_health_extension_and_repairs_follow_the_pool(full):

@@ -11,6 +11,7 @@ import gzip
 
 import pytest
 
+from azcluster import mockrun as harness
 from azcluster.components import bootstrap, catalog
 from azcluster.components.gpu_pool import (
     CUSTOM_DATA_MAX_BYTES,
@@ -22,8 +23,6 @@ from azcluster.components.gpu_pool import (
 )
 from azcluster.components.spec import PoolSpec
 from azcluster.components.tags import TAG_CLUSTER, TAG_ISLAND, TAG_POOL, TAG_ROLE
-
-from . import pulumi_harness as harness
 
 H100 = "Standard_ND96isr_H100_v5"
 H200 = "Standard_ND96isr_H200_v5"

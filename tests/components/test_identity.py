@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 
+from azcluster import mockrun as harness
 from azcluster.components.identity import (
     BUILTIN_ROLES,
     NodeIdentity,
@@ -15,7 +16,6 @@ from azcluster.components.identity import (
     role_definition_id,
     role_guid,
 )
-from tests.components import pulumi_harness as harness
 
 ACCOUNT_ID = (
     f"/subscriptions/{harness.MOCK_SUBSCRIPTION}/resourceGroups/demo-rg"

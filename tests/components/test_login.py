@@ -7,11 +7,11 @@ import gzip
 
 import pytest
 
+from azcluster import mockrun as harness
 from azcluster.components.login import LoginNode, LoginNodeArgs
 from azcluster.components.spec import ClusterSpec
 from azcluster.components.tags import TAG_CLUSTER, TAG_ROLE
 
-from . import pulumi_harness as harness
 from .test_gpu_pool import IDENTITY, KEY, identity_outputs
 
 LOGIN_SUBNET = (

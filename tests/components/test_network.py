@@ -6,6 +6,7 @@ import ipaddress
 
 import pytest
 
+from azcluster import mockrun as harness
 from azcluster.components.network import (
     BASTION_SUBNET_NAME,
     ClusterNetwork,
@@ -16,7 +17,6 @@ from azcluster.components.network import (
 from azcluster.components.spec import parse_cluster
 from azcluster.components.subnets import plan_subnets
 from azcluster.components.tags import TAG_CLUSTER, TAG_ROLE
-from tests.components import pulumi_harness as harness
 
 UNTAGGABLE = {
     "network:Subnet",

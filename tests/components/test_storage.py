@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from azcluster import mockrun as harness
 from azcluster.components.identity import BUILTIN_ROLES, NodeIdentity, NodeIdentityArgs
 from azcluster.components.network import ClusterNetwork, ClusterNetworkArgs
 from azcluster.components.spec import BlobSpec, LustreSpec, parse_cluster
@@ -16,7 +17,6 @@ from azcluster.components.storage import (
     lustre_mount_command,
     storage_account_name,
 )
-from tests.components import pulumi_harness as harness
 
 RP_OBJECT_ID = "99999999-0000-4000-8000-000000000099"
 
@@ -188,12 +188,13 @@ def test_lustre_name_resolves_through_the_cluster_zone(default):
     assert record.inputs["recordType"] == "A"
     assert record.inputs["relativeRecordSetName"] == "lustre"
     assert record.inputs["privateZoneName"] == "demo.azcluster.internal"
-    assert record.inputs["aRecords"] == [{"ipv4Address": harness.MOCK_MGS_ADDRESS}]
+    mgs = capture.one("storagecache:AmlFilesystem").outputs["clientInfo"]["mgsAddress"]
+    assert record.inputs["aRecords"] == [{"ipv4Address": mgs}]
     shared = holder["storage"]
     assert shared.lustre_mount_host == "lustre.demo.azcluster.internal"
     assert shared.lustre_mount_command == lustre_mount_command("lustre.demo.azcluster.internal")
     assert "lustre.demo.azcluster.internal@tcp:/lustrefs" in shared.lustre_mount_command
-    assert capture.value["mgs"] == harness.MOCK_MGS_ADDRESS
+    assert capture.value["mgs"] == mgs
     # The record's zone exists before the record: zone -> Lustre subnet -> file system -> record.
     assert capture.depends_on(record, capture.one("privatedns:PrivateZone", "net-zone"))
 

@@ -1,0 +1,46 @@
+"""The one mock harness (azcluster.mockrun): `plan` and the component tests run programs under the same
+mocks, and one failed program never poisons the next run."""
+
+from __future__ import annotations
+
+import pytest
+
+from azcluster import mockrun
+
+
+def _network(fail: bool):
+    def program():
+        import pulumi_azure_native as azure
+
+        vnet = azure.network.VirtualNetwork(
+            "net",
+            resource_group_name="rg",
+            address_space={"address_prefixes": ["10.9.0.0/16"]},
+        )
+        subnet = azure.network.Subnet(
+            "sub", resource_group_name="rg", virtual_network_name=vnet.name, address_prefix="10.9.1.0/24"
+        )
+        if fail:
+            subnet.id.apply(lambda _: (_ for _ in ()).throw(ValueError("the program broke")))
+        return subnet.id
+
+    return program
+
+
+def test_a_failed_program_leaves_nothing_behind_for_the_next_run():
+    with pytest.raises(ValueError, match="the program broke"):
+        mockrun.run(_network(fail=True))
+    capture = mockrun.run(_network(fail=False))
+    assert capture.value.endswith("/virtualNetworks/net/subnets/sub")
+    planned = mockrun.run_program(_network(fail=False), "demo")
+    assert sorted(r.name for r in planned.resources) == ["net", "sub"]
+
+
+def test_tests_and_plan_see_the_same_mocked_azure():
+    capture = mockrun.run(_network(fail=False), stack="demo")
+    planned = mockrun.run_program(_network(fail=False), "demo")
+    subnet = capture.one("network:Subnet")
+    assert subnet.id == capture.value
+    assert f"/subscriptions/{mockrun.MOCK_SUBSCRIPTION}/resourceGroups/rg/" in subnet.id
+    assert sorted(r.urn for r in planned.resources) == sorted(r.urn for r in capture.resources)
+    assert capture.depends_on(subnet, capture.one("network:VirtualNetwork"))
