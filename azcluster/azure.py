@@ -12,6 +12,8 @@ Every command that talks to Azure builds an `AzureContext` once (`connect`) and 
   `AZCLUSTER_ARM_ENDPOINT` (and optionally `AZCLUSTER_ARM_SCOPE`) override them for private clouds and tests.
 - Transport: azure-core's requests transport with TLS verification on; `REQUESTS_CA_BUNDLE` is honoured by
   requests; retries use azure-core's RetryPolicy defaults, which honour `Retry-After`.
+- Time: every request has a connect and a read timeout, and every command one deadline (timeouts.py), so
+  an endpoint that never answers is named and the command ends (exit 1) instead of hanging.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import EXIT_MISSING_TOOL, EXIT_REFUSED, EXIT_USAGE, AzclusterError
+from .timeouts import ENV_DEADLINE, Deadline, deadline_seconds, is_deadline
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from azure.core.credentials import TokenCredential
@@ -101,6 +104,7 @@ class AzureContext:
     auth: str = "default"
     subscription_source: str = ""
     client_options: dict[str, Any] = field(default_factory=dict)
+    deadline: Deadline = field(default_factory=lambda: Deadline(deadline_seconds(None)))
 
     def describe(self) -> str:
         return f"subscription {self.subscription_id} ({self.subscription_source}) at {self.arm_endpoint}"
@@ -239,8 +243,14 @@ def connect(
     *,
     credential: TokenCredential | None = None,
     client_options: Mapping[str, Any] | None = None,
+    deadline_s: float | None = None,
 ) -> AzureContext:
-    """Resolve subscription, cloud, endpoint and credential. Raises AzclusterError (exit 2 or 3)."""
+    """Resolve subscription, cloud, endpoint and credential. Raises AzclusterError (exit 2 or 3).
+
+    `deadline_s`: how long the command may wait for Azure in all, from now (AZCLUSTER_AZURE_DEADLINE
+    overrides it; timeouts.py).
+    """
+    deadline = Deadline(deadline_seconds(deadline_s))
     subscription_id, source, cli_cloud = resolve_subscription(subscription)
     chosen = cloud_for(cloud if cloud is not None else cli_cloud if cli_cloud in CLOUDS else None)
     endpoint = (os.environ.get(ENV_ARM_ENDPOINT) or chosen.arm_endpoint).strip()
@@ -260,6 +270,7 @@ def connect(
         auth=auth or "default",
         subscription_source=source,
         client_options=dict(client_options or {}),
+        deadline=deadline,
     )
 
 
@@ -269,10 +280,18 @@ def compute_client(ctx: AzureContext, **overrides: Any) -> ComputeManagementClie
     azure-core defaults apply unless the context or `overrides` say otherwise: retries with exponential
     backoff that honour `Retry-After` (429, 408, 5xx), TLS verification on, proxies and CA bundle from the
     environment. Long-running operations are polled at the interval Azure's `Retry-After` asks for.
+    Each request has connect and read timeouts, and none outlives the command's deadline (timeouts.py).
     """
     from azure.mgmt.compute import ComputeManagementClient
 
-    options = {"polling_interval": DEFAULT_POLL_INTERVAL_S, **ctx.client_options, **overrides}
+    from .timeouts import client_options
+
+    options = {
+        "polling_interval": DEFAULT_POLL_INTERVAL_S,
+        **client_options(ctx.deadline),
+        **ctx.client_options,
+        **overrides,
+    }
     return ComputeManagementClient(
         ctx.credential,
         ctx.subscription_id,
@@ -308,9 +327,10 @@ def arm_get_pages(client: ComputeManagementClient, path: str, api_version: str) 
 
 
 def begin_with_throttle_retry(
-    begin: Callable[..., Any], *args: Any, update: Callable[[str], None] = lambda _text: None
+    begin: Callable[..., Any], *args: Any, update: Callable[[str], None] = lambda _text: None, **kwargs: Any
 ) -> Any:
-    """`begin(*args)` (an SDK `begin_*` POST); a 429 answer waits Retry-After (at most 120 s) and retries.
+    """`begin(*args, **kwargs)` (an SDK `begin_*` POST); a 429 answer waits Retry-After (at most 120 s) and
+    retries.
 
     Shared by every long-running POST azcluster sends (start, deallocate, Run Command), so throttling
     is handled the same way everywhere; `update` says on the progress line that we are waiting.
@@ -319,7 +339,7 @@ def begin_with_throttle_retry(
 
     for attempt in range(POST_THROTTLE_RETRIES + 1):
         try:
-            return begin(*args)
+            return begin(*args, **kwargs)
         except HttpResponseError as err:
             if getattr(err, "status_code", None) != 429 or attempt == POST_THROTTLE_RETRIES:
                 raise
@@ -377,13 +397,29 @@ def azure_errors(ctx: AzureContext | None, doing: str) -> Iterator[None]:
     except HttpResponseError as err:
         raise _http_error(err, ctx, doing) from None
     except (ServiceRequestError, ServiceResponseError) as err:
-        where = ctx.arm_endpoint if ctx else "Azure Resource Manager"
-        raise AzclusterError(
-            f"cannot reach {where} while {doing}: {_first_line(str(err))}",
-            "check the network, proxy (HTTPS_PROXY) and CA bundle (REQUESTS_CA_BUNDLE), or "
-            f"{ENV_ARM_ENDPOINT} if you set it",
+        raise unreachable(err, ctx, doing) from None
+
+
+def unreachable(err: BaseException, ctx: AzureContext | None, doing: str) -> AzclusterError:
+    """The AzclusterError (exit 1) for an endpoint that could not be reached or did not answer in time,
+    naming the request that was waiting."""
+    where = ctx.arm_endpoint if ctx else "Azure Resource Manager"
+    request = getattr(err, "azcluster_request", None)
+    if is_deadline(err):
+        seconds = getattr(err, "azcluster_deadline", 0)
+        return AzclusterError(
+            f"{request or where} did not answer within the command's {seconds:g}s deadline while {doing}",
+            f"is {where} reachable from here (network, proxy, firewall)? Azure may be slow: run it again, "
+            f"or give it longer with {ENV_DEADLINE}=SECONDS",
             EXIT_REFUSED,
-        ) from None
+        )
+    asked = f" ({request})" if request else ""
+    return AzclusterError(
+        f"cannot reach {where}{asked} while {doing}: {_first_line(str(err))}",
+        "check the network, proxy (HTTPS_PROXY) and CA bundle (REQUESTS_CA_BUNDLE), or "
+        f"{ENV_ARM_ENDPOINT} if you set it",
+        EXIT_REFUSED,
+    )
 
 
 def error_code(err: Exception) -> str:

@@ -263,10 +263,12 @@ CloudOpt = Annotated[
 ]
 
 
-def _connect(subscription: str | None, auth: str | None, cloud: str | None):  # noqa: ANN202
+def _connect(subscription: str | None, auth: str | None, cloud: str | None, command: str):  # noqa: ANN202
+    """The Azure context for `command`, with that command's deadline (timeouts.COMMAND_DEADLINES_S)."""
     from . import azure
+    from .timeouts import COMMAND_DEADLINES_S
 
-    return azure.connect(subscription, auth, cloud)
+    return azure.connect(subscription, auth, cloud, deadline_s=COMMAND_DEADLINES_S[command])
 
 
 @app.command()
@@ -287,7 +289,7 @@ def preflight(
     from .ops.cluster import load_spec
 
     name, spec = load_spec(stack)
-    result = checks.run_preflight(spec, _connect(subscription, auth, cloud), name)
+    result = checks.run_preflight(spec, _connect(subscription, auth, cloud, "preflight"), name)
     if json:
         render.print_json(result.to_json())
     else:
@@ -319,7 +321,8 @@ def status(
     """Show a built cluster: islands, nodes (private IP, power, health), login node, running cost.
 
     Found by tags, no Pulumi state needed. Unhealthy nodes (Application Health extension) are listed with
-    the check that failed, read from the node's health result. Exit 1 when no part of the cluster is found.
+    the check that failed, read from the node's health result. Exit 1 when no part of the cluster is found,
+    or when an island of the spec has no scale set in Azure (each one is named).
     """
     from . import render
     from .ops.cluster import load_spec
@@ -329,7 +332,7 @@ def status(
     name, spec = load_spec(stack)
     result = cluster_status(
         spec,
-        _connect(subscription, auth, cloud),
+        _connect(subscription, auth, cloud, "status"),
         name,
         diagnose=diagnose,
         diagnose_limit=diagnose_limit,
@@ -339,7 +342,7 @@ def status(
         render.print_json(result.to_json())
     else:
         print_status(result)
-    if not result.found:
+    if not result.found or result.missing:
         raise typer.Exit(EXIT_REFUSED)
 
 
@@ -361,7 +364,7 @@ def stop(
     from .ops.power_view import print_operation
 
     name, spec = load_spec(stack)
-    report = stop_cluster(spec, _connect(subscription, auth, cloud), name)
+    report = stop_cluster(spec, _connect(subscription, auth, cloud, "stop"), name)
     if json:
         render.print_json(report.to_json())
     else:
@@ -401,7 +404,7 @@ def start(
     from .ops.power_view import print_operation
 
     name, spec = load_spec(stack)
-    ctx = _connect(subscription, auth, cloud)
+    ctx = _connect(subscription, auth, cloud, "start")
     report = start_cluster(spec, ctx, name)
     if not json:
         print_operation(report)
@@ -456,7 +459,7 @@ def hosts(
     name, spec = load_spec(stack)
     if install:
         loginhosts.require_login(spec, name)  # exit 2 before asking Azure anything
-    ctx = _connect(subscription, auth, cloud)
+    ctx = _connect(subscription, auth, cloud, "hosts")
     installed = None
     if install:
         files, installed = loginhosts.read_and_install(spec, ctx, name, fmt=fmt, island=island, pool=pool)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from azcluster.components.spec import ClusterSpec
 
-from .cluster import ScaleSet, find_scale_sets, require_found
+from .cluster import MissingIsland, ScaleSet, find_scale_sets, missing_hint, missing_islands, require_found
 from .parallel import parallel, task_progress
 from .power_hints import failure_hint
 
@@ -90,30 +90,66 @@ def _operate(
     require_found(sets, spec, stack)
 
     def one(found: ScaleSet, update: Callable[[str], None]) -> IslandOutcome:
-        return _run_island(client, spec, stack, found, action, update)
+        return _run_island(client, ctx, spec, stack, found, action, update)
 
     verb = {"stop": "deallocating", "start": "starting"}[action]
     with azure_errors(ctx, f"{verb} the scale sets of {spec.name}"):
         outcomes = _with_progress(sets, one, action, progress)
+    outcomes += [_missing(island, stack) for island in missing_islands(spec, sets)]
     return OperationReport(stack, action, outcomes)
 
 
-def _run_island(
-    client: Any, spec: ClusterSpec, stack: str, found: ScaleSet, action: str, update: Callable[[str], None]
-) -> IslandOutcome:
-    from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
+def _missing(island: MissingIsland, stack: str) -> IslandOutcome:
+    """A spec island with no scale set in Azure: the command did not do what was asked, so it fails."""
+    return IslandOutcome(
+        island.pool,
+        island.island,
+        island.scale_set,
+        ok=False,
+        code="NotFound",
+        message=f"no scale set is tagged for island {island.describe()}",
+        hint=missing_hint(stack),
+    )
 
-    from ..azure import begin_with_throttle_retry, error_code, error_message
+
+def _run_island(
+    client: Any,
+    ctx: AzureContext,
+    spec: ClusterSpec,
+    stack: str,
+    found: ScaleSet,
+    action: str,
+    update: Callable[[str], None],
+) -> IslandOutcome:
+    """One island's start or deallocate, polled to the command's deadline; every failure is this
+    island's outcome (its code, message and hint), never the end of the others."""
+    from azure.core.exceptions import (
+        ClientAuthenticationError,
+        HttpResponseError,
+        ServiceRequestError,
+        ServiceResponseError,
+    )
+
+    from ..azure import begin_with_throttle_retry, error_code, error_message, unreachable
+    from ..timeouts import ENV_DEADLINE, StillRunning, is_deadline, lro_polling, wait_for
 
     operations = client.virtual_machine_scale_sets
     begin = operations.begin_deallocate if action == "stop" else operations.begin_start
     started = time.monotonic()
     outcome = IslandOutcome(found.pool, found.island, found.name, ok=False)
     try:
-        poller = begin_with_throttle_retry(begin, spec.resource_group_name, found.name, update=update)
+        poller = begin_with_throttle_retry(
+            begin, spec.resource_group_name, found.name, update=update, polling=lro_polling(client)
+        )
         update("waiting for Azure")
-        poller.result()
+        wait_for(poller, ctx.deadline)
         outcome.ok = True
+    except StillRunning as err:
+        outcome.code, outcome.message = "DeadlineExceeded", str(err)
+        outcome.hint = (
+            f"Azure may still finish it: `azcluster status {stack}` shows each node's power state; run the "
+            f"command again to wait once more, or give it longer with {ENV_DEADLINE}=SECONDS"
+        )
     except ClientAuthenticationError as err:
         if getattr(err, "response", None) is None:  # no token at all: the same for every island
             raise
@@ -123,6 +159,11 @@ def _run_island(
         outcome.code = error_code(err) or f"HTTP {getattr(err, 'status_code', '?')}"
         outcome.message = error_message(err)
         outcome.hint = failure_hint(outcome.code, outcome.message or "", action, spec, stack, found)
+    except (ServiceRequestError, ServiceResponseError) as err:
+        doing = {"stop": "deallocating", "start": "starting"}[action]
+        said = unreachable(err, ctx, f"{doing} island {found.pool}/{found.island}")
+        outcome.code = "DeadlineExceeded" if is_deadline(err) else "Unreachable"
+        outcome.message, outcome.hint = said.message, said.hint
     outcome.seconds = time.monotonic() - started
     return outcome
 

@@ -49,7 +49,11 @@ def on_vm(client: Any, resource_group: str, vm: str) -> Begin:
     """Run Command on a plain virtual machine (the login node)."""
 
     def begin(parameters: dict[str, Any]) -> Any:
-        return client.virtual_machines.begin_run_command(resource_group, vm, parameters)
+        from ..timeouts import lro_polling
+
+        return client.virtual_machines.begin_run_command(
+            resource_group, vm, parameters, polling=lro_polling(client)
+        )
 
     return begin
 
@@ -58,8 +62,10 @@ def on_scale_set_vm(client: Any, resource_group: str, scale_set: str, instance_i
     """Run Command on one VM of a scale set (a GPU node)."""
 
     def begin(parameters: dict[str, Any]) -> Any:
+        from ..timeouts import lro_polling
+
         return client.virtual_machine_scale_set_vms.begin_run_command(
-            resource_group, scale_set, instance_id, parameters=parameters
+            resource_group, scale_set, instance_id, parameters=parameters, polling=lro_polling(client)
         )
 
     return begin

@@ -269,7 +269,11 @@ class FakeArm:
         code: str | None = None,
         message: str = "",
     ) -> None:
-        """Answer the next `times` matching requests with `status` (before any other handling)."""
+        """Answer the next `times` matching requests with `status` (before any other handling).
+
+        `body` as bytes is sent as it is (with the headers given): what a proxy or a half-written answer
+        looks like, e.g. an HTML error page where JSON was expected.
+        """
         if body is None and status >= 400:
             body = {"error": {"code": code or _default_code(status), "message": message or "injected fault"}}
         self.faults.append(
@@ -856,10 +860,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         fake: FakeArm = self.server.fake  # type: ignore[attr-defined]
         headers = {key.lower(): value for key, value in self.headers.items()}
         status, extra, body = fake.handle(self.command, self.path, headers, sent)
-        payload = b"" if body is None else json.dumps(body).encode()
+        raw = isinstance(body, bytes)
+        payload = body if raw else b"" if body is None else json.dumps(body).encode()
         self.send_response(status)
         self.send_header("x-ms-request-id", str(uuid.uuid4()))
-        if payload:
+        if payload and not raw:
             self.send_header("Content-Type", "application/json; charset=utf-8")
         for key, value in extra.items():
             self.send_header(key, value)

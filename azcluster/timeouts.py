@@ -1,0 +1,200 @@
+"""How long azcluster waits for Azure: per-request timeouts, one deadline per command, patient polling.
+
+azure-core's defaults suit a batch job, not a command someone waits on: 300 s to connect and 300 s to read
+(`ConnectionConfiguration`), each retried (retry_connect/retry_read 3), so an endpoint that accepts the
+connection and never answers kept `preflight` or `status` silent for 20 minutes. Here:
+
+- every request gets CONNECT_TIMEOUT_S to connect and READ_TIMEOUT_S to answer (azure-core's
+  `connection_timeout` / `read_timeout` client options);
+- every command has one deadline (`Deadline`, started when it connects): no request is sent after it,
+  and no request may wait past it (the two policies below cap each attempt's timeouts and azure-core's
+  RetryPolicy `timeout` by what is left). Passing it raises DeadlineExceeded, which names the request that
+  did not answer; `AZCLUSTER_AZURE_DEADLINE=SECONDS` sets it for every command;
+- a long-running operation is polled to that deadline (`wait_for`), never forever;
+- one malformed answer while polling (no `status`, or a body that is not JSON: a proxy's error page) is
+  retried, as a transient fault of that poll, not taken as the operation's failure (`lro_polling`).
+
+Nothing here imports azure-core at module level: `azcluster --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from .errors import EXIT_USAGE, AzclusterError
+
+ENV_DEADLINE = "AZCLUSTER_AZURE_DEADLINE"
+CONNECT_TIMEOUT_S = 10.0
+# Resource Manager answers a synchronous call or gives up on its resource provider (504 GatewayTimeout)
+# within about a minute; anything slower is an async operation (202 + polling). A little more than that,
+# so a real 504 comes back as Azure's answer rather than as our timeout.
+READ_TIMEOUT_S = 75.0
+DEFAULT_DEADLINE_S = 900.0
+# Per command: reads are quick; status and hosts may wait on Run Command (runcommand.TIMEOUT_S, 300 s);
+# allocating a large island can take many minutes.
+COMMAND_DEADLINES_S = {"preflight": 300.0, "status": 900.0, "hosts": 900.0, "stop": 3600.0, "start": 3600.0}
+MALFORMED_POLL_RETRIES = 3
+
+
+@dataclass
+class Deadline:
+    """The moment a command stops waiting for Azure (time.monotonic), and how long it was given."""
+
+    seconds: float
+    at: float = field(default=0.0)
+
+    def __post_init__(self) -> None:
+        if not self.at:
+            self.at = time.monotonic() + self.seconds
+
+    def remaining(self) -> float:
+        return self.at - time.monotonic()
+
+    def expired(self) -> bool:
+        return self.remaining() <= 0
+
+
+def deadline_seconds(default: float | None, environ: dict[str, str] | None = None) -> float:
+    """The command's deadline: AZCLUSTER_AZURE_DEADLINE if set, else `default`, else DEFAULT_DEADLINE_S."""
+    env = os.environ if environ is None else environ
+    raw = (env.get(ENV_DEADLINE) or "").strip()
+    if not raw:
+        return float(default or DEFAULT_DEADLINE_S)
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise AzclusterError(
+            f"{ENV_DEADLINE}={raw!r} is not a number of seconds",
+            f"set it to how long a command may wait for Azure, e.g. {ENV_DEADLINE}=600, or unset it",
+            EXIT_USAGE,
+        )
+    return seconds
+
+
+def describe_request(method: str, url: str) -> str:
+    """`GET https://host/path` without the query string (api-version, skip tokens: noise in a message)."""
+    parts = urlsplit(url)
+    return f"{method} {parts.scheme}://{parts.netloc}{parts.path}"
+
+
+def deadline_error(deadline: Deadline, request: str, cause: BaseException | None = None) -> Exception:
+    """DeadlineExceeded (an azure-core ServiceResponseTimeoutError, so every existing handler of an
+    unreachable endpoint handles it) for the request that was waiting when the deadline passed."""
+    err = _deadline_class()(f"no answer to {request} within the command's {deadline.seconds:g}s deadline")
+    err.azcluster_request = request  # type: ignore[attr-defined]
+    err.azcluster_deadline = deadline.seconds  # type: ignore[attr-defined]
+    if cause is not None:
+        err.__cause__ = cause
+    return err
+
+
+@functools.cache
+def _deadline_class() -> type[Exception]:
+    from azure.core.exceptions import ServiceResponseTimeoutError
+
+    class DeadlineExceeded(ServiceResponseTimeoutError):
+        """The command's deadline passed while this request waited (or before it was sent)."""
+
+    return DeadlineExceeded
+
+
+def is_deadline(err: BaseException) -> bool:
+    return getattr(err, "azcluster_deadline", None) is not None
+
+
+def client_options(deadline: Deadline) -> dict[str, Any]:
+    """Keyword arguments for an azure-mgmt client: the timeouts, and the policies that keep the deadline."""
+    from azure.core.exceptions import ServiceRequestError, ServiceResponseError
+    from azure.core.pipeline.policies import HTTPPolicy
+
+    class DeadlinePolicy(HTTPPolicy):
+        """Before the retries: no call after the deadline; the retries together end at it."""
+
+        def send(self, request: Any) -> Any:
+            http = request.http_request
+            what = describe_request(http.method, http.url)
+            left = deadline.remaining()
+            if left <= 0:
+                raise deadline_error(deadline, what)
+            options = request.context.options
+            options["timeout"] = min(float(options.get("timeout") or math.inf), left)
+            try:
+                return self.next.send(request)
+            except (ServiceRequestError, ServiceResponseError) as err:
+                if is_deadline(err):
+                    raise
+                if deadline.expired():
+                    raise deadline_error(deadline, what, err) from err
+                err.azcluster_request = what  # type: ignore[attr-defined]
+                raise
+
+    class AttemptTimeoutPolicy(HTTPPolicy):
+        """After the retries, once per attempt: connect and read within what is left of the deadline."""
+
+        def send(self, request: Any) -> Any:
+            left = max(deadline.remaining(), 0.05)
+            options = request.context.options
+            options["connection_timeout"] = min(
+                float(options.get("connection_timeout") or CONNECT_TIMEOUT_S), CONNECT_TIMEOUT_S, left
+            )
+            options["read_timeout"] = min(float(options.get("read_timeout") or READ_TIMEOUT_S), left)
+            return self.next.send(request)
+
+    return {
+        "connection_timeout": CONNECT_TIMEOUT_S,
+        "read_timeout": READ_TIMEOUT_S,
+        "per_call_policies": [DeadlinePolicy()],
+        "per_retry_policies": [AttemptTimeoutPolicy()],
+    }
+
+
+def lro_polling(client: Any) -> Any:
+    """ARMPolling for a `begin_*` call (its `polling=`) that retries a malformed poll answer.
+
+    azure-core turns a poll answer without `status` (BadResponse) or with a body that is not JSON
+    (DecodeError) into the operation's failure at once (azure/core/polling/base_polling.py,
+    LROBasePolling.run). Such an answer says nothing about the operation; the next poll usually does.
+    """
+    from azure.core.exceptions import DecodeError
+    from azure.core.polling.base_polling import BadResponse
+    from azure.mgmt.core.polling.arm_polling import ARMPolling
+
+    class PatientPolling(ARMPolling):
+        def update_status(self) -> None:
+            for attempt in range(MALFORMED_POLL_RETRIES + 1):
+                try:
+                    super().update_status()
+                    return
+                except (BadResponse, DecodeError):
+                    if attempt == MALFORMED_POLL_RETRIES:
+                        raise
+                    self._delay()
+
+    config = client._config  # the interval and endpoint the SDK's own default ARMPolling would get
+    return PatientPolling(
+        config.polling_interval, path_format_arguments={"endpoint": str(config.base_url).rstrip("/")}
+    )
+
+
+class StillRunning(Exception):
+    """A long-running operation Azure still reports InProgress when the command's deadline passed."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"Azure still reports the operation InProgress after the {seconds:g}s deadline")
+        self.seconds = seconds
+
+
+def wait_for(poller: Any, deadline: Deadline) -> Any:
+    """poller.result(), waiting at most until the deadline (StillRunning then)."""
+    poller.wait(max(deadline.remaining(), 0.0))
+    if not poller.done():
+        raise StillRunning(deadline.seconds)
+    return poller.result()
