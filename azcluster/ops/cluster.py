@@ -79,3 +79,42 @@ def require_found(sets: list[ScaleSet], spec: ClusterSpec, stack: str) -> None:
             "group the ones it was deployed with?",
             EXIT_REFUSED,
         )
+
+
+@dataclass(frozen=True)
+class MissingIsland:
+    """An island the spec has and Azure does not: its scale set was deleted (or never made)."""
+
+    pool: str
+    island: int
+    scale_set: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"pool": self.pool, "island": self.island, "scale_set": self.scale_set}
+
+    def describe(self) -> str:
+        return f"{self.pool}/{self.island} (scale set {self.scale_set})"
+
+
+def missing_islands(spec: ClusterSpec, sets: list[ScaleSet]) -> list[MissingIsland]:
+    """The spec's islands with no scale set tagged for them, in spec order.
+
+    What the spec expects is what GpuPool builds from it: one scale set per island, named as
+    components/rules.py `scale_set_names` says; a scale set deleted outside azcluster is one of these.
+    """
+    from azcluster.components.rules import scale_set_names
+
+    have = {(s.pool, s.island) for s in sets}
+    return [
+        MissingIsland(pool.name, index, name)
+        for pool in spec.pools
+        for index, name in enumerate(scale_set_names(spec.name, pool))
+        if (pool.name, index) not in have
+    ]
+
+
+def missing_hint(stack: str) -> str:
+    return (
+        f"was it deleted outside azcluster? `azcluster refresh {stack}` tells the stack, then "
+        f"`azcluster up {stack}` creates it again"
+    )

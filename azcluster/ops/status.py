@@ -3,12 +3,12 @@ diagnose.py) which check failed on the unhealthy nodes. No Pulumi state needed."
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from azcluster.components.spec import ClusterSpec
 
-from .cluster import ScaleSet, find_scale_sets
+from .cluster import MissingIsland, ScaleSet, find_scale_sets, missing_islands
 from .diagnose import DIAGNOSE_LIMIT, DIAGNOSE_STATES, DIAGNOSE_TIMEOUT_S, DiagnosisRun, diagnose_nodes
 from .nodes import Island, LoginNode, Node, find_login, read_island
 from .parallel import parallel
@@ -26,6 +26,7 @@ class ClusterStatus:
     islands: list[Island]
     login: LoginNode | None
     diagnosis: DiagnosisRun | None = None
+    missing: list[MissingIsland] = field(default_factory=list)  # spec islands with no scale set in Azure
 
     @property
     def found(self) -> bool:
@@ -56,6 +57,7 @@ class ClusterStatus:
             "location": self.location,
             "found": self.found,
             "pools": [{"pool": name, "islands": islands} for name, islands in pools.items()],
+            "missing_islands": [island.to_json() for island in self.missing],
             "login": self.login.to_json() if self.login else None,
             "unhealthy": [
                 {
@@ -106,6 +108,7 @@ def cluster_status(
     with azure_errors(ctx, f"looking for the login node of {spec.name}"):
         login = find_login(client, ctx, spec) if spec.login.enabled else None
     status = ClusterStatus(stack, spec.name, spec.resource_group_name, spec.location, islands, login)
+    status.missing = missing_islands(spec, sets)
     status.diagnosis = DiagnosisRun(enabled=diagnose, limit=diagnose_limit)
     if diagnose:
         with azure_errors(ctx, f"reading the health results of {spec.name}'s unhealthy nodes"):

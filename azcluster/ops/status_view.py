@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .cluster import missing_hint
 from .diagnose_view import diagnosis_notes, print_unhealthy
 from .status import ClusterStatus
 
@@ -46,6 +47,8 @@ def print_status(status: ClusterStatus) -> None:
             f"login node {login.name} ({login.size}): {login.power_state or '?'}, "
             f"{login.private_ip or 'no IP'}"
         )
+    if status.missing:
+        _print_missing(status)
     unhealthy = status.unhealthy()
     if unhealthy:
         console.print(
@@ -55,3 +58,14 @@ def print_status(status: ClusterStatus) -> None:
         for note in diagnosis_notes(status):
             console.print(note, soft_wrap=True)
     console.print(f"running now: [bold]${status.cost_per_hour():.2f}/h[/] (catalogue pay-as-you-go prices)")
+
+
+def _print_missing(status: ClusterStatus) -> None:
+    """Each island the spec has and Azure does not, by name, then what to do (once)."""
+    from rich.markup import escape
+
+    from ..render import console
+
+    for island in status.missing:
+        console.print(f"[bold red]missing[/] island {escape(island.describe())}: no scale set in Azure")
+    console.print(f"  [dim]hint:[/] {escape(missing_hint(status.stack))}", soft_wrap=True)
