@@ -73,7 +73,7 @@ app = typer.Typer(
 StackArg = Annotated[
     str,
     typer.Argument(
-        help="Stack name (stacks/Pulumi.<STACK>.yaml) or path to a stack file.", show_default=False
+        help="Stack name (`stacks/Pulumi.<STACK>.yaml`) or path to a stack file.", show_default=False
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout, nothing else.")]
@@ -120,9 +120,10 @@ def validate(stack: StackArg, json: JsonOpt = False, suppress: SuppressOpt = Non
         render.print_findings(findings, str(loaded.path))
         verdict = "[green]valid[/]" if ok else "[bold red]has errors[/]"
         counts = ", ".join(
-            f"{sum(f.severity == s for f in findings)} {s}s" for s in ("error", "warning", "info")
+            render.count(sum(f.severity == s for f in findings), s, plural)
+            for s, plural in (("error", "errors"), ("warning", "warnings"), ("info", "info"))
         )
-        render.console.print(f"{loaded.path}: {verdict} ({counts})")
+        render.console.print(render.markup("{}: " + verdict + " ({})", loaded.path, counts))
     if not ok:
         raise typer.Exit(EXIT_REFUSED)
 
@@ -190,13 +191,15 @@ def init(
 
     path = stackfile.stacks_dir() / f"Pulumi.{name}.yaml"
     result = scaffold.write_stack(path, name, size, nodes, location, lustre_tib, force=force)
-    render.console.print(f"[green]wrote[/] {path}")
+    render.console.print(render.markup("[green]wrote[/] {}", path))
     if result.key_source:
         render.console.print(f"SSH key: {result.key_source}")
     else:
         render.console.print(
-            "[yellow]warning:[/] no SSH public key found in ~/.ssh (id_ed25519.pub, id_rsa.pub); "
-            "add one under ssh.public_keys (create it with `ssh-keygen -t ed25519`)"
+            render.markup(
+                "[yellow]warning:[/] no SSH public key found in ~/.ssh (id_ed25519.pub, id_rsa.pub); "
+                "add one under ssh.public_keys (create it with `ssh-keygen -t ed25519`)"
+            )
         )
     render.console.print(f"next: `azcluster validate {name}` and `azcluster plan {name}`")
 
@@ -539,18 +542,18 @@ def _lifecycle(json: bool, stack: str | None, work, show) -> None:
 
 def _show_failures(err) -> None:
     """Each failed resource: what it is, Azure's code and sentence, and what to do about it."""
-    from rich.markup import escape
-
     from . import render
 
     for failure in err.failures:
-        code = f" [bold]{failure.code}[/]" if failure.code else ""
         kind = failure.type.rsplit(":", 1)[-1]
-        render.console.print(f"[bold red]✗[/] {kind} [cyan]{escape(failure.name)}[/]{code}", soft_wrap=True)
-        render.console.print(f"  {escape(failure.message)}", soft_wrap=True)
+        line = render.markup("[bold red]✗[/] {} [cyan]{}[/]", kind, failure.name)
+        if failure.code:
+            line.append_text(render.markup(" [bold]{}[/]", failure.code))
+        render.console.print(line, soft_wrap=True)
+        render.console.print(f"  {failure.message}", soft_wrap=True)
         if failure.remedy:
             render.console.print(
-                f"  [dim]what to do:[/] {escape(failure.remedy.for_stack(err.stack))}", soft_wrap=True
+                render.markup("  [dim]what to do:[/] {}", failure.remedy.for_stack(err.stack)), soft_wrap=True
             )
 
 

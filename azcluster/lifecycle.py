@@ -192,8 +192,10 @@ def _console() -> Any:
 
 
 def _notes(target: Target) -> None:
+    from rich.text import Text
+
     for note in getattr(target.engine, "notes", []) or []:
-        _console().print(f"[dim]{note}[/]", soft_wrap=True)
+        _console().print(Text(note, style="dim"), soft_wrap=True)
 
 
 def validated(target: Target, suppress: Sequence[str] = (), quiet: bool = False) -> ClusterSpec:
@@ -308,8 +310,14 @@ def up(
     with console.status(f"previewing {name} …"):
         preview = target.engine.preview(target.ref)
     console.print(
-        f"[bold]{name}[/] ({spec.location}): {changes_text(preview.changes)}; "
-        f"about [bold]${cost:,.2f}/hour[/] once running (secrets: {source})",
+        render.markup(
+            "[bold]{}[/] ({}): {}; about [bold]${:,.2f}/hour[/] once running (secrets: {})",
+            name,
+            spec.location,
+            changes_text(preview.changes),
+            cost,
+            source,
+        ),
         soft_wrap=True,
     )
     document: dict[str, Any] = {
@@ -400,11 +408,13 @@ def access(stack: str, spec: ClusterSpec, outputs: Mapping[str, OutputValue]) ->
 
 def render_up(document: Mapping[str, Any]) -> None:
     """What a user needs after `up`: how to log in, get hostfiles, mount Lustre (stdout, for people)."""
-    from .render import stdout
+    from .render import markup, stdout
 
     reach = document.get("access") or {}
     stdout.print(
-        f"[bold green]{document['stack']} is up[/] (~${document.get('cost_per_hour_usd') or 0:,.2f}/h)"
+        markup(
+            "[bold green]{} is up[/] (~${:,.2f}/h)", document["stack"], document.get("cost_per_hour_usd") or 0
+        )
     )
     if reach.get("ssh"):
         stdout.print(f"  login node:  {reach['ssh']}", soft_wrap=True)
@@ -445,6 +455,7 @@ def preview(
 
 def render_preview(document: Mapping[str, Any]) -> None:
     from rich.table import Table
+    from rich.text import Text
 
     from .live import short_type
     from .render import stdout
@@ -457,7 +468,7 @@ def render_preview(document: Mapping[str, Any]) -> None:
         style = {"create": "green", "delete": "red", "replace": "yellow", "update": "yellow"}
         for step in steps:
             op = step["op"]
-            table.add_row(f"[{style.get(op, 'white')}]{op}[/]", short_type(step["type"]), step["name"])
+            table.add_row(Text(op, style=style.get(op, "white")), short_type(step["type"]), step["name"])
         stdout.print(table)
     cost = document.get("cost_per_hour_usd")
     cost_text = f"; ~${cost:,.2f}/hour once running" if cost is not None else ""
@@ -664,14 +675,20 @@ def _last_change(engine: Engine, ref: StackRef) -> datetime | None:
 
 
 def render_down(document: Mapping[str, Any]) -> None:
-    from .render import stdout
+    from .render import markup, stdout
 
     kept = document.get("kept") or []
     data = [k for k in kept if k.get("data")]
     verb = "deleted, data included" if document.get("data_deleted") else "is down"
     count = document.get("destroyed", 0)
     stdout.print(
-        f"[bold]{document['stack']}[/] {verb}: {count} resource{'s' if count != 1 else ''} destroyed"
+        markup(
+            "[bold]{}[/] {}: {} resource{} destroyed",
+            document["stack"],
+            verb,
+            count,
+            "s" if count != 1 else "",
+        )
     )
     if data:
         stdout.print("kept (holds data; delete with `--delete-data`):")

@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .engine import Event
+from .render import markup
 
 _ACTIVE = {
     "create": "creating",
@@ -122,22 +123,28 @@ class LiveView:
                 verb = _DONE.get(event.op, event.op)
                 self.done[verb] = self.done.get(verb, 0) + 1
                 took = f" ({duration(now - flight.started)})" if flight else ""
-                line = f"[green]✓[/] {verb} {short_type(event.type)} {event.name}{took}"
+                line = markup("[green]✓[/] {} {} {}{}", verb, short_type(event.type), event.name, took)
             elif event.kind == "failed":
                 flight = self.in_flight.pop(event.urn, None)
                 self.failed.append(event.urn)
                 took = f" after {duration(now - flight.started)}" if flight else ""
                 verb = _ACTIVE.get(event.op, event.op)
-                line = f"[bold red]✗[/] {verb} {short_type(event.type)} {event.name} failed{took}"
+                line = markup(
+                    "[bold red]✗[/] {} {} {} failed{}", verb, short_type(event.type), event.name, took
+                )
         if line and not self.live:
             self.console.print(line, soft_wrap=True)
 
-    def summary_line(self) -> str:
+    def summary_line(self) -> Text:
         with self._lock:
-            parts = [f"{count} {verb}" for verb, count in sorted(self.done.items())]
-            if self.failed:
-                parts.append(f"[bold red]{len(self.failed)} failed[/]")
-        return f"{self.title}: {', '.join(parts) or 'no changes'} in {duration(self.clock() - self.started)}"
+            done = ", ".join(f"{count} {verb}" for verb, count in sorted(self.done.items()))
+            failed = len(self.failed)
+        took = duration(self.clock() - self.started)
+        if not failed:
+            return markup("{}: {} in {}", self.title, done or "no changes", took)
+        return markup(
+            "{}: {}[bold red]{} failed[/] in {}", self.title, f"{done}, " if done else "", failed, took
+        )
 
     def render(self) -> Any:
         now = self.clock()

@@ -210,34 +210,35 @@ def _short_type(typ: str) -> str:
 
 
 def resource_tree(result: PlanResult) -> Any:
-    from rich.markup import escape
     from rich.tree import Tree
 
+    from .render import markup
+
     custom = sum(1 for resource in result.resources if resource.custom)
-    root = Tree(f"[bold]stack {escape(result.stack)}[/] [dim]({custom} Azure resources)[/]")
+    root = Tree(markup("[bold]stack {}[/] [dim]({} Azure resources)[/]", result.stack, custom))
     nodes: dict[str | None, Any] = {None: root}
     for resource in result.resources:  # parents come before children
         azure_name = (
             azure_resource_name(resource.type, resource.name, resource.inputs) if resource.custom else ""
         )
-        label = f"[bold]{escape(_short_type(resource.type))}[/] {escape(resource.name)}"
+        label = markup("[bold]{}[/] {}", _short_type(resource.type), resource.name)
         if azure_name and azure_name != resource.name:
-            label += f" [dim]({escape(azure_name)})[/]"
+            label.append_text(markup(" [dim]({})[/]", azure_name))
         settings = key_settings(resource) if resource.custom else ""
         if settings:
-            label += f"  [cyan]{escape(settings)}[/]"
+            label.append_text(markup("  [cyan]{}[/]", settings))
         parent = nodes.get(resource.parent, root)
         nodes[resource.urn] = parent.add(label)
     return root
 
 
 def summary_table(result: PlanResult) -> Any:
-    from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
 
     summary = result.summary
     table = Table(
-        title=f"summary: {escape(result.stack)} in {escape(result.location)}",
+        title=f"summary: {result.stack} in {result.location}",
         show_header=False,
         title_justify="left",
     )
@@ -256,10 +257,10 @@ def summary_table(result: PlanResult) -> Any:
         else:
             shape = "one scale set, no InfiniBand"
         spot = ", spot" if pool.spot else ""
-        table.add_row(f"  pool {escape(pool.name)}", escape(f"{pool.nodes} x {pool.size}: {shape}{spot}"))
+        table.add_row(f"  pool {pool.name}", f"{pool.nodes} x {pool.size}: {shape}{spot}")
     table.add_row("cost per hour", f"${summary.cost_per_hour_usd:,.2f}")
     table.add_row("cost per month", f"${summary.cost_per_month_usd:,.2f} ({HOURS_PER_MONTH} h)")
-    table.add_row("", f"[dim]{escape(price_note(summary))}[/]")
+    table.add_row("", Text(price_note(summary), style="dim"))
     return table
 
 
@@ -279,28 +280,28 @@ def price_note(summary: Summary) -> str:
 
 
 def quota_table(summary: Summary) -> Any:
-    from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title="vCPU quota needed", title_justify="left")
     table.add_column("quota family")
     table.add_column("vCPUs", justify="right")
     for need in summary.quota:
-        table.add_row(escape(need.family), f"{need.vcpus:,}")
-    table.add_row("[dim]regional total (cores)[/]", f"[dim]{summary.regional_vcpus:,}[/]")
+        table.add_row(need.family, f"{need.vcpus:,}")
+    table.add_row(
+        Text("regional total (cores)", style="dim"), Text(f"{summary.regional_vcpus:,}", style="dim")
+    )
     return table
 
 
 def show_messages(result: PlanResult) -> None:
     """What the program logged (e.g. a step to do by hand before `up`), on stderr."""
-    from rich.markup import escape
-
     from . import render
 
     styles = {"warning": "yellow", "error": "bold red"}
     for level, text in result.messages:
         style = styles.get(level, "cyan")
-        render.console.print(f"[{style}]{level}:[/] {escape(text)}", soft_wrap=True)
+        render.console.print(render.markup("[" + style + "]{}:[/] {}", level, text), soft_wrap=True)
 
 
 def show(result: PlanResult) -> None:
@@ -317,4 +318,4 @@ def show(result: PlanResult) -> None:
         return
     warnings = sum(1 for finding in result.findings if finding.severity == "warning")
     tail = f" with {warnings} warning{'s' if warnings != 1 else ''}" if warnings else ""
-    render.console.print(f"[green]plan ok[/]{tail}: offline, nothing was created")
+    render.console.print(render.markup("[green]plan ok[/]{}: offline, nothing was created", tail))

@@ -661,7 +661,7 @@ def print_report(result: PreflightResult) -> None:
     """The human report: a table per pool, the quota, the blockers with what to do, the alternatives."""
     from rich.table import Table
 
-    from .render import console, stdout
+    from .render import console, markup, stdout
 
     where = result.location + (f" zone {result.zone}" if result.zone else "")
     for pool in result.pools:
@@ -672,7 +672,7 @@ def print_report(result: PreflightResult) -> None:
         table.add_column("")
         table.add_column("detail")
         for check in pool.checks:
-            mark = (
+            mark = markup(
                 "[green]ok[/]" if check.ok else ("[bold red]no[/]" if check.blocking else "[yellow]warn[/]")
             )
             table.add_row(check.name, mark, check.detail)
@@ -689,7 +689,9 @@ def print_report(result: PreflightResult) -> None:
                 free,
                 "?" if line.limit is None else str(line.limit),
                 "?" if line.in_use is None else str(line.in_use),
-                "[green]ok[/]" if line.ok else f"[bold red]short[/] ask for {line.request_limit}",
+                markup("[green]ok[/]")
+                if line.ok
+                else markup("[bold red]short[/] ask for {}", line.request_limit),
             )
         stdout.print(table)
     for alt in result.alternatives:
@@ -699,14 +701,16 @@ def print_report(result: PreflightResult) -> None:
         )
         stdout.print(f"{alt.size} is also offered to this subscription in: {places or 'no other region'}")
     for note in result.notes:
-        console.print(f"[dim]note: {note}[/]")
+        console.print(markup("[dim]note: {}[/]", note))
     if result.ok:
-        console.print(f"[green]preflight ok:[/] {result.stack} fits in {where}")
+        console.print(markup("[green]preflight ok:[/] {} fits in {}", result.stack, where))
     else:
-        console.print(f"[bold red]preflight blocked:[/] {result.stack} will not deploy in {where}")
+        console.print(markup("[bold red]preflight blocked:[/] {} will not deploy in {}", result.stack, where))
         for blocker in result.blockers:
             console.print(
-                f"  [bold red]-[/] {(blocker.pool + ': ') if blocker.pool else ''}{blocker.message}"
+                markup(
+                    "  [bold red]-[/] {}{}", (blocker.pool + ": ") if blocker.pool else "", blocker.message
+                )
             )
             if blocker.hint:
-                console.print(f"    [dim]hint:[/] {blocker.hint}")
+                console.print(markup("    [dim]hint:[/] {}", blocker.hint))

@@ -1,26 +1,90 @@
 """Everything azcluster shows people: rich tables on the terminal, JSON on stdout, progress on stderr.
 
 With `--json`, stdout carries exactly one JSON document and nothing else, so CI can pipe it.
+
+Text that came from a user, a file, Azure or a rule is never read as rich markup: a tag value `[/]` or an
+image hint `.../images/<i>[/versions/<v>]` would raise `MarkupError`, and `[draft]` in a path would vanish.
+This module is the one place that decides: the consoles below show every plain `str` literally (markup and
+emoji codes off, whatever a caller passes), and the only styled text is a `Text` built by `markup()`, whose
+template is ours and whose values are spliced in after the template is parsed, so no value is ever parsed.
 """
 
 from __future__ import annotations
 
 import json
+import string
 import sys
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Span, Text
 
 from azcluster.components.findings import Finding
 
-console = Console(stderr=True, highlight=False)
+_FIELD = "\ue000"
+"""A private-use character stands for each value while the template is parsed; none of ours holds one."""
+
+
+def markup(template: str, *args: Any, **kwargs: Any) -> Text:
+    """Our rich markup with `{}` fields (str.format syntax) filled by values shown exactly as they are.
+
+    The values never pass through rich's markup parser, so `[/bold]` in a value stays `[/bold]`, and a
+    value takes the style of the tags around its field: `markup("[cyan]{}[/]", name)`.
+    """
+    formatter = string.Formatter()
+    literal: list[str] = []
+    values: list[str] = []
+    auto = 0
+    for text, field, spec, conversion in formatter.parse(template):
+        literal.append(text)
+        if field is None:
+            continue
+        if field == "":
+            field, auto = str(auto), auto + 1
+        value, _ = formatter.get_field(field, args, kwargs)
+        values.append(format(formatter.convert_field(value, conversion), spec or ""))
+        literal.append(_FIELD)
+    parsed = Text.from_markup("".join(literal), emoji=False)
+    result = Text()
+    start = 0
+    for value in values:
+        at = parsed.plain.index(_FIELD, start)
+        result.append_text(parsed[start:at])
+        styles = [span.style for span in parsed.spans if span.start <= at < span.end]
+        result.append_text(Text(value, spans=[Span(0, len(value), style) for style in styles]))
+        start = at + 1
+    result.append_text(parsed[start:])
+    return result
+
+
+class SafeConsole(Console):
+    """A rich Console that shows every plain string literally: only `markup()` Text carries styles.
+
+    `render_str` is where rich turns every str it prints (print arguments, table cells and titles, tree
+    labels) into Text; `status` would hand its str to a Spinner, which parses markup on its own.
+    """
+
+    def render_str(self, text: str, **options: Any) -> Text:  # type: ignore[override]
+        options.update(markup=False, emoji=False)
+        return super().render_str(text, **options)
+
+    def status(self, status: Any, **options: Any) -> Any:  # type: ignore[override]
+        return super().status(Text(status) if isinstance(status, str) else status, **options)
+
+
+console = SafeConsole(stderr=True, highlight=False, markup=False, emoji=False)
 """Progress, logs and errors: stderr, so stdout stays clean for JSON and reports."""
 
-stdout = Console(highlight=False)
+stdout = SafeConsole(highlight=False, markup=False, emoji=False)
 """Human reports (tables, trees)."""
 
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+
+
+def count(number: int, singular: str, plural: str = "") -> str:
+    """`1 error`, `2 errors`: a number with its noun agreeing."""
+    return f"{number} {singular if number == 1 else (plural or singular + 's')}"
 
 
 def print_json(document: Any) -> None:
@@ -29,9 +93,9 @@ def print_json(document: Any) -> None:
 
 
 def error(message: str, hint: str = "") -> None:
-    console.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    console.print(markup("[bold red]error:[/] {}", message), soft_wrap=True)
     if hint:
-        console.print(f"[dim]hint:[/] {hint}", soft_wrap=True)
+        console.print(markup("[dim]hint:[/] {}", hint), soft_wrap=True)
 
 
 def findings_table(findings: list[Finding], source: str = "") -> Table:
@@ -43,10 +107,37 @@ def findings_table(findings: list[Finding], source: str = "") -> Table:
     table.add_column("what, and what to do")
     for finding in findings:
         where = f"{source}:{finding.line}\n{finding.path}" if source and finding.line else finding.path
-        text = finding.message + (f"\n[dim]hint: {finding.hint}[/]" if finding.hint else "")
+        text = (
+            markup("{}\n[dim]hint: {}[/]", finding.message, finding.hint) if finding.hint else finding.message
+        )
         style = SEVERITY_STYLE[finding.severity]
-        table.add_row(finding.id, f"[{style}]{finding.severity}[/]", where, text)
+        table.add_row(finding.id, Text(finding.severity, style=style), where, text)
     return table
+
+
+def task_progress(console: Console) -> Any:
+    """One line per parallel Azure operation: spinner, what, its latest `state=` field, elapsed time."""
+    from rich.progress import Progress, ProgressColumn, SpinnerColumn, TimeElapsedColumn
+
+    class FieldColumn(ProgressColumn):
+        """A task's description or field as it is: a plain str literally, a `markup()` Text styled."""
+
+        def __init__(self, field: str = "", style: str = "") -> None:
+            super().__init__()
+            self.field, self.style = field, style
+
+        def render(self, task: Any) -> Text:
+            value = task.fields.get(self.field, "") if self.field else task.description
+            return value if isinstance(value, Text) else Text(str(value), style=self.style)
+
+    return Progress(
+        SpinnerColumn(),
+        FieldColumn(),
+        FieldColumn("state", style="dim"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
 
 
 def print_findings(findings: list[Finding], source: str = "") -> None:

@@ -241,7 +241,7 @@ def _diagnose_with_progress(
 ) -> list[Diagnosis]:
     """Run `work` on every chosen node in parallel, with a live line per node on stderr."""
 
-    from ..render import console
+    from ..render import console, markup
 
     if not progress or not chosen:
         return parallel(lambda pair: work(pair, lambda _text: None), chosen)
@@ -261,8 +261,10 @@ def _diagnose_with_progress(
         def tracked(pair: tuple[Island, Node]) -> Diagnosis:
             task = tasks[id(pair[1])]
             diagnosis = work(pair, lambda text: bar.update(task, state=text))
-            done = {"read": "[green]read[/]", "skipped": "[dim]not asked[/]"}.get(
-                diagnosis.state, "[bold red]unreadable[/]"
+            done = markup(
+                {"read": "[green]read[/]", "skipped": "[dim]not asked[/]"}.get(
+                    diagnosis.state, "[bold red]unreadable[/]"
+                )
             )
             bar.update(task, completed=1, state=done)
             return diagnosis

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .nodes import Node
 from .status import ClusterStatus
 
@@ -12,9 +14,7 @@ def print_unhealthy(status: ClusterStatus) -> None:
     Lines, not a table: check details are long sentences that a narrow table would chop into fragments,
     and one check per line is what people grep and paste into a ticket.
     """
-    from rich.markup import escape
-
-    from ..render import stdout
+    from ..render import markup, stdout
 
     rows = [
         (node, (node.computer_name or node.name, f"{island.pool}/{island.island} ({island.scale_set})"))
@@ -22,52 +22,70 @@ def print_unhealthy(status: ClusterStatus) -> None:
     ]
     widths = [max(len(row[1][i]) for row in rows) for i in (0, 1)]
     enabled = bool(status.diagnosis and status.diagnosis.enabled)
-    stdout.print("[bold]unhealthy nodes[/] (node, island, private IP, health; then the failing check)")
+    stdout.print(
+        markup("[bold]unhealthy nodes[/] (node, island, private IP, health; then the failing check)")
+    )
     for node, (name, where) in rows:
         stdout.print(
-            f"  {escape(name):<{widths[0]}}  {escape(where):<{widths[1]}}  {node.private_ip or '-':<15} "
-            f"[bold red]{node.health}[/]",
+            markup(
+                "  {:<" + str(widths[0]) + "}  {:<" + str(widths[1]) + "}  {:<15} [bold red]{}[/]",
+                name,
+                where,
+                node.private_ip or "-",
+                node.health,
+            ),
             soft_wrap=True,
         )
         for line in _failing_lines(node, enabled):
-            stdout.print(f"      {line}", soft_wrap=True)
+            stdout.print(markup("      ") + line, soft_wrap=True)
 
 
-def _failing_lines(node: Node, diagnosed: bool) -> list[str]:
-    from rich.markup import escape
+def _failing_lines(node: Node, diagnosed: bool) -> list[Any]:
+    from rich.text import Text
+
+    from ..render import markup
 
     diagnosis = node.diagnosis
     if diagnosis is None:
-        lines = [escape(node.health_detail)] if node.health_detail else []
-        return lines + ([] if diagnosed else ["[dim]failing check not read (--no-diagnose)[/]"])
+        lines = [Text(node.health_detail)] if node.health_detail else []
+        return lines + ([] if diagnosed else [markup("[dim]failing check not read (--no-diagnose)[/]")])
     if diagnosis.state == "read" and diagnosis.failing:
-        lines = [f"[bold]{escape(name)}[/]: {escape(detail)}" for name, detail in diagnosis.failing]
-        return lines + ([f"[dim](checked {escape(diagnosis.time)})[/]"] if diagnosis.time else [])
+        lines = [markup("[bold]{}[/]: {}", name, detail) for name, detail in diagnosis.failing]
+        return lines + ([markup("[dim](checked {})[/]", diagnosis.time)] if diagnosis.time else [])
     style = "dim" if diagnosis.state == "skipped" else "yellow"
-    return [f"[{style}]{escape(diagnosis.detail)}[/]"]
+    return [Text(diagnosis.detail, style=style)]
 
 
-def diagnosis_notes(status: ClusterStatus) -> list[str]:
+def diagnosis_notes(status: ClusterStatus) -> list[Any]:
     """Say what the report left out: nodes over the limit, diagnosis turned off, or not allowed (once)."""
-    from rich.markup import escape
+    from ..render import markup
 
     run = status.diagnosis
     if run is None:
         return []
     if not run.enabled:
-        return ["[dim]failing checks were not read (--no-diagnose)[/]"]
+        return [markup("[dim]failing checks were not read (--no-diagnose)[/]")]
     notes = []
     if run.denied:
-        where = escape(f"{run.denied['node']} ({run.denied['code']})")
+        where = f"{run.denied['node']} ({run.denied['code']})"
         held = f"; {run.denied_nodes} more node(s) not asked" if run.denied_nodes else ""
         notes.append(
-            f"[yellow]diagnosis stopped: Azure refused Run Command on {where}[/]{held}. Reading the failing "
-            "check on the nodes needs Virtual Machine Contributor (Microsoft.Compute/virtualMachines/"
-            f"runCommand/action) on resource group {escape(status.resource_group)}; or pass --no-diagnose"
+            markup(
+                "[yellow]diagnosis stopped: Azure refused Run Command on {}[/]{}. Reading the failing "
+                "check on the nodes needs Virtual Machine Contributor (Microsoft.Compute/virtualMachines/"
+                "runCommand/action) on resource group {}; or pass --no-diagnose",
+                where,
+                held,
+                status.resource_group,
+            )
         )
     if run.over_limit:
         notes.append(
-            f"[yellow]{run.over_limit} more unhealthy node(s) not diagnosed[/]: at most {run.limit} per run "
-            "(Run Command is slow); raise it with --diagnose-limit"
+            markup(
+                "[yellow]{} more unhealthy node(s) not diagnosed[/]: at most {} per run "
+                "(Run Command is slow); raise it with --diagnose-limit",
+                run.over_limit,
+                run.limit,
+            )
         )
     return notes

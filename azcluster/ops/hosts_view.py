@@ -9,13 +9,17 @@ from .hosts import Hostfile
 
 def note_excluded(files: list[Hostfile]) -> None:
     """Say on stderr which islands' hostfiles leave nodes out (not running), so nobody counts on them."""
-    from ..render import console
+    from ..render import console, markup
 
     for hostfile in files:
         if hostfile.excluded:
             console.print(
-                f"[yellow]note:[/] {len(hostfile.excluded)} node(s) of {hostfile.pool}/{hostfile.island} "
-                "are not running and are left out"
+                markup(
+                    "[yellow]note:[/] {} node(s) of {}/{} are not running and are left out",
+                    len(hostfile.excluded),
+                    hostfile.pool,
+                    hostfile.island,
+                )
             )
 
 

@@ -320,31 +320,29 @@ def refresh(
 
 def print_install(install: Install, out: Any = None) -> None:
     """One line: which files are on which VM (stderr, unless `out` says where)."""
-    from rich.markup import escape
-
-    from ..render import console
+    from ..render import console, markup
 
     written = ", ".join(f"{f.name} ({f.hosts} host{'' if f.hosts == 1 else 's'})" for f in install.files)
     (out or console).print(
-        f"[green]hostfiles[/] on {escape(install.vm)} in {HOSTFILE_DIR}: {escape(written or 'none')}",
+        markup("[green]hostfiles[/] on {} in {}: {}", install.vm, HOSTFILE_DIR, written or "none"),
         soft_wrap=True,
     )
 
 
 def print_refresh(result: Refresh, stack: str) -> None:
     """A line on stderr: what was written, or the warning and how to retry."""
-    from rich.markup import escape
-
-    from ..render import console
+    from ..render import console, markup
 
     if result.state == "installed" and result.install:
         print_install(result.install)
     elif result.state == "failed":
         console.print(
-            f"[yellow]warning:[/] the login node's hostfiles were not updated: {escape(result.reason or '')}",
+            markup(
+                "[yellow]warning:[/] the login node's hostfiles were not updated: {}", result.reason or ""
+            ),
             soft_wrap=True,
         )
         hint = f"{result.hint}; " if result.hint else ""
         console.print(
-            f"  [dim]hint:[/] {escape(hint)}retry with `azcluster hosts {stack} --install`", soft_wrap=True
+            markup("  [dim]hint:[/] {}retry with `azcluster hosts {} --install`", hint, stack), soft_wrap=True
         )

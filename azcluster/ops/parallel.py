@@ -18,13 +18,6 @@ def parallel(work: Callable[[Any], Any], items: list[Any]) -> list[Any]:
 
 def task_progress(console: Any) -> Any:
     """One line per parallel Azure operation: spinner, what, its latest state, elapsed time (stderr)."""
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from ..render import task_progress as progress
 
-    return Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        TextColumn("[dim]{task.fields[state]}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    )
+    return progress(console)

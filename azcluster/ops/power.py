@@ -176,7 +176,7 @@ def _with_progress(
 ) -> list[IslandOutcome]:
     """Run `work` on every island in parallel, with a live line per island on stderr."""
 
-    from ..render import console
+    from ..render import console, markup
 
     verb = {"stop": "deallocating", "start": "starting"}[action]
     if not progress:
@@ -193,7 +193,9 @@ def _with_progress(
             task = tasks[found.name]
             outcome = work(found, lambda text: bar.update(task, state=text))
             bar.update(
-                task, completed=1, state="[green]done[/]" if outcome.ok else f"[bold red]{outcome.code}[/]"
+                task,
+                completed=1,
+                state=markup("[green]done[/]") if outcome.ok else markup("[bold red]{}[/]", outcome.code),
             )
             return outcome
 

@@ -10,11 +10,13 @@ from .status import ClusterStatus
 def print_status(status: ClusterStatus) -> None:
     from rich.table import Table
 
-    from ..render import console, stdout
+    from ..render import console, markup, stdout
 
     if not status.found:
         console.print(
-            f"[yellow]nothing found[/] for {status.cluster} in resource group {status.resource_group}"
+            markup(
+                "[yellow]nothing found[/] for {} in resource group {}", status.cluster, status.resource_group
+            )
         )
         return
     for island in status.islands:
@@ -28,7 +30,7 @@ def print_status(status: ClusterStatus) -> None:
         for node in island.nodes:
             health = node.health or "-"
             if node.health in ("unhealthy", "unknown"):
-                health = f"[bold red]{health}[/]"
+                health = markup("[bold red]{}[/]", health)
             table.add_row(
                 node.computer_name or node.name,
                 node.private_ip or "-",
@@ -52,20 +54,22 @@ def print_status(status: ClusterStatus) -> None:
     unhealthy = status.unhealthy()
     if unhealthy:
         console.print(
-            f"[bold red]{len(unhealthy)} unhealthy node(s)[/] (Application Health: unhealthy or unknown)"
+            markup(
+                "[bold red]{} unhealthy node(s)[/] (Application Health: unhealthy or unknown)", len(unhealthy)
+            )
         )
         print_unhealthy(status)
         for note in diagnosis_notes(status):
             console.print(note, soft_wrap=True)
-    console.print(f"running now: [bold]${status.cost_per_hour():.2f}/h[/] (catalogue pay-as-you-go prices)")
+    console.print(
+        markup("running now: [bold]${:.2f}/h[/] (catalogue pay-as-you-go prices)", status.cost_per_hour())
+    )
 
 
 def _print_missing(status: ClusterStatus) -> None:
     """Each island the spec has and Azure does not, by name, then what to do (once)."""
-    from rich.markup import escape
-
-    from ..render import console
+    from ..render import console, markup
 
     for island in status.missing:
-        console.print(f"[bold red]missing[/] island {escape(island.describe())}: no scale set in Azure")
-    console.print(f"  [dim]hint:[/] {escape(missing_hint(status.stack))}", soft_wrap=True)
+        console.print(markup("[bold red]missing[/] island {}: no scale set in Azure", island.describe()))
+    console.print(markup("  [dim]hint:[/] {}", missing_hint(status.stack)), soft_wrap=True)

@@ -1,0 +1,147 @@
+"""Text from users, files, Azure and rules is shown as written: rich never reads it as markup.
+
+The consoles in azcluster.render show plain strings literally and `render.markup()` splices values in after
+its own template is parsed; these tests hold both to that, then go through the real CLI where a user saw
+`MarkupError` tracebacks or text vanish.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import textwrap
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rich.table import Table
+from rich.tree import Tree
+
+from azcluster import render
+from tests.clirunner import run_cli
+
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHKj4pWdg/ReSLrZ3fdZsxMlItQCf8coEJHP4cALGc42 test"
+HOSTILE = ["[/]", "[/bold]", "[draft]", "a\\", "\\[b]x[/b]", "[red]x", ":smile:", "[link=http://x]y[/link]"]
+
+
+def captured(*renderables, **options) -> str:
+    out = render.SafeConsole(file=io.StringIO(), width=200, markup=False, emoji=False)
+    for renderable in renderables:
+        out.print(renderable, **options)
+    return out.file.getvalue()
+
+
+PRINTABLE = st.characters(blacklist_categories=("Cc", "Cs"))  # rich drops control codes from all Text
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from("[]/\\ab:@#= é"), max_size=20), st.text(PRINTABLE, max_size=10))
+def test_markup_values_come_out_exactly_as_given(first, second):
+    text = render.markup("[bold]x {}[/] [cyan]{}[/]y", first, second)
+    assert text.plain == f"x {first} {second}y"
+
+
+def test_markup_styles_the_values_by_the_tags_around_them():
+    text = render.markup("[bold]{}[/] {:.2f} [cyan]{name}[/]", "[/bold]", 3.14159, name="[draft]")
+    assert text.plain == "[/bold] 3.14 [draft]"
+    styles = {str(span.style) for span in text.spans if span.start <= text.plain.index("[draft]") < span.end}
+    assert styles == {"cyan"}
+
+
+def test_plain_strings_print_literally_everywhere_rich_takes_a_string():
+    table = Table(title="[/x]")
+    table.add_column("[a]")
+    table.add_row(*HOSTILE[:1])
+    tree = Tree("[/bold] root")
+    tree.add("[draft] leaf")
+    shown = captured(" ".join(HOSTILE), table, tree, markup=True)  # even when a caller asks for markup
+    for text in [*HOSTILE, "[/x]", "[a]", "[/bold] root", "[draft] leaf"]:
+        assert text in shown
+
+
+def test_status_and_progress_show_their_text_literally():
+    out = render.SafeConsole(file=io.StringIO(), width=200, force_terminal=True, markup=False)
+    with out.status("[/bold] previewing"):
+        pass
+    with render.task_progress(out) as bar:
+        bar.add_task("[/] island", total=1, state="[draft] sending")
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.file.getvalue())
+    assert "[/] island" in shown and "[draft] sending" in shown
+
+
+def flat(text: str) -> str:
+    """Output without table borders and line wrapping, to look for a sentence a table wrapped."""
+    return re.sub(r"[\s│┃|]+", "", text)
+
+
+def stack(tmp_path, *, image="", tags="", name="t"):
+    path = tmp_path / f"Pulumi.{name}.yaml"
+    path.write_text(
+        textwrap.dedent(
+            f"""\
+            config:
+              azure-native:location: eastus
+              azcluster:cluster:
+                name: demo
+                zone: "1"
+                {tags}
+                pools:
+                  - name: gpu
+                    size: Standard_ND96asr_v4
+                    nodes: 2
+                    {image}
+                ssh:
+                  public_keys: ["{KEY}"]
+            """
+        ),
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_validate_and_plan_show_azc017_whose_hint_has_brackets(tmp_path):
+    """The hint `.../images/<i>[/versions/<v>]` raised MarkupError: `unexpected`, and no findings shown."""
+    path = stack(tmp_path, image="image: microsoft-dsvm/ubuntu-hpc")
+    for command in ("validate", "plan"):
+        result = run_cli(command, str(path))
+        assert result.exit_code == 1, result.stderr
+        assert "AZC017" in result.stdout
+        assert "unexpected" not in result.stderr and "MarkupError" not in result.stderr
+
+
+def test_validate_names_a_path_with_brackets_in_full(tmp_path):
+    folder = tmp_path / "[b]"
+    folder.mkdir()
+    result = run_cli("validate", str(stack(folder, name="[draft]")))
+    assert result.exit_code == 0, result.stderr
+    assert "[b]/Pulumi.[draft].yaml" in flat(result.stderr)
+
+
+def test_findings_with_markup_like_user_text_are_shown_as_written(tmp_path):
+    path = stack(tmp_path, tags='tags: {"[/bold]<": "x"}')
+    result = run_cli("validate", str(path))
+    assert result.exit_code == 1, result.stderr
+    assert "AZC050" in result.stdout and "[/bold]<" in flat(result.stdout)
+
+
+def test_help_names_the_stack_file_pattern():
+    result = run_cli("validate", "--help")
+    assert "Pulumi.<STACK>.yaml" in flat(result.stdout)
+
+
+def test_only_render_decides_what_rich_parses():
+    """No other module builds a Console, parses markup or escapes by hand: render.py is the one place."""
+    from pathlib import Path
+
+    package = Path(render.__file__).parent
+    for source in package.rglob("*.py"):
+        if source.name == "render.py":
+            continue
+        text = source.read_text(encoding="utf-8")
+        for needle in ("from_markup", "rich.markup", "Console(", "TextColumn("):
+            assert needle not in text, f"{source.relative_to(package)} uses {needle}"
+
+
+def test_validate_counts_agree_with_their_nouns(tmp_path):
+    path = stack(tmp_path, image="image: microsoft-dsvm/ubuntu-hpc")
+    result = run_cli("validate", str(path))
+    assert "(1 error, 0 warnings, 0 info)" in result.stderr, result.stderr
