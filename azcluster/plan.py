@@ -249,7 +249,7 @@ def summary_table(result: PlanResult) -> Any:
     table.add_row("scale sets", str(summary.scale_sets))
     table.add_row("InfiniBand islands", str(summary.ib_islands))
     zone = f"zone {summary.zone}" if summary.zone else "none"
-    table.add_row("availability zone", escape(f"{zone} ({summary.zone_note})" if summary.zone_note else zone))
+    table.add_row("availability zone", f"{zone} ({summary.zone_note})" if summary.zone_note else zone)
     for pool in summary.pools:
         count = len(pool.islands)
         if pool.infiniband:
