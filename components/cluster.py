@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
+from typing_extensions import TypedDict
 
 from .findings import Finding, sort_findings
 from .spec import ClusterSpec
@@ -44,15 +45,45 @@ def check_spec(spec: ClusterSpec) -> list[Finding]:
     return sort_findings(rules.check(spec))
 
 
-class Cluster(pulumi.ComponentResource):
-    """Everything a cluster is, from one spec.
+class ScaleSetInfo(TypedDict):
+    """One InfiniBand island of a pool: one scale set."""
 
-    Outputs (also in `outputs`): `resource_group_name`; `scale_sets`: per pool, a list of islands
-    `{"island", "nodes", "name", "id"}`; `login_private_ip`; `lustre_mount_host` (the DNS name nodes
-    mount), `lustre_mgs_address`, `lustre_mount_command`; `blob_account_name`. Absent parts are None.
-    Children: `network`, `identity`, `storage` (None without Lustre and blob), `pools` (by pool name),
-    `login` (None when disabled).
+    island: int
+    """Island index within the pool (0, 1, ...)."""
+    nodes: int
+    """Nodes in the island."""
+    name: str
+    """The scale set's Azure name."""
+    id: str
+    """The scale set's resource id."""
+
+
+class Cluster(pulumi.ComponentResource):
+    """Everything a cluster is, from one spec: network, identity, shared storage, GPU pools, login node.
+
+    The outputs below are attributes (and, together, `outputs`); absent parts are None. Children:
+    `network`, `identity`, `storage` (None without Lustre and blob), `pools` (by pool name), `login`
+    (None when disabled).
     """
+
+    resource_group_name: pulumi.Output[str]
+    """Resource group that holds the cluster."""
+    scale_sets: pulumi.Output[dict[str, list[ScaleSetInfo]]]
+    """Per pool name, its islands in order: index, node count, scale set name and id."""
+    login_private_ip: pulumi.Output[str] | None
+    """Private IP of the login node (None without one)."""
+    login_vm_id: pulumi.Output[str] | None
+    """Resource id of the login VM, for `az network bastion ssh --target-resource-id`."""
+    bastion_name: pulumi.Output[str] | None
+    """Name of the Azure Bastion host (None without Bastion)."""
+    lustre_mount_host: pulumi.Output[str] | None
+    """DNS name the nodes mount Managed Lustre from (None without Lustre)."""
+    lustre_mgs_address: pulumi.Output[str] | None
+    """Managed Lustre's MGS address (None without Lustre)."""
+    lustre_mount_command: pulumi.Output[str] | None
+    """The mount command for Managed Lustre (None without Lustre)."""
+    blob_account_name: pulumi.Output[str] | None
+    """Name of the blob data account (None without one)."""
 
     def __init__(self, name: str, spec: ClusterSpec, opts: pulumi.ResourceOptions | None = None) -> None:
         errors = [f for f in check_spec(spec) if f.severity == "error"]
@@ -137,6 +168,8 @@ class Cluster(pulumi.ComponentResource):
             "lustre_mount_command": storage.lustre_mount_command if storage is not None else None,
             "blob_account_name": blob_name,
         }
+        for output_name, value in self.outputs.items():
+            setattr(self, output_name, value)
         self.register_outputs(self.outputs)
 
     def _storage(self, name: str, spec: ClusterSpec, child: pulumi.ResourceOptions) -> Any:

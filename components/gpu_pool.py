@@ -69,11 +69,13 @@ class GpuPoolArgs:
     location: str
     """Azure region, e.g. eastus."""
     resource_group_name: pulumi.Input[str]
+    """Resource group the scale sets are created in."""
     subnet_id: pulumi.Input[str]
     """The compute subnet: every node's one NIC goes there, with no public IP."""
     identity_id: pulumi.Input[str]
     """Resource id of the user-assigned managed identity the nodes use (blob mounts, Azure APIs)."""
     admin_username: str = "azureuser"
+    """Admin user name on every node."""
     ssh_public_keys: list[str] = field(default_factory=list)
     """OpenSSH public keys (key text) for the admin user; password authentication is always off."""
     custom_data: CustomData = None
@@ -271,7 +273,9 @@ class GpuPool(pulumi.ComponentResource):
     """
 
     scale_set_names: list[pulumi.Output[str]]
+    """Azure names of the pool's scale sets, one per InfiniBand island, in island order."""
     scale_set_ids: list[pulumi.Output[str]]
+    """Resource ids of the pool's scale sets, in island order."""
 
     def __init__(self, name: str, args: GpuPoolArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         size, islands = _validate(args)
