@@ -15,11 +15,11 @@ from pulumi.provider.experimental.component import ComponentProvider
 from pydantic import BaseModel
 from ruamel.yaml import YAML
 
+from azcluster import mockrun as harness
 from azcluster.components import plugin
 from azcluster.components.cluster import Cluster
 from azcluster.components.gpu_pool import GpuPool, GpuPoolArgs
 from azcluster.components.spec import ClusterSpec
-from tests.components import pulumi_harness as harness
 from tests.components.test_gpu_pool import identity_outputs
 
 REPO = Path(__file__).resolve().parents[2]
