@@ -56,6 +56,25 @@ class PoolSummary:
 
 
 @dataclass(frozen=True)
+class ElasticSummary:
+    """Cost per hour with every node on (the summary's cost) versus with every elastic island powered off:
+    what is left is the login node, the islands kept warm and storage, which azcluster does not price."""
+
+    idle_minutes: int
+    keep_warm_islands: int
+    all_on_usd_per_hour: float
+    all_idle_usd_per_hour: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "idle_minutes": self.idle_minutes,
+            "keep_warm_islands": self.keep_warm_islands,
+            "all_on_usd_per_hour": self.all_on_usd_per_hour,
+            "all_idle_usd_per_hour": self.all_idle_usd_per_hour,
+        }
+
+
+@dataclass(frozen=True)
 class Summary:
     nodes: int
     gpus: int
@@ -71,6 +90,8 @@ class Summary:
     """The availability zone of every zonal resource (None: regional); components/placement.py."""
     zone_note: str = ""
     """Why that zone: set in the spec, chosen by azcluster for Managed Lustre, or the region has none."""
+    elastic: ElasticSummary | None = None
+    """What an elastic cluster costs when all of it is idle (None: not elastic)."""
 
     @property
     def cost_per_month_usd(self) -> float:
@@ -113,6 +134,7 @@ class Summary:
             "unpriced": list(self.unpriced),
             "zone": self.zone,
             "zone_note": self.zone_note,
+            "elastic": self.elastic.to_json() if self.elastic is not None else None,
             "regional_vcpus": self.regional_vcpus,
             "pools": [
                 {
@@ -173,6 +195,7 @@ def summarize(spec: ClusterSpec) -> Summary:
     cost = round(sum(line.total_per_hour for line in prices), 2)
     placement = cluster_zone(spec)
     return Summary(
+        elastic=_elastic_summary(spec, cost),
         nodes=spec.total_nodes,
         gpus=gpus,
         scale_sets=scale_sets,
@@ -185,6 +208,17 @@ def summarize(spec: ClusterSpec) -> Summary:
         zone=placement.zone,
         zone_note=placement.reason,
     )
+
+
+def _elastic_summary(spec: ClusterSpec, all_on: float) -> ElasticSummary | None:
+    """All on is the summary's cost; all idle takes off what the elastic islands cost."""
+    if not spec.elastic_enabled or spec.elastic is None:
+        return None
+    from azcluster.components.elastic import elastic_cost
+
+    gpu = elastic_cost(spec)
+    idle = round(all_on - (gpu.all_on_usd_per_hour - gpu.floor_usd_per_hour), 2)
+    return ElasticSummary(spec.elastic.idle_minutes, spec.elastic.keep_warm_islands, all_on, idle)
 
 
 def _price_line(role: str, size: Any, count: int) -> PriceLine:

@@ -260,6 +260,13 @@ def summary_table(result: PlanResult) -> Any:
         table.add_row(f"  pool {pool.name}", f"{pool.nodes} x {pool.size}: {shape}{spot}")
     table.add_row("cost per hour", f"${summary.cost_per_hour_usd:,.2f}")
     table.add_row("cost per month", f"${summary.cost_per_month_usd:,.2f} ({HOURS_PER_MONTH} h)")
+    if summary.elastic is not None:
+        elastic = summary.elastic
+        table.add_row(
+            "cost per hour, all idle",
+            f"${elastic.all_idle_usd_per_hour:,.2f} (elastic: nodes idle {elastic.idle_minutes} min are "
+            f"deallocated; {elastic.keep_warm_islands} island(s) per pool kept warm)",
+        )
     table.add_row("", Text(price_note(summary), style="dim"))
     return table
 

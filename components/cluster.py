@@ -63,7 +63,8 @@ class Cluster(pulumi.ComponentResource):
 
     The outputs below are attributes (and, together, `outputs`); absent parts are None. Children:
     `network`, `identity`, `storage` (None without Lustre and blob), `pools` (by pool name), `login`
-    (None when disabled).
+    (None when disabled), `power` (ElasticPower: the login node's power identity and role; None unless
+    the spec is elastic).
     """
 
     resource_group_name: pulumi.Output[str]
@@ -84,6 +85,8 @@ class Cluster(pulumi.ComponentResource):
     """The mount command for Managed Lustre (None without Lustre)."""
     blob_account_name: pulumi.Output[str] | None
     """Name of the blob data account (None without one)."""
+    elastic_client_id: pulumi.Output[str] | None
+    """Client id of the login node's power identity (None unless the spec is elastic)."""
 
     def __init__(self, name: str, spec: ClusterSpec, opts: pulumi.ResourceOptions | None = None) -> None:
         errors = [f for f in check_spec(spec) if f.severity == "error"]
@@ -135,6 +138,16 @@ class Cluster(pulumi.ComponentResource):
                 opts=child,
             )
 
+        self.power = None
+        if spec.elastic_enabled and spec.login.enabled:
+            from .power import ElasticPower, ElasticPowerArgs
+
+            self.power = ElasticPower(
+                f"{name}-power",
+                ElasticPowerArgs(spec.name, rg, spec.location, dict(spec.tags)),
+                opts=child,
+            )
+
         self.login: LoginNode | None = None
         if spec.login.enabled:
             self.login = LoginNode(
@@ -144,6 +157,7 @@ class Cluster(pulumi.ComponentResource):
                     resource_group_name=rg,
                     subnet_id=self.network.subnet_ids["login"],
                     identity_id=self.identity.id,
+                    power=self.power,
                     **node_storage,
                 ),
                 opts=child,
@@ -167,6 +181,7 @@ class Cluster(pulumi.ComponentResource):
             "lustre_mgs_address": storage.lustre_mgs_address if storage is not None else None,
             "lustre_mount_command": storage.lustre_mount_command if storage is not None else None,
             "blob_account_name": blob_name,
+            "elastic_client_id": self.power.client_id if self.power is not None else None,
         }
         for output_name, value in self.outputs.items():
             setattr(self, output_name, value)

@@ -174,10 +174,40 @@ def slurm_power_save(spec: ClusterSpec) -> dict[str, str]:
     }
     warm = [island for island in plan_islands(spec) if island.keep_warm and island.nodes]
     if warm:
-        keys["SuspendExcNodes"] = ",".join(
-            f"{island.host_prefix}[{_b36(0)}-{_b36(island.nodes - 1)}]" for island in warm
-        )
+        keys["SuspendExcNodes"] = ",".join(island_hostlist(island) for island in warm)
     return keys
+
+
+def island_hostlist(island: ElasticIsland) -> str:
+    """The island's host names as a Slurm hostlist expression.
+
+    Host names end in the base-36 instance id (6 characters). Slurm's hostlist ranges are decimal, so
+    suffixes made only of digits are compressed into decimal runs ('000010'..'000019' are ids 36..45 and
+    still consecutive strings); suffixes with letters are listed one by one.
+    """
+    names: list[str] = []
+    run: list[int] = []
+
+    def flush() -> None:
+        if run:
+            first, last = f"{run[0]:06d}", f"{run[-1]:06d}"
+            names.append(
+                f"{island.host_prefix}{first}" if first == last else f"{island.host_prefix}[{first}-{last}]"
+            )
+            run.clear()
+
+    for instance in range(island.nodes):
+        suffix = _b36(instance)
+        if suffix.isdigit() and (not run or int(suffix) == run[-1] + 1):
+            run.append(int(suffix))
+            continue
+        flush()
+        if suffix.isdigit():
+            run.append(int(suffix))
+        else:
+            names.append(island.host_prefix + suffix)
+    flush()
+    return ",".join(names)
 
 
 def _b36(number: int) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 import pulumi
 from pulumi_azure_native import compute, network
 
-from . import bootstrap
+from . import bootstrap, elastic
 from .gpu_pool import OS_DISK_STORAGE, check_custom_data, linux_configuration
 from .images import image_reference
 from .placement import cluster_zone, zones_for
@@ -48,6 +48,8 @@ class LoginNodeArgs:
     tags: dict[str, str] = field(default_factory=dict)
     accelerated_networking: bool = False
     """Off by default: a login node does not need it and not every small size supports it."""
+    extra_identity_ids: list[pulumi.Input[str]] = field(default_factory=list)
+    """More user-assigned identities for the login VM only (the elastic power identity)."""
 
     @classmethod
     def from_spec(
@@ -60,9 +62,11 @@ class LoginNodeArgs:
         lustre_mount_host: pulumi.Input[str] | None = None,
         blob_account_name: pulumi.Input[str] | None = None,
         identity_client_id: pulumi.Input[str] | None = None,
+        power: Any = None,
     ) -> LoginNodeArgs:
         """Args for the spec's login node, with cloud-init from the bootstrap module (same mounts as the
-        GPU nodes; see GpuPoolArgs.from_spec for the storage arguments)."""
+        GPU nodes; see GpuPoolArgs.from_spec for the storage arguments). `power`: the cluster's
+        ElasticPower when the spec is elastic; its identity is added and the power programs installed."""
         return cls(
             cluster_name=spec.name,
             location=spec.location,
@@ -73,9 +77,12 @@ class LoginNodeArgs:
             ssh_public_keys=list(spec.ssh.public_keys),
             size=spec.login.size,
             image=spec.login.image,
-            custom_data=_login_custom_data(spec, lustre_mount_host, blob_account_name, identity_client_id),
+            custom_data=_login_custom_data(
+                spec, lustre_mount_host, blob_account_name, identity_client_id, power
+            ),
             zone=cluster_zone(spec).zone,
             tags=dict(spec.tags),
+            extra_identity_ids=[power.identity_id] if power is not None else [],
         )
 
 
@@ -84,15 +91,19 @@ def _login_custom_data(
     lustre_host: pulumi.Input[str] | None,
     blob_account: pulumi.Input[str] | None,
     client_id: pulumi.Input[str] | None,
+    power: Any = None,
 ) -> pulumi.Input[str]:
     if blob_account is None:
         client_id = None
+    subscription = power.subscription_id if power is not None else None
+    power_client = power.client_id if power is not None else None
 
     def encode(values: list[Any]) -> str:
-        host, account, client = values
-        return bootstrap.login_custom_data(spec, host, account, blob_client_id=client)
+        host, account, client, sub, power_id = values
+        config = elastic.render_config(spec, sub, power_id) if sub is not None and power_id else None
+        return bootstrap.login_custom_data(spec, host, account, blob_client_id=client, elastic_config=config)
 
-    values = [lustre_host, blob_account, client_id]
+    values = [lustre_host, blob_account, client_id, subscription, power_client]
     if any(isinstance(value, pulumi.Output) for value in values):
         return pulumi.Output.all(*values).apply(encode)
     return encode(values)
@@ -166,7 +177,10 @@ class LoginNode(pulumi.ComponentResource):
                 },
             },
             network_profile={"network_interfaces": [{"id": self.nic.id, "primary": True}]},
-            identity={"type": "UserAssigned", "user_assigned_identities": [args.identity_id]},
+            identity={
+                "type": "UserAssigned",
+                "user_assigned_identities": [args.identity_id, *args.extra_identity_ids],
+            },
             diagnostics_profile={"boot_diagnostics": {"enabled": True}},
             tags=tags,
             opts=child,

@@ -88,6 +88,8 @@ _SCRIPTS = (
 )
 _LOGIN_SCRIPTS = ("azc-lib.sh", "azc-mount-lustre.sh", "azc-mount-blob.sh")
 _GPU_UNITS = ("azc-prepare.service", "azc-health.service", "azc-health.timer", "azc-health-server.service")
+_ELASTIC_UNITS = ("azc-elastic-watch.service", "azc-elastic-watch.timer")
+ELASTIC_TMPFILES_PATH = "/etc/tmpfiles.d/azc-elastic.conf"
 _SAFE_VALUE = re.compile(r"^[A-Za-z0-9._:/@+=,-]*$")
 _KEY = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
@@ -99,7 +101,7 @@ def script_names() -> tuple[str, ...]:
 
 def unit_names() -> tuple[str, ...]:
     """Names of the systemd units shipped in `components/bootstrap/units/`."""
-    return (*_GPU_UNITS, "azc-mount-lustre.service", "azc-mount-blob.service")
+    return (*_GPU_UNITS, "azc-mount-lustre.service", "azc-mount-blob.service", *_ELASTIC_UNITS)
 
 
 def read_script(name: str) -> str:
@@ -439,6 +441,10 @@ def render_cloud_config(
         "AZC_HEALTH_PORT": HEALTH_PORT,
         "AZC_HEALTH_PATH": HEALTH_PATH,
     }
+    if _idle_watched(spec):
+        # The login node's idle watcher reads GPU utilisation from <HEALTH_PATH>/gpu over the private
+        # network (components/elastic.py); otherwise the endpoint stays on loopback for the extension.
+        env["AZC_HEALTH_BIND"] = "0.0.0.0"
     cache_root = f"{NVME_MOUNT}/blobfuse2-cache" if size.nvme_disks else "/mnt/blobfuse2-cache"
     env.update(_storage_env(spec, lustre_mgs_host, blob_account, blob_client_id, blob_endpoint, cache_root))
     units = [*_GPU_UNITS, *_mount_units(env)]
@@ -469,6 +475,34 @@ def _node_files(env: Mapping[str, Any], scripts: Iterable[str], units: Iterable[
     return files
 
 
+def _idle_watched(spec: ClusterSpec) -> bool:
+    from ..elastic import scheduler
+
+    return spec.elastic_enabled and scheduler(spec) == "none"
+
+
+def _elastic_files(elastic_config: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """The login node's power programs: config, program, tmpfiles for its state and log, the timer."""
+    from ..elastic import CONFIG_PATH, LOG_PATH, STATE_DIR
+
+    user = "slurm" if json.loads(elastic_config).get("scheduler") == "slurm" else "root"
+    tmpfiles = (
+        f"d {STATE_DIR} 0750 {user} {user} -\n"
+        f"d {LOG_PATH.rsplit('/', 1)[0]} 0755 {user} {user} -\n"
+        f"f {LOG_PATH} 0640 {user} {user} -\n"
+    )
+    files = [
+        _file(CONFIG_PATH, elastic_config, "0644"),
+        _file(f"{INSTALL_DIR}/azc-elastic.py", read_script("azc-elastic.py"), "0755"),
+        _file(ELASTIC_TMPFILES_PATH, tmpfiles, "0644"),
+        *[_file(f"{UNIT_DIR}/{name}", read_script(name), "0644") for name in _ELASTIC_UNITS],
+    ]
+    if user != "root":  # Slurm runs the programs as SlurmUser; the timer shares its state as that user
+        dropin = f"[Service]\nUser={user}\nGroup={user}\n"
+        files.append(_file(f"{UNIT_DIR}/azc-elastic-watch.service.d/user.conf", dropin, "0644"))
+    return files, ["azc-elastic-watch.timer"]
+
+
 def render_login_cloud_config(
     spec: ClusterSpec,
     lustre_mgs_host: str | None,
@@ -478,11 +512,14 @@ def render_login_cloud_config(
     blob_client_id: str | None = None,
     blob_endpoint: str | None = None,
     lustre_client_package: str | None = DEFAULT_LUSTRE_CLIENT_PACKAGE,
+    elastic_config: str | None = None,
 ) -> str:
     """The `#cloud-config` document for the login node: the same mounts as the GPU nodes, and one
     hostfile per IB island under /etc/azcluster/hostfiles/<island key> (see `hostfile`, `island_key`).
 
     lustre_client_package: installed from packages.microsoft.com when the image has no Lustre client.
+    elastic_config: the power programs' configuration (components.elastic.render_config); with it the
+    login node gets azc-elastic.py and the timer of its power round.
     """
     env: dict[str, Any] = {"AZC_ROLE": "login", "AZC_CLUSTER": spec.name}
     env.update(
@@ -502,7 +539,13 @@ def render_login_cloud_config(
         files.append(
             _file(f"{HOSTFILE_DIR}/{key}", text if text.endswith("\n") or not text else text + "\n", "0644")
         )
+    if elastic_config is not None:
+        extra, timers = _elastic_files(elastic_config)
+        files += extra
+        units = [*units, *timers]
     runcmd = _units_runcmd(units) if units else None
+    if runcmd and elastic_config is not None:
+        runcmd.insert(0, ["systemd-tmpfiles", "--create", ELASTIC_TMPFILES_PATH])
     return _dump(f"# azcluster login node bootstrap: cluster {spec.name}", files, runcmd)
 
 

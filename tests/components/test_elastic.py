@@ -71,8 +71,25 @@ def test_slurm_keys_come_from_the_spec() -> None:
     assert keys["SuspendProgram"] == f"{elastic.PROGRAM} suspend"
     assert keys["ResumeProgram"] == f"{elastic.PROGRAM} resume"
     assert keys["SuspendTime"] == "3600" and keys["ResumeTimeout"] == "1500"
-    # islands kept warm are excluded by host range: instance ids 0..15 in base 36 and 0..2
-    assert keys["SuspendExcNodes"] == "llm-h100-i0-[000000-00000f],llm-nc-i0-[000000-000002]"
+    # islands kept warm are excluded by host name: instance ids 0..15 in base 36 (Slurm ranges are decimal)
+    letters = ",".join(f"llm-h100-i0-00000{c}" for c in "abcdef")
+    assert keys["SuspendExcNodes"] == f"llm-h100-i0-[000000-000009],{letters},llm-nc-i0-[000000-000002]"
+
+
+def test_hostlist_of_a_large_island_names_every_node_once() -> None:
+    island = next(i for i in elastic.plan_islands(spec()) if i.key == "h100-i0")
+    big = elastic.ElasticIsland(**{**island.__dict__, "nodes": 100})
+    text = elastic.island_hostlist(big)
+    assert "llm-h100-i0-[000010-000019]" in text  # ids 36..45
+    expanded = []
+    for part in text.split(","):
+        if "[" in part:
+            head, rng = part[:-1].split("[")
+            low, high = rng.split("-")
+            expanded += [f"{head}{n:06d}" for n in range(int(low), int(high) + 1)]
+        else:
+            expanded.append(part)
+    assert sorted(int(name[-6:], 36) for name in expanded) == list(range(100))
 
 
 def test_no_slurm_keys_when_elastic_is_off() -> None:

@@ -483,11 +483,15 @@ class FakeArm:
         error = found.start_error if action == "start" else found.deallocate_error
         target = "running" if action == "start" else "deallocated"
         transient = "starting" if action == "start" else "deallocating"
-        for inst in found.instances:
+        # VirtualMachineScaleSetVMInstanceIDs: `instanceIds` names the VMs; no body (or none) means all.
+        sent = query["__body__"][0]
+        wanted = sent.get("instanceIds") if isinstance(sent, dict) else None
+        chosen = [i for i in found.instances if wanted is None or i.instance_id in wanted]
+        for inst in chosen:
             inst.power = transient
 
-        def apply(ok: bool, scale_set: ScaleSet = found) -> None:
-            for inst in scale_set.instances:
+        def apply(ok: bool, instances: list[Instance] = chosen) -> None:
+            for inst in instances:
                 inst.power = target if ok else ("deallocated" if action == "start" else "running")
 
         operation = Operation(str(uuid.uuid4()), found.location, self.lro_polls, error, apply)

@@ -13,6 +13,8 @@ This server answers from the result file azc-health.sh writes (/var/lib/azcluste
   - no result yet, unreadable or older than --max-age -> 503 with a reason (Unknown to Azure), so a node
     is not reported Healthy by a checker that stopped running
   - <path>/detail            -> the whole result file (failing checks and their details), for people
+  - <path>/gpu               -> {"gpus": [{"index", "utilization"}]}: GPU utilisation in percent now, read
+    with nvidia-smi (rocm-smi on AMD); the login node's idle watcher powers idle islands off with it
 
 Standard library only: it runs on the node with the system python3. Binds 127.0.0.1 by default: the
 extension probes from inside the VM, nothing else needs to reach it.
@@ -24,6 +26,8 @@ import argparse
 import json
 import os
 import re
+import shlex
+import subprocess
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -52,9 +56,39 @@ def health_state(result_path: str, max_age_s: float, now: float | None = None) -
     return 200, {"ApplicationHealthState": "Healthy" if result["healthy"] else "Unhealthy"}
 
 
+# nvidia-smi --query-gpu fields and formats: `nvidia-smi --help-query-gpu` ("utilization.gpu: Percent of
+# time over the past sample period during which one or more kernels was executing on the GPU").
+NVIDIA_UTIL_CMD = "nvidia-smi --query-gpu=index,utilization.gpu --format=csv,noheader,nounits"
+# rocm-smi --showuse --csv prints "device,GPU use (%)" then one "cardN,<percent>" line per GPU.
+AMD_UTIL_CMD = "rocm-smi --showuse --csv"
+
+
+def gpu_utilisation(command: str | None = None) -> tuple[int, dict]:
+    """(HTTP status, body) with each GPU's utilisation in percent, from the vendor's tool."""
+    if command is None:
+        command = os.environ.get("AZC_GPU_UTIL_CMD") or (
+            AMD_UTIL_CMD if os.environ.get("AZC_GPU_VENDOR") == "amd" else NVIDIA_UTIL_CMD
+        )
+    try:
+        done = subprocess.run(shlex.split(command), capture_output=True, text=True, timeout=20, check=True)
+    except (OSError, subprocess.SubprocessError) as err:
+        return 503, {"error": f"cannot read GPU utilisation: {err}"}
+    gpus = []
+    for line in done.stdout.splitlines():
+        fields = [field.strip() for field in line.split(",")]
+        if len(fields) < 2 or not re.fullmatch(r"\d+(\.\d+)?", fields[-1]):
+            continue  # a header line
+        index = re.sub(r"\D", "", fields[0]) or str(len(gpus))
+        gpus.append({"index": int(index), "utilization": float(fields[-1])})
+    if not gpus:
+        return 503, {"error": "no GPU utilisation in the tool's output", "output": done.stdout[-500:]}
+    return 200, {"gpus": gpus, "time": time.time()}
+
+
 def make_handler(health_path: str, result_path: str, max_age_s: float) -> type[BaseHTTPRequestHandler]:
     probe = "/" + health_path.strip("/")
     detail = probe.rstrip("/") + "/detail"
+    gpu = probe.rstrip("/") + "/gpu"
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "azc-health/1"
@@ -64,6 +98,8 @@ def make_handler(health_path: str, result_path: str, max_age_s: float) -> type[B
             path = re.sub(r"/{2,}", "/", self.path.split("?", 1)[0])
             if path.rstrip("/") == probe.rstrip("/"):
                 status, body = health_state(result_path, max_age_s)
+            elif path == gpu:
+                status, body = gpu_utilisation()
             elif path == detail:
                 try:
                     with open(result_path, encoding="utf-8") as handle:
