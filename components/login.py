@@ -47,7 +47,10 @@ class LoginNodeArgs:
     zone: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
     accelerated_networking: bool = False
-    """Off by default: a login node does not need it and not every small size supports it."""
+    """On when the login node mounts Managed Lustre (`from_spec` does that): Microsoft asks for accelerated
+    networking on every Lustre client ("enable accelerated networking on all client VMs",
+    learn.microsoft.com/azure/azure-managed-lustre/connect-clients), and turning it on later needs a
+    deallocation. Off otherwise: not every small size supports it (the default D-series v5 sizes do)."""
     extra_identity_ids: list[pulumi.Input[str]] = field(default_factory=list)
     """More user-assigned identities for the login VM only (the elastic power identity)."""
 
@@ -83,6 +86,7 @@ class LoginNodeArgs:
             zone=cluster_zone(spec).zone,
             tags=dict(spec.tags),
             extra_identity_ids=[power.identity_id] if power is not None else [],
+            accelerated_networking=lustre_mount_host is not None,
         )
 
 

@@ -87,3 +87,11 @@ def test_a_zone_in_the_spec_is_used_everywhere(tmp_path):
 def test_without_lustre_a_cluster_without_zone_stays_regional(tmp_path):
     document = plan(tmp_path, "name: t\npools:\n  - {name: gpu, size: Standard_ND96isr_H100_v5, nodes: 2}\n")
     assert [r["name"] for r in of_type(document, *ZONAL_TYPES) if r["inputs"].get("zones")] == []
+
+
+# --- item 5: the login node is a Lustre client ------------------------------------------------------------
+
+
+def test_the_login_nic_has_accelerated_networking_when_it_mounts_lustre(tmp_path):
+    (nic,) = of_type(plan(tmp_path, LUSTRE_CLUSTER), NIC)
+    assert nic["inputs"]["enableAcceleratedNetworking"] is True

@@ -142,3 +142,11 @@ def test_login_without_keys_is_refused():
     args.ssh_public_keys = []
     with pytest.raises(ValueError, match="no SSH public keys"):
         build(args)
+
+
+def test_a_login_node_that_mounts_lustre_has_accelerated_networking_like_every_lustre_client():
+    cluster = spec(storage={"lustre": {}})
+    with_lustre = build(make_args(cluster, lustre_mount_host="lustre.c1.azcluster.internal"))
+    assert with_lustre.one("network:NetworkInterface").inputs["enableAcceleratedNetworking"] is True
+    without = build(make_args(spec()))
+    assert without.one("network:NetworkInterface").inputs["enableAcceleratedNetworking"] is False
