@@ -14,7 +14,11 @@ Security model (network security groups, one per subnet except Bastion's):
   SSH to compute from Bastion, SSH to login from the virtual network (Bastion, peered or VPN networks),
   Lustre TCP 988 and 1019-1023 from clients to the Lustre subnet and from the Lustre servers back to
   the clients (AMLFS needs both directions), anything within the Lustre subnet, HTTPS to private
-  endpoints, NFS (111, 2049) from the cluster's address space, Azure Load Balancer probes.
+  endpoints, Azure Load Balancer probes.
+- A port is open only where something listens: a feature that serves something (an Azure Files NFS share
+  behind a private endpoint, say) declares an `InboundService` (role of the subnet it listens in, ports,
+  client roles) and `inbound_services(spec)` returns it; `security_rules` opens exactly that. Nothing in
+  the cluster serves NFS by default, so no NSG opens 111 or 2049.
   Source: learn.microsoft.com/azure/azure-managed-lustre/configure-network-security-group and
   amlfs-prerequisites ("inbound and outbound access on port 988 and ports 1019-1023").
 - Outbound is left to Azure's defaults; with `nat_gateway` the compute, login and Lustre subnets leave
@@ -52,7 +56,7 @@ BASTION_SUBNET_NAME = "AzureBastionSubnet"  # Azure requires exactly this name
 SUBNET_ROLES = ("compute", "login", "lustre", "endpoints")
 NAT_SUBNET_ROLES = ("compute", "login", "lustre")
 LUSTRE_PORTS = ("988", "1019-1023")
-NFS_PORTS = ("111", "2049")
+NFS_PORTS = ("111", "2049")  # NFSv3 (portmapper + nfsd); NFSv4.1 (Azure Files) needs 2049 only
 
 _VNET_ID = re.compile(
     r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)"
@@ -110,7 +114,6 @@ RULE_REASONS = {
     "allow-from-login": "From the login (head) node: SSH, scheduler, interactive jobs.",
     "allow-ssh-from-bastion": "SSH through Azure Bastion.",
     "allow-lustre-from-servers": "Managed Lustre servers to clients (AMLFS needs 988, 1019-1023 both ways).",
-    "allow-nfs": "NFS from the cluster's own address space.",
     "allow-ssh-from-vnet": "SSH from Bastion and from peered or VPN-connected networks.",
     "allow-from-compute": "From GPU nodes back to the head node (scheduler, job callbacks).",
     "allow-login-intra": "Between login nodes.",
@@ -123,6 +126,54 @@ RULE_REASONS = {
     "deny-internet-inbound": "Nothing from the Internet, explicitly.",
 }
 ANY = ("*",)
+SERVICE_PRIORITY_BASE = 200
+"""Priorities of `InboundService` rules: 200, 210, ... (below the Load Balancer and deny rules)."""
+
+
+@dataclass(frozen=True)
+class InboundService:
+    """A port something in the cluster serves, opened only on the subnet where it listens, only to the
+    subnets of its clients. Whatever serves it declares it (see `inbound_services`)."""
+
+    name: str
+    """NSG rule name, e.g. "allow-nfs-home" (unique within the subnet's NSG)."""
+    role: str
+    """The subnet role where the server listens: compute, login, lustre or endpoints."""
+    ports: tuple[str, ...]
+    protocol: str
+    """"Tcp", "Udp" or "*"."""
+    clients: tuple[str, ...]
+    """Subnet roles allowed to connect, e.g. ("compute", "login")."""
+    description: str
+
+    def __post_init__(self) -> None:
+        unknown = [r for r in (self.role, *self.clients) if r not in SUBNET_ROLES]
+        if unknown or not self.clients or not self.ports:
+            raise ValueError(
+                f"inbound service {self.name!r}: roles must be among {', '.join(SUBNET_ROLES)} "
+                f"(got {', '.join(unknown) or 'no clients or no ports'})"
+            )
+
+
+AZURE_FILES_NFS = InboundService(
+    "allow-nfs-files",
+    "endpoints",
+    ("2049",),
+    "Tcp",
+    ("compute", "login"),
+    "NFSv4.1 to an Azure Files share's private endpoint (port 2049 only) from the nodes and login node.",
+)
+"""Ready for a feature that mounts an Azure Files NFS share through a private endpoint in the endpoints
+subnet: that subnet's NSG applies to private endpoints (network policies are on), so 2049 must be open
+there. NFSv4.x needs TCP 2049 only, no portmapper (RFC 7530 section 3.1, RFC 8881 section 2.9.3); Azure
+Files serves NFS 4.1 (learn.microsoft.com/azure/storage/files/files-nfs-protocol)."""
+
+
+def inbound_services(spec: ClusterSpec) -> tuple[InboundService, ...]:
+    """What the spec's features serve inside the network: nothing by default. A feature that serves a
+    port (e.g. an NFS home share) adds its `InboundService` here, so its NSG rule exists exactly when the
+    server does."""
+    return ()
 
 
 def _rule(
@@ -137,10 +188,12 @@ def _rule(
     return SecurityRule(name, priority, access, protocol, sources, ports, destination, RULE_REASONS[name])
 
 
-def security_rules(plan: SubnetPlan, address_space: str, bastion: bool) -> dict[str, list[SecurityRule]]:
-    """Inbound rules per subnet role (pure, so `plan` and tests can read them without Pulumi)."""
+def security_rules(
+    plan: SubnetPlan, address_space: str, bastion: bool, services: tuple[InboundService, ...] = ()
+) -> dict[str, list[SecurityRule]]:
+    """Inbound rules per subnet role (pure, so `plan` and tests can read them without Pulumi); each of
+    `services` opens its ports on its own subnet to its clients' subnets only."""
     compute, login, lustre, endpoints = (str(getattr(plan, r)) for r in SUBNET_ROLES)
-    space = (address_space,)
     bastion_ssh = [_rule("allow-ssh-from-bastion", 120, (str(plan.bastion),), ("22",), compute, "Tcp")]
     if not bastion:
         bastion_ssh = []
@@ -150,14 +203,12 @@ def security_rules(plan: SubnetPlan, address_space: str, bastion: bool) -> dict[
             _rule("allow-from-login", 110, (login,), ANY, compute, "*"),
             *bastion_ssh,
             _rule("allow-lustre-from-servers", 130, (lustre,), LUSTRE_PORTS, compute, "Tcp"),
-            _rule("allow-nfs", 140, space, NFS_PORTS, compute, "*"),
         ],
         "login": [
             _rule("allow-ssh-from-vnet", 100, ("VirtualNetwork",), ("22",), login, "Tcp"),
             _rule("allow-from-compute", 110, (compute,), ANY, login, "*"),
             _rule("allow-login-intra", 120, (login,), ANY, login, "*"),
             _rule("allow-lustre-from-servers", 130, (lustre,), LUSTRE_PORTS, login, "Tcp"),
-            _rule("allow-nfs", 140, space, NFS_PORTS, login, "*"),
         ],
         "lustre": [
             _rule("allow-lustre-intra", 100, (lustre,), ANY, lustre, "*"),
@@ -166,9 +217,22 @@ def security_rules(plan: SubnetPlan, address_space: str, bastion: bool) -> dict[
         ],
         "endpoints": [
             _rule("allow-https-from-vnet", 100, ("VirtualNetwork",), ("443",), endpoints, "Tcp"),
-            _rule("allow-nfs", 140, space, NFS_PORTS, endpoints, "*"),
         ],
     }
+    for index, service in enumerate(services):
+        sources = tuple(str(getattr(plan, client)) for client in service.clients)
+        rules[service.role].append(
+            SecurityRule(
+                service.name,
+                SERVICE_PRIORITY_BASE + 10 * index,
+                "Allow",
+                service.protocol,
+                sources,
+                service.ports,
+                str(getattr(plan, service.role)),
+                service.description,
+            )
+        )
     for role, role_rules in rules.items():
         destination = str(getattr(plan, role))
         role_rules += [
@@ -198,6 +262,7 @@ class ClusterNetworkArgs:
     blob_dns_zone_name: str = BLOB_PRIVATE_DNS_ZONE  # other clouds use other suffixes
     existing_blob_dns_zone_id: str | None = None  # reuse a hub's privatelink.blob zone (already linked)
     retain_resource_group: bool = True  # keep the group on destroy: deleting it would delete kept data too
+    services: tuple[InboundService, ...] = ()  # ports something in the cluster serves (inbound_services)
 
     def __post_init__(self) -> None:
         if not self.cluster_name:
@@ -230,6 +295,7 @@ class ClusterNetworkArgs:
             existing_vnet_id=spec.network.existing_vnet_id,
             zone=cluster_zone(spec).zone,
             retain_resource_group=holds_data,
+            services=inbound_services(spec),
         )
 
 
@@ -287,7 +353,7 @@ class ClusterNetwork(pulumi.ComponentResource):
             self.vnet_name = self.vnet.name
 
         # Network security groups, one per subnet (not AzureBastionSubnet: Bastion needs its own rules).
-        rules = security_rules(args.subnet_plan, args.address_space, args.bastion)
+        rules = security_rules(args.subnet_plan, args.address_space, args.bastion, args.services)
         self.nsgs = {
             role: network.NetworkSecurityGroup(
                 f"{name}-nsg-{role}",

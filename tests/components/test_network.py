@@ -8,9 +8,11 @@ import pytest
 
 from azcluster import mockrun as harness
 from azcluster.components.network import (
+    AZURE_FILES_NFS,
     BASTION_SUBNET_NAME,
     ClusterNetwork,
     ClusterNetworkArgs,
+    InboundService,
     parse_vnet_id,
     security_rules,
 )
@@ -195,10 +197,45 @@ def test_ssh_and_cluster_traffic_inside_the_network(default):
     assert verdict(compute, host(plan.bastion), 3389, "Tcp", space) == "Deny"
     assert verdict(login, host(plan.bastion), 22, "Tcp", space) == "Allow"
     assert verdict(login, host(plan.compute), 6817, "Tcp", space) == "Allow"
-    assert verdict(compute, "10.42.200.9/32", 2049, "Tcp", space) == "Allow"  # NFS inside the address space
+    assert verdict(compute, host(plan.compute), 2049, "Tcp", space) == "Allow"  # any port between nodes
     assert verdict(endpoints, host(plan.compute), 443, "Tcp", space) == "Allow"
     assert verdict(endpoints, host(plan.lustre), 443, "Tcp", space) == "Allow"  # Lustre HSM to blob
     assert verdict(endpoints, host(plan.compute), 22, "Tcp", space) == "Deny"
+
+
+def test_nfs_is_open_nowhere_when_nothing_serves_it(default):
+    capture, _, args = default
+    plan, space = args.subnet_plan, args.address_space
+    for role in ("compute", "login", "endpoints", "lustre"):
+        nsg = nsg_for(capture, role)
+        opened = [r["name"] for r in nsg.inputs["securityRules"] if "nfs" in r["name"]]
+        assert opened == [], role
+        for port in (111, 2049):
+            # From the address space outside the cluster's subnets, and from the endpoints subnet.
+            assert verdict(nsg, "10.42.200.9/32", port, "Tcp", space) == "Deny", (role, port)
+    for port in (111, 2049):
+        assert verdict(nsg_for(capture, "endpoints"), host(plan.compute), port, "Tcp", space) == "Deny"
+
+
+def test_a_served_port_is_opened_on_its_subnet_to_its_clients_only():
+    spec = make_spec()
+    capture, _, args = build(spec, services=(AZURE_FILES_NFS,))
+    plan, space = args.subnet_plan, args.address_space
+    endpoints = nsg_for(capture, "endpoints")
+    for client in ("compute", "login"):
+        assert verdict(endpoints, host(getattr(plan, client)), 2049, "Tcp", space) == "Allow"
+        assert verdict(endpoints, host(getattr(plan, client)), 111, "Tcp", space) == "Deny"
+    assert verdict(endpoints, host(plan.lustre), 2049, "Tcp", space) == "Deny"
+    assert verdict(endpoints, "10.42.200.9/32", 2049, "Tcp", space) == "Deny"
+    for role in ("compute", "login"):  # the clients' own subnets serve nothing
+        assert verdict(nsg_for(capture, role), "10.42.200.9/32", 2049, "Tcp", space) == "Deny"
+
+
+def test_an_inbound_service_names_known_roles():
+    with pytest.raises(ValueError, match="roles must be among"):
+        InboundService("allow-x", "storage", ("1",), "Tcp", ("compute",), "x")
+    with pytest.raises(ValueError, match="no clients"):
+        InboundService("allow-x", "login", ("1",), "Tcp", (), "x")
 
 
 def test_rule_priorities_are_unique_and_allows_come_before_denies():
@@ -211,6 +248,9 @@ def test_rule_priorities_are_unique_and_allows_come_before_denies():
         assert max(r.priority for r in rules if r.access == "Allow") < min(
             r.priority for r in rules if r.access == "Deny"
         )
+    served = (AZURE_FILES_NFS, InboundService("allow-y", "endpoints", ("9",), "Tcp", ("login",), "y"))
+    for rules in security_rules(plan, "10.42.0.0/16", True, served).values():
+        assert len({r.priority for r in rules}) == len(rules) and len({r.name for r in rules}) == len(rules)
     without_bastion = security_rules(plan, "10.42.0.0/16", bastion=False)
     assert not any(r.name == "allow-ssh-from-bastion" for r in without_bastion["compute"])
 
