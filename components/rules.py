@@ -1804,3 +1804,95 @@ def elastic_keep_warm_exceeds_islands(spec: ClusterSpec) -> Iterator[Problem]:
                 f"Use a number below {islands} (islands, not nodes), or leave the pool out of elastic by "
                 "removing the `elastic:` section.",
             )
+
+
+# ==================================================================================================
+# Slurm (scheduler: slurm)
+# ==================================================================================================
+
+
+def _slurm(spec: ClusterSpec) -> bool:
+    return spec.scheduler == "slurm"
+
+
+@rule("AZC070", "error", "slurm-needs-controller", "Slurm needs the login node, where slurmctld runs")
+def slurm_needs_controller(spec: ClusterSpec) -> Iterator[Problem]:
+    """slurmctld runs on the login node, and every node fetches its configuration from it (configless,
+    https://slurm.schedmd.com/configless_slurm.html). Without a login node the nodes would boot and wait
+    for a controller that never comes.
+    """
+    if _slurm(spec) and not spec.login.enabled:
+        yield (
+            _at("login.enabled"),
+            "scheduler is slurm but the login node, which runs slurmctld, is disabled.",
+            "Enable the login node (`login.enabled: true`) or set `scheduler: none` for a cluster without "
+            "a scheduler.",
+        )
+
+
+@rule("AZC071", "error", "slurm-default-partition-unknown", "The default partition names no pool")
+def slurm_default_partition_unknown(spec: ClusterSpec) -> Iterator[Problem]:
+    """Every pool is a partition of the same name; slurmctld refuses a Default partition that does not
+    exist, so `slurm.default_partition` must name a pool. Source: slurm.conf(5), PartitionName / Default.
+    """
+    wanted = spec.slurm.default_partition
+    names = [pool.name for pool in spec.pools]
+    if _slurm(spec) and wanted is not None and wanted not in names:
+        yield (
+            _at("slurm.default_partition"),
+            f"default_partition {wanted!r} is not a pool; the partitions are: {', '.join(names) or 'none'}.",
+            f"{_did_you_mean(wanted, names)}Name one of the pools, or leave it out to use the first pool.",
+        )
+
+
+@rule("AZC072", "warning", "slurm-without-pools", "A Slurm cluster with no pool has no partition")
+def slurm_without_pools(spec: ClusterSpec) -> Iterator[Problem]:
+    """Partitions follow pools: with no pool, slurmctld starts with no partition and every `sbatch` is
+    refused ("invalid partition specified").
+    """
+    if _slurm(spec) and not spec.pools:
+        yield (
+            _at("pools"),
+            "scheduler is slurm but there are no pools, so Slurm has no partition to run jobs in.",
+            "Add a pool, or set `scheduler: none`.",
+        )
+
+
+@rule("AZC073", "error", "slurm-reserved-cores-too-many", "Reserved cores leave a pool no cores for jobs")
+def slurm_reserved_cores_too_many(spec: ClusterSpec) -> Iterator[Problem]:
+    """`slurm.reserved_cores` becomes CoreSpecCount on every node record; slurmctld rejects a node whose
+    specialised cores are all its cores. Source: slurm.conf(5), CoreSpecCount.
+    """
+    reserved = spec.slurm.reserved_cores
+    if not (_slurm(spec) and reserved):
+        return
+    for pool in spec.pools:
+        size = catalog.find_size(pool.size)
+        if size is not None and reserved >= size.vcpus:
+            yield (
+                _at("slurm.reserved_cores"),
+                f"reserved_cores {reserved} leaves pool {pool.name!r} ({size.name}, {size.vcpus} vCPUs) "
+                "no cores for jobs.",
+                "Reserve fewer cores (2 is plenty for system daemons).",
+            )
+
+
+@rule("AZC074", "info", "slurm-containers-nvidia-only", "Pyxis and Enroot are not installed on AMD nodes")
+def slurm_containers_nvidia_only(spec: ClusterSpec) -> Iterator[Problem]:
+    """Pyxis (NVIDIA's Slurm plugin for `srun --container-image`) runs containers through Enroot, whose
+    GPU support is NVIDIA's container toolkit; on AMD (ROCm) nodes azcluster leaves them out, so
+    `--container-image` jobs there fail. Source: https://github.com/NVIDIA/pyxis,
+    https://github.com/NVIDIA/enroot (GPU support via libnvidia-container).
+    """
+    if not (_slurm(spec) and spec.slurm.containers):
+        return
+    for index, pool in enumerate(spec.pools):
+        size = catalog.find_size(pool.size)
+        if size is not None and size.gpu_vendor == "amd":
+            yield (
+                _pool_at(index, "size"),
+                f"pool {pool.name!r} ({size.name}) has AMD GPUs: Pyxis and Enroot are not installed there, "
+                "so `srun --container-image` does not work in that partition.",
+                "Run containers on AMD nodes with Apptainer or Docker inside the job, or suppress this "
+                "finding.",
+            )

@@ -226,6 +226,47 @@ def _read_key(value: str, base: Path) -> str:
         raise ValueError(f"cannot read SSH public key file {path}: {err.strerror or err}") from None
 
 
+class SlurmAccountingSpec(_Strict):
+    """Slurm job accounting (sacct, fair-share): slurmdbd and its database on the controller."""
+
+    enabled: bool = Field(
+        False,
+        description="Run slurmdbd with a MariaDB database on the controller (the login node) and record "
+        "every job. Off by default: a training cluster often has one team and no need for fair-share.",
+    )
+
+
+class SlurmSpec(_Strict):
+    """The Slurm scheduler: slurmctld on the login node, slurmd on every GPU node, configless."""
+
+    default_partition: str | None = Field(
+        None,
+        description="Name of the pool whose partition jobs land in when they name none; default: the "
+        "first pool. Every pool is a partition of the same name.",
+    )
+    accounting: SlurmAccountingSpec = Field(
+        default_factory=SlurmAccountingSpec, description="Job accounting (slurmdbd); off by default."
+    )
+    containers: bool = Field(
+        True,
+        description="Pyxis + Enroot, so `srun --container-image=...` runs a container: used where the "
+        "image has them, installed where it does not (NVIDIA nodes); ignored on AMD nodes.",
+    )
+    memory_reserve_percent: int = Field(
+        5,
+        ge=0,
+        le=50,
+        description="Share of each node's memory kept from jobs for the OS and page cache (at least 1 GiB), "
+        "as CycleCloud's `slurm.dampen_memory` does; Slurm drains a node that reports less memory than "
+        "it is configured with.",
+    )
+    reserved_cores: int = Field(
+        0,
+        ge=0,
+        description="Cores per node kept from jobs for system daemons (Slurm's CoreSpecCount).",
+    )
+
+
 ZoneName = Annotated[str, Field(pattern=r"^[1-3]$")]
 
 
@@ -251,6 +292,12 @@ class ClusterSpec(_Strict):
     elastic: ElasticSpec | None = Field(
         None, description="Power idle GPU nodes off and back on by themselves; leave out for always on."
     )
+    scheduler: Literal["slurm", "none"] = Field(
+        "slurm",
+        description="`slurm`: a Slurm cluster (slurmctld on the login node, one partition per pool, "
+        "one topology switch per InfiniBand island); `none`: nodes and one hostfile per island only.",
+    )
+    slurm: SlurmSpec = Field(default_factory=SlurmSpec, description="Slurm settings (scheduler: slurm).")
     suppress: list[str] = Field(default_factory=list, description="Finding ids to silence, e.g. AZC012.")
 
     @field_validator("location")

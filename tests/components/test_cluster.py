@@ -159,7 +159,11 @@ def test_every_resource_sits_under_the_cluster_component(full):
 
 def test_cluster_without_storage_or_login_has_none_of_them():
     capture = harness.run(
-        lambda: Cluster("small", spec(name="small", storage={}, login={"enabled": False})).outputs
+        lambda: (
+            Cluster(
+                "small", spec(name="small", storage={}, login={"enabled": False}, scheduler="none")
+            ).outputs
+        )
     )
     assert not capture.of_type("storagecache:AmlFilesystem")
     assert not capture.of_type("storage:StorageAccount")

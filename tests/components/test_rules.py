@@ -231,7 +231,11 @@ FIRES = [
     ("AZC041", {"pools.0.name": "p" * 53}, "leaves no room"),
     ("AZC041", {"pools.0.name": "p" * 50, "pools.0.nodes": 1000, "pools.0.island_max_nodes": 1}, "-i999-"),
     ("AZC041", {"name": "c" * 60}, "login"),
-    ("AZC041", {"name": "c" * 88, "login.enabled": False, "pools": []}, "resource group"),
+    (
+        "AZC041",
+        {"name": "c" * 88, "login.enabled": False, "scheduler": "none", "pools": []},
+        "resource group",
+    ),
     ("AZC042", {"resource_group": "rg."}, "rg."),
     ("AZC042", {"resource_group": "my rg"}, "my rg"),
     ("AZC042", {"resource_group": "r" * 91}, "1-90"),
@@ -306,6 +310,15 @@ FIRES = [
     ("AZC096", {"pools.0.spot": True, "elastic": {}}, "Spot"),
     ("AZC097", {"elastic": {"keep_warm_islands": 1}}, "keep_warm_islands is 1, all of pool 'gpu'"),
     ("AZC097", {"elastic": {"keep_warm_islands": 4}}, "islands, not nodes"),
+    ("AZC070", {"login.enabled": False}, "slurmctld"),
+    ("AZC071", {"slurm.default_partition": "gpus"}, "Did you mean gpu"),
+    ("AZC072", {"pools": []}, "no partition"),
+    (
+        "AZC073",
+        {"slurm.reserved_cores": 96, "pools.0.size": "Standard_NC96ads_A100_v4", "pools.0.nodes": 1},
+        "no cores",
+    ),
+    ("AZC074", {"pools.0.size": MI300X}, "Pyxis"),
 ]
 
 QUIET = [
@@ -422,6 +435,19 @@ QUIET = [
     ("AZC096", {"pools.0.spot": True, "elastic": {"keep_warm_islands": 1}}),
     ("AZC097", {"elastic": {"keep_warm_islands": 0}}),
     ("AZC097", {"pools.0.nodes": 150, "elastic": {"keep_warm_islands": 1}}),
+    ("AZC070", {"login.enabled": False, "scheduler": "none"}),
+    ("AZC071", {"slurm.default_partition": "gpu"}),
+    ("AZC071", {"scheduler": "none", "slurm.default_partition": "cpu"}),
+    ("AZC072", {"pools": [], "scheduler": "none"}),
+    ("AZC073", {"slurm.reserved_cores": 2}),
+    (
+        "AZC074",
+        {
+            "pools.0.size": MI300X,
+            "slurm.containers": False,
+            "pools.0.image": "microsoft-dsvm:ubuntu-hpc:2204-rocm:latest",
+        },
+    ),
 ]
 
 

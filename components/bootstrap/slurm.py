@@ -1,0 +1,409 @@
+"""Slurm's configuration, rendered from the cluster spec: slurm.conf, topology.conf, gres.conf, cgroup.conf.
+
+The controller (slurmctld on the login node) holds these files; every GPU node's slurmd fetches them from it
+(configless, `SlurmctldParameters=enable_configless`, https://slurm.schedmd.com/configless_slurm.html), so
+they are rendered once, into the login node's cloud-config, never into the nodes'.
+
+How nodes join and leave without anyone listing them. Scale-set host names are only known once a VM
+exists and change when automatic repairs replace a node, so slurm.conf does not name hosts. It names
+*slots*: per InfiniBand island (one scale set) as many node records as the island can ever hold
+(`PoolSpec.island_max_nodes`, the placement-group limit), `<pool>-i<island>-<nnn>`, in `State=CLOUD`. A
+booting node claims a free slot of its own island (azc-slurm-node.sh) and starts `slurmd -N <slot>`;
+with `SlurmctldParameters=cloud_reg_addrs` slurmctld learns the slot's address and host name from that
+registration (slurm.conf(5): cloud_reg_addrs). Unclaimed CLOUD slots are hidden from sinfo and never
+scheduled. A deleted node stops answering; the controller's reaper (azc-slurm-reaper.sh) returns its slot
+to FUTURE state, which hides it again until a new node claims it.
+
+Why slots and not Slurm's dynamic nodes (`slurmd -Z`): topology. Dynamic nodes are created after
+slurmctld has built its switch table, so with topology/tree they belong to no switch and no job can ever
+use them ("Requested node configuration is not available", checked against Slurm 22.05.8 on loopback);
+slots exist in slurm.conf, so topology.conf can list them and every job stays inside one island.
+
+Topology: topology/tree with one switch per island and no common root, so a multi-node job lands inside
+one island and never spans two (topology.conf(5): "Jobs can only span nodes connected by the same switch
+fabric"). `scontrol show topology` lists the islands.
+
+Pure: no pulumi. `render_slurm_conf(spec, settings, extra)` takes `extra` (global `Key=Value` lines that
+replace or add to the rendered ones) so other features (power saving: SuspendProgram/ResumeProgram) build
+on this renderer without editing it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+
+from ..catalog import GpuSize, find_size
+from ..spec import ClusterSpec, PoolSpec
+from . import INSTALL_DIR, island_key
+
+SLURMCTLD_PORT = 6817
+SLURMD_PORT = 6818
+SLURM_USER = "slurm"
+CONTROLLER_RECORD = "slurmctld"
+"""A record in the cluster's private DNS zone naming the controller: nodes find it by name, never by IP."""
+SLURM_ETC = "/etc/slurm"
+HEALTH_REASON_PREFIX = "azc-health:"
+"""Drain reasons the health hook sets start with this; it resumes only nodes it drained itself."""
+GIB_MB = 1024
+MIN_MEMORY_RESERVE_MB = 1024
+
+
+def controller_address(dns_zone: str) -> str:
+    """The controller's DNS name, e.g. 'slurmctld.llm.azcluster.internal'."""
+    return f"{CONTROLLER_RECORD}.{dns_zone}"
+
+
+def controller_hostname(spec: ClusterSpec) -> str:
+    """The login VM's host name (its computer name): SlurmctldHost must be the controller's short name."""
+    return f"{spec.name}-login"
+
+
+@dataclass(frozen=True)
+class NodeHardware:
+    """What one node offers Slurm: CPUs, memory (MB, after the OS reservation) and GPUs."""
+
+    cpus: int
+    memory_mb: int
+    gpus: int
+    gpu_vendor: str = "nvidia"
+
+
+def node_hardware(size: GpuSize, memory_reserve_percent: int = 5) -> NodeHardware:
+    """CPUs and GPUs from the catalogue; memory less `memory_reserve_percent` (at least 1 GiB) for the OS.
+
+    Slurm drains a node whose slurmd reports less memory than RealMemory, and the kernel, page cache and
+    GPU driver take some of what the size page lists, so RealMemory keeps a reserve (CycleCloud's
+    `slurm.dampen_memory`: 5 % or 1 GiB, whichever is larger; Azure/cyclecloud-slurm README).
+    """
+    total = size.memory_gib * GIB_MB
+    reserve = max(MIN_MEMORY_RESERVE_MB, total * memory_reserve_percent // 100)
+    return NodeHardware(
+        cpus=size.vcpus, memory_mb=total - reserve, gpus=size.gpus, gpu_vendor=size.gpu_vendor
+    )
+
+
+@dataclass(frozen=True)
+class IslandSlots:
+    """The node records (slots) of one island: names `<key>-<index>` for index in 0..count-1."""
+
+    pool: str
+    island: int
+    key: str
+    count: int
+    width: int
+
+    def name(self, index: int) -> str:
+        return f"{self.key}-{index:0{self.width}d}"
+
+    @property
+    def hostlist(self) -> str:
+        """All slots as one Slurm hostlist expression, e.g. 'h100-i0-[000-099]'."""
+        if self.count == 1:
+            return self.name(0)
+        return f"{self.key}-[{0:0{self.width}d}-{self.count - 1:0{self.width}d}]"
+
+
+def island_slots(pool: PoolSpec, size: GpuSize | None) -> list[IslandSlots]:
+    """One slot range per island of the pool.
+
+    InfiniBand islands hold at most `island_max_nodes` VMs (one placement group), so that many slots cover
+    every node the island can ever have, replacements included (a replaced node's slot is reaped).
+    A pool without InfiniBand is one scale set: as many slots as nodes, at least `island_max_nodes`.
+    """
+    if size is not None and not size.has_infiniband:
+        count = max(pool.nodes, pool.island_max_nodes)
+        return [IslandSlots(pool.name, 0, island_key(pool.name, 0), count, max(3, len(str(count - 1))))]
+    count = pool.island_max_nodes
+    width = max(3, len(str(count - 1)))
+    return [
+        IslandSlots(pool.name, index, island_key(pool.name, index), count, width)
+        for index in range(len(pool.island_sizes()))
+    ]
+
+
+@dataclass(frozen=True)
+class SlurmSettings:
+    """Where Slurm's daemons live and how they find each other. The defaults are the cluster's; tests that
+    run real daemons on loopback change the ports, paths and plugins (and say so)."""
+
+    controller_host: str
+    """SlurmctldHost: the controller's short host name."""
+    controller_addr: str
+    """How others reach it (a DNS name in the cluster's private zone)."""
+    slurmctld_port: int = SLURMCTLD_PORT
+    slurmd_port: int = SLURMD_PORT
+    slurm_user: str = SLURM_USER
+    state_save_location: str = "/var/spool/slurmctld"
+    slurmd_spool_dir: str = "/var/spool/slurmd"
+    log_dir: str = "/var/log/slurm"
+    run_dir: str = "/run/slurm"
+    munge_socket: str | None = None
+    """AuthInfo socket; None: munge's default (/run/munge/munge.socket.2)."""
+    proctrack_type: str = "proctrack/cgroup"
+    task_plugin: str = "task/cgroup,task/affinity"
+    mpi_default: str = "pmix"
+    """`srun` uses PMIx unless told otherwise (Microsoft's Slurm packages are built with PMIx 4.2.9)."""
+    health_check_program: str | None = f"{INSTALL_DIR}/azc-slurm-health.sh"
+    health_check_interval_s: int = 60
+    task_prolog: str | None = f"{INSTALL_DIR}/azc-slurm-taskprolog.sh"
+    slurmd_timeout_s: int = 300
+    per_slot_ports: bool = False
+    """Give every slot its own slurmd port (SlurmdPort + slot number) so several slurmd can share one
+    host: for tests on loopback, never on a cluster."""
+    hardware: Mapping[str, NodeHardware] = field(default_factory=dict)
+    """Per pool name, hardware to declare instead of the catalogue's (tests; sizes azcluster lacks)."""
+
+    @classmethod
+    def for_cluster(cls, spec: ClusterSpec, dns_zone: str, **changes: object) -> SlurmSettings:
+        """The settings of a deployed cluster whose private DNS zone is `dns_zone`."""
+        base = cls(controller_host=controller_hostname(spec), controller_addr=controller_address(dns_zone))
+        return replace(base, **changes) if changes else base  # type: ignore[arg-type]
+
+
+def default_dns_zone(spec: ClusterSpec) -> str:
+    """The cluster's private DNS zone name (network.ClusterNetworkArgs' default)."""
+    return f"{spec.name}.azcluster.internal"
+
+
+def _hardware(spec: ClusterSpec, pool: PoolSpec, settings: SlurmSettings) -> NodeHardware:
+    if pool.name in settings.hardware:
+        return settings.hardware[pool.name]
+    size = find_size(pool.size)
+    if size is None:
+        raise ValueError(f"pool {pool.name!r}: size {pool.size!r} is not in azcluster's catalogue")
+    return node_hardware(size, spec.slurm.memory_reserve_percent)
+
+
+def _slots(pool: PoolSpec) -> list[IslandSlots]:
+    return island_slots(pool, find_size(pool.size))
+
+
+def default_partition(spec: ClusterSpec) -> str | None:
+    """The partition jobs land in when they name none: `slurm.default_partition` or the first pool."""
+    if spec.slurm.default_partition:
+        return spec.slurm.default_partition
+    return spec.pools[0].name if spec.pools else None
+
+
+_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
+
+
+def _global_parameters(spec: ClusterSpec, settings: SlurmSettings) -> dict[str, str]:
+    s = settings
+    params: dict[str, str] = {
+        "ClusterName": spec.name,
+        "SlurmctldHost": f"{s.controller_host}({s.controller_addr})",
+        "SlurmctldPort": str(s.slurmctld_port),
+        "SlurmdPort": str(s.slurmd_port),
+        "SlurmUser": s.slurm_user,
+        "AuthType": "auth/munge",
+        "CredType": "cred/munge",
+    }
+    if s.munge_socket:
+        params["AuthInfo"] = f"socket={s.munge_socket}"
+    params.update(
+        {
+            "StateSaveLocation": s.state_save_location,
+            "SlurmdSpoolDir": s.slurmd_spool_dir + ("/%n" if s.per_slot_ports else ""),
+            "SlurmctldPidFile": f"{s.run_dir}/slurmctld.pid",
+            "SlurmdPidFile": f"{s.run_dir}/slurmd" + ("-%n" if s.per_slot_ports else "") + ".pid",
+            "SlurmctldLogFile": f"{s.log_dir}/slurmctld.log",
+            "SlurmdLogFile": f"{s.log_dir}/slurmd" + ("-%n" if s.per_slot_ports else "") + ".log",
+            # configless: slurmd and the client commands fetch these files from slurmctld;
+            # cloud_reg_addrs: a CLOUD slot takes the address and host name of the slurmd that registers.
+            "SlurmctldParameters": "enable_configless,cloud_reg_addrs",
+            # A node that was DOWN (not responding) becomes usable again when it registers; a DRAINED one
+            # stays drained (only the health hook or an admin resumes it).
+            "ReturnToService": "2",
+            "SchedulerType": "sched/backfill",
+            "SelectType": "select/cons_tres",
+            "SelectTypeParameters": "CR_Core_Memory",
+            "GresTypes": "gpu",
+            "TopologyPlugin": "topology/tree",
+            "ProctrackType": s.proctrack_type,
+            "TaskPlugin": s.task_plugin,
+            "MpiDefault": s.mpi_default,
+            "LaunchParameters": "use_interactive_step",
+            "SlurmdTimeout": str(s.slurmd_timeout_s),
+            "InactiveLimit": "0",
+            "KillWait": "30",
+            "MinJobAge": "300",
+            "Waittime": "0",
+        }
+    )
+    if s.task_prolog:
+        params["TaskProlog"] = s.task_prolog
+    if s.health_check_program:
+        params["HealthCheckProgram"] = s.health_check_program
+        params["HealthCheckInterval"] = str(s.health_check_interval_s)
+        params["HealthCheckNodeState"] = "ANY"
+    if spec.slurm.accounting.enabled:
+        params.update(
+            {
+                "AccountingStorageType": "accounting_storage/slurmdbd",
+                "AccountingStorageHost": s.controller_addr,
+                "JobAcctGatherType": "jobacct_gather/cgroup"
+                if s.proctrack_type == "proctrack/cgroup"
+                else "jobacct_gather/linux",
+            }
+        )
+    else:
+        params["AccountingStorageType"] = "accounting_storage/none"
+    return params
+
+
+def _merge(params: dict[str, str], extra: Mapping[str, str] | None) -> dict[str, str]:
+    """`extra` keys replace rendered ones whatever their case (Slurm's keys are case-insensitive)."""
+    if not extra:
+        return params
+    merged = dict(params)
+    folded = {key.lower(): key for key in merged}
+    for key, value in extra.items():
+        if not _KEY.match(key):
+            raise ValueError(f"slurm.conf parameter name {key!r}: letters and digits only")
+        text = str(value)
+        if "\n" in text or "\r" in text:
+            raise ValueError(f"slurm.conf parameter {key}: the value has a line break")
+        existing = folded.get(key.lower())
+        if existing is not None:
+            merged.pop(existing)
+        merged[key] = text
+        folded[key.lower()] = key
+    return merged
+
+
+def _node_lines(spec: ClusterSpec, settings: SlurmSettings) -> list[str]:
+    lines = []
+    for pool in spec.pools:
+        hw = _hardware(spec, pool, settings)
+        parts = [f"CPUs={hw.cpus}", f"RealMemory={hw.memory_mb}"]
+        if hw.gpus:
+            parts.append(f"Gres=gpu:{hw.gpus}")
+        if spec.slurm.reserved_cores:
+            parts.append(f"CoreSpecCount={spec.slurm.reserved_cores}")
+        for island in _slots(pool):
+            features = f"Feature={pool.name},{island.key}"
+            tail = " ".join([*parts, features, "State=CLOUD"])
+            if settings.per_slot_ports:
+                for index in range(island.count):
+                    port = settings.slurmd_port + 1 + _slot_number(spec, island, index)
+                    lines.append(f"NodeName={island.name(index)} {tail} Port={port}")
+            else:
+                lines.append(f"NodeName={island.hostlist} {tail}")
+    return lines
+
+
+def _slot_number(spec: ClusterSpec, target: IslandSlots, index: int) -> int:
+    """A slot's position among all slots of the cluster (for per-slot test ports)."""
+    offset = 0
+    for pool in spec.pools:
+        for island in _slots(pool):
+            if island == target:
+                return offset + index
+            offset += island.count
+    raise ValueError(f"no island {target.key}")
+
+
+def _partition_lines(spec: ClusterSpec) -> list[str]:
+    default = default_partition(spec)
+    lines = []
+    for pool in spec.pools:
+        nodes = ",".join(island.hostlist for island in _slots(pool))
+        flag = "YES" if pool.name == default else "NO"
+        lines.append(f"PartitionName={pool.name} Nodes={nodes} Default={flag} MaxTime=INFINITE State=UP")
+    return lines
+
+
+def render_slurm_conf(
+    spec: ClusterSpec, settings: SlurmSettings, extra: Mapping[str, str] | None = None
+) -> str:
+    """slurm.conf: global parameters (then `extra`, which replaces or adds), node slots, partitions.
+
+    One partition per pool, named after it; the default partition is `slurm.default_partition` or the
+    first pool. Node records carry the pool and island as features (`--constraint=h100-i0`).
+    """
+    params = _merge(_global_parameters(spec, settings), extra)
+    lines = [f"# slurm.conf for cluster {spec.name}, rendered by azcluster from the cluster spec."]
+    lines += [f"{key}={value}" for key, value in params.items()]
+    lines.append("# Node slots: one range per InfiniBand island; nodes claim a slot when they boot.")
+    lines += _node_lines(spec, settings)
+    lines += _partition_lines(spec)
+    return "\n".join(lines) + "\n"
+
+
+def render_topology_conf(spec: ClusterSpec) -> str:
+    """topology.conf: one switch per island holding its slots, and no switch above them, so Slurm never
+    places one job on two islands."""
+    lines = ["# One switch per InfiniBand island, no common root: a job never spans two islands."]
+    for pool in spec.pools:
+        for island in _slots(pool):
+            lines.append(f"SwitchName={island.key} Nodes={island.hostlist}")
+    return "\n".join(lines) + "\n"
+
+
+def gpu_device_files(vendor: str, gpus: int) -> str:
+    """The device files of a node's GPUs: /dev/nvidia[0-N] (NVIDIA) or the DRM render nodes (AMD ROCm,
+    /dev/dri/renderD128 upwards; Slurm's gres.conf(5) example for AMD uses the same files)."""
+    if vendor == "amd":
+        return f"/dev/dri/renderD[128-{127 + gpus}]" if gpus > 1 else "/dev/dri/renderD128"
+    return f"/dev/nvidia[0-{gpus - 1}]" if gpus > 1 else "/dev/nvidia0"
+
+
+def render_gres_conf(spec: ClusterSpec, settings: SlurmSettings) -> str:
+    """gres.conf: the GPUs of each pool's slots as explicit device files.
+
+    Explicit files rather than `AutoDetect=nvml`: NVML autodetection needs a Slurm built against NVML,
+    which the distribution packages and Microsoft's packages do not promise; the device files are the
+    same on every node of a size.
+    """
+    lines = ["# GPUs per pool, as device files (explicit, not autodetected)."]
+    for pool in spec.pools:
+        hw = _hardware(spec, pool, settings)
+        if not hw.gpus:
+            continue
+        nodes = ",".join(island.hostlist for island in _slots(pool))
+        lines.append(f"NodeName={nodes} Name=gpu File={gpu_device_files(hw.gpu_vendor, hw.gpus)}")
+    return "\n".join(lines) + "\n"
+
+
+def render_cgroup_conf() -> str:
+    """cgroup.conf: jobs see only the cores, memory and GPUs they were given (`--gpus-per-node`)."""
+    return "ConstrainCores=yes\nConstrainRAMSpace=yes\nConstrainDevices=yes\n"
+
+
+def render_configs(
+    spec: ClusterSpec, settings: SlurmSettings, extra: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Every file the controller serves, by file name (slurm.conf, topology.conf, gres.conf, cgroup.conf)."""
+    return {
+        "slurm.conf": render_slurm_conf(spec, settings, extra),
+        "topology.conf": render_topology_conf(spec),
+        "gres.conf": render_gres_conf(spec, settings),
+        "cgroup.conf": render_cgroup_conf(),
+    }
+
+
+def parse_conf(text: str) -> list[dict[str, str]]:
+    """Lines of a Slurm config file as {key: value} dicts (comments and blanks dropped): for tests and
+    tools that read back what was rendered. Keys keep their case."""
+    entries = []
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        entry = {}
+        for token in line.split():
+            key, _, value = token.partition("=")
+            entry[key] = value
+        entries.append(entry)
+    return entries
+
+
+def slot_names(spec: ClusterSpec) -> Iterable[str]:
+    """Every slot name of the cluster, island by island."""
+    for pool in spec.pools:
+        for island in _slots(pool):
+            for index in range(island.count):
+                yield island.name(index)

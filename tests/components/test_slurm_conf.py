@@ -1,0 +1,153 @@
+"""Slurm's configuration rendered from the spec: partitions per pool, slots per island, one switch per
+island, GPUs as GRES, memory reserve, accounting, and the `extra` extension point."""
+
+from __future__ import annotations
+
+import pytest
+
+from azcluster.components.bootstrap import slurm
+from azcluster.components.catalog import find_size
+from azcluster.components.spec import ClusterSpec
+
+H100 = "Standard_ND96isr_H100_v5"
+MI300X = "Standard_ND96isr_MI300X_v5"
+NC = "Standard_NC96ads_A100_v4"
+
+
+def _spec(pools: list[dict], **slurm_options: object) -> ClusterSpec:
+    return ClusterSpec.model_validate(
+        {"name": "llm", "location": "eastus", "pools": pools, "slurm": slurm_options}
+    )
+
+
+def _settings(spec: ClusterSpec, **changes: object) -> slurm.SlurmSettings:
+    return slurm.SlurmSettings.for_cluster(spec, slurm.default_dns_zone(spec), **changes)
+
+
+def _entries(text: str, first_key: str) -> list[dict[str, str]]:
+    return [entry for entry in slurm.parse_conf(text) if first_key in entry]
+
+
+def _globals(text: str) -> dict[str, str]:
+    merged: dict[str, str] = {}
+    for entry in slurm.parse_conf(text):
+        if len(entry) == 1:
+            merged.update(entry)
+    return merged
+
+
+def test_every_pool_is_a_partition_and_the_first_is_the_default() -> None:
+    spec = _spec([{"name": "h100", "size": H100, "nodes": 250}, {"name": "mi", "size": MI300X, "nodes": 8}])
+    text = slurm.render_slurm_conf(spec, _settings(spec))
+    partitions = {entry["PartitionName"]: entry for entry in _entries(text, "PartitionName")}
+    assert set(partitions) == {"h100", "mi"}
+    assert partitions["h100"]["Default"] == "YES" and partitions["mi"]["Default"] == "NO"
+    # 250 nodes at 100 per island: three islands, each with 100 slots (the placement-group limit).
+    assert partitions["h100"]["Nodes"] == "h100-i0-[000-099],h100-i1-[000-099],h100-i2-[000-099]"
+    assert partitions["mi"]["Nodes"] == "mi-i0-[000-099]"
+
+
+def test_default_partition_can_name_another_pool() -> None:
+    spec = _spec(
+        [{"name": "a", "size": H100, "nodes": 2}, {"name": "b", "size": H100, "nodes": 2}],
+        default_partition="b",
+    )
+    partitions = {
+        e["PartitionName"]: e["Default"]
+        for e in _entries(slurm.render_slurm_conf(spec, _settings(spec)), "PartitionName")
+    }
+    assert partitions == {"a": "NO", "b": "YES"}
+
+
+def test_node_slots_carry_catalogue_hardware_less_the_os_reserve_and_island_features() -> None:
+    spec = _spec([{"name": "h100", "size": H100, "nodes": 16}])
+    nodes = _entries(slurm.render_slurm_conf(spec, _settings(spec)), "NodeName")
+    assert len(nodes) == 1
+    node = nodes[0]
+    size = find_size(H100)
+    total = size.memory_gib * 1024
+    assert node["NodeName"] == "h100-i0-[000-099]"
+    assert node["CPUs"] == str(size.vcpus)
+    assert node["RealMemory"] == str(total - total * 5 // 100)
+    assert node["Gres"] == "gpu:8"
+    assert node["Feature"] == "h100,h100-i0"
+    assert node["State"] == "CLOUD"
+
+
+def test_memory_reserve_has_a_floor_and_follows_the_spec() -> None:
+    size = find_size(H100)
+    assert slurm.node_hardware(size, 0).memory_mb == size.memory_gib * 1024 - 1024
+    assert slurm.node_hardware(size, 10).memory_mb == size.memory_gib * 1024 * 90 // 100
+
+
+def test_topology_has_one_switch_per_island_and_no_root() -> None:
+    spec = _spec([{"name": "h100", "size": H100, "nodes": 250}, {"name": "nc", "size": NC, "nodes": 3}])
+    switches = _entries(slurm.render_topology_conf(spec), "SwitchName")
+    assert [s["SwitchName"] for s in switches] == ["h100-i0", "h100-i1", "h100-i2", "nc-i0"]
+    assert all("Switches" not in s for s in switches)  # nothing joins two islands
+    assert switches[1]["Nodes"] == "h100-i1-[000-099]"
+
+
+def test_gres_names_nvidia_and_amd_device_files() -> None:
+    spec = _spec([{"name": "h100", "size": H100, "nodes": 2}, {"name": "mi", "size": MI300X, "nodes": 2}])
+    gres = {e["NodeName"]: e for e in _entries(slurm.render_gres_conf(spec, _settings(spec)), "NodeName")}
+    assert gres["h100-i0-[000-099]"]["File"] == "/dev/nvidia[0-7]"
+    assert gres["mi-i0-[000-099]"]["File"] == "/dev/dri/renderD[128-135]"
+    assert all(entry["Name"] == "gpu" for entry in gres.values())
+
+
+def test_controller_is_found_by_dns_name_and_configless_is_on() -> None:
+    spec = _spec([{"name": "h100", "size": H100, "nodes": 2}])
+    params = _globals(slurm.render_slurm_conf(spec, _settings(spec)))
+    assert params["SlurmctldHost"] == "llm-login(slurmctld.llm.azcluster.internal)"
+    assert params["SlurmctldParameters"].split(",") == ["enable_configless", "cloud_reg_addrs"]
+    assert params["TopologyPlugin"] == "topology/tree"
+    assert params["SelectType"] == "select/cons_tres"
+    assert params["GresTypes"] == "gpu"
+    assert params["MpiDefault"] == "pmix"
+    assert params["AccountingStorageType"] == "accounting_storage/none"
+
+
+def test_accounting_points_at_slurmdbd_on_the_controller() -> None:
+    spec = _spec([{"name": "h100", "size": H100, "nodes": 2}], accounting={"enabled": True})
+    params = _globals(slurm.render_slurm_conf(spec, _settings(spec)))
+    assert params["AccountingStorageType"] == "accounting_storage/slurmdbd"
+    assert params["AccountingStorageHost"] == "slurmctld.llm.azcluster.internal"
+
+
+def test_extra_replaces_parameters_whatever_their_case_and_adds_new_ones() -> None:
+    spec = _spec([{"name": "h100", "size": H100, "nodes": 2}])
+    extra = {"suspendprogram": "/usr/local/bin/suspend", "ReturnToService": "1"}
+    text = slurm.render_slurm_conf(spec, _settings(spec), extra)
+    params = _globals(text)
+    assert params["suspendprogram"] == "/usr/local/bin/suspend"
+    assert params["ReturnToService"] == "1"
+    assert sum(1 for line in text.splitlines() if line.lower().startswith("returntoservice=")) == 1
+
+
+@pytest.mark.parametrize("extra", [{"Bad Key": "x"}, {"Ok": "two\nlines"}])
+def test_extra_refuses_what_would_break_the_file(extra: dict[str, str]) -> None:
+    spec = _spec([{"name": "h100", "size": H100, "nodes": 2}])
+    with pytest.raises(ValueError):
+        slurm.render_slurm_conf(spec, _settings(spec), extra)
+
+
+def test_per_slot_ports_give_each_slot_its_own_line_and_port() -> None:
+    spec = _spec([{"name": "gpu", "size": H100, "nodes": 2, "island_max_nodes": 2}])
+    settings = _settings(spec, per_slot_ports=True, slurmd_port=7000)
+    nodes = _entries(slurm.render_slurm_conf(spec, settings), "NodeName")
+    assert [(n["NodeName"], n["Port"]) for n in nodes] == [("gpu-i0-000", "7001"), ("gpu-i0-001", "7002")]
+
+
+def test_hardware_override_replaces_the_catalogue() -> None:
+    spec = _spec([{"name": "gpu", "size": H100, "nodes": 1}])
+    settings = _settings(spec, hardware={"gpu": slurm.NodeHardware(cpus=1, memory_mb=500, gpus=0)})
+    node = _entries(slurm.render_slurm_conf(spec, settings), "NodeName")[0]
+    assert (node["CPUs"], node["RealMemory"], "Gres" in node) == ("1", "500", False)
+    assert "NodeName" not in slurm.render_gres_conf(spec, settings)
+
+
+def test_pool_without_infiniband_has_slots_for_every_node() -> None:
+    spec = _spec([{"name": "nc", "size": NC, "nodes": 150}])
+    assert list(slurm.slot_names(spec))[-1] == "nc-i0-149"
+    assert len(list(slurm.slot_names(spec))) == 150
