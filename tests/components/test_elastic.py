@@ -60,7 +60,7 @@ def test_config_carries_identity_scope_and_islands() -> None:
     assert config["subscription_id"] == "sub-1" and config["client_id"] == "client-1"
     assert config["resource_group"] == "llm-rg"
     assert config["idle_minutes"] == 45 and config["api_version"] == elastic.ARM_API_VERSION
-    assert config["scheduler"] == "none"
+    assert config["scheduler"] == "slurm"  # the spec's default
     assert len(config["islands"]) == 5
     assert config["islands"][0]["gpus_per_node"] == 8
     assert config["islands"][0]["usd_per_node_hour"] == catalog.find_size(H100).price.usd_per_hour
