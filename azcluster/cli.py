@@ -65,15 +65,29 @@ app = typer.Typer(
     "Start with `azcluster init NAME`, check it with `azcluster validate NAME` and "
     "`azcluster plan NAME` (offline), then `azcluster preflight NAME` and `azcluster up NAME`.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
-    rich_markup_mode="markdown",
+    rich_markup_mode=None,
 )
+
+
+def _complete_stack(incomplete: str) -> list[str]:
+    """Shell completion for STACK: the stack files' names (`--install-completion` turns it on)."""
+    from .stackfile import available_stacks
+
+    try:
+        return [name for name in available_stacks() if name.startswith(incomplete)]
+    except OSError:
+        return []
+
 
 StackArg = Annotated[
     str,
     typer.Argument(
-        help="Stack name (`stacks/Pulumi.<STACK>.yaml`) or path to a stack file.", show_default=False
+        metavar="STACK",
+        help="Stack name (`stacks/Pulumi.<STACK>.yaml`) or path to a stack file.",
+        show_default=False,
+        autocompletion=_complete_stack,
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout, nothing else.")]
@@ -131,7 +145,8 @@ def validate(stack: StackArg, json: JsonOpt = False, suppress: SuppressOpt = Non
 @app.command()
 def schema(
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
+        Path | None,
+        typer.Option("--output", "-o", metavar="FILE", help="Write to this file instead of stdout."),
     ] = None,
 ) -> None:
     """Print the JSON Schema of `azcluster:cluster`, for editor completion of stack files."""
@@ -152,38 +167,29 @@ def skus(json: JsonOpt = False) -> None:
     from azcluster.components import catalog
 
     from . import render
+    from . import skus as skus_view
 
     sizes = list(catalog.gpu_sizes().values())
     if json:
         render.print_json([size.model_dump() for size in sizes])
         return
-    from rich.table import Table
-
-    table = Table(title="GPU sizes (prices: pay-as-you-go Linux, see `--json` for sources)")
-    table.add_column("size", no_wrap=True)
-    for column in ("GPUs", "vCPU", "InfiniBand", "quota family", "USD/h", "price as of"):
-        table.add_column(column, justify="right" if column in ("vCPU", "USD/h") else "left")
-    for size in sizes:
-        ib = size.infiniband
-        table.add_row(
-            size.name,
-            f"{size.gpus}x {size.gpu_model}",
-            str(size.vcpus),
-            f"{ib.ports}x{ib.gbps_per_port} Gb/s {ib.generation}" if ib else "none",
-            size.quota_family,
-            f"{size.price.usd_per_hour:.2f}",
-            f"{size.price.date} {size.price.region} ({size.price.confidence})",
-        )
-    render.stdout.print(table)
+    skus_view.print_skus(sizes, render.stdout)
 
 
 @app.command()
 def init(
-    name: Annotated[str, typer.Argument(help="Cluster and stack name, e.g. `research`.", show_default=False)],
-    size: Annotated[str, typer.Option(help="GPU VM size (`azcluster skus`).")] = "Standard_ND96asr_v4",
-    nodes: Annotated[int, typer.Option(min=0, help="Number of GPU nodes.")] = 2,
-    location: Annotated[str, typer.Option(help="Azure region.")] = "eastus",
-    lustre_tib: Annotated[int, typer.Option(min=0, help="Managed Lustre capacity in TiB; 0 for none.")] = 0,
+    name: Annotated[
+        str,
+        typer.Argument(metavar="NAME", help="Cluster and stack name, e.g. `research`.", show_default=False),
+    ],
+    size: Annotated[
+        str, typer.Option(metavar="SIZE", help="GPU VM size (`azcluster skus`).")
+    ] = "Standard_ND96asr_v4",
+    nodes: Annotated[int, typer.Option(min=0, metavar="N", help="Number of GPU nodes.")] = 2,
+    location: Annotated[str, typer.Option(metavar="REGION", help="Azure region.")] = "eastus",
+    lustre_tib: Annotated[
+        int, typer.Option(min=0, metavar="TIB", help="Managed Lustre capacity in TiB; 0 for none.")
+    ] = 0,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing stack file.")] = False,
 ) -> None:
     """Write a commented stack file, stacks/Pulumi.NAME.yaml, that validates as written."""
@@ -425,16 +431,21 @@ def start(
 def hosts(
     stack: StackArg,
     island: Annotated[
-        int | None, typer.Option("--island", min=0, help="Only this island (index within its pool).")
+        int | None,
+        typer.Option("--island", min=0, metavar="N", help="Only this island (index within its pool)."),
     ] = None,
-    pool: Annotated[str | None, typer.Option("--pool", help="Only this pool.")] = None,
+    pool: Annotated[str | None, typer.Option("--pool", metavar="NAME", help="Only this pool.")] = None,
     fmt: Annotated[
         Literal["plain", "mpi"],
-        typer.Option("--format", help="plain: one IP per line; mpi: `IP slots=GPUs`."),
+        typer.Option("--format", metavar="plain|mpi", help="plain: one IP per line; mpi: `IP slots=GPUs`."),
     ] = "plain",
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="Write one file per island, hostfile.POOL.ISLAND, into this directory."),
+        typer.Option(
+            "--out",
+            metavar="DIR",
+            help="Write one file per island, hostfile.POOL.ISLAND, into this directory.",
+        ),
     ] = None,
     install: Annotated[
         bool,

@@ -14,10 +14,10 @@ from __future__ import annotations
 import json
 import string
 import sys
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Span, Text
 
 from azcluster.components.findings import Finding
@@ -98,21 +98,40 @@ def error(message: str, hint: str = "") -> None:
         console.print(markup("[dim]hint:[/] {}", hint), soft_wrap=True)
 
 
-def findings_table(findings: list[Finding], source: str = "") -> Table:
-    """Findings as a table; the location column reads `file:line path` so editors can jump there."""
-    table = Table(show_header=True, header_style="bold", expand=False, show_lines=False)
-    table.add_column("id", no_wrap=True)
-    table.add_column("level", no_wrap=True)
-    table.add_column("where")
-    table.add_column("what, and what to do")
-    for finding in findings:
-        where = f"{source}:{finding.line}\n{finding.path}" if source and finding.line else finding.path
-        text = (
-            markup("{}\n[dim]hint: {}[/]", finding.message, finding.hint) if finding.hint else finding.message
-        )
-        style = SEVERITY_STYLE[finding.severity]
-        table.add_row(finding.id, Text(finding.severity, style=style), where, text)
-    return table
+def finding_head(finding: Finding, source: str = "") -> Text:
+    """Severity, id and `file:line`: printed soft-wrapped, so a long path stays one line to copy or click."""
+    head = Text()
+    head.append(finding.severity, style=SEVERITY_STYLE[finding.severity])
+    head.append(f" {finding.id}", style="bold")
+    if source:
+        head.append(f"  {_shown_path(source)}" + (f":{finding.line}" if finding.line else ""))
+    return head
+
+
+def finding_body(finding: Finding, width: int) -> list[Text]:
+    """The YAML path, the message and the hint, indented by two and wrapped at words to `width`.
+
+    A word longer than the line (a path, a URL) folds onto the next line rather than being cut. Text
+    objects are not parsed for markup, so what a stack file says is shown as written.
+    """
+    parts = [Text(finding.path, style="cyan"), Text(finding.message)]
+    if finding.hint:
+        parts.append(Text(f"hint: {finding.hint}", style="dim"))
+    lines = []
+    for part in parts:
+        for line in part.wrap(stdout, max(width - 2, 20), overflow="fold"):
+            line.rstrip()
+            lines.append(Text("  ") + line)
+    return lines
+
+
+def _shown_path(source: str) -> str:
+    """A stack file's path as typed at the prompt: relative to the working directory when under it."""
+    path = Path(source)
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return source
 
 
 def task_progress(console: Console) -> Any:
@@ -141,5 +160,8 @@ def task_progress(console: Console) -> Any:
 
 
 def print_findings(findings: list[Finding], source: str = "") -> None:
-    if findings:
-        stdout.print(findings_table(findings, source))
+    """Each finding as a block of lines: nothing a user must act on is cut, at any terminal width."""
+    for finding in findings:
+        stdout.print(finding_head(finding, source), soft_wrap=True)
+        for line in finding_body(finding, stdout.width):
+            stdout.print(line, soft_wrap=True)
