@@ -191,23 +191,45 @@ def init(
         int, typer.Option(min=0, metavar="TIB", help="Managed Lustre capacity in TiB; 0 for none.")
     ] = 0,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing stack file.")] = False,
+    ssh_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--ssh-key",
+            metavar="PUB",
+            help="Public key file the nodes trust. Default: ~/.ssh/id_ed25519.pub or id_rsa.pub; without "
+            "one, azcluster makes a key pair once in ~/.azcluster/ssh (private key mode 0600).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Write a commented stack file, stacks/Pulumi.NAME.yaml, that validates as written."""
+    """Write a commented stack file, stacks/Pulumi.NAME.yaml, that validates as written.
+
+    Exit 1 (nothing written) when the cluster the options describe fails validation; the findings say
+    which option to change. Exit 2 for a bad name, an existing file (without --force) or an unusable key.
+    """
     from . import render, scaffold, stackfile
 
     path = stackfile.stacks_dir() / f"Pulumi.{name}.yaml"
-    result = scaffold.write_stack(path, name, size, nodes, location, lustre_tib, force=force)
-    render.console.print(render.markup("[green]wrote[/] {}", path))
-    if result.key_source:
-        render.console.print(f"SSH key: {result.key_source}")
-    else:
-        render.console.print(
-            render.markup(
-                "[yellow]warning:[/] no SSH public key found in ~/.ssh (id_ed25519.pub, id_rsa.pub); "
-                "add one under ssh.public_keys (create it with `ssh-keygen -t ed25519`)"
-            )
+    try:
+        result = scaffold.write_stack(
+            path, name, size, nodes, location, lustre_tib, force=force, ssh_key=ssh_key
         )
-    render.console.print(f"next: `azcluster validate {name}` and `azcluster plan {name}`")
+    except scaffold.NotWritten as refused:
+        render.print_findings(refused.findings, str(refused.path))
+        raise
+    render.console.print(render.markup("[green]wrote[/] {}", path), soft_wrap=True)
+    key = result.key
+    if key.created:
+        private = key.path.with_suffix("")
+        render.console.print(
+            f"made an SSH key pair for azcluster: {private} (no passphrase; `ssh-keygen -p -f {private}` "
+            "sets one). The nodes trust its public key.",
+            soft_wrap=True,
+            markup=False,
+        )
+    else:
+        render.console.print(f"SSH key: {key.path}", soft_wrap=True, markup=False)
+    render.console.print(f"next: `azcluster validate {name}` and `azcluster plan {name}`", markup=False)
 
 
 # --- plan (issue 3) ------------------------------------------------------------------------------------

@@ -1,37 +1,52 @@
 """`azcluster init`: write a commented stack file that validates as written.
 
 The comments teach the stack file's keys and their allowed values, so a new user can edit it without
-opening the docs. The file is checked with the same rules as `validate` before it is written; an existing
-stack is never overwritten without --force.
+opening the docs. The values given on the command line are set into the parsed template and written by
+ruamel's YAML emitter, which quotes them as YAML needs: a value can never add a key or break the file
+(`--location $'eastus\\n  evil: 1'` is one odd string, refused as an unknown region). Before anything is
+written the result goes through exactly what `validate` does, and its problems are shown as findings.
+An existing stack is never overwritten without --force.
+
+Exit codes: 2 for what the command line itself gets wrong (a name that cannot be a stack, an existing
+file, a Lustre size no SKU takes, an unreadable --ssh-key), 1 when the cluster the options describe is
+refused by the rules, as `validate` would refuse it.
 """
 
 from __future__ import annotations
 
-import json
+import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from azcluster.components import catalog
-from azcluster.components.findings import has_errors
+from azcluster.components.findings import Finding, has_errors
 
+from . import sshkeys
 from .errors import EXIT_REFUSED, EXIT_USAGE, AzclusterError
 
-KEY_CANDIDATES = ("~/.ssh/id_ed25519.pub", "~/.ssh/id_rsa.pub")
+STACK_NAME = re.compile(r"[a-z](?:[a-z0-9-]*[a-z0-9])?")
+"""The stack name is also the cluster name, so it follows the cluster-name rule (AZC rule
+cluster-name-invalid): a lower-case letter, then lower-case letters, digits and hyphens."""
+
+NAME_TOKEN = "__STACK__"
+"""Stands for the stack name in the template's comments until the name is known to be safe there."""
 
 TEMPLATE = """\
-# azcluster stack `{name}`: a GPU cluster on Azure. Check it with `azcluster validate {name}`,
-# see what it builds and costs with `azcluster plan {name}`, then `azcluster up {name}`.
+# azcluster stack `__STACK__`: a GPU cluster on Azure. Check it with `azcluster validate __STACK__`,
+# see what it builds and costs with `azcluster plan __STACK__`, then `azcluster up __STACK__`.
 # Every key is described by `azcluster schema` (JSON Schema, for editor completion).
 config:
   # Azure region (programmatic name, e.g. eastus, westeurope, southcentralus).
-  azure-native:location: {location}
+  azure-native:location: eastus
   azcluster:cluster:
     # Prefix of every resource name: lower-case letters, digits and '-'.
-    name: {name}
+    name: cluster
     # Availability zone '1', '2' or '3' for zonal resources (Managed Lustre needs one). Remove for none.
     zone: "1"
     tags:
-      owner: {name}
+      owner: cluster
     network:
       # Private IPv4 range of the cluster's virtual network; subnets are carved from it.
       address_space: 10.42.0.0/16
@@ -44,12 +59,12 @@ config:
       # island_max_nodes (default 100; Azure support can raise the limit to 300), one scale set each.
       - name: gpu
         # GPU VM size; `azcluster skus` lists them (ND H100 v5, ND H200 v5, ND A100 v4, MI300X v5, ...).
-        size: {size}
-        nodes: {nodes}
+        size: Standard_ND96asr_v4
+        nodes: 2
         # Spot VMs are cheaper but can be evicted at any time (true/false).
         spot: false
     login:
-      # A small VM to log in to, reached through Bastion.
+      # A small VM to log in to, reached through Bastion (`azcluster ssh __STACK__`).
       enabled: true
       size: Standard_D4s_v5
     storage:
@@ -59,7 +74,8 @@ config:
     ssh:
       admin_username: azureuser
       # OpenSSH public keys: key text, or a path to a .pub file (relative to this file, ~ allowed).
-      public_keys:{keys}
+      public_keys:
+        - ssh-key
     # Finding ids to silence (see `azcluster validate`), e.g. [AZC012].
     suppress: []
 """
@@ -68,26 +84,49 @@ LUSTRE_BLOCK = """\
       # Azure Managed Lustre. sku: AMLFS-Durable-Premium-40 | -125 | -250 | -500 (MB/s per TiB);
       # capacity_tib must be within the SKU's range and a multiple of its step (see `azcluster validate`).
       lustre:
-        sku: {sku}
-        capacity_tib: {tib}
+        sku: AMLFS-Durable-Premium-250
+        capacity_tib: 8
 """
 NO_LUSTRE = "      # lustre: {sku: AMLFS-Durable-Premium-250, capacity_tib: 8}   # Azure Managed Lustre\n"
+
+OPTION_OF = {
+    "azure-native:location": "--location",
+    "azcluster:cluster.name": "NAME",
+    "azcluster:cluster.pools[0].size": "--size",
+    "azcluster:cluster.pools[0].nodes": "--nodes",
+    "azcluster:cluster.storage.lustre": "--lustre-tib",
+    "azcluster:cluster.ssh.public_keys": "--ssh-key",
+}
+"""Which command-line value a finding's YAML path came from, so a refusal names what to change."""
 
 
 @dataclass(frozen=True)
 class ScaffoldResult:
     path: Path
-    key_source: str | None
+    key: sshkeys.KeyChoice
 
 
-def find_public_key() -> tuple[str, str] | None:
-    """(key text, where it came from) for the user's default SSH public key, if any."""
-    for candidate in KEY_CANDIDATES:
-        path = Path(candidate).expanduser()
-        if path.is_file():
-            text = path.read_text(encoding="utf-8").strip()
-            if text:
-                return text, str(path)
+class NotWritten(AzclusterError):
+    """The options make a cluster the rules refuse: the findings, located in the file not written."""
+
+    def __init__(self, path: Path, findings: list[Finding]) -> None:
+        errors = [f for f in findings if f.severity == "error"]
+        options = sorted({option for f in errors if (option := option_for(f.path))})
+        change = f"change {', '.join(options)}" if options else "change the options"
+        super().__init__(
+            f"{path} not written: {len(errors)} error finding{'s' if len(errors) != 1 else ''}",
+            f"{change} and run `azcluster init` again (the findings above say why)",
+            EXIT_REFUSED,
+        )
+        self.path = path
+        self.findings = findings
+
+
+def option_for(yaml_path: str) -> str | None:
+    """The option behind a finding's YAML path (or one of its parents), if the command line set it."""
+    for path, option in OPTION_OF.items():
+        if yaml_path == path or yaml_path.startswith((f"{path}.", f"{path}[")):
+            return option
     return None
 
 
@@ -103,41 +142,94 @@ def lustre_sku_for(tib: int) -> str:
     )
 
 
-def render_stack(name: str, size: str, nodes: int, location: str, lustre_tib: int, key: str | None) -> str:
-    lustre = LUSTRE_BLOCK.format(sku=lustre_sku_for(lustre_tib), tib=lustre_tib) if lustre_tib else NO_LUSTRE
-    keys = f"\n        - {json.dumps(key)}" if key else " []"
-    return TEMPLATE.format(name=name, size=size, nodes=nodes, location=location, lustre=lustre, keys=keys)
+def check_name(name: str) -> None:
+    """A stack name that cannot be a file name and a cluster name is a usage error, before anything."""
+    if STACK_NAME.fullmatch(name):
+        return
+    suggestion = re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]", "-", name.lower())).strip("-")
+    if not suggestion or not suggestion[0].isalpha():
+        suggestion = f"c-{suggestion}".rstrip("-")
+    raise AzclusterError(
+        f"stack name {name!r} is not a lower-case letter followed by lower-case letters, digits and "
+        "hyphens (not ending in a hyphen); it names the stack file and every Azure resource",
+        f"use e.g. {suggestion!r}",
+        EXIT_USAGE,
+    )
+
+
+def render_stack(name: str, size: str, nodes: int, location: str, lustre_tib: int, key: str) -> str:
+    """The stack file's text: the commented template with the values set and emitted as YAML."""
+    yaml = _yaml()
+    text = TEMPLATE.replace("{lustre}", LUSTRE_BLOCK if lustre_tib else NO_LUSTRE)
+    document = yaml.load(text)
+    config = document["config"]
+    config["azure-native:location"] = location
+    cluster = config["azcluster:cluster"]
+    cluster["name"] = name
+    cluster["tags"]["owner"] = name
+    pool = cluster["pools"][0]
+    pool["size"] = size
+    pool["nodes"] = nodes
+    if lustre_tib:
+        cluster["storage"]["lustre"]["sku"] = lustre_sku_for(lustre_tib)
+        cluster["storage"]["lustre"]["capacity_tib"] = lustre_tib
+    cluster["ssh"]["public_keys"][0] = key
+    out = io.StringIO()
+    yaml.dump(document, out)
+    return out.getvalue()
+
+
+def _yaml() -> Any:
+    from ruamel.yaml import YAML
+
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.width = 4096  # one value per line: a long key stays on its line
+    return yaml
 
 
 def write_stack(
-    path: Path, name: str, size: str, nodes: int, location: str, lustre_tib: int, force: bool = False
+    path: Path,
+    name: str,
+    size: str,
+    nodes: int,
+    location: str,
+    lustre_tib: int,
+    force: bool = False,
+    ssh_key: Path | None = None,
 ) -> ScaffoldResult:
+    check_name(name)
     if path.exists() and not force:
         raise AzclusterError(
             f"{path} already exists", "pick another name, or pass --force to overwrite it", EXIT_USAGE
         )
-    found = find_public_key()
-    text = render_stack(name, size, nodes, location, lustre_tib, found[0] if found else None)
-    _refuse_invalid(text, path, ignore_missing_key=found is None)
+    if lustre_tib:
+        lustre_sku_for(lustre_tib)  # exit 2 before anything else
+    pair = None
+    if ssh_key is not None:
+        key = sshkeys.KeyChoice(sshkeys.read_public_key(ssh_key.expanduser()), ssh_key.expanduser())
+    elif (found := sshkeys.existing_key()) is not None:
+        key = found
+    else:  # made now, saved only once the stack is known to be good
+        pair = sshkeys.new_key_pair()
+        key = sshkeys.KeyChoice(pair.public_text, Path(f"{sshkeys.azcluster_key()}.pub"), created=True)
+    text = render_stack(name, size, nodes, location, lustre_tib, key.text)
+    _refuse_invalid(text, path, name)
+    if pair is not None:
+        key = sshkeys.save(pair, sshkeys.azcluster_key())
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return ScaffoldResult(path, found[1] if found else None)
+    path.write_text(text.replace(NAME_TOKEN, name), encoding="utf-8")
+    return ScaffoldResult(path, key)
 
 
-def _refuse_invalid(text: str, path: Path, ignore_missing_key: bool) -> None:
-    """Validate before writing, so `init` never leaves a stack that fails for reasons of its own making."""
+def _refuse_invalid(text: str, path: Path, name: str) -> None:
+    """Validate before writing, with `validate`'s own code, so `init` never leaves a stack that fails."""
     from ruamel.yaml import YAML
 
-    from azcluster.components import rules
-    from azcluster.components.spec import parse_cluster
+    from . import stackfile
 
-    config = YAML(typ="safe", pure=True).load(text)["config"]
-    try:
-        spec = parse_cluster(config, base_dir=path.parent)
-    except ValueError as err:  # pydantic's ValidationError is a ValueError
-        raise AzclusterError(f"these options do not make a valid cluster: {err}", "", EXIT_USAGE) from None
-    findings = [f for f in rules.check(spec) if not (ignore_missing_key and "ssh.public_keys" in f.path)]
+    loaded = stackfile.parse_document(name, path, YAML(typ="rt").load(text))
+    findings = stackfile.validate(loaded)
     if has_errors(findings):
-        problems = "; ".join(f"{f.path}: {f.message}" for f in findings if f.severity == "error")
-        hint = next((f.hint for f in findings if f.severity == "error" and f.hint), "")
-        raise AzclusterError(f"not written: {problems}", hint, EXIT_REFUSED)
+        raise NotWritten(path, findings)

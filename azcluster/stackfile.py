@@ -97,7 +97,11 @@ def read_document(path: Path) -> Any:
 
 def load_stack(stack: str) -> LoadedStack:
     name, path = resolve(stack)
-    document = read_document(path)
+    return parse_document(name, path, read_document(path))
+
+
+def parse_document(name: str, path: Path, document: Any) -> LoadedStack:
+    """A parsed stack file -> LoadedStack; `init` checks the file it is about to write through here."""
     if not isinstance(document, dict) or not isinstance(document.get("config"), dict):
         raise AzclusterError(
             f"{path}: no `config:` mapping at the top level",
