@@ -39,15 +39,16 @@ def table(sizes: list[Any]) -> Table:
     return grid
 
 
-def blocks(sizes: list[Any], width: int) -> list[Text]:
+def blocks(sizes: list[Any], console: Console) -> list[Text]:
     """One block per size: its name, then `label  value` lines; values wrap under themselves."""
+    width = console.width
     lines = [Text(TITLE, style="bold"), Text("")]
     label_width = max(len(label) for label, _ in _fields(sizes[0])) if sizes else 0
     for size in sizes:
         lines.append(Text(size.name, style="bold cyan"))
         for label, value in _fields(size):
             indent = " " * (2 + label_width + 2)
-            wrapped = Text(value).wrap(Console(width=width), max(width - len(indent), 20), overflow="fold")
+            wrapped = Text(value).wrap(console, max(width - len(indent), 20), overflow="fold")
             for index, part in enumerate(wrapped):
                 part.rstrip()
                 lead = f"  {label:<{label_width}}  " if index == 0 else indent
@@ -63,5 +64,5 @@ def print_skus(sizes: list[Any], console: Console) -> None:
     if natural <= console.width:
         console.print(grid)
         return
-    for line in blocks(sizes, console.width):
+    for line in blocks(sizes, console):
         console.print(line, soft_wrap=True)
