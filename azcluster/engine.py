@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import EXIT_MISSING_TOOL, EXIT_REFUSED, EXIT_USAGE, AzclusterError
+from .interrupts import Interrupted
 from .remedies import Remedy, azure_message, primary_code, remedy_for
 
 if TYPE_CHECKING:
@@ -54,6 +55,7 @@ INSTALL_COMMAND = "curl -fsSL https://get.pulumi.com | sh"
 PASSPHRASE = "passphrase"
 SECRETS_SCHEMES = ("azurekeyvault://", "awskms://", "gcpkms://", "hashivault://")
 SECRET_MASK = "[secret]"
+FALLBACK_ENV = "PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER"
 AML_FILESYSTEM = "azure-native:storagecache:AmlFilesystem"
 STACK_TYPE = "pulumi:pulumi:Stack"
 _COLOR_TAG = re.compile(r"<\{%[^%]*%\}>")
@@ -84,10 +86,21 @@ class Event:
     message: str = ""
     severity: str = ""
     changes: Mapping[str, int] = field(default_factory=dict)
+    custom: bool | None = None
+    """False for component resources (and the stack): groupings with nothing in Azure."""
+    logical: bool | None = None
+    """False for the halves of a replacement (create-replacement, delete-replaced), which Pulumi's
+    summary does not count on their own."""
 
     @property
     def name(self) -> str:
         return urn_name(self.urn)
+
+    @property
+    def is_resource(self) -> bool:
+        """A resource Azure holds: not the stack, a provider or a component (pseudo-resources that
+        Pulumi's own summary counts, pkg/engine/update.go `OnResourceStepPost`)."""
+        return bool(self.urn) and not self.type.startswith("pulumi:") and self.custom is not False
 
 
 OnEvent = Callable[[Event], None]
@@ -271,6 +284,17 @@ class StackLocked(EngineError):
         )
 
 
+EXIT_INTERRUPTED = 130
+"""128 + SIGINT, what the CLI exits with on a Ctrl-C anywhere else too."""
+
+
+class OperationInterrupted(EngineError):  # noqa: N801 - the error; interrupts.Interrupted is the CLI's ending
+    """An operation stopped by Ctrl-C, saying what state it left and what to run next."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message, hint, EXIT_INTERRUPTED)
+
+
 class StackNotFound(EngineError):
     def __init__(self, stack: str, backend: str) -> None:
         super().__init__(
@@ -377,11 +401,13 @@ def locate_pulumi(env: Mapping[str, str] | None = None) -> str | None:
 def check_pulumi_cli() -> PulumiCommand:
     """The PulumiCommand to run, after checking the CLI exists and is new enough (exit 3 otherwise)."""
     root = locate_pulumi()
-    from pulumi.automation import InvalidVersionError, PulumiCommand
+    from pulumi.automation import InvalidVersionError
     from semver import VersionInfo
 
+    from .interrupts import forwarding_command
+
     try:
-        return PulumiCommand(root=root, version=VersionInfo.parse(MIN_PULUMI_VERSION))
+        return forwarding_command(root, VersionInfo.parse(MIN_PULUMI_VERSION))
     except FileNotFoundError as err:  # vanished between the lookup and the run
         raise PulumiCliMissing(str(err)) from None
     except PermissionError as err:
@@ -619,17 +645,27 @@ def clean(message: str) -> str:
     return _ANSI.sub("", _COLOR_TAG.sub("", message or "")).strip()
 
 
+def _step(kind: str, meta: Any) -> Event:
+    state = meta.new if getattr(meta, "new", None) is not None else getattr(meta, "old", None)
+    custom = getattr(state, "custom", None) if state is not None else None
+    return Event(
+        kind,
+        urn=meta.urn,
+        type=meta.type,
+        op=str(getattr(meta.op, "value", meta.op)),
+        custom=None if custom is None else bool(custom),
+        logical=getattr(meta, "logical", None),
+    )
+
+
 def normalise(event: Any) -> Event | None:
     """An automation EngineEvent as an Event (None for the kinds nobody shows)."""
     if event.resource_pre_event is not None:
-        meta = event.resource_pre_event.metadata
-        return Event("start", urn=meta.urn, type=meta.type, op=str(getattr(meta.op, "value", meta.op)))
+        return _step("start", event.resource_pre_event.metadata)
     if event.res_outputs_event is not None:
-        meta = event.res_outputs_event.metadata
-        return Event("done", urn=meta.urn, type=meta.type, op=str(getattr(meta.op, "value", meta.op)))
+        return _step("done", event.res_outputs_event.metadata)
     if event.res_op_failed_event is not None:
-        meta = event.res_op_failed_event.metadata
-        return Event("failed", urn=meta.urn, type=meta.type, op=str(getattr(meta.op, "value", meta.op)))
+        return _step("failed", event.res_op_failed_event.metadata)
     if event.diagnostic_event is not None:
         diag = event.diagnostic_event
         urn = diag.urn or ""
@@ -645,24 +681,41 @@ def normalise(event: Any) -> Event | None:
 
 
 class Recorder:
-    """Collects what an operation reported: planned steps, errors per resource, the summary."""
+    """Collects what an operation reported: planned steps, errors per resource, the summary, and the
+    changes counted over real resources only.
 
-    def __init__(self, forward: OnEvent | None = None) -> None:
+    Pulumi's summary event counts the stack and every component resource too (a first deployment of 3
+    Azure resources reports "+5 to create"), so `changes` counts the steps of resources Azure holds:
+    `start` events for a preview (each planned step), `done` events for an operation (each finished one).
+    An operation that never ran the engine (an all-protected `destroy --exclude-protected` returns before
+    it) therefore reports no changes, where the SDK's result would repeat the previous update's summary.
+    """
+
+    def __init__(self, forward: OnEvent | None = None, *, count: str = "done") -> None:
         self.forward = forward
+        self.count = count
         self.steps: list[PlannedStep] = []
         self.errors: dict[str, list[str]] = {}
+        self.general: list[str] = []
+        """Error diagnostics without a resource (the engine's closing "update failed")."""
         self.failed: dict[str, str] = {}
         self.summary: dict[str, int] | None = None
+        self.changes: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def __call__(self, event: Event) -> None:
         with self._lock:
-            if event.kind == "start" and event.op not in ("same", "read", "refresh"):
+            if event.kind == "start" and event.op not in ("same", "read", "refresh") and event.is_resource:
                 self.steps.append(PlannedStep(event.urn, event.type, event.op))
-            elif event.kind == "failed":
+            if event.kind == self.count and event.is_resource and event.logical is not False:
+                self.changes[event.op] = self.changes.get(event.op, 0) + 1
+            if event.kind == "failed":
                 self.failed[event.urn] = event.type
             elif event.kind == "diagnostic" and event.severity == "error":
-                self.errors.setdefault(event.urn, []).append(event.message)
+                if event.urn:
+                    self.errors.setdefault(event.urn, []).append(event.message)
+                else:
+                    self.general.append(event.message)
             elif event.kind == "summary":
                 self.summary = dict(event.changes)
         if self.forward is not None:
@@ -686,12 +739,17 @@ class Recorder:
             found = {urn: (typ, msgs) for urn, typ, msgs in parse_diagnostics(fallback_text)}
         return build_failures(found)
 
+    def general_detail(self) -> str:
+        """The resource-less error lines, unless they only say "update failed"."""
+        text = "\n".join(m for m in self.general if m)
+        return "" if _only_summary(text) else _shorten(text)
+
 
 def build_failures(found: Mapping[str, tuple[str, list[str]]]) -> list[ResourceFailure]:
     failures = []
     for urn, (typ, messages) in found.items():
         text = "\n".join(m for m in messages if m)
-        if typ == STACK_TYPE and _only_summary(text) and len(found) > 1:
+        if typ == STACK_TYPE and _only_summary(text):
             continue  # "update failed" on the stack itself repeats the resources' errors
         code = primary_code(text)
         failures.append(
@@ -795,9 +853,15 @@ class AutomationEngine:
         env = {
             "PULUMI_BACKEND_URL": self.settings.backend_url,
             "PULUMI_SKIP_UPDATE_CHECK": "true",
+            # A stack file without `secretsprovider:` (a CI runner's fresh checkout after the first run
+            # recorded it on a runner since thrown away) uses the secrets manager the state records,
+            # instead of a new passphrase manager (pkg/cmd/pulumi/stack/secrets.go, GetSecretsManager).
+            FALLBACK_ENV: os.environ.get(FALLBACK_ENV) or "true",
         }
         if phrase_file := os.environ.get("PULUMI_CONFIG_PASSPHRASE_FILE"):
-            env["PULUMI_CONFIG_PASSPHRASE_FILE"] = str(Path(phrase_file).expanduser())
+            # Absolute: the CLI resolves a relative path in its own working directory (the workspace),
+            # not in the one azcluster checked it in (pkg/secrets/passphrase/manager.go, filepath.Abs).
+            env["PULUMI_CONFIG_PASSPHRASE_FILE"] = str(Path(phrase_file).expanduser().resolve())
         if stack is not None:
             env["AZCLUSTER_STACK_FILE"] = str(stack.path.expanduser().resolve())
         return env
@@ -832,11 +896,10 @@ class AutomationEngine:
     def preview(self, stack: StackRef, on_event: OnEvent | None = None) -> Preview:
         self.secrets(stack)
         target = self._stack(stack, create=True)
-        recorder = Recorder(on_event)
+        recorder = Recorder(on_event, count="start")
         with self._errors(stack, "preview", recorder):
-            result = target.preview(on_event=recorder.on_engine_event, color="never", suppress_progress=True)
-        changes = recorder.summary or _op_map(result.change_summary)
-        return Preview(changes=changes, steps=recorder.steps)
+            target.preview(on_event=recorder.on_engine_event, color="never", suppress_progress=True)
+        return Preview(changes=recorder.changes, steps=recorder.steps)
 
     def up(self, stack: StackRef, on_event: OnEvent | None = None, *, refresh: bool = False) -> Update:
         self.secrets(stack)
@@ -850,9 +913,8 @@ class AutomationEngine:
                 suppress_progress=True,
                 refresh=refresh or None,
             )
-        changes = recorder.summary or _op_map(result.summary.resource_changes or {})
         outputs = {key: OutputValue(out.value, out.secret) for key, out in result.outputs.items()}
-        return Update(changes, outputs, round(time.monotonic() - started, 1))
+        return Update(recorder.changes, outputs, round(time.monotonic() - started, 1))
 
     def destroy(
         self, stack: StackRef, on_event: OnEvent | None = None, *, exclude_protected: bool = True
@@ -862,14 +924,16 @@ class AutomationEngine:
         recorder = Recorder(on_event)
         started = time.monotonic()
         with self._errors(stack, "destroy", recorder):
-            result = target.destroy(
+            # With nothing unprotected left, `pulumi destroy --exclude-protected` prints one line and
+            # returns before the engine runs (no events, no history entry), and the SDK's result then
+            # repeats the previous update's summary: only the recorder's count says what this run did.
+            target.destroy(
                 on_event=recorder.on_engine_event,
                 color="never",
                 suppress_progress=True,
                 exclude_protected=exclude_protected or None,
             )
-        changes = recorder.summary or _op_map(result.summary.resource_changes or {})
-        return Update(changes, {}, round(time.monotonic() - started, 1))
+        return Update(recorder.changes, {}, round(time.monotonic() - started, 1))
 
     def refresh(
         self, stack: StackRef, on_event: OnEvent | None = None, *, targets: Sequence[str] | None = None
@@ -961,6 +1025,74 @@ class AutomationEngine:
             for entry in entries
         ]
 
+    def _lost_provider(self, stack: StackRef) -> str | None:
+        """The KMS provider the stack is kept with when its file forgot it (--secrets-provider says)."""
+        if stack_file_secrets_provider(stack.path) is not None:
+            return None
+        flag = self.settings.secrets_flag
+        return flag if flag and flag.startswith(SECRETS_SCHEMES) else None
+
+    # -- after a Ctrl-C --
+
+    def lock_files(self, stack: StackRef) -> list[Path] | None:
+        """The stack's lock files in a file backend (None: another backend, where azcluster cannot look).
+
+        Layout from pulumi/pulumi pkg/backend/diy/lock.go: `.pulumi/locks/<stack's fully qualified name>/
+        <lock id>.json`, the name being `organization/<project>/<stack>` (or just `<stack>` in the legacy
+        layout without projects)."""
+        url = self.settings.backend_url
+        if not url.startswith("file://"):
+            return None
+        from urllib.parse import unquote, urlparse
+
+        raw = (
+            unquote(urlparse(url).path) if url.startswith("file:///") else url[len("file://") :].split("?")[0]
+        )
+        root = Path(raw).expanduser() / ".pulumi" / "locks"
+        from ruamel.yaml import YAML
+
+        try:
+            settings = YAML(typ="safe", pure=True).load(
+                (self.workspace_dir(stack) / "Pulumi.yaml").read_text()
+            )
+            project = str((settings or {}).get("name") or "")
+        except (OSError, AttributeError, AzclusterError):
+            project = ""
+        folders = [root / "organization" / project / stack.name] if project else []
+        folders.append(root / stack.name)
+        return sorted(lock for folder in folders for lock in folder.glob("*.json"))
+
+    def _interrupted(self, stack: StackRef | None, operation: str, err: Interrupted) -> AzclusterError:
+        name = stack.name if stack else ""
+        again = {"up": "up", "destroy": "down", "refresh": "refresh"}.get(operation, operation)
+        rerun = f"then re-run `azcluster {again} {name}`" if operation != "refresh" else "then carry on"
+        how = (
+            "Pulumi was killed"
+            if err.killed
+            else "Pulumi stopped at once; what it was creating, changing or deleting at that moment may "
+            "exist in Azure without being in the state"
+            if err.presses >= 2
+            else "Pulumi let the operations already running finish and recorded them"
+        )
+        locks = self.lock_files(stack) if stack else None
+        if locks:
+            return OperationInterrupted(
+                f"{operation} of stack {name} was interrupted ({how}) and the stack is still locked "
+                f"({locks[0]})",
+                f"nothing runs on it any more, so release the lock with `azcluster cancel {name}`, then "
+                f"`azcluster refresh {name}` so the state matches Azure; {rerun}",
+            )
+        if locks is not None:
+            return OperationInterrupted(
+                f"{operation} of stack {name} was interrupted ({how}); the stack's lock is released",
+                f"run `azcluster refresh {name}` so the state matches Azure; {rerun}",
+            )
+        return OperationInterrupted(
+            f"{operation} of stack {name} was interrupted ({how})",
+            f"run `azcluster refresh {name}` so the state matches Azure (only if it says the stack is "
+            f"locked, and no other azcluster runs on it, first `azcluster cancel {name}`); {rerun}",
+        )
+
     # -- the one place automation errors become azcluster errors --
 
     @contextmanager
@@ -972,12 +1104,27 @@ class AutomationEngine:
         name = stack.name if stack else ""
         try:
             yield
+        except Interrupted as err:
+            raise self._interrupted(stack, operation, err) from None
         except auto.ConcurrentUpdateError as err:
             raise StackLocked(name, lock_holder(str(err))) from None
         except auto.StackNotFoundError:
             raise StackNotFound(name, self.settings.backend_url) from None
         except auto.CommandError as err:
             text = str(err)
+            if (
+                "passphrase must be set" in text
+                and stack is not None
+                and (lost := self._lost_provider(stack))
+            ):
+                raise AzclusterError(
+                    f"stack {name}'s secrets are kept with {lost}, but {stack.path} does not say so "
+                    f"(no `secretsprovider:`), so Pulumi fell back to a passphrase and found none",
+                    "restore the `secretsprovider:` and `encryptedkey:` lines Pulumi wrote into the stack "
+                    f"file on the first deployment (commit them), or set {FALLBACK_ENV}=true so Pulumi uses "
+                    "the secrets manager the state records",
+                    EXIT_MISSING_TOOL,
+                ) from None
             if "incorrect passphrase" in text or "passphrase must be set" in text:
                 raise AzclusterError(
                     f"the passphrase does not open stack {name}'s secrets ({first_error_line(text)})",
@@ -985,7 +1132,8 @@ class AutomationEngine:
                     EXIT_MISSING_TOOL,
                 ) from None
             if recorder is not None:
-                raise UpdateFailed(name, operation, recorder.failures(text), first_error_line(text)) from None
+                detail = recorder.general_detail() or first_error_line(text)
+                raise UpdateFailed(name, operation, recorder.failures(text), detail) from None
             raise EngineError(
                 f"pulumi {operation} failed for stack {name}: {first_error_line(text)}"
             ) from None

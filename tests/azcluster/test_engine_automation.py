@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ from azcluster.engine import (
     check_pulumi_cli,
     open_engine,
 )
+from azcluster.errors import AzclusterError
 from tests.clirunner import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
@@ -73,6 +75,9 @@ def cli(tmp_path, monkeypatch) -> FakeCli:
         "PULUMI_BACKEND_URL",
         "PULUMI_CONFIG_PASSPHRASE_FILE",
         "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK",
+        "PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER",
+        "CI",  # .ci/run sets it: `up` would then refuse the local state these tests use
+        "GITHUB_ACTIONS",
     ):
         monkeypatch.delenv(name, raising=False)
     fake = FakeCli(home)
@@ -225,7 +230,10 @@ def test_up_failure_lists_resources_with_codes_from_the_event_stream(cli, tmp_pa
     assert failure.code == "ZonalAllocationFailed" and failure.name == "demo-gpu-0"
     assert failure.message == "Allocation failed in zone 1." and failure.remedy.retryable
     assert err.value.exit_code == 1
-    assert [e.kind for e in seen] == ["start", "diagnostic", "failed"]
+    # The engine's closing URN-less "update failed" is a diagnostic like any other, never a failed resource.
+    assert [e.kind for e in seen] == ["start", "diagnostic", "failed", "diagnostic", "summary"]
+    assert seen[3].urn == "" and "update failed" in seen[3].message
+    assert err.value.message == "up of stack demo failed: 1 resource failed"
     up = cli.find("up")["argv"]
     assert "--refresh" in up and "--skip-preview" in up and "--yes" in up
 
@@ -403,3 +411,146 @@ def test_importing_the_cli_and_the_engine_does_not_load_pulumi():
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60, check=True
     )
     assert run.stdout.strip() == "[]"
+
+
+# --- behaviours of the real CLI azcluster depends on (the stand-in takes each from pulumi/pulumi) ------
+
+
+def _program(stack: str = "demo", *, protect_storage: bool = False) -> list[dict]:
+    """A stack, its default provider, a component and four Azure resources (storage optionally protected)."""
+    base = f"urn:pulumi:{stack}::azcluster::"
+    stack_urn = f"{base}pulumi:pulumi:Stack::azcluster-{stack}"
+    provider = f"{base}pulumi:providers:azure-native::default_3_0_0"
+    component = f"{base}azcluster:index:Cluster::{stack}"
+
+    def azure(kind: str, name: str, **extra) -> dict:
+        return {
+            "urn": f"{base}azcluster:index:Cluster$azure-native:{kind}::{stack}-{name}",
+            "type": f"azure-native:{kind}",
+            "custom": True,
+            "parent": component,
+            "provider": f"{provider}::0b9b",
+            **extra,
+        }
+
+    rg = azure("resources:ResourceGroup", "rg")
+    return [
+        {"urn": stack_urn, "type": "pulumi:pulumi:Stack", "custom": False},
+        {"urn": provider, "type": "pulumi:providers:azure-native", "custom": True},
+        {"urn": component, "type": "azcluster:index:Cluster", "custom": False, "parent": stack_urn},
+        rg,
+        azure("storage:StorageAccount", "data", protect=protect_storage, dependencies=[rg["urn"]]),
+        azure("network:VirtualNetwork", "vnet", dependencies=[rg["urn"]]),
+        azure("compute:VirtualMachineScaleSet", "gpu-0", dependencies=[rg["urn"]]),
+    ]
+
+
+def test_change_counts_are_azure_resources_not_the_stack_provider_or_components(cli, tmp_path, project):
+    cli.write(program=_program())
+    engine = make_engine(cli, tmp_path)
+    ref = StackRef("demo", project / "Pulumi.demo.yaml")
+    assert engine.preview(ref).changes == {"create": 4}
+    assert engine.up(ref).changes == {"create": 4}
+    # Pulumi's own summary counted the stack and the component too (the default provider it leaves out).
+    assert engine.history(ref)[0].changes == {"create": 6}
+    assert engine.up(ref).changes == {"same": 4}
+
+
+def test_a_second_down_with_only_protected_resources_left_destroys_nothing(cli, tmp_path, project):
+    cli.write(program=_program(protect_storage=True))
+    engine = make_engine(cli, tmp_path)
+    ref = StackRef("demo", project / "Pulumi.demo.yaml")
+    engine.up(ref)
+    assert engine.destroy(ref, exclude_protected=True).changes == {"delete": 2}  # vnet, scale set
+    entries = len(engine.history(ref))
+    again = engine.destroy(ref, exclude_protected=True)
+    assert again.changes == {}  # not the previous destroy's summary, which the SDK hands back
+    assert len(engine.history(ref)) == entries  # the CLI returned before any engine run
+    assert [r.name for r in engine.state(ref) if r.custom and not r.is_provider] == ["demo-rg", "demo-data"]
+
+
+def test_the_stand_in_rejects_flags_the_real_command_does_not_register(cli, project):
+    run = subprocess.run(
+        ["pulumi", "up", "--exclude-protected", "--stack", "demo"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 1 and "unknown flag: --exclude-protected" in run.stderr
+    run = subprocess.run(
+        ["pulumi", "destroy", "--exclude-protected", "--yes", "--stack", "nope"], cwd=project
+    )
+    assert run.returncode == 255  # the flag is destroy's: the command gets as far as the missing stack
+
+
+def test_events_arrive_over_grpc_for_cli_versions_that_send_them_there(cli, tmp_path, project):
+    cli.write(version="v3.210.0", program=_program())
+    seen = []
+    engine = make_engine(cli, tmp_path)
+    update = engine.up(StackRef("demo", project / "Pulumi.demo.yaml"), seen.append)
+    assert cli.find("up")["argv"][cli.find("up")["argv"].index("--event-log") + 1].startswith(
+        "tcp://127.0.0.1:"
+    )
+    assert update.changes == {"create": 4}
+    assert [e.name for e in seen if e.kind == "done" and e.is_resource][-1] == "demo-gpu-0"
+
+
+def test_an_update_holds_the_file_backend_lock_and_a_second_one_is_refused(cli, tmp_path, project):
+    cli.write(stacks=["demo"], program=_program(), step_seconds=30)
+    engine = make_engine(cli, tmp_path)
+    env = {**os.environ, "PULUMI_BACKEND_URL": engine.settings.backend_url}
+    first = subprocess.Popen(
+        ["pulumi", "up", "--yes", "--skip-preview", "--stack", "demo"], cwd=project, env=env
+    )
+    ref = StackRef("demo", project / "Pulumi.demo.yaml")
+    try:
+        for _ in range(500):
+            if engine.lock_files(ref):
+                break
+            time.sleep(0.02)
+        (lock,) = engine.lock_files(ref)
+        assert lock.parent.parts[-3:] == ("organization", "azcluster", "demo")
+        with pytest.raises(StackLocked) as err:
+            engine.up(ref)
+        assert f"pid {first.pid}" in err.value.message
+    finally:
+        first.kill()
+        first.wait()
+    assert engine.lock_files(ref) == [lock]  # killed: nothing released it
+    engine.cancel(ref)
+    assert engine.lock_files(ref) == []
+
+
+def test_a_relative_passphrase_file_reaches_the_cli_as_an_absolute_path(cli, tmp_path, project, monkeypatch):
+    here = tmp_path / "elsewhere"
+    here.mkdir()
+    (here / "phrase.txt").write_text("correct horse battery staple\n")
+    monkeypatch.chdir(here)
+    monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE")
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE_FILE", "phrase.txt")
+    engine = make_engine(cli, tmp_path)
+    engine.preview(StackRef("demo", project / "Pulumi.demo.yaml"))  # the CLI runs in project/, not here
+    assert cli.find("preview")["env"]["PULUMI_CONFIG_PASSPHRASE_FILE"] == str(here / "phrase.txt")
+
+
+def test_key_vault_stack_deploys_again_from_a_fresh_checkout(cli, tmp_path, project, monkeypatch):
+    """CI: the first run records `secretsprovider:` in the runner's stack file; the next runner's checkout
+    does not have it, and there is no passphrase."""
+    vault = "azurekeyvault://team.vault.azure.net/keys/pulumi"
+    checkout = (project / "Pulumi.demo.yaml").read_text()
+    monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE")
+    settings = {"backend": "azblob://state?storage_account=team", "secrets_provider": vault}
+    ref = StackRef("demo", project / "Pulumi.demo.yaml")
+    make_engine(cli, tmp_path, **settings).up(ref)
+    assert f"secretsprovider: {vault}" in ref.path.read_text()
+    ref.path.write_text(checkout)  # the next run's runner
+    make_engine(cli, tmp_path, **settings).up(ref)
+    assert cli.find("up")["env"]["PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER"] == "true"
+
+    ref.path.write_text(checkout)
+    monkeypatch.setenv("PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER", "false")
+    with pytest.raises(AzclusterError) as err:
+        make_engine(cli, tmp_path, **settings).up(ref)
+    assert f"kept with {vault}" in err.value.message and "secretsprovider:" in err.value.message
+    assert "PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER=true" in err.value.hint
+    assert err.value.exit_code == 3
