@@ -201,6 +201,9 @@ def init(
             show_default=False,
         ),
     ] = None,
+    elastic: Annotated[
+        bool, typer.Option("--elastic/--no-elastic", help="Power idle GPU nodes off and on by themselves.")
+    ] = True,
 ) -> None:
     """Write a commented stack file, stacks/Pulumi.NAME.yaml, that validates as written.
 
@@ -212,7 +215,7 @@ def init(
     path = stackfile.stacks_dir() / f"Pulumi.{name}.yaml"
     try:
         result = scaffold.write_stack(
-            path, name, size, nodes, location, lustre_tib, force=force, ssh_key=ssh_key
+            path, name, size, nodes, location, lustre_tib, force=force, ssh_key=ssh_key, elastic=elastic
         )
     except scaffold.NotWritten as refused:
         render.print_findings(refused.findings, str(refused.path))

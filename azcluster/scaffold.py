@@ -76,7 +76,7 @@ config:
       # OpenSSH public keys: key text, or a path to a .pub file (relative to this file, ~ allowed).
       public_keys:
         - ssh-key
-    # Finding ids to silence (see `azcluster validate`), e.g. [AZC012].
+{elastic}    # Finding ids to silence (see `azcluster validate`), e.g. [AZC012].
     suppress: []
 """
 
@@ -87,6 +87,19 @@ LUSTRE_BLOCK = """\
         sku: AMLFS-Durable-Premium-250
         capacity_tib: 8
 """
+ELASTIC_BLOCK = """\
+    # Power idle GPU nodes off (deallocate: no VM charge) and on again when work needs them. With Slurm,
+    # Slurm's power saving does it per node; without a scheduler the login node deallocates an island whose
+    # GPUs all stayed idle (`azcluster start` brings it back). Remove the section for always-on nodes.
+    elastic:
+      # Minutes a node stays idle before it is deallocated (keep it above the ~15 min a node takes to boot).
+      idle_minutes: 60
+      # Minutes a started node has to boot before Slurm marks it down and requeues its job.
+      resume_timeout_minutes: 30
+      # InfiniBand islands per pool that are never powered off, so small jobs start at once.
+      keep_warm_islands: 0
+"""
+NO_ELASTIC = "    # elastic: {idle_minutes: 60}   # power idle GPU nodes off and on by themselves\n"
 NO_LUSTRE = "      # lustre: {sku: AMLFS-Durable-Premium-250, capacity_tib: 8}   # Azure Managed Lustre\n"
 
 OPTION_OF = {
@@ -157,10 +170,13 @@ def check_name(name: str) -> None:
     )
 
 
-def render_stack(name: str, size: str, nodes: int, location: str, lustre_tib: int, key: str) -> str:
+def render_stack(
+    name: str, size: str, nodes: int, location: str, lustre_tib: int, key: str, elastic: bool = True
+) -> str:
     """The stack file's text: the commented template with the values set and emitted as YAML."""
     yaml = _yaml()
     text = TEMPLATE.replace("{lustre}", LUSTRE_BLOCK if lustre_tib else NO_LUSTRE)
+    text = text.replace("{elastic}", ELASTIC_BLOCK if elastic else NO_ELASTIC)
     document = yaml.load(text)
     config = document["config"]
     config["azure-native:location"] = location
@@ -198,6 +214,7 @@ def write_stack(
     lustre_tib: int,
     force: bool = False,
     ssh_key: Path | None = None,
+    elastic: bool = True,
 ) -> ScaffoldResult:
     check_name(name)
     if path.exists() and not force:
@@ -214,7 +231,7 @@ def write_stack(
     else:  # made now, saved only once the stack is known to be good
         pair = sshkeys.new_key_pair()
         key = sshkeys.KeyChoice(pair.public_text, Path(f"{sshkeys.azcluster_key()}.pub"), created=True)
-    text = render_stack(name, size, nodes, location, lustre_tib, key.text)
+    text = render_stack(name, size, nodes, location, lustre_tib, key.text, elastic)
     _refuse_invalid(text, path, name)
     if pair is not None:
         key = sshkeys.save(pair, sshkeys.azcluster_key())

@@ -64,3 +64,19 @@ def test_init_rejects_unknown_size_before_writing(home, tmp_path):
     assert "Standard_ND96isr_H100_v5" in result.stdout  # the closest real size is suggested
     assert "change --size" in result.stderr
     assert not (tmp_path / "stacks" / "Pulumi.lab.yaml").exists()
+
+
+def test_init_offers_elastic_on_and_no_elastic_leaves_it_out(home, tmp_path):
+    (home / ".ssh" / "id_ed25519.pub").write_text(KEY + "\n")
+    from ruamel.yaml import YAML
+
+    from azcluster.components.spec import parse_cluster
+
+    path = tmp_path / "stacks" / "Pulumi.lab.yaml"
+    assert run_cli("init", "lab", "--size", "Standard_ND96isr_H100_v5").exit_code == 0
+    spec = parse_cluster(YAML(typ="safe").load(path.read_text())["config"])
+    assert spec.elastic_enabled and spec.elastic.idle_minutes == 60
+    check = run_cli("validate", "lab", "--json")
+    assert check.exit_code == 0 and json.loads(check.stdout)["findings"] == []
+    assert run_cli("init", "lab", "--no-elastic", "--force").exit_code == 0
+    assert parse_cluster(YAML(typ="safe").load(path.read_text())["config"]).elastic is None
