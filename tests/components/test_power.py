@@ -126,6 +126,8 @@ def test_the_power_scope_must_be_exactly_one_resource_group():
 
 
 def test_gpu_nodes_open_the_utilisation_endpoint_only_for_the_idle_watcher():
-    watched = bootstrap.render_cloud_config(spec(elastic={}), "train", 0)
+    watched = bootstrap.render_cloud_config(spec(elastic={}, scheduler="none"), "train", 0)
     assert "AZC_HEALTH_BIND=0.0.0.0" in watched
     assert "AZC_HEALTH_BIND=" not in bootstrap.render_cloud_config(spec(), "train", 0)
+    # With Slurm (the default scheduler) Slurm's own power saving decides, not the idle watcher.
+    assert "AZC_HEALTH_BIND=" not in bootstrap.render_cloud_config(spec(elastic={}), "train", 0)
