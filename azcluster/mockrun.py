@@ -613,6 +613,7 @@ _NAME_INPUT = {
     "azure-native:compute:VirtualMachine": "vmName",
     "azure-native:storage:StorageAccount": "accountName",
     "azure-native:storage:BlobContainer": "containerName",
+    "azure-native:storage:FileShare": "shareName",
     "azure-native:managedidentity:UserAssignedIdentity": "resourceName",
     "azure-native:privatedns:PrivateRecordSet": "relativeRecordSetName",
     "azure-native:privatedns:RecordSet": "relativeRecordSetName",
@@ -627,6 +628,9 @@ _CHILD_PATHS = {
     ),
     "azure-native:storage:BlobContainer": (
         "Microsoft.Storage/storageAccounts/{accountName}/blobServices/default/containers"
+    ),
+    "azure-native:storage:FileShare": (
+        "Microsoft.Storage/storageAccounts/{accountName}/fileServices/default/shares"
     ),
     "azure-native:privatedns:PrivateZone": "Microsoft.Network/privateDnsZones",
     "azure-native:privatedns:VirtualNetworkLink": (

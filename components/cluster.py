@@ -62,9 +62,9 @@ class Cluster(pulumi.ComponentResource):
     """Everything a cluster is, from one spec: network, identity, shared storage, GPU pools, login node.
 
     The outputs below are attributes (and, together, `outputs`); absent parts are None. Children:
-    `network`, `identity`, `storage` (None without Lustre and blob), `pools` (by pool name), `login`
-    (None when disabled), `power` (ElasticPower: the login node's power identity and role; None unless
-    the spec is elastic).
+    `network`, `identity`, `storage` (None without Lustre and blob), `home` (None when
+    `storage.home.enabled` is false), `pools` (by pool name), `login` (None when disabled), `power`
+    (ElasticPower: the login node's power identity and role; None unless the spec is elastic).
     """
 
     resource_group_name: pulumi.Output[str]
@@ -87,6 +87,9 @@ class Cluster(pulumi.ComponentResource):
     """Name of the blob data account (None without one)."""
     elastic_client_id: pulumi.Output[str] | None
     """Client id of the login node's power identity (None unless the spec is elastic)."""
+    home_nfs_source: pulumi.Output[str] | None
+    """What the nodes mount at the shared home, `<account>.file.core.windows.net:/<account>/home` (None
+    when `storage.home.enabled` is false)."""
 
     def __init__(self, name: str, spec: ClusterSpec, opts: pulumi.ResourceOptions | None = None) -> None:
         errors = [f for f in check_spec(spec) if f.severity == "error"]
@@ -111,16 +114,19 @@ class Cluster(pulumi.ComponentResource):
             opts=child,
         )
         self.storage = self._storage(name, spec, child)
+        self.home = self._home(name, spec, child)
 
         storage = self.storage
         # A DNS name the storage component fills in once Lustre exists: nodes never wait for the file system.
         lustre_host = storage.lustre_mount_host if storage is not None else None
         blob_name = storage.blob_account_name if storage is not None else None
         mounted_blob = blob_name if spec.storage.blob.mount else None
+        home_source = self.home.nfs_source if self.home is not None else None
         node_storage = {
             "lustre_mount_host": lustre_host,
             "blob_account_name": mounted_blob,
             "identity_client_id": self.identity.client_id,
+            "home_nfs_source": home_source,
         }
 
         self.pools: dict[str, GpuPool] = {}
@@ -182,10 +188,18 @@ class Cluster(pulumi.ComponentResource):
             "lustre_mount_command": storage.lustre_mount_command if storage is not None else None,
             "blob_account_name": blob_name,
             "elastic_client_id": self.power.client_id if self.power is not None else None,
+            "home_nfs_source": home_source,
         }
         for output_name, value in self.outputs.items():
             setattr(self, output_name, value)
         self.register_outputs(self.outputs)
+
+    def _home(self, name: str, spec: ClusterSpec, child: pulumi.ResourceOptions) -> Any:
+        if not spec.storage.home.enabled:
+            return None
+        from .home import SharedHome, SharedHomeArgs
+
+        return SharedHome(f"{name}-home", SharedHomeArgs.from_spec(spec, self.network), opts=child)
 
     def _storage(self, name: str, spec: ClusterSpec, child: pulumi.ResourceOptions) -> Any:
         lustre = spec.storage.lustre

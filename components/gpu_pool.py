@@ -97,13 +97,15 @@ class GpuPoolArgs:
         lustre_mount_host: pulumi.Input[str] | None = None,
         blob_account_name: pulumi.Input[str] | None = None,
         identity_client_id: pulumi.Input[str] | None = None,
+        home_nfs_source: pulumi.Input[str] | None = None,
     ) -> GpuPoolArgs:
         """Args for one of the spec's pools, with custom data rendered by azcluster.components.bootstrap.
 
         `lustre_mount_host` must be a name that resolves once Managed Lustre exists (never the file
         system's own output), so the scale sets do not wait for Lustre; nodes mount it when it appears.
         `blob_account_name` (None: no blob mount) and `identity_client_id` (the user-assigned identity
-        BlobFuse2 authenticates as) go into the nodes' cloud-init.
+        BlobFuse2 authenticates as) go into the nodes' cloud-init. `home_nfs_source` (None: no shared
+        home) is the NFS export mounted at the spec's `storage.home.mount`.
         """
         return cls(
             cluster_name=spec.name,
@@ -116,7 +118,7 @@ class GpuPoolArgs:
             admin_username=spec.ssh.admin_username,
             ssh_public_keys=list(spec.ssh.public_keys),
             custom_data=_bootstrap_custom_data(
-                spec, pool, lustre_mount_host, blob_account_name, identity_client_id
+                spec, pool, lustre_mount_host, blob_account_name, identity_client_id, home_nfs_source
             ),
             zone=cluster_zone(spec).zone,
             tags=dict(spec.tags),
@@ -129,6 +131,7 @@ def _bootstrap_custom_data(
     lustre_host: pulumi.Input[str] | None,
     blob_account: pulumi.Input[str] | None,
     client_id: pulumi.Input[str] | None,
+    home_source: pulumi.Input[str] | None = None,
 ) -> Callable[[int], pulumi.Input[str]]:
     """Per-island custom data; rendered inside `Output.all` when a value only exists at deployment."""
     if blob_account is None:
@@ -136,12 +139,18 @@ def _bootstrap_custom_data(
 
     def render(island: int) -> pulumi.Input[str]:
         def encode(values: list[Any]) -> str:
-            host, account, client = values
+            host, account, client, home = values
             return bootstrap.custom_data(
-                spec, pool, island, lustre_mgs_host=host, blob_account=account, blob_client_id=client
+                spec,
+                pool,
+                island,
+                lustre_mgs_host=host,
+                blob_account=account,
+                blob_client_id=client,
+                home_source=home,
             )
 
-        values = [lustre_host, blob_account, client_id]
+        values = [lustre_host, blob_account, client_id, home_source]
         if any(isinstance(value, pulumi.Output) for value in values):
             return pulumi.Output.all(*values).apply(encode)
         return encode(values)

@@ -66,6 +66,7 @@ class LoginNodeArgs:
         blob_account_name: pulumi.Input[str] | None = None,
         identity_client_id: pulumi.Input[str] | None = None,
         power: Any = None,
+        home_nfs_source: pulumi.Input[str] | None = None,
     ) -> LoginNodeArgs:
         """Args for the spec's login node, with cloud-init from the bootstrap module (same mounts as the
         GPU nodes; see GpuPoolArgs.from_spec for the storage arguments). `power`: the cluster's
@@ -81,7 +82,7 @@ class LoginNodeArgs:
             size=spec.login.size,
             image=spec.login.image,
             custom_data=_login_custom_data(
-                spec, lustre_mount_host, blob_account_name, identity_client_id, power
+                spec, lustre_mount_host, blob_account_name, identity_client_id, power, home_nfs_source
             ),
             zone=cluster_zone(spec).zone,
             tags=dict(spec.tags),
@@ -96,6 +97,7 @@ def _login_custom_data(
     blob_account: pulumi.Input[str] | None,
     client_id: pulumi.Input[str] | None,
     power: Any = None,
+    home_source: pulumi.Input[str] | None = None,
 ) -> pulumi.Input[str]:
     if blob_account is None:
         client_id = None
@@ -103,11 +105,13 @@ def _login_custom_data(
     power_client = power.client_id if power is not None else None
 
     def encode(values: list[Any]) -> str:
-        host, account, client, sub, power_id = values
+        host, account, client, sub, power_id, home = values
         config = elastic.render_config(spec, sub, power_id) if sub is not None and power_id else None
-        return bootstrap.login_custom_data(spec, host, account, blob_client_id=client, elastic_config=config)
+        return bootstrap.login_custom_data(
+            spec, host, account, blob_client_id=client, elastic_config=config, home_source=home
+        )
 
-    values = [lustre_host, blob_account, client_id, subscription, power_client]
+    values = [lustre_host, blob_account, client_id, subscription, power_client, home_source]
     if any(isinstance(value, pulumi.Output) for value in values):
         return pulumi.Output.all(*values).apply(encode)
     return encode(values)

@@ -154,11 +154,36 @@ class BlobSpec(_Strict):
     mount: bool = Field(True, description="Mount the first container on every node with BlobFuse2.")
 
 
+class HomeSpec(_Strict):
+    """The shared home: one NFS share mounted at the same path on the login node and every GPU node, so
+    a job submitted from a directory under it finds that directory on every node it runs on."""
+
+    enabled: bool = Field(True, description="Create the shared home (Azure Files premium NFS 4.1).")
+    size_gib: int = Field(
+        1024,
+        ge=100,
+        le=102_400,
+        description="Provisioned size in GiB (100-102400). Throughput grows with it: about 100 MiB/s plus "
+        "0.1 MiB/s per GiB (203 MiB/s at 1024 GiB).",
+    )
+    redundancy: Literal["LRS", "ZRS"] = Field(
+        "LRS",
+        description="Premium_LRS (one zone) or Premium_ZRS (copies in three zones; zonal regions only).",
+    )
+    mount: str = Field(
+        "/home",
+        pattern=r"^/[A-Za-z0-9._/-]+$",
+        description="Where nodes mount the share. Local home directories that exist at first mount (the "
+        "admin user's) are copied onto the share first.",
+    )
+
+
 class StorageSpec(_Strict):
     """Shared storage. Storage that holds data survives `azcluster down` unless --delete-data."""
 
     lustre: LustreSpec | None = Field(None, description="Azure Managed Lustre; leave out for none.")
     blob: BlobSpec = Field(default_factory=BlobSpec, description="Blob data account.")
+    home: HomeSpec = Field(default_factory=HomeSpec, description="Shared home directories (NFS).")
 
 
 class ElasticSpec(_Strict):

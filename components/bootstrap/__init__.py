@@ -74,6 +74,14 @@ AZNHC_SIZES = frozenset(
     }
 )
 
+# Client options for the shared home's NFS 4.1 mount, as Azure recommends for NFS Azure file shares
+# (learn.microsoft.com/azure/storage/files/storage-files-how-to-mount-nfs-shares, "Mount options"):
+# vers/minorversion/sec required; nconnect=4 (no gain beyond 4); 1 MiB rsize/wsize; actimeo 30-60;
+# noresvport for uninterrupted service after a reconnect on kernels below 5.18.
+HOME_NFS_OPTIONS = (
+    "vers=4,minorversion=1,sec=sys,nconnect=4,rsize=1048576,wsize=1048576,actimeo=30,noresvport"
+)
+
 # Lustre client for the login node, whose default image (Ubuntu) has none; the HPC images ship one.
 # The DKMS metapackage builds the module for the running kernel (Azure Managed Lustre client docs).
 DEFAULT_LUSTRE_CLIENT_PACKAGE = "amlfs-lustre-client-dkms-2.15.8-35-gdf4872c"
@@ -85,8 +93,9 @@ _SCRIPTS = (
     "azc-health-server.py",
     "azc-mount-lustre.sh",
     "azc-mount-blob.sh",
+    "azc-mount-home.sh",
 )
-_LOGIN_SCRIPTS = ("azc-lib.sh", "azc-mount-lustre.sh", "azc-mount-blob.sh")
+_LOGIN_SCRIPTS = ("azc-lib.sh", "azc-mount-lustre.sh", "azc-mount-blob.sh", "azc-mount-home.sh")
 _GPU_UNITS = ("azc-prepare.service", "azc-health.service", "azc-health.timer", "azc-health-server.service")
 _ELASTIC_UNITS = ("azc-elastic-watch.service", "azc-elastic-watch.timer")
 ELASTIC_TMPFILES_PATH = "/etc/tmpfiles.d/azc-elastic.conf"
@@ -101,7 +110,13 @@ def script_names() -> tuple[str, ...]:
 
 def unit_names() -> tuple[str, ...]:
     """Names of the systemd units shipped in `components/bootstrap/units/`."""
-    return (*_GPU_UNITS, "azc-mount-lustre.service", "azc-mount-blob.service", *_ELASTIC_UNITS)
+    return (
+        *_GPU_UNITS,
+        "azc-mount-lustre.service",
+        "azc-mount-blob.service",
+        "azc-mount-home.service",
+        *_ELASTIC_UNITS,
+    )
 
 
 def read_script(name: str) -> str:
@@ -330,8 +345,15 @@ def _storage_env(
     blob_client_id: str | None,
     blob_endpoint: str | None,
     cache_root: str,
+    home_source: str | None = None,
 ) -> dict[str, Any]:
     env: dict[str, Any] = {}
+    if home_source and spec.storage.home.enabled:
+        env.update(
+            AZC_HOME_SOURCE=home_source,
+            AZC_HOME_MOUNT=spec.storage.home.mount,
+            AZC_HOME_OPTIONS=HOME_NFS_OPTIONS,
+        )
     if lustre_mgs_host:
         env["AZC_LUSTRE_HOST"] = lustre_mgs_host
         env["AZC_LUSTRE_MOUNT"] = LUSTRE_MOUNT
@@ -403,6 +425,7 @@ def render_cloud_config(
     *,
     blob_client_id: str | None = None,
     blob_endpoint: str | None = None,
+    home_source: str | None = None,
 ) -> str:
     """The `#cloud-config` document for the nodes of one IB island (scale set) of a pool.
 
@@ -417,6 +440,8 @@ def render_cloud_config(
     blob_account: storage account whose first container is mounted with BlobFuse2 when the spec's
     `storage.blob` is enabled with `mount: true`. blob_client_id: client id of a user-assigned identity
     (default: the node's system-assigned identity). blob_endpoint: default https://<account>.blob.core.windows.net.
+    home_source: the shared home's NFS export (`<account>.file.core.windows.net:/<account>/home`), mounted
+    at the spec's `storage.home.mount`; None for no shared home.
     """
     pool_spec = _pool(spec, pool)
     islands = pool_spec.island_sizes()
@@ -446,7 +471,11 @@ def render_cloud_config(
         # network (components/elastic.py); otherwise the endpoint stays on loopback for the extension.
         env["AZC_HEALTH_BIND"] = "0.0.0.0"
     cache_root = f"{NVME_MOUNT}/blobfuse2-cache" if size.nvme_disks else "/mnt/blobfuse2-cache"
-    env.update(_storage_env(spec, lustre_mgs_host, blob_account, blob_client_id, blob_endpoint, cache_root))
+    env.update(
+        _storage_env(
+            spec, lustre_mgs_host, blob_account, blob_client_id, blob_endpoint, cache_root, home_source
+        )
+    )
     units = [*_GPU_UNITS, *_mount_units(env)]
     files = _node_files(env, _SCRIPTS, units)
     start = [unit for unit in units if unit != "azc-health.service"]  # the timer starts it
@@ -464,6 +493,8 @@ def _mount_units(env: Mapping[str, Any]) -> list[str]:
         units.append("azc-mount-lustre.service")
     if "AZC_BLOB_ACCOUNT" in env:
         units.append("azc-mount-blob.service")
+    if "AZC_HOME_SOURCE" in env:
+        units.append("azc-mount-home.service")
     return units
 
 
@@ -513,6 +544,7 @@ def render_login_cloud_config(
     blob_endpoint: str | None = None,
     lustre_client_package: str | None = DEFAULT_LUSTRE_CLIENT_PACKAGE,
     elastic_config: str | None = None,
+    home_source: str | None = None,
 ) -> str:
     """The `#cloud-config` document for the login node: the same mounts as the GPU nodes, and one
     hostfile per IB island under /etc/azcluster/hostfiles/<island key> (see `hostfile`, `island_key`).
@@ -524,7 +556,13 @@ def render_login_cloud_config(
     env: dict[str, Any] = {"AZC_ROLE": "login", "AZC_CLUSTER": spec.name}
     env.update(
         _storage_env(
-            spec, lustre_mgs_host, blob_account, blob_client_id, blob_endpoint, "/mnt/blobfuse2-cache"
+            spec,
+            lustre_mgs_host,
+            blob_account,
+            blob_client_id,
+            blob_endpoint,
+            "/mnt/blobfuse2-cache",
+            home_source,
         )
     )
     if "AZC_LUSTRE_HOST" in env:

@@ -79,6 +79,53 @@ class LustreSku(_Row):
     step_tib: int
 
 
+class StoragePrice(_Row):
+    usd_per_gib_month: float
+    region: str
+    date: str
+    confidence: Literal["high", "medium", "low"]
+    source: str
+
+
+class HomeService(_Row):
+    """An Azure-managed NFS service for the shared home, with what it costs and how fast it is."""
+
+    name: str
+    title: str
+    min_gib: int
+    max_gib: int
+    base_mibps: float
+    mibps_per_gib: float
+    price: StoragePrice
+    source: str
+
+    def throughput_mibps(self, gib: int) -> float:
+        """Provisioned throughput of a share of `gib` GiB (the service's published formula)."""
+        return self.base_mibps + self.mibps_per_gib * gib
+
+    def usd_per_hour(self, gib: int) -> float:
+        """Price of `gib` provisioned GiB per hour (730 hours a month, as Azure's calculator uses)."""
+        return self.price.usd_per_gib_month * gib / 730
+
+
+class AllReduceExpectation(_Row):
+    """What an all-reduce across one island of a size should reach (allreduce.yaml says where from)."""
+
+    size: str
+    library: Literal["nccl", "rccl"]
+    message: str
+    single_node_gbps: float
+    ib_port_gbps: float
+    confidence: Literal["high", "medium", "low"]
+    source: str
+
+    def expected_gbps(self, nodes: int, ports: int) -> float:
+        """Expected peak bus bandwidth (GB/s) for `nodes` nodes with `ports` InfiniBand ports each."""
+        if nodes <= 1 or ports <= 0:
+            return self.single_node_gbps
+        return min(self.single_node_gbps, ports * self.ib_port_gbps / 8)
+
+
 class Region(_Row):
     name: str
     zones: bool
@@ -106,6 +153,28 @@ def general_sizes() -> dict[str, GeneralSize]:
 @cache
 def lustre_skus() -> dict[str, LustreSku]:
     return {row["name"]: LustreSku(**row) for row in _load("storage.yaml")["lustre_skus"]}
+
+
+@cache
+def home_services() -> dict[str, HomeService]:
+    """NFS services considered for the shared home, by name."""
+    return {row["name"]: HomeService(**row) for row in _load("storage.yaml")["home_services"]}
+
+
+def home_default() -> HomeService:
+    """The service azcluster builds the shared home on (chosen in storage.yaml, with the reason)."""
+    return home_services()[_load("storage.yaml")["home_default"]]
+
+
+@cache
+def allreduce_expectations() -> dict[str, AllReduceExpectation]:
+    """Expected all-reduce bus bandwidth per GPU size, by exact Azure size name."""
+    return {row["size"]: AllReduceExpectation(**row) for row in _load("allreduce.yaml")["expected"]}
+
+
+def allreduce_far_below() -> float:
+    """The fraction of its expected bus bandwidth under which an island fails `azcluster test`."""
+    return float(_load("allreduce.yaml")["far_below"])
 
 
 @cache

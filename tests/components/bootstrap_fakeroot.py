@@ -61,6 +61,12 @@ echo "$(cat "$STATE/dns/$2")     STREAM $2"
     "mkfs.xfs": 'echo "mkfs.xfs $*" >>"$CALLS"',
     "blkid": 'echo "blkid $*" >>"$CALLS"; exit 2',
     "mount.lustre": "exit 0",
+    "mount.nfs": "exit 0",
+    "umount": r"""
+echo "umount $*" >>"$CALLS"
+grep -v " $1 " "$AZC_ROOT/proc/mounts" >"$AZC_ROOT/proc/mounts.new" || true
+mv "$AZC_ROOT/proc/mounts.new" "$AZC_ROOT/proc/mounts"
+""",
     "curl": 'echo "curl $*" >>"$CALLS"; echo "-----BEGIN PGP PUBLIC KEY BLOCK-----"',
     "gpg": 'echo "gpg $*" >>"$CALLS"; cat >/dev/null; echo dearmored-key',
     # apt-get: "installs" by creating the executable named in $APT_CREATES.
@@ -103,6 +109,8 @@ COMMAND_VARS = {
     "MKFS_XFS": "mkfs.xfs",
     "BLKID": "blkid",
     "MOUNT_LUSTRE": "mount.lustre",
+    "MOUNT_NFS": "mount.nfs",
+    "UMOUNT": "umount",
     "BLOBFUSE2": "blobfuse2",
     "NVIDIA_SMI": "nvidia-smi",
     "ROCM_SMI": "rocm-smi",
@@ -146,12 +154,18 @@ class FakeNode:
 
     # --- laying out the machine --------------------------------------------------------------------
     def node_env(
-        self, spec: ClusterSpec, pool: str, lustre: str | None = None, blob: str | None = None
+        self,
+        spec: ClusterSpec,
+        pool: str,
+        lustre: str | None = None,
+        blob: str | None = None,
+        home: str | None = None,
     ) -> str:
         """Write the node.env that render_cloud_config puts on real nodes; return its text."""
         from ruamel.yaml import YAML
 
-        document = YAML(typ="safe").load(bootstrap.render_cloud_config(spec, pool, 0, lustre, blob))
+        rendered = bootstrap.render_cloud_config(spec, pool, 0, lustre, blob, home_source=home)
+        document = YAML(typ="safe").load(rendered)
         text = next(f["content"] for f in document["write_files"] if f["path"] == bootstrap.NODE_ENV_PATH)
         (self.root / "etc/azcluster/node.env").write_text(text)
         return text

@@ -228,6 +228,7 @@ def test_the_largest_configuration_stays_under_azures_custom_data_limit():
             "storageaccountname0123456",
             blob_client_id="00000000-1111-2222-3333-444444444444",
             blob_endpoint="https://storageaccountname0123456.privatelink.blob.core.windows.net",
+            home_source="storageaccountname012345.file.core.windows.net:/storageaccountname012345/home",
         )
         biggest = max(biggest, len(data))
     assert biggest <= bootstrap.CUSTOM_DATA_LIMIT

@@ -100,8 +100,22 @@ def test_cluster_outputs_name_every_scale_set_and_where_storage_is(full):
     assert out["lustre_mgs_address"] == lustre.outputs["clientInfo"]["mgsAddress"]
     assert isinstance(out["lustre_mount_host"], str) and out["lustre_mount_host"]
     assert out["lustre_mount_host"] in out["lustre_mount_command"]
-    account = full.one("storage:StorageAccount")
+    account = full.one("storage:StorageAccount", "llm-storage-blob")
     assert out["blob_account_name"] == account.inputs["accountName"]
+    home = full.one("storage:StorageAccount", "llm-home-account").inputs["accountName"]
+    assert out["home_nfs_source"] == f"{home}.file.core.windows.net:/{home}/home"
+
+
+def test_login_and_every_gpu_node_mount_the_shared_home_without_waiting_for_it(full):
+    """The shared home is the same on the login node and every GPU node; nothing waits for the share."""
+    source = full.value["home_nfs_source"]
+    login = full.one("compute:VirtualMachine")
+    login_text = gzip.decompress(base64.b64decode(login.inputs["osProfile"]["customData"])).decode()
+    for text in [login_text, *(decoded_custom_data(vmss) for vmss in scale_sets(full))]:
+        assert f"AZC_HOME_SOURCE={source}" in text and "AZC_HOME_MOUNT=/home" in text
+    share = full.one("storage:FileShare")
+    for vm in [*scale_sets(full), login]:
+        assert not full.depends_on(vm, share), f"{vm.name} waits for the home share"
 
 
 def test_no_compute_waits_for_managed_lustre(full):
@@ -166,13 +180,18 @@ def test_cluster_without_storage_or_login_has_none_of_them():
         )
     )
     assert not capture.of_type("storagecache:AmlFilesystem")
-    assert not capture.of_type("storage:StorageAccount")
+    assert [a.name for a in capture.of_type("storage:StorageAccount")] == ["small-home-account"]
     assert not capture.of_type("compute:VirtualMachine")
     out = capture.value
     assert out["login_private_ip"] is None
     assert out["lustre_mount_host"] is None and out["blob_account_name"] is None
     text = decoded_custom_data(scale_sets(capture)[0])
     assert "AZC_LUSTRE_HOST=" not in text and "AZC_BLOB_ACCOUNT=" not in text
+    no_home = harness.run(
+        lambda: Cluster("bare", spec(name="bare", storage={"home": {"enabled": False}})).outputs
+    )
+    assert not no_home.of_type("storage:FileShare") and no_home.value["home_nfs_source"] is None
+    assert "AZC_HOME_SOURCE=" not in decoded_custom_data(scale_sets(no_home)[0])
 
 
 def test_cluster_refuses_a_spec_with_error_findings_and_creates_nothing():

@@ -319,6 +319,10 @@ FIRES = [
         "no cores",
     ),
     ("AZC074", {"pools.0.size": MI300X}, "Pyxis"),
+    ("AZC085", {"location": "westus", "zone": DELETE, "storage.home.redundancy": "ZRS"}, "has none"),
+    ("AZC086", {"storage.home.mount": "/opt/home"}, "under '/opt'"),
+    ("AZC086", {"storage.home.mount": "/mnt/"}, "'/mnt'"),
+    ("AZC086", {"storage.home.mount": "/lustre"}, "'/lustre'"),
 ]
 
 QUIET = [
@@ -448,6 +452,11 @@ QUIET = [
             "pools.0.image": "microsoft-dsvm:ubuntu-hpc:2204-rocm:latest",
         },
     ),
+    ("AZC085", {"storage.home.redundancy": "ZRS"}),
+    ("AZC085", {"location": "westus", "zone": DELETE, "storage.home.enabled": False}),
+    ("AZC086", {"storage.home.mount": "/shared/home"}),
+    ("AZC086", {"storage.home.mount": "/mnt/home"}),
+    ("AZC086", {"storage.home.mount": "/usr", "storage.home.enabled": False}),
 ]
 
 
