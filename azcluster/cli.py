@@ -521,6 +521,47 @@ def hosts(
         hosts_view.print_hostfiles(files, fmt, out)
 
 
+@app.command("test")
+def test_cluster(
+    stack: StackArg,
+    island: Annotated[
+        str | None,
+        typer.Option("--island", metavar="KEY|N", help="Only this island: its key (gpu-i0) or index."),
+    ] = None,
+    json: JsonOpt = False,
+    subscription: SubscriptionOpt = None,
+    auth: AuthOpt = None,
+    cloud: CloudOpt = None,
+) -> None:
+    """Run an NCCL all-reduce (RCCL on MI300X) across each InfiniBand island through Slurm.
+
+    Submitted with `sbatch` from the login node (Azure Run Command; needs Virtual Machine Contributor),
+    one job per island on its usable nodes; the peak bus bandwidth is compared with what the size should
+    reach (catalogue figures, with their sources). Exit 1 when an island is far below or its job fails.
+    """
+    from . import clustertest, lifecycle, ops, render
+
+    name, spec = ops.load_spec(stack)
+    clustertest.require_login_and_home(spec, name)
+    clustertest.plan_islands(spec, name, island)  # an unknown island is exit 2 before asking Azure
+    try:
+        report = clustertest.run_test(
+            spec, _connect(subscription, auth, cloud), name, island=island, progress=not json
+        )
+        if not report.ok:
+            if not json:
+                clustertest.print_report(report)
+            raise lifecycle.CommandFailed(clustertest.failure(report), report.to_json())
+    except AzclusterError as err:
+        if json:
+            render.print_json(lifecycle.error_document(name, err))
+        raise
+    if json:
+        render.print_json(report.to_json())
+    else:
+        clustertest.print_report(report)
+
+
 # --- end talking to Azure ----------------------------------------------------------------------------------
 
 

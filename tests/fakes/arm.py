@@ -100,6 +100,7 @@ class LoginVm:
     run_command_refusal: tuple[int, str, str] | None = None  # (status, code, message) refusing the POST
     run_command_error: tuple[str, str] | None = None  # (code, message) the Run Command operation ends with
     scripts: list[list[str]] = field(default_factory=list)  # every script Run Command ran here, in order
+    programs: Path | None = None  # a directory of commands installed on the VM (sinfo, sbatch...), on PATH
 
 
 @dataclass
@@ -608,7 +609,7 @@ class FakeArm:
         proc = subprocess.run(
             ["/bin/bash", "-c", str(script)],
             cwd=work,
-            env={"PATH": "/usr/bin:/bin", "AZC_ROOT": str(root), "LC_ALL": "C"},
+            env={"PATH": _vm_path(vm), "AZC_ROOT": str(root), "LC_ALL": "C"},
             capture_output=True,
             text=True,
             timeout=60,
@@ -795,6 +796,11 @@ class FakeArm:
             path = query["__path__"][0]
             body["nextLink"] = f"{self.base_url}{path}?{urlencode(params)}"
         return 200, {}, body
+
+
+def _vm_path(vm: LoginVm) -> str:
+    """PATH of a Run Command script: the system's, after the VM's own programs when a test installs some."""
+    return f"{vm.programs}:/usr/bin:/bin" if vm.programs else "/usr/bin:/bin"
 
 
 def _script(query: dict[str, list[str]]) -> list[str]:

@@ -1,0 +1,465 @@
+"""`azcluster test`: an all-reduce across each InfiniBand island, through Slurm, against what it should reach.
+
+This is how a user knows the supercomputer works: every GPU of an island talks to every other over the
+fabric at the speed the size is sold for. For each island the login node submits one Slurm job
+(`sbatch --wait`) that runs nccl-tests' all_reduce_perf (rccl-tests' on MI300X) on all the island's usable
+nodes, one rank per GPU, and the peak bus bandwidth at messages of 1 GiB and up is compared with the
+catalogue's expected figure (components/catalog/allreduce.yaml, with its sources). An island under
+`far_below` of it, or whose job failed, makes the command exit 1.
+
+How it gets there (runcommand.py has what Azure says about Run Command):
+- One Run Command on the login node per batch of islands (ISLANDS_PER_CALL, so the printed results fit
+  in the 4 KiB of stdout Run Command returns); the islands of a batch run in parallel.
+- The job script travels base64-encoded; the only other words in the script are constants, numbers,
+  island keys and host-name prefixes checked against [a-z0-9-], so nothing from Azure reaches the shell.
+- Nodes: those Slurm lists whose name starts with the island's host-name prefix
+  (bootstrap.computer_name_prefix: Slurm node names are the hosts' names) in a state that can run a job
+  (idle, mixed, allocated, completing; `~` powered-down ones are resumed by Slurm). Drained or down
+  nodes are left out and counted, so a test of the rest still says something.
+- The job runs as the cluster's admin user, its output lands in the shared home (the login node reads
+  what the first compute node wrote there), under `.azcluster-test/<run id>/`.
+- Launch as Azure's HPC images document and test it (Azure/azhpc-images tests/test-definitions.sh,
+  verify_nccl_installation / verify_rccl_installation): `module load mpi/hpcx`, mpirun with
+  `--map-by ppr:<gpus>:node`, `-mca coll_hcoll_enable 0`, binaries /opt/nccl-tests/build/all_reduce_perf
+  and /opt/rccl-tests/all_reduce_perf (with /opt/rccl/lib first on LD_LIBRARY_PATH); each rank sources
+  the NCCL settings azc-prepare-node wrote (/etc/profile.d/azcluster-nccl.sh).
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import secrets
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from azcluster.components import catalog
+from azcluster.components.bootstrap import computer_name_prefix, island_key
+from azcluster.components.spec import ClusterSpec
+
+from . import ncclperf, runcommand
+from .errors import EXIT_REFUSED, EXIT_USAGE, AzclusterError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .azure import AzureContext
+
+ISLANDS_PER_CALL = 4
+JOB_TIME_MIN = 30
+TIMEOUT_S = (JOB_TIME_MIN + 15) * 60  # queueing, powering nodes up, the job itself
+MARKER = "azcluster-test: done"
+NCCL_BINARY = "/opt/nccl-tests/build/all_reduce_perf"
+RCCL_BINARY = "/opt/rccl-tests/all_reduce_perf"
+NCCL_ENV = "/etc/profile.d/azcluster-nccl.sh"
+USABLE_STATES = "idle|mixed|allocated|completing"
+_SAFE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+_RESULT = re.compile(r"^AZC-TEST (?P<key>\S+) (?P<job>\S+) (?P<nodes>\d+) (?P<listed>\d+) (?P<rc>-?\d+)$")
+
+
+@dataclass
+class IslandPlan:
+    pool: str
+    island: int
+    key: str
+    prefix: str
+    nodes: int  # in the spec
+    size: catalog.GpuSize
+    expectation: catalog.AllReduceExpectation | None
+
+    @property
+    def gpus(self) -> int:
+        return self.size.gpus
+
+
+@dataclass
+class IslandResult:
+    plan: IslandPlan
+    verdict: str  # ok | far-below | failed | skipped | measured
+    reason: str = ""
+    job_id: str | None = None
+    tested_nodes: int = 0
+    slurm_nodes: int = 0
+    peak_busbw: float | None = None
+    average_busbw: float | None = None
+    expected: float | None = None
+    rows: list[ncclperf.Row] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return self.verdict in ("far-below", "failed")
+
+    @property
+    def fraction(self) -> float | None:
+        if self.peak_busbw is None or not self.expected:
+            return None
+        return self.peak_busbw / self.expected
+
+    def to_json(self) -> dict[str, Any]:
+        exp = self.plan.expectation
+        return {
+            "pool": self.plan.pool,
+            "island": self.plan.island,
+            "key": self.plan.key,
+            "size": self.plan.size.name,
+            "nodes": self.plan.nodes,
+            "slurm_nodes": self.slurm_nodes,
+            "tested_nodes": self.tested_nodes,
+            "job_id": self.job_id,
+            "verdict": self.verdict,
+            "reason": self.reason or None,
+            "busbw_gbps": self.peak_busbw,
+            "avg_busbw_gbps": self.average_busbw,
+            "expected_gbps": self.expected,
+            "fraction": round(self.fraction, 3) if self.fraction is not None else None,
+            "expected_source": exp.source if exp else None,
+            "expected_confidence": exp.confidence if exp else None,
+            "rows": [{"bytes": r.size, "busbw_gbps": r.busbw} for r in self.rows],
+        }
+
+
+@dataclass
+class TestReport:
+    stack: str
+    vm: str
+    islands: list[IslandResult]
+    far_below: float
+
+    @property
+    def ok(self) -> bool:
+        tested = [r for r in self.islands if r.verdict != "skipped"]
+        return bool(tested) and not any(r.failed for r in self.islands)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "stack": self.stack,
+            "ok": self.ok,
+            "login_vm": self.vm,
+            "far_below": self.far_below,
+            "islands": [r.to_json() for r in self.islands],
+        }
+
+
+# --- which islands ---------------------------------------------------------------------------------------
+
+
+def plan_islands(spec: ClusterSpec, stack: str, island: str | None = None) -> list[IslandPlan]:
+    """The islands to test: every island of every InfiniBand pool, or the one `island` names.
+
+    `island` is an island key (`gpu-i0`, as `azcluster hosts` and the hostfiles name them) or an index,
+    which must then be unambiguous (one InfiniBand pool). Unknown names are exit 2.
+    """
+    plans = []
+    for pool in spec.pools:
+        size = catalog.find_size(pool.size)
+        if size is None or size.infiniband is None or pool.nodes == 0:
+            continue
+        expectation = catalog.allreduce_expectations().get(size.name)
+        for index, nodes in enumerate(pool.island_sizes()):
+            key = island_key(pool.name, index)
+            prefix = computer_name_prefix(spec.name, pool.name, index)
+            plans.append(IslandPlan(pool.name, index, key, prefix, nodes, size, expectation))
+    if not plans:
+        raise AzclusterError(
+            f"stack {stack} has no InfiniBand pool with nodes: there is no island to test",
+            "add a pool of an InfiniBand size (`azcluster skus`)",
+            EXIT_USAGE,
+        )
+    if island is None:
+        return plans
+    chosen = [p for p in plans if island in (p.key, str(p.island))]
+    if island.isdigit() and len({p.pool for p in chosen}) > 1:
+        raise AzclusterError(
+            f"--island {island} is in more than one pool ({', '.join(p.key for p in chosen)})",
+            "name it by its key, e.g. --island " + chosen[0].key,
+            EXIT_USAGE,
+        )
+    if not chosen:
+        raise AzclusterError(
+            f"stack {stack} has no island {island!r}",
+            "islands: " + ", ".join(p.key for p in plans),
+            EXIT_USAGE,
+        )
+    return chosen
+
+
+# --- what runs on the login node -------------------------------------------------------------------------
+
+
+def job_script(plan: IslandPlan) -> str:
+    """The Slurm batch script for one island: all_reduce_perf over every allocated GPU, 1 GiB and up."""
+    exp = plan.expectation
+    library = exp.library if exp else ("rccl" if plan.size.gpu_vendor == "amd" else "nccl")
+    message = exp.message if exp else "8G"
+    binary = RCCL_BINARY if library == "rccl" else NCCL_BINARY
+    gpus = plan.gpus
+    lines = [
+        "#!/bin/bash",
+        f"# azcluster test: {library.upper()} all-reduce across island {plan.key} ({plan.size.name})",
+        "set -eu",
+        ". /etc/profile.d/modules.sh 2>/dev/null || true",
+        "module load mpi/hpcx",
+    ]
+    if library == "rccl":
+        lines.append('export LD_LIBRARY_PATH="/opt/rccl/lib:${LD_LIBRARY_PATH:-}"')
+    lines += [
+        f'hosts=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | sed "s/$/:{gpus}/" | paste -sd, -)',
+        f'exec mpirun -np $((SLURM_JOB_NUM_NODES * {gpus})) -H "$hosts" --map-by ppr:{gpus}:node '
+        "--bind-to numa -mca coll_hcoll_enable 0 -x LD_LIBRARY_PATH -x PATH \\",
+        f"    bash -c '[ -r {NCCL_ENV} ] && . {NCCL_ENV}; exec {binary} -b 1G -e {message} -f 2 -g 1'",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def login_script(plans: list[IslandPlan], spec: ClusterSpec, run_id: str) -> list[str]:
+    """The Run Command script: write the job scripts, submit one job per island in parallel and wait,
+    then print one result line and the rows that matter of each island's output, and a marker."""
+    admin = spec.ssh.admin_username
+    for word in [admin, run_id, *(p.key for p in plans), *(p.prefix.rstrip("-") for p in plans)]:
+        if not _SAFE.match(word):
+            raise ValueError(f"{word!r} cannot go into the test script: lower-case letters, digits, '-' only")
+    home = spec.storage.home.mount.rstrip("/") or "/"
+    lines = [
+        "set -u",
+        "umask 022",
+        f'dir="${{AZC_ROOT:-}}{home}/.azcluster-test/{run_id}"',
+        'mkdir -p "$dir"',
+        f'chown {admin} "$dir" "$(dirname "$dir")" 2>/dev/null || true',
+        "nodes() { sinfo -h -N -o '%N %T' | "
+        f"awk -v p=\"$1\" 'index($1, p) == 1 && $2 ~ /^({USABLE_STATES})/ {{print $1}}' | sort -u; }}",
+        "listed() { sinfo -h -N -o '%N' | awk -v p=\"$1\" 'index($1, p) == 1' | sort -u | wc -l; }",
+        "submit() {",
+        '  key=$1; prefix=$2; gpus=$3; list=$(nodes "$prefix" | paste -sd, -); all=$(listed "$prefix")',
+        '  if [ -z "$list" ]; then echo "AZC-TEST $key - 0 $all 0" >"$dir/$key.result"; return; fi',
+        "  n=$(echo \"$list\" | tr , '\\n' | wc -l)",
+        f'  runuser -u {admin} -- sbatch --wait --parsable --job-name="azc-test-$key" --nodes="$n" '
+        '--nodelist="$list" --ntasks-per-node="$gpus" --exclusive '
+        f'--time={JOB_TIME_MIN} --output="$dir/$key.out" "$dir/$key.sh" >"$dir/$key.id" 2>"$dir/$key.err"',
+        "  rc=$?",
+        '  echo "AZC-TEST $key $(head -n1 "$dir/$key.id" | cut -d";" -f1 | grep . || echo -) $n $all $rc" '
+        '>"$dir/$key.result"',
+        "}",
+    ]
+    for plan in plans:
+        encoded = base64.b64encode(job_script(plan).encode()).decode()
+        lines.append(
+            f'printf %s \'{encoded}\' | base64 -d >"$dir/{plan.key}.sh"; chmod 0755 "$dir/{plan.key}.sh"'
+        )
+    lines += [f"submit {p.key} {p.prefix} {p.gpus} &" for p in plans]
+    lines.append("wait")
+    for plan in plans:
+        key = plan.key
+        lines += [
+            f'cat "$dir/{key}.result"',
+            f'[ -f "$dir/{key}.out" ] && awk \'($1 ~ /^[0-9]+$/ && $1 >= 1073741824 && NF >= 12) || '
+            f'/^# (Out of bounds|Avg bus)/ || /Test (NCCL |CUDA )?failure/\' "$dir/{key}.out" | head -n 16',
+            f'[ -s "$dir/{key}.err" ] && sed -n "1,2s/^/AZC-TEST-ERR {key} /p" "$dir/{key}.err"',
+            f'echo "AZC-TEST-END {key}"',
+        ]
+    lines.append(f'echo "{MARKER}"')
+    return lines
+
+
+# --- reading what came back ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Raw:
+    job_id: str | None
+    nodes: int
+    listed: int
+    rc: int
+    text: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def parse_output(stdout: str) -> dict[str, _Raw]:
+    """Each island's result line, output rows and sbatch errors from the login script's stdout."""
+    found: dict[str, _Raw] = {}
+    current: _Raw | None = None
+    for line in stdout.splitlines():
+        if match := _RESULT.match(line.strip()):
+            job = match["job"]
+            current = _Raw(
+                None if job == "-" else job, int(match["nodes"]), int(match["listed"]), int(match["rc"])
+            )
+            found[match["key"]] = current
+        elif line.startswith("AZC-TEST-ERR "):
+            _, key, message = line.split(" ", 2)
+            if key in found:
+                found[key].errors.append(message.strip())
+        elif line.startswith("AZC-TEST-END "):
+            current = None
+        elif current is not None:
+            current.text.append(line)
+    return found
+
+
+def judge(plan: IslandPlan, raw: _Raw | None, far_below: float) -> IslandResult:
+    """The island's verdict from what its job printed."""
+    result = IslandResult(plan, "failed")
+    if raw is None:
+        result.reason = "no result came back for this island (the script stopped early)"
+        return result
+    result.job_id, result.tested_nodes, result.slurm_nodes = raw.job_id, raw.nodes, raw.listed
+    if raw.nodes == 0:
+        result.verdict = "skipped"
+        result.reason = (
+            f"Slurm lists {raw.listed} node(s) of this island and none can run a job (drained, down or "
+            "not registered)"
+        )
+        return result
+    run = ncclperf.parse("\n".join(raw.text))
+    result.rows = [row for row in run.rows if row.size >= ncclperf.GIB]
+    result.peak_busbw = run.peak_busbw()
+    result.average_busbw = run.average_busbw
+    if raw.job_id is None or raw.errors and raw.rc != 0 and not run.rows:
+        result.reason = "sbatch: " + (raw.errors[0] if raw.errors else f"exit status {raw.rc}")
+        return result
+    problem = run.problem()
+    if raw.rc != 0 or problem:
+        result.reason = problem or f"the job ended with exit status {raw.rc}"
+        return result
+    if result.peak_busbw is None:
+        result.reason = "the job printed no rows of 1 GiB or more"
+        return result
+    ports = plan.size.infiniband.ports if plan.size.infiniband else 0
+    if plan.expectation is None:
+        result.verdict = "measured"
+        result.reason = f"the catalogue has no expected figure for {plan.size.name}"
+        return result
+    result.expected = plan.expectation.expected_gbps(raw.nodes, ports)
+    if result.peak_busbw < far_below * result.expected:
+        result.verdict = "far-below"
+        result.reason = (
+            f"{result.peak_busbw:.0f} GB/s is under {far_below:.0%} of the {result.expected:.0f} GB/s "
+            f"{plan.size.series} should reach on {raw.nodes} node(s)"
+        )
+    else:
+        result.verdict = "ok"
+    return result
+
+
+# --- running it --------------------------------------------------------------------------------------------
+
+
+def run_test(
+    spec: ClusterSpec,
+    ctx: AzureContext,
+    stack: str,
+    *,
+    island: str | None = None,
+    timeout: float = TIMEOUT_S,
+    progress: bool = True,
+    client: Any = None,
+    run_id: str | None = None,
+) -> TestReport:
+    """Test the chosen islands through Slurm on the login node; a TestReport (AzclusterError when the login
+    node cannot be asked at all)."""
+    from .azure import azure_errors, compute_client
+    from .loginhosts import _status, login_vm_name
+
+    require_login_and_home(spec, stack)
+    plans = plan_islands(spec, stack, island)
+    run_id = run_id or secrets.token_hex(4)
+    vm = login_vm_name(spec)
+    target = runcommand.on_vm(client or compute_client(ctx), spec.resource_group_name, vm)
+    far_below = catalog.allreduce_far_below()
+    results: list[IslandResult] = []
+    batches = [plans[i : i + ISLANDS_PER_CALL] for i in range(0, len(plans), ISLANDS_PER_CALL)]
+    for number, batch in enumerate(batches, start=1):
+        part = f" ({number} of {len(batches)})" if len(batches) > 1 else ""
+        keys = ", ".join(p.key for p in batch)
+        with (
+            _status(f"all-reduce on {keys} through Slurm on {vm}{part} (minutes)", progress),
+            azure_errors(ctx, f"running the all-reduce test on {vm}"),
+        ):
+            stdout = _run(target, login_script(batch, spec, run_id), stack, vm, timeout)
+        raws = parse_output(stdout)
+        results += [judge(plan, raws.get(plan.key), far_below) for plan in batch]
+    return TestReport(stack, vm, results, far_below)
+
+
+def require_login_and_home(spec: ClusterSpec, stack: str) -> None:
+    """Exit 2 without a login node (nowhere to submit from) or a shared home (nowhere for job output)."""
+    if not spec.login.enabled:
+        raise AzclusterError(
+            f"stack {stack} has no login node (login.enabled: false): nowhere to submit the test from",
+            "enable the login node",
+            EXIT_USAGE,
+        )
+    if not spec.storage.home.enabled:
+        raise AzclusterError(
+            f"stack {stack} has no shared home (storage.home.enabled: false): the login node cannot read "
+            "what the jobs print on the compute nodes",
+            "enable storage.home",
+            EXIT_USAGE,
+        )
+
+
+def _run(target: runcommand.Begin, lines: list[str], stack: str, vm: str, timeout: float) -> str:
+    try:
+        output = runcommand.run_shell(target, lines, timeout)
+    except runcommand.RunCommandFailed as err:
+        raise AzclusterError(
+            f"could not run the test on {vm}: {err.detail}",
+            err.hint
+            or f"is the cluster up (`azcluster status {stack}`)? then run `azcluster test {stack}` again",
+            EXIT_REFUSED,
+        ) from None
+    if MARKER not in output.stdout:
+        why = runcommand.first_line(output.stderr) or "the script stopped before its end"
+        raise AzclusterError(
+            f"the test on {vm} did not finish: {why}",
+            "on the login node, check that Slurm answers (`sinfo`) and the shared home is mounted",
+            EXIT_REFUSED,
+        )
+    return output.stdout
+
+
+def failure(report: TestReport) -> AzclusterError:
+    """The command's error when the report is not ok: which islands, and what to do."""
+    bad = [r for r in report.islands if r.failed]
+    if bad:
+        what = "; ".join(f"{r.plan.key} {r.verdict}: {r.reason}" for r in bad)
+        hint = (
+            f"look for unhealthy nodes with `azcluster status {report.stack}`; drain or replace them "
+            "(`scontrol update nodename=NODE state=drain reason=WHY`), then run "
+            f"`azcluster test {report.stack} --island {bad[0].plan.key}` again"
+        )
+        return AzclusterError(f"all-reduce test failed on {len(bad)} island(s): {what}", hint, EXIT_REFUSED)
+    return AzclusterError(
+        "no island could be tested: Slurm has no usable node in any of them",
+        f"check the nodes with `azcluster status {report.stack}` and `sinfo -R` on the login node",
+        EXIT_REFUSED,
+    )
+
+
+# --- showing it --------------------------------------------------------------------------------------------
+
+_STYLE = {"ok": "green", "far-below": "red", "failed": "red", "skipped": "yellow", "measured": "cyan"}
+
+
+def print_report(report: TestReport) -> None:
+    """One line per island: nodes, peak bus bandwidth against the expected figure, the verdict and why."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from .render import stdout
+
+    table = Table(title=f"{report.stack}: all-reduce per InfiniBand island", title_justify="left")
+    for column in ("island", "size", "nodes", "job", "busbw GB/s", "expected", "verdict"):
+        table.add_column(column, justify="right" if column in ("nodes", "busbw GB/s", "expected") else "left")
+    for r in report.islands:
+        busbw = f"{r.peak_busbw:.1f}" if r.peak_busbw is not None else "-"
+        expected = f"{r.expected:.0f}" if r.expected is not None else "-"
+        nodes = f"{r.tested_nodes}/{r.plan.nodes}"
+        style = _STYLE.get(r.verdict, "white")
+        table.add_row(
+            r.plan.key, r.plan.size.name, nodes, r.job_id or "-", busbw, expected, f"[{style}]{r.verdict}[/]"
+        )
+    stdout.print(table)
+    for r in report.islands:
+        if r.reason and r.verdict != "ok":
+            stdout.print(f"  {escape(r.plan.key)}: {escape(r.reason)}", soft_wrap=True)
+    sources = sorted({r.plan.expectation.source for r in report.islands if r.plan.expectation})
+    for source in sources:
+        stdout.print(f"  [dim]expected figures: {escape(source)}[/]", soft_wrap=True)

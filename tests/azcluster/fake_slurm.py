@@ -1,0 +1,94 @@
+"""Slurm's client commands on the fake login VM, for Run Command scripts that submit jobs.
+
+`FakeSlurm(directory)` writes `sinfo`, `sbatch` and `runuser` into `directory` (give it to the fake ARM's
+`LoginVm.programs`). They behave like the real ones where azcluster depends on it (slurm.schedmd.com man
+pages for Slurm 22.05, util-linux runuser(1)):
+- `sinfo -h -N -o '%N %T'` prints one line per node, its name and long state (e.g. `idle`, `drained`,
+  `idle~` when powered down); `-o '%N'` the names alone. `-h` leaves the header out.
+- `sbatch --wait --parsable ... --output=PATH SCRIPT` prints the job id ("jobid[;cluster]"), runs the
+  job, and "does not exit until the submitted job terminates; the exit code of the sbatch command will
+  be the same as the exit code of the submitted job". The job here writes the text a test gave for its
+  `--job-name` to PATH (as all_reduce_perf would on the first node) and exits with the given status. A
+  job name without a behaviour is refused as Slurm refuses a bad node list: "sbatch: error: Batch job
+  submission failed: ..." on stderr, exit 1, no job id.
+- `runuser -u USER -- COMMAND...` runs COMMAND as USER (recorded, since tests do not run as that user).
+Every call is appended to `calls.log`, one line of arguments each, with the user from runuser.
+"""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+_SINFO = r"""#!/usr/bin/env bash
+echo "sinfo $*" >>"{data}/calls.log"
+format='%N %T'
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -o) format="$2"; shift 2 ;;
+    *) shift ;;
+  esac
+done
+while read -r name state; do
+  [ -n "$name" ] || continue
+  if [ "$format" = '%N' ]; then echo "$name"; else echo "$name $state"; fi
+done <"{data}/nodes"
+"""
+
+_SBATCH = r"""#!/usr/bin/env bash
+echo "sbatch user=${{AZC_FAKE_USER:-root}} $*" >>"{data}/calls.log"
+name=""; output=""; script=""
+for arg in "$@"; do
+  case "$arg" in
+    --job-name=*) name="${{arg#--job-name=}}" ;;
+    --output=*) output="${{arg#--output=}}" ;;
+    -*) ;;
+    *) script="$arg" ;;
+  esac
+done
+cp "$script" "{data}/submitted-$name.sh"
+if [ ! -f "{data}/jobs/$name.rc" ]; then
+  echo "sbatch: error: Batch job submission failed: Requested node configuration is not available" >&2
+  exit 1
+fi
+id=$(( $(cat "{data}/next-id") )); echo $((id + 1)) >"{data}/next-id"
+echo "$id"
+cp "{data}/jobs/$name.out" "$output"
+exit "$(cat "{data}/jobs/$name.rc")"
+"""
+
+_RUNUSER = r"""#!/usr/bin/env bash
+[ "$1" = -u ] || {{ echo "runuser: only -u USER -- COMMAND is faked" >&2; exit 1; }}
+user="$2"; shift 2; [ "$1" = -- ] && shift
+AZC_FAKE_USER="$user" exec "$@"
+"""
+
+
+class FakeSlurm:
+    def __init__(self, directory: Path) -> None:
+        self.bin = directory / "bin"
+        self.data = directory / "slurm"
+        self.bin.mkdir(parents=True, exist_ok=True)
+        (self.data / "jobs").mkdir(parents=True, exist_ok=True)
+        (self.data / "nodes").write_text("")
+        (self.data / "calls.log").write_text("")
+        (self.data / "next-id").write_text("4101")
+        for name, body in (("sinfo", _SINFO), ("sbatch", _SBATCH), ("runuser", _RUNUSER)):
+            path = self.bin / name
+            path.write_text(body.format(data=self.data))
+            path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+
+    def nodes(self, states: dict[str, str]) -> None:
+        """The nodes Slurm knows: name -> long state."""
+        (self.data / "nodes").write_text("".join(f"{name} {state}\n" for name, state in states.items()))
+
+    def job(self, name: str, output: str, rc: int = 0) -> None:
+        """What the job called `name` prints and its exit status."""
+        (self.data / "jobs" / f"{name}.out").write_text(output)
+        (self.data / "jobs" / f"{name}.rc").write_text(str(rc))
+
+    def calls(self) -> list[str]:
+        return (self.data / "calls.log").read_text().splitlines()
+
+    def submitted(self, name: str) -> str:
+        return (self.data / f"submitted-{name}.sh").read_text()
