@@ -539,19 +539,21 @@ def test_cluster(
     one job per island on its usable nodes; the peak bus bandwidth is compared with what the size should
     reach (catalogue figures, with their sources). Exit 1 when an island is far below or its job fails.
     """
-    from . import clustertest, lifecycle, ops, render
+    from . import lifecycle, render
+    from .ops import fabrictest, fabrictest_view
+    from .ops.cluster import load_spec
 
-    name, spec = ops.load_spec(stack)
-    clustertest.require_login_and_home(spec, name)
-    clustertest.plan_islands(spec, name, island)  # an unknown island is exit 2 before asking Azure
+    name, spec = load_spec(stack)
+    fabrictest.require_login_and_home(spec, name)
+    fabrictest.plan_islands(spec, name, island)  # an unknown island is exit 2 before asking Azure
     try:
-        report = clustertest.run_test(
+        report = fabrictest.run_test(
             spec, _connect(subscription, auth, cloud), name, island=island, progress=not json
         )
         if not report.ok:
             if not json:
-                clustertest.print_report(report)
-            raise lifecycle.CommandFailed(clustertest.failure(report), report.to_json())
+                fabrictest_view.print_report(report)
+            raise lifecycle.CommandFailed(fabrictest.failure(report), report.to_json())
     except AzclusterError as err:
         if json:
             render.print_json(lifecycle.error_document(name, err))
@@ -559,7 +561,7 @@ def test_cluster(
     if json:
         render.print_json(report.to_json())
     else:
-        clustertest.print_report(report)
+        fabrictest_view.print_report(report)
 
 
 # --- end talking to Azure ----------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ One module per job, each with its view (how it prints) beside it, so each file h
 - hosts.py / hosts_view.py: `hosts`, one hostfile per InfiniBand island.
 - loginhosts.py: the hostfiles installed on the login node; runcommand.py: Azure Run Command plumbing.
 - parallel.py: one Azure call per island or node in parallel, with a live progress line each.
+- fabrictest.py / fabrictest_view.py: `test`, an all-reduce per InfiniBand island submitted through Slurm
+  on the login node; ncclperf.py reads what all_reduce_perf prints.
 
 Nothing is re-exported here: importing `azcluster.ops` stays free, and each caller names the job it uses.
 """

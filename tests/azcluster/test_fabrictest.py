@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from azcluster import clustertest, ncclperf
 from azcluster.components import catalog
 from azcluster.errors import EXIT_REFUSED, EXIT_USAGE, AzclusterError
+from azcluster.ops import fabrictest, ncclperf
 from tests.azcluster import demo
 from tests.azcluster.fake_slurm import FakeSlurm
 from tests.clirunner import run_cli
@@ -81,15 +81,15 @@ def test_parser_names_a_failed_run_and_a_run_that_stopped():
 
 
 def test_every_infiniband_island_is_planned_and_one_can_be_chosen():
-    plans = clustertest.plan_islands(spec(), "demo")
+    plans = fabrictest.plan_islands(spec(), "demo")
     assert [(p.key, p.prefix, p.nodes, p.gpus) for p in plans] == [
         ("gpu-i0", "demo-gpu-i0-", 3, 8),
         ("gpu-i1", "demo-gpu-i1-", 2, 8),
     ]  # infer (NC H100 v5) has no InfiniBand: nothing to test there
-    assert [p.key for p in clustertest.plan_islands(spec(), "demo", "gpu-i1")] == ["gpu-i1"]
-    assert [p.key for p in clustertest.plan_islands(spec(), "demo", "1")] == ["gpu-i1"]
+    assert [p.key for p in fabrictest.plan_islands(spec(), "demo", "gpu-i1")] == ["gpu-i1"]
+    assert [p.key for p in fabrictest.plan_islands(spec(), "demo", "1")] == ["gpu-i1"]
     with pytest.raises(AzclusterError) as err:
-        clustertest.plan_islands(spec(), "demo", "gpu-i7")
+        fabrictest.plan_islands(spec(), "demo", "gpu-i7")
     assert err.value.exit_code == EXIT_USAGE and "gpu-i0, gpu-i1" in err.value.hint
 
 
@@ -105,14 +105,14 @@ def test_expected_bandwidth_comes_from_the_catalogue_with_its_source():
 
 
 def test_the_job_runs_the_images_binary_on_every_gpu_of_the_allocation():
-    (h100,) = clustertest.plan_islands(spec(), "demo", "gpu-i0")
-    script = clustertest.job_script(h100)
+    (h100,) = fabrictest.plan_islands(spec(), "demo", "gpu-i0")
+    script = fabrictest.job_script(h100)
     assert "module load mpi/hpcx" in script
     assert "--map-by ppr:8:node" in script and "$((SLURM_JOB_NUM_NODES * 8))" in script
     assert "/opt/nccl-tests/build/all_reduce_perf -b 1G -e 16G -f 2 -g 1" in script
     mi300 = demo.spec(pools=[{"name": "amd", "size": "Standard_ND96isr_MI300X_v5", "nodes": 2}])
-    (plan,) = clustertest.plan_islands(mi300, "demo")
-    rocm = clustertest.job_script(plan)
+    (plan,) = fabrictest.plan_islands(mi300, "demo")
+    rocm = fabrictest.job_script(plan)
     assert "/opt/rccl-tests/all_reduce_perf" in rocm and "/opt/rccl/lib" in rocm
     if shutil.which("bash"):
         assert subprocess.run(["bash", "-n"], input=script, text=True, check=False).returncode == 0
@@ -135,7 +135,7 @@ def test_each_island_is_submitted_with_its_usable_nodes_and_judged(arm, slurm):
     slurm.job("azc-test-gpu-i0", H100_2NODE)
     slurm.job("azc-test-gpu-i1", H100_2NODE.replace("444.71", "431.50"))
 
-    report = clustertest.run_test(spec(), arm.context(), "demo", progress=False, run_id="t1")
+    report = fabrictest.run_test(spec(), arm.context(), "demo", progress=False, run_id="t1")
 
     sbatch = sorted(c for c in slurm.calls() if c.startswith("sbatch"))
     assert len(sbatch) == 2
@@ -144,8 +144,8 @@ def test_each_island_is_submitted_with_its_usable_nodes_and_judged(arm, slurm):
     assert "--ntasks-per-node=8" in sbatch[0] and "--exclusive" in sbatch[0]
     assert "--output=" + str(_login_root(arm)) + "/home/.azcluster-test/t1/gpu-i0.out" in sbatch[0]
     assert "--nodelist=demo-gpu-i1-000000,demo-gpu-i1-000001" in sbatch[1]
-    assert slurm.submitted("azc-test-gpu-i0") == clustertest.job_script(
-        clustertest.plan_islands(spec(), "demo")[0]
+    assert slurm.submitted("azc-test-gpu-i0") == fabrictest.job_script(
+        fabrictest.plan_islands(spec(), "demo")[0]
     )
 
     first, second = report.islands
@@ -166,7 +166,7 @@ def test_far_below_is_judged_on_the_peak_at_large_messages(arm, slurm):
     slow = H100_2NODE.replace("440.65", "250.00").replace("444.71", "251.00")
     slow = slow.replace("444.25", "249.00").replace("442.99", "248.00")
     slurm.job("azc-test-gpu-i1", slow)
-    report = clustertest.run_test(spec(), arm.context(), "demo", island="gpu-i1", progress=False, run_id="t2")
+    report = fabrictest.run_test(spec(), arm.context(), "demo", island="gpu-i1", progress=False, run_id="t2")
     (island,) = report.islands
     assert island.verdict == "far-below" and island.peak_busbw == 251.0
     assert island.reason == "251 GB/s is under 80% of the 375 GB/s ND H100 v5 should reach on 2 node(s)"
@@ -177,7 +177,7 @@ def test_a_failed_job_or_refused_submission_fails_the_island_with_why(arm, slurm
     slurm.nodes({"demo-gpu-i0-000000": "idle", "demo-gpu-i1-000000": "idle"})
     slurm.job("azc-test-gpu-i0", FAILED, rc=1)
     # gpu-i1 has no behaviour: sbatch refuses it like Slurm refuses a node list it cannot satisfy
-    report = clustertest.run_test(spec(), arm.context(), "demo", progress=False, run_id="t3")
+    report = fabrictest.run_test(spec(), arm.context(), "demo", progress=False, run_id="t3")
     first, second = report.islands
     assert (
         first.verdict == "failed" and first.reason == "Test NCCL failure common.cu:1057 'internal error / '"
@@ -188,7 +188,7 @@ def test_a_failed_job_or_refused_submission_fails_the_island_with_why(arm, slurm
 
 def test_an_island_slurm_cannot_use_is_skipped_and_nothing_tested_is_not_ok(arm, slurm):
     slurm.nodes({"demo-gpu-i0-000000": "down*", "demo-gpu-i0-000001": "drained"})
-    report = clustertest.run_test(spec(), arm.context(), "demo", island="gpu-i0", progress=False, run_id="t4")
+    report = fabrictest.run_test(spec(), arm.context(), "demo", island="gpu-i0", progress=False, run_id="t4")
     (island,) = report.islands
     assert island.verdict == "skipped" and island.slurm_nodes == 2 and island.tested_nodes == 0
     assert not [c for c in slurm.calls() if c.startswith("sbatch")]
@@ -198,14 +198,12 @@ def test_an_island_slurm_cannot_use_is_skipped_and_nothing_tested_is_not_ok(arm,
 def test_the_script_carries_only_constants_keys_and_base64(arm, slurm):
     slurm.nodes({"demo-gpu-i0-000000": "idle"})
     slurm.job("azc-test-gpu-i0", H200_1NODE)
-    report = clustertest.run_test(spec(), arm.context(), "demo", island="gpu-i0", progress=False, run_id="t5")
+    report = fabrictest.run_test(spec(), arm.context(), "demo", island="gpu-i0", progress=False, run_id="t5")
     (post,) = arm.fake.vm_run_commands("demo-login")
     script = post.body["script"]
     encoded = [re.search(r"printf %s '([A-Za-z0-9+/=]+)'", line) for line in script]
     (job,) = [m[1] for m in encoded if m]
-    assert base64.b64decode(job).decode() == clustertest.job_script(
-        clustertest.plan_islands(spec(), "demo")[0]
-    )
+    assert base64.b64decode(job).decode() == fabrictest.job_script(fabrictest.plan_islands(spec(), "demo")[0])
     (island,) = report.islands
     assert island.verdict == "ok" and island.expected == 460  # one node: the single-node figure
     assert len("\n".join(script).encode()) < 16 * 1024
@@ -248,8 +246,8 @@ def test_cli_prints_a_table_or_json_and_exits_1_when_an_island_is_far_below(arm,
 
 def test_without_a_shared_home_or_login_node_it_is_a_usage_error():
     with pytest.raises(AzclusterError) as err:
-        clustertest.require_login_and_home(spec(storage={"home": {"enabled": False}}), "demo")
+        fabrictest.require_login_and_home(spec(storage={"home": {"enabled": False}}), "demo")
     assert err.value.exit_code == EXIT_USAGE and "storage.home" in err.value.hint
     with pytest.raises(AzclusterError) as err:
-        clustertest.require_login_and_home(spec(login={"enabled": False}), "demo")
+        fabrictest.require_login_and_home(spec(login={"enabled": False}), "demo")
     assert err.value.exit_code == EXIT_USAGE
