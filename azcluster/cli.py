@@ -548,7 +548,7 @@ def test_cluster(
     fabrictest.plan_islands(spec, name, island)  # an unknown island is exit 2 before asking Azure
     try:
         report = fabrictest.run_test(
-            spec, _connect(subscription, auth, cloud), name, island=island, progress=not json
+            spec, _connect(subscription, auth, cloud, "test"), name, island=island, progress=not json
         )
         if not report.ok:
             if not json:

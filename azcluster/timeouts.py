@@ -37,8 +37,16 @@ CONNECT_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 75.0
 DEFAULT_DEADLINE_S = 900.0
 # Per command: reads are quick; status and hosts may wait on Run Command (runcommand.TIMEOUT_S, 300 s);
-# allocating a large island can take many minutes.
-COMMAND_DEADLINES_S = {"preflight": 300.0, "status": 900.0, "hosts": 900.0, "stop": 3600.0, "start": 3600.0}
+# allocating a large island can take many minutes; `test` waits on Slurm jobs (fabrictest.TIMEOUT_S per
+# batch of islands, 45 minutes), so it gets hours.
+COMMAND_DEADLINES_S = {
+    "preflight": 300.0,
+    "status": 900.0,
+    "hosts": 900.0,
+    "stop": 3600.0,
+    "start": 3600.0,
+    "test": 3 * 3600.0,
+}
 MALFORMED_POLL_RETRIES = 3
 
 
