@@ -172,8 +172,12 @@ Files serves NFS 4.1 (learn.microsoft.com/azure/storage/files/files-nfs-protocol
 def inbound_services(spec: ClusterSpec) -> tuple[InboundService, ...]:
     """What the spec's features serve inside the network: nothing by default. A feature that serves a
     port (e.g. an NFS home share) adds its `InboundService` here, so its NSG rule exists exactly when the
-    server does."""
-    return ()
+    server does. The shared home (components/home.py) is an Azure Files NFS share behind a private
+    endpoint in the endpoints subnet."""
+    services: list[InboundService] = []
+    if spec.storage.home.enabled:
+        services.append(AZURE_FILES_NFS)
+    return tuple(services)
 
 
 def _rule(

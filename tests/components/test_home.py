@@ -18,7 +18,12 @@ from azcluster.components.home import (
     home_account_name,
     nfs_source,
 )
-from azcluster.components.network import ClusterNetwork, ClusterNetworkArgs, security_rules
+from azcluster.components.network import (
+    ClusterNetwork,
+    ClusterNetworkArgs,
+    inbound_services,
+    security_rules,
+)
 from azcluster.components.spec import parse_cluster
 from azcluster.components.storage import storage_account_name
 from azcluster.components.subnets import plan_subnets
@@ -183,11 +188,16 @@ def test_the_endpoints_nsg_lets_compute_and_login_reach_the_share_on_nfs():
     share's private endpoint: NFS 4.1 (TCP 2049 only) from the nodes must be allowed there."""
     spec = make_spec()
     plan = plan_subnets(spec.address_space(), spec.total_nodes, spec.network.subnets.model_dump())
-    rules = security_rules(plan, spec.network.address_space, bastion=True)["endpoints"]
+    services = inbound_services(spec)
+    rules = security_rules(plan, spec.network.address_space, bastion=True, services=services)["endpoints"]
     for role in ("compute", "login"):
         client = str(next(getattr(plan, role).hosts()))
         verdict = _first_match(rules, client, NFS_PORT)
         assert verdict is not None and verdict.access == "Allow", (role, verdict)
+    lustre = str(next(plan.lustre.hosts()))  # only the nodes: nothing else reaches the share
+    assert _first_match(rules, lustre, NFS_PORT).access == "Deny"
+    no_home = make_spec({"enabled": False})
+    assert inbound_services(no_home) == ()  # no share, no NFS rule anywhere
 
 
 def test_catalogue_records_the_service_choice_with_sources():

@@ -203,8 +203,8 @@ def test_ssh_and_cluster_traffic_inside_the_network(default):
     assert verdict(endpoints, host(plan.compute), 22, "Tcp", space) == "Deny"
 
 
-def test_nfs_is_open_nowhere_when_nothing_serves_it(default):
-    capture, _, args = default
+def test_nfs_is_open_nowhere_when_nothing_serves_it():
+    capture, _, args = build(make_spec(storage={"home": {"enabled": False}}))  # the shared home serves NFS
     plan, space = args.subnet_plan, args.address_space
     for role in ("compute", "login", "endpoints", "lustre"):
         nsg = nsg_for(capture, role)
