@@ -12,8 +12,8 @@ How it gets there (runcommand.py has what Azure says about Run Command):
   in the 4 KiB of stdout Run Command returns); the islands of a batch run in parallel.
 - The job script travels base64-encoded; the only other words in the script are constants, numbers,
   island keys and host-name prefixes checked against [a-z0-9-], so nothing from Azure reaches the shell.
-- Nodes: those Slurm lists whose name starts with the island's host-name prefix
-  (bootstrap.computer_name_prefix: Slurm node names are the hosts' names) in a state that can run a job
+- Nodes: those sinfo lists among the island's slots (components/bootstrap/slurm.py: node records are
+  named `<island key>-<nnn>`, and unclaimed slots are hidden from sinfo) in a state that can run a job
   (idle, mixed, allocated, completing; `~` powered-down ones are resumed by Slurm). Drained or down
   nodes are left out and counted, so a test of the rest still says something.
 - The job runs as the cluster's admin user, its output lands in the shared home (the login node reads
@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from azcluster.components import catalog
-from azcluster.components.bootstrap import computer_name_prefix, island_key
+from azcluster.components.bootstrap import island_key
 from azcluster.components.spec import ClusterSpec
 
 from ..errors import EXIT_REFUSED, EXIT_USAGE, AzclusterError
@@ -155,7 +155,7 @@ def plan_islands(spec: ClusterSpec, stack: str, island: str | None = None) -> li
         expectation = catalog.allreduce_expectations().get(size.name)
         for index, nodes in enumerate(pool.island_sizes()):
             key = island_key(pool.name, index)
-            prefix = computer_name_prefix(spec.name, pool.name, index)
+            prefix = f"{key}-"  # Slurm's node records of the island: <key>-<nnn> (bootstrap/slurm.py)
             plans.append(IslandPlan(pool.name, index, key, prefix, nodes, size, expectation))
     if not plans:
         raise AzclusterError(
@@ -379,7 +379,14 @@ def run_test(
 
 
 def require_login_and_home(spec: ClusterSpec, stack: str) -> None:
-    """Exit 2 without a login node (nowhere to submit from) or a shared home (nowhere for job output)."""
+    """Exit 2 without Slurm (nothing to submit to), a login node (nowhere to submit from) or a shared
+    home (nowhere for job output)."""
+    if spec.scheduler != "slurm":
+        raise AzclusterError(
+            f"stack {stack} has no scheduler (scheduler: {spec.scheduler}): the test runs through Slurm",
+            "set `scheduler: slurm`, or run nccl-tests yourself with the hostfiles of `azcluster hosts`",
+            EXIT_USAGE,
+        )
     if not spec.login.enabled:
         raise AzclusterError(
             f"stack {stack} has no login node (login.enabled: false): nowhere to submit the test from",

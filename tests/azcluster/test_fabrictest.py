@@ -83,8 +83,8 @@ def test_parser_names_a_failed_run_and_a_run_that_stopped():
 def test_every_infiniband_island_is_planned_and_one_can_be_chosen():
     plans = fabrictest.plan_islands(spec(), "demo")
     assert [(p.key, p.prefix, p.nodes, p.gpus) for p in plans] == [
-        ("gpu-i0", "demo-gpu-i0-", 3, 8),
-        ("gpu-i1", "demo-gpu-i1-", 2, 8),
+        ("gpu-i0", "gpu-i0-", 3, 8),
+        ("gpu-i1", "gpu-i1-", 2, 8),
     ]  # infer (NC H100 v5) has no InfiniBand: nothing to test there
     assert [p.key for p in fabrictest.plan_islands(spec(), "demo", "gpu-i1")] == ["gpu-i1"]
     assert [p.key for p in fabrictest.plan_islands(spec(), "demo", "1")] == ["gpu-i1"]
@@ -124,12 +124,13 @@ def test_the_job_runs_the_images_binary_on_every_gpu_of_the_allocation():
 def test_each_island_is_submitted_with_its_usable_nodes_and_judged(arm, slurm):
     slurm.nodes(
         {
-            "demo-gpu-i0-000000": "idle",
-            "demo-gpu-i0-000001": "mixed",
-            "demo-gpu-i0-000002": "drained",  # left out: cannot run a job
-            "demo-gpu-i1-000000": "idle~",  # powered down: Slurm resumes it
-            "demo-gpu-i1-000001": "allocated",
-            "demo-infer-i0-000000": "idle",
+            "gpu-i0-000": "idle",
+            "gpu-i0-001": "mixed",
+            "gpu-i0-002": "drained",  # left out: cannot run a job
+            "gpu-i1-000": "idle~",  # powered down: Slurm resumes it
+            "gpu-i1-001": "allocated",
+            "gpu-i10-000": "idle",  # another island's slot: "gpu-i1-" is not its prefix
+            "infer-i0-000": "idle",
         }
     )
     slurm.job("azc-test-gpu-i0", H100_2NODE)
@@ -140,10 +141,10 @@ def test_each_island_is_submitted_with_its_usable_nodes_and_judged(arm, slurm):
     sbatch = sorted(c for c in slurm.calls() if c.startswith("sbatch"))
     assert len(sbatch) == 2
     assert "user=azureuser" in sbatch[0] and "--wait" in sbatch[0] and "--parsable" in sbatch[0]
-    assert "--nodes=2" in sbatch[0] and "--nodelist=demo-gpu-i0-000000,demo-gpu-i0-000001" in sbatch[0]
+    assert "--nodes=2" in sbatch[0] and "--nodelist=gpu-i0-000,gpu-i0-001" in sbatch[0]
     assert "--ntasks-per-node=8" in sbatch[0] and "--exclusive" in sbatch[0]
     assert "--output=" + str(_login_root(arm)) + "/home/.azcluster-test/t1/gpu-i0.out" in sbatch[0]
-    assert "--nodelist=demo-gpu-i1-000000,demo-gpu-i1-000001" in sbatch[1]
+    assert "--nodelist=gpu-i1-000,gpu-i1-001" in sbatch[1]
     assert slurm.submitted("azc-test-gpu-i0") == fabrictest.job_script(
         fabrictest.plan_islands(spec(), "demo")[0]
     )
@@ -162,7 +163,7 @@ def test_each_island_is_submitted_with_its_usable_nodes_and_judged(arm, slurm):
 
 
 def test_far_below_is_judged_on_the_peak_at_large_messages(arm, slurm):
-    slurm.nodes({"demo-gpu-i1-000000": "idle", "demo-gpu-i1-000001": "idle"})
+    slurm.nodes({"gpu-i1-000": "idle", "gpu-i1-001": "idle"})
     slow = H100_2NODE.replace("440.65", "250.00").replace("444.71", "251.00")
     slow = slow.replace("444.25", "249.00").replace("442.99", "248.00")
     slurm.job("azc-test-gpu-i1", slow)
@@ -174,7 +175,7 @@ def test_far_below_is_judged_on_the_peak_at_large_messages(arm, slurm):
 
 
 def test_a_failed_job_or_refused_submission_fails_the_island_with_why(arm, slurm):
-    slurm.nodes({"demo-gpu-i0-000000": "idle", "demo-gpu-i1-000000": "idle"})
+    slurm.nodes({"gpu-i0-000": "idle", "gpu-i1-000": "idle"})
     slurm.job("azc-test-gpu-i0", FAILED, rc=1)
     # gpu-i1 has no behaviour: sbatch refuses it like Slurm refuses a node list it cannot satisfy
     report = fabrictest.run_test(spec(), arm.context(), "demo", progress=False, run_id="t3")
@@ -187,7 +188,7 @@ def test_a_failed_job_or_refused_submission_fails_the_island_with_why(arm, slurm
 
 
 def test_an_island_slurm_cannot_use_is_skipped_and_nothing_tested_is_not_ok(arm, slurm):
-    slurm.nodes({"demo-gpu-i0-000000": "down*", "demo-gpu-i0-000001": "drained"})
+    slurm.nodes({"gpu-i0-000": "down*", "gpu-i0-001": "drained"})
     report = fabrictest.run_test(spec(), arm.context(), "demo", island="gpu-i0", progress=False, run_id="t4")
     (island,) = report.islands
     assert island.verdict == "skipped" and island.slurm_nodes == 2 and island.tested_nodes == 0
@@ -196,7 +197,7 @@ def test_an_island_slurm_cannot_use_is_skipped_and_nothing_tested_is_not_ok(arm,
 
 
 def test_the_script_carries_only_constants_keys_and_base64(arm, slurm):
-    slurm.nodes({"demo-gpu-i0-000000": "idle"})
+    slurm.nodes({"gpu-i0-000": "idle"})
     slurm.job("azc-test-gpu-i0", H200_1NODE)
     report = fabrictest.run_test(spec(), arm.context(), "demo", island="gpu-i0", progress=False, run_id="t5")
     (post,) = arm.fake.vm_run_commands("demo-login")
@@ -226,7 +227,7 @@ def test_cli_prints_a_table_or_json_and_exits_1_when_an_island_is_far_below(arm,
     arm.fake.lro_polls = 0
     stack = arm.tmp / "Pulumi.demo.yaml"
     stack.write_text(STACK)
-    slurm.nodes({"demo-gpu-i0-000000": "idle", "demo-gpu-i0-000001": "idle", "demo-gpu-i1-000000": "idle"})
+    slurm.nodes({"gpu-i0-000": "idle", "gpu-i0-001": "idle", "gpu-i1-000": "idle"})
     slurm.job("azc-test-gpu-i0", H100_2NODE)
     slurm.job("azc-test-gpu-i1", H200_1NODE)
     good = run_cli("test", str(stack), "--auth", "cli")
@@ -244,10 +245,13 @@ def test_cli_prints_a_table_or_json_and_exits_1_when_an_island_is_far_below(arm,
     assert unknown.exit_code == EXIT_USAGE
 
 
-def test_without_a_shared_home_or_login_node_it_is_a_usage_error():
+def test_without_slurm_a_shared_home_or_a_login_node_it_is_a_usage_error():
     with pytest.raises(AzclusterError) as err:
         fabrictest.require_login_and_home(spec(storage={"home": {"enabled": False}}), "demo")
     assert err.value.exit_code == EXIT_USAGE and "storage.home" in err.value.hint
     with pytest.raises(AzclusterError) as err:
         fabrictest.require_login_and_home(spec(login={"enabled": False}), "demo")
     assert err.value.exit_code == EXIT_USAGE
+    with pytest.raises(AzclusterError) as err:
+        fabrictest.require_login_and_home(spec(scheduler="none"), "demo")
+    assert err.value.exit_code == EXIT_USAGE and "scheduler: slurm" in err.value.hint
