@@ -33,6 +33,7 @@ lint: setup
 
 bench: setup
 	$(BIN)/python benchmarks/bench_plan.py
+	$(BIN)/python benchmarks/bench_ops.py
 
 up: setup
 	$(BIN)/azcluster up $(STACK)

@@ -44,6 +44,11 @@ AUTH_MODES = ("cli", "env", "msi", "oidc")
 # (e.g. azure-sdk-for-js, x-ms-original-file .../Microsoft.Network/stable/2022-05-01/examples/
 # VmssNetworkInterfaceList.json) pin `api-version=2018-10-01` for them.
 VMSS_NIC_API_VERSION = "2018-10-01"
+# Microsoft.Compute reads sent as plain REST (arm_get_pages) rather than through the SDK's models: the
+# stable version whose examples the fake ARM's bodies are trimmed from (azure-rest-api-specs
+# specification/compute/.../ComputeRP/stable/2024-07-01/examples/virtualMachineScaleSetExamples/
+# VirtualMachineScaleSetVM_List_MaximumSet_Gen.json).
+COMPUTE_API_VERSION = "2024-07-01"
 NETWORK_API_VERSION = "2024-05-01"
 # Long-running operations are polled as Azure's Retry-After says; without one, this often (seconds).
 DEFAULT_POLL_INTERVAL_S = 10
@@ -301,17 +306,23 @@ def compute_client(ctx: AzureContext, **overrides: Any) -> ComputeManagementClie
     )
 
 
-def arm_get_pages(client: ComputeManagementClient, path: str, api_version: str) -> Iterator[dict[str, Any]]:
+def arm_get_pages(
+    client: ComputeManagementClient, path: str, api_version: str, query: Mapping[str, str] | None = None
+) -> Iterator[dict[str, Any]]:
     """GET an ARM list (`{"value": [...], "nextLink": ...}`) through the client's pipeline, every page.
 
-    For the few Resource Manager reads azure-mgmt-compute has no method for (a scale set's network
-    interfaces and a NIC, served by Microsoft.Network): same credential, retries and TLS as every other
-    call, and `HttpResponseError` on failure, exactly as the SDK's own operations raise.
+    For the Resource Manager reads azure-mgmt-compute has no method for (a scale set's network interfaces
+    and a NIC, served by Microsoft.Network), and for the large ones whose SDK models cost more than the
+    answer is worth (a scale set's VMs: building the models took most of the client's CPU at thousands of
+    nodes; benchmarks/bench_ops.py). Same credential, retries, timeouts and TLS as every other call, and
+    `HttpResponseError` on failure, exactly as the SDK's own operations raise.
     """
+    from urllib.parse import urlencode
+
     from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
     from azure.core.rest import HttpRequest
 
-    url: str | None = f"{path}?api-version={api_version}"
+    url: str | None = f"{path}?{urlencode({'api-version': api_version, **(query or {})}, safe='$')}"
     while url:
         response = client.send_request(HttpRequest("GET", url))
         if response.status_code == 404:

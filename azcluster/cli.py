@@ -444,7 +444,7 @@ def start(
         print_operation(report)
     refreshed = None
     if hostfiles and any(outcome.ok for outcome in report.islands):
-        refreshed = loginhosts.refresh(spec, name, lambda: ctx)
+        refreshed = loginhosts.refresh(spec, name, lambda: ctx, known=report.known())
         loginhosts.print_refresh(refreshed, name)
     if json:
         render.print_json({**report.to_json(), "hostfiles": refreshed.to_json() if refreshed else None})

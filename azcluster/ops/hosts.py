@@ -10,7 +10,7 @@ from azcluster.components.spec import ClusterSpec
 
 from ..errors import EXIT_USAGE, AzclusterError
 from .cluster import ScaleSet, find_scale_sets, require_found
-from .nodes import Node, read_island
+from .nodes import Node, read_island, started_island
 from .parallel import parallel
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -46,6 +46,15 @@ class Hostfile:
         }
 
 
+@dataclass(frozen=True)
+class Known:
+    """What a command that ran first already learnt, so the hostfiles need not ask again: the scale sets
+    it listed, and those it has just started whole (every node running: only their IPs are read)."""
+
+    sets: list[ScaleSet]
+    started: frozenset[str] = frozenset()
+
+
 def hostfiles(
     spec: ClusterSpec,
     ctx: AzureContext,
@@ -54,16 +63,21 @@ def hostfiles(
     island: int | None = None,
     pool: str | None = None,
     client: Any = None,
+    known: Known | None = None,
 ) -> list[Hostfile]:
     """One hostfile per InfiniBand island: the running nodes' private IPs, in instance order.
 
     `client`: the command's Compute client when it has one (so `hosts --install` signs in once).
+    `known`: what `start` already knows (the scale sets, those it started), so no node is read twice.
     """
     from ..azure import azure_errors, compute_client
 
     client = client or compute_client(ctx)
-    with azure_errors(ctx, f"listing the scale sets of {spec.name} in {spec.resource_group_name}"):
-        sets = find_scale_sets(client, spec)
+    if known is not None:
+        sets = known.sets
+    else:
+        with azure_errors(ctx, f"listing the scale sets of {spec.name} in {spec.resource_group_name}"):
+            sets = find_scale_sets(client, spec)
     require_found(sets, spec, stack)
     chosen = [s for s in sets if (pool is None or s.pool == pool) and (island is None or s.island == island)]
     if not chosen:
@@ -75,10 +89,13 @@ def hostfiles(
 
     def read(found: ScaleSet) -> Hostfile:
         with azure_errors(ctx, f"reading the nodes of scale set {found.name}"):
-            data = read_island(client, ctx, spec, found)
+            if known is not None and found.name in known.started:
+                data = started_island(client, ctx, spec, found)
+            else:
+                data = read_island(client, ctx, spec, found)
         gpu = catalog.find_size(data.size)
         running = [n for n in data.nodes if n.power_state == "running" and n.private_ip]
-        others = [n for n in data.nodes if n not in running]
+        others = [n for n in data.nodes if n.power_state != "running" or not n.private_ip]
         return Hostfile(found.pool, found.island, found.name, gpu.gpus if gpu else 1, running, others)
 
     return parallel(read, chosen)

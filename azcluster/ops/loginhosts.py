@@ -37,7 +37,7 @@ from . import runcommand
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..azure import AzureContext
-    from .hosts import Hostfile
+    from .hosts import Hostfile, Known
 
 MARKER = "azcluster-hostfiles: installed"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")  # island keys; they go into the script as they are
@@ -270,6 +270,7 @@ def read_and_install(
     pool: str | None = None,
     progress: bool = True,
     timeout: float = runcommand.TIMEOUT_S,
+    known: Known | None = None,
 ) -> tuple[list[Hostfile], Install]:
     """What `azcluster hosts` would print, written on the login node, with one client (one sign-in).
 
@@ -280,7 +281,7 @@ def read_and_install(
 
     require_login(spec, stack)
     client = compute_client(ctx)
-    files = hostfiles(spec, ctx, stack, island=island, pool=pool, client=client)
+    files = hostfiles(spec, ctx, stack, island=island, pool=pool, client=client, known=known)
     everything = island is None and pool is None
     install = install_hostfiles(
         spec, ctx, stack, files, fmt, prune=everything, progress=progress, timeout=timeout, client=client
@@ -295,11 +296,13 @@ def refresh(
     *,
     progress: bool = True,
     timeout: float = runcommand.TIMEOUT_S,
+    known: Known | None = None,
 ) -> Refresh:
     """Re-write every island's hostfile on the login node; whatever goes wrong becomes the warning.
 
     `start` and `up` end with this: the cluster they brought up is fine without it, so it must never turn
-    their success into a failure. Skipped when the spec has no login node.
+    their success into a failure. Skipped when the spec has no login node. `known`: what `start` already
+    learnt (hosts.Known), so no scale set is listed and no node read twice.
     """
     from ..azure import azure_errors
 
@@ -308,7 +311,9 @@ def refresh(
     try:
         ctx = connect()
         with azure_errors(ctx, f"reading the nodes of {spec.name} for the login node's hostfiles"):
-            _files, install = read_and_install(spec, ctx, stack, progress=progress, timeout=timeout)
+            _files, install = read_and_install(
+                spec, ctx, stack, progress=progress, timeout=timeout, known=known
+            )
     except AzclusterError as err:
         return Refresh("failed", reason=err.message, hint=err.hint)
     except Exception as err:  # a side step must not fail the command that brought the nodes up

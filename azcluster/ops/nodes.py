@@ -10,6 +10,7 @@ The login node is the virtual machine tagged `azcluster-role=login`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -180,15 +181,24 @@ def island_ips(client: Any, subscription: str, resource_group: str, scale_set: s
     return ips
 
 
-def read_island(client: Any, ctx: AzureContext, spec: ClusterSpec, found: ScaleSet) -> Island:
-    """One island's scale set and nodes. `client` may be shared between threads (Azure SDK clients are)."""
-    from ..azure import rest
+def scale_set_vms(client: Any, subscription: str, resource_group: str, scale_set: str) -> Iterator[dict]:
+    """Every VM of a scale set with its instance view (VirtualMachineScaleSetVMs_List,
+    `$expand=instanceView`), as the REST JSON: no SDK models (see azure.arm_get_pages)."""
+    from ..azure import COMPUTE_API_VERSION, arm_get_pages
 
-    rg = spec.resource_group_name
+    path = (
+        f"/subscriptions/{subscription}/resourceGroups/{resource_group}/providers/Microsoft.Compute/"
+        f"virtualMachineScaleSets/{scale_set}/virtualMachines"
+    )
+    return arm_get_pages(client, path, COMPUTE_API_VERSION, {"$expand": "instanceView"})
+
+
+def _island(found: ScaleSet) -> Island:
+    """The island as its scale set's body describes it, before its nodes are read."""
     body = found.body
     sku = body.get("sku") or {}
     profile = (body.get("properties") or {}).get("virtualMachineProfile") or {}
-    island = Island(
+    return Island(
         pool=found.pool,
         island=found.island,
         scale_set=found.name,
@@ -198,9 +208,14 @@ def read_island(client: Any, ctx: AzureContext, spec: ClusterSpec, found: ScaleS
         spot=str(profile.get("priority") or "").lower() in ("spot", "low"),
         zones=[str(z) for z in body.get("zones") or []],
     )
+
+
+def read_island(client: Any, ctx: AzureContext, spec: ClusterSpec, found: ScaleSet) -> Island:
+    """One island's scale set and nodes. `client` may be shared between threads (Azure SDK clients are)."""
+    rg = spec.resource_group_name
+    island = _island(found)
     ips = island_ips(client, ctx.subscription_id, rg, found.name)
-    for vm in client.virtual_machine_scale_set_vms.list(rg, found.name, expand="instanceView"):
-        data = rest(vm)
+    for data in scale_set_vms(client, ctx.subscription_id, rg, found.name):
         props = data.get("properties") or {}
         view = props.get("instanceView") or {}
         health, detail = _health(view)
@@ -218,6 +233,33 @@ def read_island(client: Any, ctx: AzureContext, spec: ClusterSpec, found: ScaleS
                 zone=(data.get("zones") or [None])[0],
             )
         )
+    island.nodes.sort(key=lambda node: _instance_order(node.instance_id))
+    return island
+
+
+def started_island(client: Any, ctx: AzureContext, spec: ClusterSpec, found: ScaleSet) -> Island:
+    """An island the command has just started whole, read once: its NIC list alone.
+
+    VirtualMachineScaleSets_Start without `instanceIds` acts on every VM of the scale set ("Omitting the
+    virtual machine scale set instance ids will result in the operation being performed on all virtual
+    machines in the virtual machine scale set": VirtualMachineScaleSetVMInstanceIDs, azure-rest-api-specs
+    .../ComputeRP/stable/2024-07-01/virtualMachineScaleSet.json), so once it has succeeded every node is
+    running and only the private IPs are still to learn. Reading the VM list too would read every node twice.
+    """
+    island = _island(found)
+    ips = island_ips(client, ctx.subscription_id, spec.resource_group_name, found.name)
+    island.nodes = [
+        Node(
+            name=f"{found.name}_{instance_id}",
+            instance_id=instance_id,
+            computer_name=None,
+            private_ip=ip,
+            power_state="running",
+            provisioning_state=None,
+            health=None,
+        )
+        for instance_id, ip in ips.items()
+    ]
     island.nodes.sort(key=lambda node: _instance_order(node.instance_id))
     return island
 

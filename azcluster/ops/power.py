@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from azcluster.components.spec import ClusterSpec
 
 from .cluster import MissingIsland, ScaleSet, find_scale_sets, missing_hint, missing_islands, require_found
+from .hosts import Known
 from .parallel import parallel, task_progress
 from .power_hints import failure_hint
 
@@ -51,10 +52,16 @@ class OperationReport:
     stack: str
     action: str  # stop | start
     islands: list[IslandOutcome]
+    scale_sets: list[ScaleSet] = field(default_factory=list, repr=False)  # as listed, for what comes next
 
     @property
     def ok(self) -> bool:
         return all(outcome.ok for outcome in self.islands)
+
+    def known(self) -> Known:
+        """What the hostfile refresh after `start` need not ask Azure again (hosts.Known)."""
+        started = {o.scale_set for o in self.islands if o.ok} if self.action == "start" else set()
+        return Known(self.scale_sets, frozenset(started))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -96,7 +103,7 @@ def _operate(
     with azure_errors(ctx, f"{verb} the scale sets of {spec.name}"):
         outcomes = _with_progress(sets, one, action, progress)
     outcomes += [_missing(island, stack) for island in missing_islands(spec, sets)]
-    return OperationReport(stack, action, outcomes)
+    return OperationReport(stack, action, outcomes, scale_sets=sets)
 
 
 def _missing(island: MissingIsland, stack: str) -> IslandOutcome:
