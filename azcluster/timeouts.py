@@ -193,16 +193,27 @@ def lro_polling(client: Any) -> Any:
 
 
 class StillRunning(Exception):
-    """A long-running operation Azure still reports InProgress when the command's deadline passed."""
+    """A long-running operation that had not finished when the command's deadline passed."""
 
     def __init__(self, seconds: float) -> None:
-        super().__init__(f"Azure still reports the operation InProgress after the {seconds:g}s deadline")
+        super().__init__(
+            f"the operation was still in progress when the command's {seconds:g}s deadline passed"
+        )
         self.seconds = seconds
 
 
 def wait_for(poller: Any, deadline: Deadline) -> Any:
-    """poller.result(), waiting at most until the deadline (StillRunning then)."""
-    poller.wait(max(deadline.remaining(), 0.0))
-    if not poller.done():
-        raise StillRunning(deadline.seconds)
-    return poller.result()
+    """poller.result(), waiting at most until the deadline (StillRunning then).
+
+    The deadline can pass between two polls (poller.wait's timeout) or while one is being sent (the
+    pipeline refuses it): either way the operation was last seen in progress, so both say StillRunning.
+    """
+    try:
+        poller.wait(max(deadline.remaining(), 0.0))
+        if not poller.done():
+            raise StillRunning(deadline.seconds)
+        return poller.result()
+    except Exception as err:
+        if is_deadline(err):
+            raise StillRunning(deadline.seconds) from err
+        raise
