@@ -564,6 +564,57 @@ def test_cluster(
         fabrictest_view.print_report(report)
 
 
+@app.command()
+def ssh(
+    stack: StackArg,
+    remote: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="COMMAND",
+            help="Run this command instead of a shell, e.g. `-- nvidia-smi -L`.",
+            show_default=False,
+        ),
+    ] = None,
+    node: Annotated[
+        str | None,
+        typer.Option(
+            "--node",
+            metavar="NAME",
+            help="Go on from the login node to this node (host name or private IP; `azcluster status` "
+            "lists them).",
+            show_default=False,
+        ),
+    ] = None,
+    identity: Annotated[
+        Path | None,
+        typer.Option(
+            "--identity",
+            "-i",
+            metavar="KEY",
+            help="Private key to log in with. Default: the one in ~/.azcluster/ssh or ~/.ssh whose public "
+            "key the stack trusts.",
+            show_default=False,
+        ),
+    ] = None,
+    subscription: SubscriptionOpt = None,
+) -> None:
+    """Log in to the login node over Azure Bastion (or, with --node, to a node through it).
+
+    Runs `az network bastion tunnel` on a free local port and your `ssh` through it; host keys are
+    checked and kept in ~/.azcluster/known_hosts. Needs the Azure CLI signed in (`az login`) with its
+    bastion extension (`az extension add --name bastion`) and OpenSSH: exit 3 names what is missing.
+    Exits with ssh's status.
+    """
+    from . import bastion
+    from .ops.cluster import load_spec
+
+    name, spec = load_spec(stack)
+    status = bastion.connect(
+        spec, name, subscription=subscription, node=node, identity=identity, remote=remote or ()
+    )
+    raise typer.Exit(status)
+
+
 # --- end talking to Azure ----------------------------------------------------------------------------------
 
 

@@ -1,0 +1,138 @@
+"""`azcluster ssh`: the login node (and a node through it) over an Azure Bastion tunnel, with stand-in
+`az` and `ssh` executables (tests/fakes/bastion.py) that behave as the real ones do where it matters."""
+
+from __future__ import annotations
+
+import shlex
+
+import pytest
+
+from tests.clirunner import run_cli
+from tests.fakes.bastion import BANNER, calls, fake_az_bastion, fake_ssh
+
+SUB = "0b1f6471-1bf0-4dda-aec3-111122223333"
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    """A signed-in user, a stack made by `init` (so with azcluster's own key), fake az and ssh on PATH."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("AZCLUSTER_STACKS_DIR", str(tmp_path / "stacks"))
+    monkeypatch.setenv("AZURE_SUBSCRIPTION_ID", SUB)
+    monkeypatch.setenv("AZURE_CONFIG_DIR", str(tmp_path / "azure-config"))
+    assert run_cli("init", "lab").exit_code == 0
+    bin_dir = tmp_path / "bin"
+    fake_ssh(bin_dir)
+    fake_az_bastion(bin_dir)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    return tmp_path, home, bin_dir
+
+
+def _tunnel(bin_dir):
+    return next(c for c in calls(bin_dir) if c[:4] == ["az", "network", "bastion", "tunnel"])
+
+
+def _arg(argv, flag):
+    return argv[argv.index(flag) + 1]
+
+
+def test_ssh_opens_the_tunnel_runs_ssh_through_it_and_closes_it(env):
+    _, home, bin_dir = env
+    result = run_cli("ssh", "lab")
+    assert result.exit_code == 0, result.output
+    tunnel = _tunnel(bin_dir)
+    assert _arg(tunnel, "--name") == "lab-bastion"
+    assert _arg(tunnel, "--resource-group") == "lab-rg"
+    assert _arg(tunnel, "--target-resource-id") == (
+        f"/subscriptions/{SUB}/resourceGroups/lab-rg/providers/Microsoft.Compute/virtualMachines/lab-login"
+    )
+    assert _arg(tunnel, "--resource-port") == "22" and _arg(tunnel, "--subscription") == SUB
+    port = int(_arg(tunnel, "--port"))
+    ssh = next(c for c in calls(bin_dir) if c[0] == "ssh")
+    assert _arg(ssh, "-p") == str(port) and _arg(ssh, "-l") == "azureuser" and ssh[-1] == "127.0.0.1"
+    assert _arg(ssh, "-i") == str(home / ".azcluster" / "ssh" / "id_ed25519")  # the key init made
+    assert "StrictHostKeyChecking=accept-new" in ssh and "HostKeyAlias=lab-login.azcluster" in ssh
+    assert f"UserKnownHostsFile={home / '.azcluster' / 'known_hosts'}" in ssh
+    log = calls(bin_dir)
+    assert ["connected", "127.0.0.1", port, BANNER, []] in log  # ssh reached the login node's sshd
+    assert log[-1][0] == "tunnel-closed"  # stopped with Ctrl+C after ssh ended, so it ends its session
+
+
+def test_ssh_to_a_node_hops_through_the_login_node(env):
+    _, _, bin_dir = env
+    result = run_cli("ssh", "lab", "--node", "lab-gpu-i0-000001", "--", "nvidia-smi", "-L")
+    assert result.exit_code == 0, result.output
+    ssh = next(c for c in calls(bin_dir) if c[0] == "ssh")
+    assert ssh[-3:] == ["lab-gpu-i0-000001", "nvidia-smi", "-L"]
+    proxy = next(arg for arg in ssh if arg.startswith("ProxyCommand="))
+    words = shlex.split(proxy.removeprefix("ProxyCommand="))
+    assert words[-3:] == ["-W", "[%h]:%p", "127.0.0.1"] and "HostKeyAlias=lab-login.azcluster" in words
+    # The ProxyCommand really ran (through /bin/sh, as ssh runs it) and reached the login node.
+    assert ["proxied", "lab-gpu-i0-000001", BANNER, 0, ["nvidia-smi", "-L"]] in calls(bin_dir)
+
+
+def test_ssh_exits_with_ssh_status(env, monkeypatch):
+    monkeypatch.setenv("FAKE_SSH_EXIT", "7")
+    assert run_cli("ssh", "lab").exit_code == 7
+
+
+def test_without_the_azure_cli_it_says_what_to_install(env, monkeypatch):
+    tmp_path, _, bin_dir = env
+    (bin_dir / "az").unlink()
+    result = run_cli("ssh", "lab")
+    assert result.exit_code == 3
+    assert "Azure CLI" in result.stderr and "az extension add --name bastion" in result.stderr
+
+
+def test_without_the_bastion_extension_it_says_how_to_add_it(env):
+    _, _, bin_dir = env
+    fake_az_bastion(bin_dir, extension=False)
+    result = run_cli("ssh", "lab")
+    assert result.exit_code == 3 and "az extension add --name bastion" in result.stderr
+    assert not any(c[:3] == ["az", "network", "bastion"] for c in calls(bin_dir))
+
+
+def test_without_ssh_it_says_so(env):
+    _, _, bin_dir = env
+    (bin_dir / "ssh").unlink()
+    result = run_cli("ssh", "lab")
+    assert result.exit_code == 3 and "OpenSSH" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("message", "code", "hint"),
+    [
+        ("ERROR: Please run 'az login' to setup account.", 3, "az login"),
+        (
+            "ERROR: (ResourceNotFound) The Resource 'Microsoft.Network/bastionHosts/lab-bastion' under "
+            "resource group 'lab-rg' was not found.",
+            1,
+            "azcluster up lab",
+        ),
+    ],
+)
+def test_a_tunnel_that_fails_is_named_with_azures_message(env, message, code, hint):
+    _, _, bin_dir = env
+    fake_az_bastion(bin_dir, fail=message)
+    result = run_cli("ssh", "lab")
+    assert result.exit_code == code
+    assert message in " ".join(result.stderr.split()) and hint in result.stderr
+    assert not any(c[0] == "ssh" for c in calls(bin_dir))
+
+
+def test_a_node_name_cannot_become_an_ssh_option(env):
+    _, _, bin_dir = env
+    result = run_cli("ssh", "lab", "--node", "-oProxyCommand=touch /tmp/pwned")
+    assert result.exit_code == 2 and "not a host name" in result.stderr
+    assert calls(bin_dir) == []
+
+
+def test_a_stack_without_bastion_is_a_usage_error(env):
+    tmp_path, _, bin_dir = env
+    path = tmp_path / "stacks" / "Pulumi.lab.yaml"
+    path.write_text(path.read_text().replace("bastion: true", "bastion: false"))
+    result = run_cli("ssh", "lab")
+    assert result.exit_code == 2 and "no Azure Bastion" in result.stderr
+    assert calls(bin_dir) == []
