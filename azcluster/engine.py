@@ -457,6 +457,37 @@ def resolve_backend(flag: str | None, env: Mapping[str, str] | None = None) -> s
     return url
 
 
+ALLOW_LOCAL_STATE_ENV = "AZCLUSTER_ALLOW_LOCAL_STATE"
+
+
+def running_in_ci(env: Mapping[str, str] | None = None) -> bool:
+    """`CI` (set by GitHub Actions, GitLab, Azure Pipelines, CircleCI, ...) or `GITHUB_ACTIONS`."""
+    env = os.environ if env is None else env
+    return any(
+        env.get(name, "").strip().lower() not in ("", "0", "false", "no") for name in ("CI", "GITHUB_ACTIONS")
+    )
+
+
+def refuse_local_state_in_ci(flag: str | None, env: Mapping[str, str] | None = None) -> None:
+    """`up` in CI with a local file backend keeps the only record of a costly cluster on a runner that is
+    thrown away after the job: refuse (exit 2) unless AZCLUSTER_ALLOW_LOCAL_STATE says it is meant."""
+    env = os.environ if env is None else env
+    url = flag or env.get("PULUMI_BACKEND_URL") or ""
+    if url and not url.startswith("file://"):
+        return
+    if not running_in_ci(env) or env.get(ALLOW_LOCAL_STATE_ENV, "").strip().lower() in ("1", "true", "yes"):
+        return
+    where = url or f"the default {state_home(env) / 'state'}"
+    raise AzclusterError(
+        f"refusing to deploy from CI with local state ({where}): the runner's disk is thrown away after the "
+        "job, and with it the only record of the cluster, which keeps running and costing money",
+        "keep the state in Azure Blob Storage: set PULUMI_BACKEND_URL=azblob://<container>?storage_account="
+        '<account> (or pass --backend); see the README, "Deploying from CI". On a self-hosted runner whose '
+        f"disk persists, set {ALLOW_LOCAL_STATE_ENV}=1 to allow it",
+        EXIT_USAGE,
+    )
+
+
 @dataclass(frozen=True)
 class Secrets:
     provider: str

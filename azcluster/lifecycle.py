@@ -22,6 +22,7 @@ Rules kept here:
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -38,6 +39,7 @@ from .engine import (
     StateResource,
     UpdateFailed,
     open_engine,
+    refuse_local_state_in_ci,
 )
 from .errors import EXIT_REFUSED, EXIT_USAGE, AzclusterError
 
@@ -286,6 +288,7 @@ def up(
     from . import render
 
     target = open_target(stack, options or EngineOptions())
+    refuse_local_state_in_ci((options or EngineOptions()).backend)
     name, loaded = target.name, target.loaded
     spec = validated(target, suppress, quiet)
     source = target.engine.check_secrets(target.ref)
@@ -333,8 +336,7 @@ def up(
             yes=yes,
             action="deploy",
         )
-        with _live(f"up {name}") as view:
-            update = target.engine.up(target.ref, view, refresh=refresh)
+        update = _deploy(target, spec, refresh, document)
         outputs = update.outputs
         document["changes"] = count_changes(update.changes)
         document["seconds"] = update.seconds
@@ -348,6 +350,29 @@ def up(
         _refresh_hostfiles(spec, name, connection or AzureOptions()) if hostfiles else None
     )
     return document
+
+
+role_wait: Callable[[float], None] = time.sleep
+"""How `up` waits for new role assignments to take effect (tests replace it)."""
+
+
+def _deploy(target: Target, spec: ClusterSpec, refresh: bool, document: dict[str, Any]) -> Any:
+    """The deployment itself, retried once when Managed Lustre met role assignments still propagating."""
+    from . import rolewait
+
+    name = target.name
+    try:
+        with _live(f"up {name}") as view:
+            return target.engine.up(target.ref, view, refresh=refresh)
+    except UpdateFailed as err:
+        reason = rolewait.propagation_failure(err, spec)
+        if reason is None:
+            raise
+    _console().print(f"[yellow]{reason}[/]", soft_wrap=True)
+    document["retried"] = {"reason": reason, "waited_seconds": rolewait.WAIT_SECONDS}
+    role_wait(rolewait.WAIT_SECONDS)
+    with _live(f"up {name} (retry)") as view:
+        return target.engine.up(target.ref, view, refresh=False)
 
 
 def _refresh_hostfiles(spec: ClusterSpec, stack: str, connection: AzureOptions) -> dict[str, Any]:

@@ -5,6 +5,7 @@ documents and exit codes. No Pulumi, no Azure."""
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 
 import pytest
@@ -63,6 +64,8 @@ def fake(tmp_path, monkeypatch):
     (stacks / "Pulumi.demo.yaml").write_text(STACK)
     monkeypatch.setenv("AZCLUSTER_STACKS_DIR", str(stacks))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for name in ("CI", "GITHUB_ACTIONS", "PULUMI_BACKEND_URL", "AZCLUSTER_ALLOW_LOCAL_STATE"):
+        monkeypatch.delenv(name, raising=False)  # .ci/run sets CI: tests choose it themselves
     engine = FakeEngine(stack="demo")
     engine.outputs_map = {
         "resource_group_name": OutputValue("demo-rg"),
@@ -602,3 +605,103 @@ def test_failure_json_shape_for_every_engine_error(fake):
     doc = json.loads(result.stdout)
     assert doc["ok"] is False and doc["error"]["exit_code"] == 1
     assert doc["error"]["operation"] == "preview" and doc["error"]["failures"][0]["message"] == "boom"
+
+
+# --- up in CI with local state (issue 9 item 14) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("variable", ["CI", "GITHUB_ACTIONS"])
+def test_up_in_ci_refuses_the_local_state_backend(fake, monkeypatch, variable):
+    monkeypatch.setenv(variable, "true")
+    result = run_cli("up", "demo", "--yes", "--json")
+    assert result.exit_code == 2
+    error = json.loads(result.stdout)["error"]
+    assert "local state" in error["message"] and "thrown away" in error["message"]
+    assert "PULUMI_BACKEND_URL=azblob://<container>?storage_account=<account>" in error["hint"]
+    assert "AZCLUSTER_ALLOW_LOCAL_STATE=1" in error["hint"]
+    assert "up" not in fake.methods() and "preview" not in fake.methods()
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        ("PULUMI_BACKEND_URL", "azblob://state?storage_account=team"),
+        ("AZCLUSTER_ALLOW_LOCAL_STATE", "1"),
+        ("CI", "false"),
+    ],
+)
+def test_up_in_ci_deploys_with_remote_state_or_when_local_state_is_allowed(fake, monkeypatch, setting):
+    monkeypatch.setenv("GITHUB_ACTIONS", "true") if setting[0] != "CI" else None
+    monkeypatch.setenv(*setting)
+    result = run_cli("up", "demo", "--yes", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert fake.methods()[-1] == "up"
+
+
+def test_up_in_ci_with_a_backend_flag_deploys(fake, monkeypatch):
+    monkeypatch.setenv("CI", "1")
+    result = run_cli("up", "demo", "--yes", "--json", "--backend", "azblob://state?storage_account=team")
+    assert result.exit_code == 0, result.stderr
+
+
+# --- Managed Lustre and role assignments still propagating (issue 9 item 7) ------------------------------
+
+
+def _lustre_failure(code: str, message: str, typ: str = AML_FILESYSTEM) -> UpdateFailed:
+    from azcluster.remedies import remedy_for
+
+    text = f'Code="{code}" Message="{message}"'
+    failure = ResourceFailure(
+        urn("demo", typ, "demo-storage-lustre"), typ, message, code, remedy_for(code, text)
+    )
+    return UpdateFailed("demo", "up", [failure])
+
+
+def test_up_waits_for_role_propagation_and_retries_lustre_once(fake, monkeypatch):
+    waits = []
+    monkeypatch.setattr(lifecycle, "role_wait", waits.append)
+    fake.fail_once["up"] = _lustre_failure(
+        "AuthorizationFailed", "The client does not have authorization to access the storage account."
+    )
+    result = run_cli("up", "demo", "--yes", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert waits == [300] and fake.methods().count("up") == 2
+    doc = json.loads(result.stdout)
+    assert (
+        "up to five minutes" in doc["retried"]["reason"] and "demo-storage-lustre" in doc["retried"]["reason"]
+    )
+    assert "waits 5 minutes and tries once more" in result.stderr
+
+
+def test_a_second_lustre_failure_after_the_wait_is_reported(fake, monkeypatch):
+    waits = []
+    monkeypatch.setattr(lifecycle, "role_wait", waits.append)
+    fake.fail_on["up"] = _lustre_failure("AuthorizationFailed", "no access to the storage account")
+    result = run_cli("up", "demo", "--yes", "--json")
+    assert result.exit_code == 1 and waits == [300] and fake.methods().count("up") == 2
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        _lustre_failure("QuotaExceeded", "Managed Lustre capacity quota exceeded."),  # waiting cannot help
+        _lustre_failure("AllocationFailed", "no capacity", typ=VMSS),  # not the file system
+    ],
+)
+def test_other_failures_are_not_retried(fake, monkeypatch, failure):
+    waits = []
+    monkeypatch.setattr(lifecycle, "role_wait", waits.append)
+    fake.fail_once["up"] = failure
+    result = run_cli("up", "demo", "--yes", "--json")
+    assert result.exit_code == 1 and waits == [] and fake.methods().count("up") == 1
+
+
+def test_without_blob_integration_a_lustre_failure_is_not_retried(fake, monkeypatch, tmp_path):
+    stack_file = tmp_path / "stacks" / "Pulumi.demo.yaml"
+    # No provider principal: the stack grants no roles, so none can be propagating.
+    stack_file.write_text(re.sub(r"\n *provider_principal_id: .*", "", STACK))
+    waits = []
+    monkeypatch.setattr(lifecycle, "role_wait", waits.append)
+    fake.fail_once["up"] = _lustre_failure("AuthorizationFailed", "no access")
+    result = run_cli("up", "demo", "--yes", "--json")
+    assert result.exit_code == 1 and waits == []

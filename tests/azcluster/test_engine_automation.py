@@ -554,3 +554,44 @@ def test_key_vault_stack_deploys_again_from_a_fresh_checkout(cli, tmp_path, proj
     assert f"kept with {vault}" in err.value.message and "secretsprovider:" in err.value.message
     assert "PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER=true" in err.value.hint
     assert err.value.exit_code == 3
+
+
+def test_down_delete_data_after_an_earlier_down_archives_check_and_deletes(cli, tmp_path, monkeypatch):
+    """Through the CLI with the real adapter: the second `down` finds only protected resources, so the
+    CLI's destroy returns early; that must not read as "nodes were removed just now"."""
+    stacks = tmp_path / "stacks"
+    stacks.mkdir()
+    for name in ("Pulumi.yaml", "Pulumi.example.yaml"):
+        (stacks / name).write_text((REPO / "stacks" / name).read_text())
+    monkeypatch.setenv("AZCLUSTER_STACKS_DIR", str(stacks))
+    monkeypatch.setattr(lifecycle, "engine_factory", open_engine)
+    program = _program("example", protect_storage=True)
+    rg, component = program[3]["urn"], program[2]["urn"]
+    archived = {"state": "Completed", "lastStartedTime": "2099-01-01T00:00:00Z"}  # after every change here
+    program.append(
+        {
+            "urn": f"{component}$azure-native:storagecache:AmlFilesystem::example-lustre",
+            "type": "azure-native:storagecache:AmlFilesystem",
+            "custom": True,
+            "protect": True,
+            "parent": component,
+            "dependencies": [rg],
+            "outputs": {
+                "name": "example-lustre",
+                "hsm": {
+                    "settings": {"container": "/subscriptions/s/containers/datasets"},
+                    "archiveStatus": [{"filesystemPath": "/", "status": archived}],
+                },
+            },
+        }
+    )
+    cli.write(program=program)
+    assert run_cli("up", "example", "--yes", "--skip-preflight", "--no-hostfiles").exit_code == 0
+    first = run_cli("down", "example", "--yes", "--json")
+    assert first.exit_code == 0, first.stderr
+    assert json.loads(first.stdout)["destroyed"] == 2
+    result = run_cli("down", "example", "--yes", "--delete-data", "--json")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["data_deleted"] is True and doc["kept"] == []
+    assert doc["destroyed"] == 3  # resource group, storage account, file system: only this run's

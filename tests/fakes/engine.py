@@ -56,6 +56,8 @@ class FakeEngine:
     summaries: list[StackSummary] = field(default_factory=list)
     history_entries: list[UpdateInfo] = field(default_factory=list)
     fail_on: dict[str, Exception] = field(default_factory=dict)
+    fail_once: dict[str, Exception] = field(default_factory=dict)
+    """Like fail_on, for the first call only (then the method works)."""
     after_refresh: dict[str, StateResource] = field(default_factory=dict)
     """Resources as a refresh finds them (by URN): how tests make Azure report a new archive status."""
     calls: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
@@ -65,6 +67,8 @@ class FakeEngine:
         self.calls.append((method, stack.name if stack else "", kwargs))
         if method in self.fail_on:
             raise self.fail_on[method]
+        if method in self.fail_once:
+            raise self.fail_once.pop(method)
 
     def methods(self) -> list[str]:
         return [method for method, _, _ in self.calls]
