@@ -25,31 +25,86 @@ from . import __version__
 from .errors import EXIT_REFUSED, AzclusterError
 
 _state = {"debug": False}
+_INVOKED = "azcluster.invoked"
+EXIT_INTERRUPTED = 130
 
 
 class _Commands(TyperGroup):
-    """Runs every command with the house's failure rules: one clear message, a hint, an exit code."""
+    """Runs every command with the house's failure rules: one clear message, a hint, an exit code, and
+    with `--json` one document on stdout however the command ends (DESIGN.md, "Contracts the CLI keeps").
+    """
+
+    def resolve_command(self, ctx: Context, args: list[str]):  # type: ignore[override]
+        name, command, rest = super().resolve_command(ctx, args)
+        ctx.meta[_INVOKED] = (name, command, list(rest))
+        return name, command, rest
 
     def invoke(self, ctx: Context):  # type: ignore[override]
+        if render := sys.modules.get("azcluster.render"):
+            render.documents_printed = 0
         try:
             return super().invoke(ctx)
-        except (typer.Exit, typer.Abort, ClickException):
+        except typer.Exit:
+            raise
+        except ClickException as err:  # bad usage; click prints its own message on stderr
+            _json_failure(ctx, err.format_message(), "see `--help`", err.exit_code)
+            raise
+        except typer.Abort:
+            _json_failure(ctx, "aborted", "", EXIT_REFUSED)
             raise
         except AzclusterError as err:
+            _json_failure(ctx, error=err)
             if _state["debug"]:
                 raise
             _report(err.message, err.hint)
             raise typer.Exit(err.exit_code) from None
         except KeyboardInterrupt:
-            raise typer.Exit(130) from None
+            _json_failure(ctx, "interrupted", "", EXIT_INTERRUPTED)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
         except Exception as err:  # the last line of defence: no traceback without --debug
+            message = f"unexpected {type(err).__name__}: {err}"
+            hint = "re-run with --debug for the traceback, and report it if it persists"
+            _json_failure(ctx, message, hint, EXIT_REFUSED)
             if _state["debug"]:
                 raise
-            _report(
-                f"unexpected {type(err).__name__}: {err}",
-                "re-run with --debug for the traceback, and report it if it persists",
-            )
+            _report(message, hint)
             raise typer.Exit(EXIT_REFUSED) from None
+
+
+def _json_failure(
+    ctx: Context,
+    message: str = "",
+    hint: str = "",
+    exit_code: int = EXIT_REFUSED,
+    error: AzclusterError | None = None,
+) -> None:
+    """With --json, the failure document on stdout, unless the command already printed its document."""
+    from . import render
+    from .errors import document_of, error_document
+
+    wanted, stack = _json_wanted(ctx)
+    if not wanted or render.documents_printed:
+        return
+    render.print_json(document_of(stack, error) if error else error_document(stack, message, hint, exit_code))
+
+
+def _json_wanted(ctx: Context) -> tuple[bool, str | None]:
+    """(--json given, stack name) for the command being run, read back through click's own parser."""
+    invoked = ctx.meta.get(_INVOKED)
+    if invoked is None:
+        return False, None
+    name, command, args = invoked
+    try:
+        with command.make_context(name, list(args), parent=ctx, resilient_parsing=True) as parsed:
+            params = dict(parsed.params)
+    except Exception:  # noqa: BLE001 - unparseable even leniently: fall back to the raw words
+        params = {"json": "--json" in args}
+    stack = params.get("stack")
+    if isinstance(stack, str):
+        from .stackfile import stack_name
+
+        stack = stack_name(stack)
+    return bool(params.get("json")), stack
 
 
 def _report(message: str, hint: str) -> None:
@@ -653,14 +708,14 @@ def _engine_options(backend: str | None, secrets_provider: str | None):
 
 
 def _lifecycle(json: bool, stack: str | None, work, show) -> None:
-    """Run one lifecycle function: its document on stdout with --json (also for failures), else `show`."""
-    from . import lifecycle, render
+    """Run one lifecycle function: its document on stdout with --json, else `show`.
+
+    A failure's document is printed where every command's is (_Commands.invoke)."""
+    from . import render
 
     try:
         document = work()
     except AzclusterError as err:
-        if json:
-            render.print_json(lifecycle.error_document(stack, err))
         if not json and hasattr(err, "failures"):
             _show_failures(err)
         raise

@@ -326,6 +326,9 @@ class UpdateFailed(EngineError):
         }.get(operation, "")
         super().__init__(f"{operation} of stack {stack} failed: {what}", resume, EXIT_REFUSED)
 
+    def error_fields(self) -> dict[str, Any]:
+        return self.to_json()
+
     def to_json(self) -> dict[str, Any]:
         return {
             "operation": self.operation,

@@ -37,7 +37,6 @@ from .engine import (
     OutputValue,
     StackRef,
     StateResource,
-    UpdateFailed,
     open_engine,
     refuse_local_state_in_ci,
 )
@@ -109,19 +108,8 @@ class CommandFailed(AzclusterError):
         super().__init__(error.message, error.hint, error.exit_code)
         self.document = document
 
-
-def error_document(stack: str | None, err: AzclusterError) -> dict[str, Any]:
-    """The one JSON shape of a failure: what, what to do, the exit code, and per-resource details."""
-    document: dict[str, Any] = {
-        "stack": stack,
-        "ok": False,
-        "error": {"message": err.message, "hint": err.hint, "exit_code": err.exit_code},
-    }
-    if isinstance(err, CommandFailed):
-        document.update({k: v for k, v in err.document.items() if k not in ("stack", "ok", "error")})
-    if isinstance(err, UpdateFailed):
-        document["error"].update(err.to_json())
-    return document
+    def document_fields(self) -> dict[str, Any]:
+        return self.document
 
 
 # --- asking ---------------------------------------------------------------------------------------------

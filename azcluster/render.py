@@ -87,9 +87,15 @@ def count(number: int, singular: str, plural: str = "") -> str:
     return f"{number} {singular if number == 1 else (plural or singular + 's')}"
 
 
+documents_printed = 0
+"""How many JSON documents this command printed: the CLI prints a failure document only when none was."""
+
+
 def print_json(document: Any) -> None:
+    global documents_printed
     sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
     sys.stdout.flush()
+    documents_printed += 1
 
 
 def error(message: str, hint: str = "") -> None:

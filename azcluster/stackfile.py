@@ -62,6 +62,14 @@ def available_stacks(directory: Path | None = None) -> list[str]:
     return [m.group("name") for m in names if m]
 
 
+def stack_name(stack: str) -> str:
+    """The stack name a STACK argument stands for, without reading anything."""
+    try:
+        return resolve(stack)[0]
+    except (OSError, ValueError, RuntimeError):  # e.g. `~nosuchuser/...` cannot be expanded
+        return stack
+
+
 def resolve(stack: str) -> tuple[str, Path]:
     """(stack name, file path) for a stack name or a path to a stack file."""
     candidate = Path(stack).expanduser()

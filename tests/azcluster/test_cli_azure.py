@@ -71,7 +71,11 @@ def test_azure_cli_not_logged_in_is_exit_3(cli) -> None:
     result = run_cli("status", stack_file(cli.tmp), "--auth", "cli", "--json")
     assert result.exit_code == 3
     assert "no working Azure credential" in result.stderr
-    assert result.stdout == ""
+    document = json.loads(result.stdout)  # --json: the failure document, like every command's
+    assert document["ok"] is False and document["stack"] == "demo"
+    assert (
+        document["error"]["exit_code"] == 3 and "no working Azure credential" in document["error"]["message"]
+    )
 
 
 def test_status_json_and_missing_cluster(cli) -> None:

@@ -80,7 +80,11 @@ def _check(path: Path) -> None:
     assert result.exit_code in (0, 1, 2), result.stderr
     assert "Traceback" not in result.stderr and "error: unexpected" not in result.stderr, result.stderr
     if result.exit_code == 2:
-        assert result.stderr.startswith("error:") and result.stdout == ""
+        assert result.stderr.startswith("error:")
+        document = json.loads(result.stdout)
+        assert (
+            document["ok"] is False and document["error"]["exit_code"] == 2 and document["error"]["message"]
+        )
     else:
         document = json.loads(result.stdout)
         assert document["ok"] is (result.exit_code == 0)
