@@ -601,18 +601,13 @@ def test_cluster(
     name, spec = load_spec(stack)
     fabrictest.require_login_and_home(spec, name)
     fabrictest.plan_islands(spec, name, island)  # an unknown island is exit 2 before asking Azure
-    try:
-        report = fabrictest.run_test(
-            spec, _connect(subscription, auth, cloud, "test"), name, island=island, progress=not json
-        )
-        if not report.ok:
-            if not json:
-                fabrictest_view.print_report(report)
-            raise lifecycle.CommandFailed(fabrictest.failure(report), report.to_json())
-    except AzclusterError as err:
-        if json:
-            render.print_json(lifecycle.error_document(name, err))
-        raise
+    report = fabrictest.run_test(
+        spec, _connect(subscription, auth, cloud, "test"), name, island=island, progress=not json
+    )
+    if not report.ok:  # with --json, _Commands prints the failure document with the report in it
+        if not json:
+            fabrictest_view.print_report(report)
+        raise lifecycle.CommandFailed(fabrictest.failure(report), report.to_json())
     if json:
         render.print_json(report.to_json())
     else:
