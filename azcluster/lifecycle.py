@@ -37,6 +37,7 @@ from .engine import (
     OutputValue,
     StackRef,
     StateResource,
+    UpdateFailed,
     open_engine,
     refuse_local_state_in_ci,
 )
