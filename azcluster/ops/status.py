@@ -15,6 +15,7 @@ from .parallel import parallel
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..azure import AzureContext
+    from .elastic import ElasticStatus
 
 
 @dataclass
@@ -27,6 +28,7 @@ class ClusterStatus:
     login: LoginNode | None
     diagnosis: DiagnosisRun | None = None
     missing: list[MissingIsland] = field(default_factory=list)  # spec islands with no scale set in Azure
+    elastic: ElasticStatus | None = None  # per island power state and why, for an elastic spec
 
     @property
     def found(self) -> bool:
@@ -74,6 +76,7 @@ class ClusterStatus:
                 for island, node in self.unhealthy()
             ],
             "diagnosis": self.diagnosis.to_json() if self.diagnosis else None,
+            "elastic": self.elastic.to_json() if self.elastic else None,
             "cost_per_hour_usd": self.cost_per_hour(),
             "cost_basis": "running VMs x catalogue pay-as-you-go Linux prices (Spot billed lower); "
             "deallocated VMs cost no compute",
@@ -113,6 +116,11 @@ def cluster_status(
     if diagnose:
         with azure_errors(ctx, f"reading the health results of {spec.name}'s unhealthy nodes"):
             diagnose_nodes(client, status, diagnose_timeout, progress)
+    if spec.elastic_enabled:
+        from .elastic import read_elastic
+
+        with azure_errors(ctx, f"reading the elastic state on {spec.name}'s login node"):
+            status.elastic = read_elastic(client, spec, status, read_state=diagnose)
     return status
 
 

@@ -61,8 +61,46 @@ def print_status(status: ClusterStatus) -> None:
         print_unhealthy(status)
         for note in diagnosis_notes(status):
             console.print(note, soft_wrap=True)
+    if status.elastic is not None:
+        _print_elastic(status)
     console.print(
         markup("running now: [bold]${:.2f}/h[/] (catalogue pay-as-you-go prices)", status.cost_per_hour())
+    )
+
+
+def _print_elastic(status: ClusterStatus) -> None:
+    """Per island: running / deallocated by the elastic policy / starting, since when; cost now vs all on."""
+    from ..render import stdout
+
+    elastic = status.elastic
+    assert elastic is not None
+    stdout.print(
+        f"elastic: idle {elastic.idle_minutes} min, {elastic.keep_warm_islands} island(s) per pool kept warm "
+        f"(why and since: {elastic.state_source})",
+        markup=False,
+        soft_wrap=True,
+    )
+    for island in elastic.islands:
+        words = [f"  {island.key} ({island.scale_set}): {island.state}"]
+        if island.state == "partly deallocated":
+            words.append(f"{island.running} of {island.capacity} running")
+        if island.by == "elastic":
+            words.append("by the elastic policy")
+        elif island.by:
+            words.append(island.by)
+        if island.since:
+            words.append(f"since {island.since}")
+        if island.reason:
+            words.append(f"({island.reason})")
+        if island.last_error and island.backoff_until:
+            words.append(f"last start refused: {island.last_error.get('code')}")
+        if island.keep_warm:
+            words.append("kept warm")
+        stdout.print(" ".join(words), markup=False, soft_wrap=True)
+    stdout.print(
+        f"  cost now ${elastic.cost_per_hour_usd:,.2f}/h; "
+        f"with everything on ${elastic.all_on_cost_per_hour_usd:,.2f}/h",
+        markup=False,
     )
 
 

@@ -368,3 +368,5 @@ def test_state_prints_what_status_reads(world: World) -> None:
     printed = json.loads(world.run("state").stdout)
     assert printed["islands"]["h100-i1"]["state"] == "deallocated"
     assert printed["islands"]["h100-i1"]["since"].endswith("Z")
+    assert printed["operations"] == 0
+    assert "operations" in json.loads(world.run("state", "--full").stdout)

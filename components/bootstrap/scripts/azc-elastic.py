@@ -8,7 +8,7 @@
                         nodes whose island's back-off ended (Slurm), deallocate islands whose GPUs all
                         stayed idle for idle_minutes (no scheduler)
   poll OPERATION        follow one Azure operation to its end (started in the background by the above)
-  state                 print the state (islands: running / deallocated / starting, since when)
+  state [--full]        print the state (islands: running / deallocated / starting, since when)
 
 Nodes are handed to Azure batched per InfiniBand island: one POST deallocate|start on the island's scale
 set with the instance ids (components/elastic.py says why the unit is right for the fabric). The commands
@@ -636,9 +636,34 @@ def watch_idle(config: dict[str, Any], now: float) -> None:
             log(f"watch: deallocate {key} failed: {err}")
 
 
-def cmd_state() -> int:
-    with locked_state() as state:
+STATE_FIELDS = ("state", "since", "reason", "failures", "backoff_until", "last_error")
+
+
+def cmd_state(full: bool = False) -> int:
+    """Print the state without taking the lock (writes replace the file whole). By default compact and
+    per island only, because Run Command returns only the last 4 KiB of output to `azcluster status`."""
+    try:
+        with open(os.path.join(ENV.state_dir, "state.json"), encoding="utf-8") as handle:
+            state = json.load(handle)
+    except FileNotFoundError:
+        state = {}
+    except (OSError, ValueError) as err:
+        print(json.dumps({"error": f"state unreadable: {err}"}))
+        return 1
+    if full:
         print(json.dumps(state, indent=1, sort_keys=True))
+        return 0
+    islands = {}
+    for key, entry in (state.get("islands") or {}).items():
+        short = {name: entry.get(name) for name in STATE_FIELDS if entry.get(name) not in (None, 0, [], "")}
+        if isinstance(short.get("last_error"), dict):
+            short["last_error"] = {k: str(v)[:120] for k, v in short["last_error"].items()}
+        islands[key] = short
+    print(
+        json.dumps(
+            {"islands": islands, "operations": len(state.get("operations") or {})}, separators=(",", ":")
+        )
+    )
     return 0
 
 
@@ -649,7 +674,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     command, rest = args[0], args[1:]
     if command == "state":
-        return cmd_state()
+        return cmd_state(full="--full" in rest)
     try:
         config = load_config()
     except (OSError, ValueError) as err:
