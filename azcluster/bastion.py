@@ -30,11 +30,15 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from azcluster.components.spec import ClusterSpec
 
@@ -115,7 +119,7 @@ def check_node(node: str) -> str:
     return node
 
 
-def require_tools() -> tuple[str, str]:
+def require_tools(need_ssh: bool = True) -> tuple[str, str]:
     """(az, ssh) executables; exit 3 naming what is missing: the Azure CLI, its bastion extension, ssh."""
     az = shutil.which("az")
     if az is None:
@@ -138,8 +142,8 @@ def require_tools() -> tuple[str, str]:
             "run `az extension add --name bastion` (Azure CLI 2.32 or later)",
             EXIT_MISSING_TOOL,
         )
-    ssh = shutil.which("ssh")
-    if ssh is None:
+    ssh = shutil.which("ssh") or ""
+    if need_ssh and not ssh:
         raise AzclusterError(
             "the OpenSSH client (`ssh`) is not on PATH",
             "install it (Debian/Ubuntu: `apt install openssh-client`; macOS and Windows 10+ include it)",
@@ -251,18 +255,88 @@ def connect(
     wait_s: float = TUNNEL_WAIT_S,
 ) -> int:
     """Open the tunnel, run ssh in this terminal, close the tunnel; ssh's exit status is returned."""
-    from . import azure, render
+    from . import azure
 
     if node is not None:
         check_node(node)
-    subscription_id = azure.resolve_subscription(subscription)[0]
-    target = target_for(spec, stack, subscription_id)
+    target = target_for(spec, stack, azure.resolve_subscription(subscription)[0])
     az, ssh = require_tools()
     key = identity.expanduser() if identity else identity_for(spec)
-    if identity is not None and not key.is_file():
+    if key is not None and not key.is_file():
         raise AzclusterError(
             f"--identity {identity}: no such file", "give the private key's path", EXIT_USAGE
         )
+    with tunnel_open(az, target, stack, wait_s) as port:
+        return subprocess.call(ssh_command(ssh, target, port, key, node, remote))
+
+
+def proxy(
+    spec: ClusterSpec,
+    stack: str,
+    *,
+    subscription: str | None = None,
+    wait_s: float = TUNNEL_WAIT_S,
+    stdin: BinaryIO | None = None,
+    stdout: BinaryIO | None = None,
+) -> None:
+    """Be an ssh ProxyCommand: open the tunnel and carry this process's stdin and stdout through it.
+
+    What `ssh_config` (below) runs for the login node, so plain `ssh`, `scp`, `rsync` and editors' remote
+    extensions reach it; nothing but the connection's bytes goes to stdout.
+    """
+    from . import azure
+
+    target = target_for(spec, stack, azure.resolve_subscription(subscription)[0])
+    az, _ = require_tools(need_ssh=False)
+    with tunnel_open(az, target, stack, wait_s, quiet=True) as port:
+        _relay(_dial(port), stdin or sys.stdin.buffer, stdout or sys.stdout.buffer)
+
+
+def _dial(port: int, attempts: int = 5) -> socket.socket:
+    """Connect to the tunnel, retrying a refused connection as ssh's ConnectionAttempts would."""
+    for attempt in range(attempts):
+        try:
+            return socket.create_connection(("127.0.0.1", port), timeout=30)
+        except ConnectionRefusedError:
+            if attempt + 1 == attempts:
+                raise AzclusterError(
+                    f"the Azure Bastion tunnel on port {port} refused the connection", "retry", EXIT_REFUSED
+                ) from None
+            time.sleep(1)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _relay(sock: socket.socket, stdin: BinaryIO, stdout: BinaryIO) -> None:
+    """Bytes both ways until the far side closes; our stdin's end is passed on as a half-close."""
+    sock.settimeout(None)
+
+    def upstream() -> None:
+        try:
+            while chunk := _read_some(stdin):
+                sock.sendall(chunk)
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    sender = threading.Thread(target=upstream, daemon=True)
+    sender.start()
+    with sock:
+        while chunk := sock.recv(65536):
+            stdout.write(chunk)
+            stdout.flush()
+
+
+def _read_some(stream: BinaryIO) -> bytes:
+    """What is there now (up to 64 KiB), not a full buffer: an interactive session sends a key at a time."""
+    read1 = getattr(stream, "read1", None)
+    return read1(65536) if read1 else stream.read(65536)
+
+
+@contextmanager
+def tunnel_open(az: str, target: Target, stack: str, wait_s: float, quiet: bool = False) -> Iterator[int]:
+    """`az network bastion tunnel` on a free loopback port, ready; stopped (Ctrl+C) when the block ends."""
+    from . import render
+
     port = free_port()
     with tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as log:
         tunnel = subprocess.Popen(
@@ -273,19 +347,63 @@ def connect(
             start_new_session=True,  # the terminal's Ctrl+C goes to ssh, not to the tunnel under it
         )
         try:
-            render.console.print(
-                render.markup(
-                    "[dim]opening Azure Bastion tunnel {} -> {} (port {})[/]",
-                    target.bastion,
-                    target.login_vm,
-                    port,
-                ),
-                soft_wrap=True,
-            )
+            if not quiet:
+                render.console.print(
+                    render.markup(
+                        "[dim]opening Azure Bastion tunnel {} -> {} (port {})[/]",
+                        target.bastion,
+                        target.login_vm,
+                        port,
+                    ),
+                    soft_wrap=True,
+                )
             _wait_ready(tunnel, log, target, stack, wait_s)
-            return subprocess.call(ssh_command(ssh, target, port, key, node, remote))
+            yield port
         finally:
             _stop(tunnel)
+
+
+def ssh_config(spec: ClusterSpec, stack_file: Path, command: Sequence[str]) -> str:
+    """An ssh_config block: `ssh <cluster>-login` through `azcluster ssh --proxy`, nodes through it.
+
+    `command` is how to run azcluster (an absolute path), so the entry works from any directory. Node host
+    names are `<computer name prefix><instance>` per island (bootstrap.computer_name_prefix), hence one
+    pattern per island; they resolve inside the virtual network, on the login node's side of the hop.
+    """
+    from azcluster.components.bootstrap import computer_name_prefix
+
+    key = identity_for(spec)
+    known_hosts = sshkeys.azcluster_home() / "known_hosts"
+    user = spec.ssh.admin_username
+    login = f"{spec.name}-login"
+    proxy = " ".join(shlex.quote(arg) for arg in [*command, "ssh", str(stack_file), "--proxy"])
+    common = [
+        f"  User {user}",
+        f"  UserKnownHostsFile {_config_word(str(known_hosts))}",
+        "  StrictHostKeyChecking accept-new",
+    ]
+    if key is not None:
+        common += [f"  IdentityFile {_config_word(str(key))}", "  IdentitiesOnly yes"]
+    patterns = [
+        f"{computer_name_prefix(spec.name, pool.name, index)}*"
+        for pool in spec.pools
+        for index in range(len(pool.island_sizes()))
+    ]
+    lines = [
+        f"# azcluster stack {spec.name}: `ssh {login}`, and GPU nodes by host name through it.",
+        f"Host {login}",
+        f"  HostKeyAlias {login}.azcluster",
+        f"  ProxyCommand {proxy.replace('%', '%%')}",
+        *common,
+    ]
+    if patterns:
+        lines += [f"Host {' '.join(patterns)}", f"  ProxyJump {login}", *common]
+    return "\n".join(lines) + "\n"
+
+
+def _config_word(value: str) -> str:
+    """A path as one ssh_config argument (double-quoted when it holds a space)."""
+    return f'"{value}"' if any(c.isspace() for c in value) else value
 
 
 def _wait_ready(tunnel: subprocess.Popen, log, target: Target, stack: str, wait_s: float) -> None:

@@ -646,6 +646,22 @@ def ssh(
             show_default=False,
         ),
     ] = None,
+    config: Annotated[
+        bool,
+        typer.Option(
+            "--config",
+            help="Print an ssh_config entry instead, so plain ssh, scp, rsync and editors reach the login "
+            "node and, through it, the nodes: `azcluster ssh STACK --config >> ~/.ssh/config`.",
+        ),
+    ] = False,
+    proxy: Annotated[
+        bool,
+        typer.Option(
+            "--proxy",
+            help="Carry stdin/stdout through the tunnel to the login node's port 22 (the ssh_config "
+            "entry's ProxyCommand).",
+        ),
+    ] = False,
     subscription: SubscriptionOpt = None,
 ) -> None:
     """Log in to the login node over Azure Bastion (or, with --node, to a node through it).
@@ -659,10 +675,34 @@ def ssh(
     from .ops.cluster import load_spec
 
     name, spec = load_spec(stack)
+    if config:
+        from . import stackfile
+
+        bastion.target_for(spec, name, "")  # exit 2 without a login node or Bastion
+        stack_file = stackfile.resolve(stack)[1].resolve()
+        sys.stdout.write(bastion.ssh_config(spec, stack_file, _azcluster_command()))
+        return
+    if proxy:
+        bastion.proxy(spec, name, subscription=subscription)
+        return
     status = bastion.connect(
         spec, name, subscription=subscription, node=node, identity=identity, remote=remote or ()
     )
     raise typer.Exit(status)
+
+
+def _azcluster_command() -> list[str]:
+    """How to run this azcluster from anywhere: this script, the venv's script, or `python -m azcluster`."""
+    import shutil
+
+    script = Path(sys.argv[0])
+    if script.name == "azcluster" and script.is_file():
+        return [str(script.resolve())]
+    beside = Path(sys.executable).parent / "azcluster"
+    if beside.is_file():
+        return [str(beside)]
+    found = shutil.which("azcluster")
+    return [found] if found else [sys.executable, "-m", "azcluster"]
 
 
 # --- end talking to Azure ----------------------------------------------------------------------------------

@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
+import os
 import shlex
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -136,3 +140,69 @@ def test_a_stack_without_bastion_is_a_usage_error(env):
     result = run_cli("ssh", "lab")
     assert result.exit_code == 2 and "no Azure Bastion" in result.stderr
     assert calls(bin_dir) == []
+
+
+def test_proxy_carries_stdin_and_stdout_through_the_tunnel(env):
+    _, _, bin_dir = env
+    result = run_cli("ssh", "lab", "--proxy", input="SSH-2.0-client\r\n")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout_bytes == f"{BANNER}\r\nSSH-2.0-client\r\n".encode()
+    assert calls(bin_dir)[-1][0] == "tunnel-closed"
+
+
+def _config(tmp_path) -> Path:
+    result = run_cli("ssh", "lab", "--config")
+    assert result.exit_code == 0, result.output
+    path = tmp_path / "ssh_config"
+    path.write_text(result.stdout)
+    return path
+
+
+def test_config_is_an_ssh_config_openssh_reads(env, monkeypatch):
+    tmp_path, home, bin_dir = env
+    config = _config(tmp_path)
+    real_ssh = shutil.which("ssh", path=os.defpath + ":/usr/bin:/usr/local/bin")
+    if real_ssh is None:
+        pytest.skip("needs OpenSSH's ssh to read the config (ssh -G)")
+    node = subprocess.run(
+        [real_ssh, "-G", "-F", str(config), "lab-gpu-i0-00000a"], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert "proxyjump lab-login" in node and "user azureuser" in node
+    assert f"identityfile {home / '.azcluster' / 'ssh' / 'id_ed25519'}" in node
+    login = subprocess.run(
+        [real_ssh, "-G", "-F", str(config), "lab-login"], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    proxy = next(line for line in login if line.startswith("proxycommand "))
+    assert proxy.endswith(f"ssh {tmp_path / 'stacks' / 'Pulumi.lab.yaml'} --proxy")
+    assert "hostkeyalias lab-login.azcluster" in login
+
+
+def test_real_openssh_reaches_the_login_node_through_the_config(env, monkeypatch):
+    """OpenSSH itself runs the entry's ProxyCommand (azcluster ssh --proxy) and hears the login node."""
+    tmp_path, _, bin_dir = env
+    real_ssh = shutil.which("ssh", path="/usr/bin:/usr/local/bin:/bin")
+    if real_ssh is None:
+        pytest.skip("needs OpenSSH's ssh")
+    config = _config(tmp_path)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")  # fake az first; real ssh and sh after
+    done = subprocess.run(
+        [
+            real_ssh,
+            "-v",
+            "-F",
+            str(config),
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=20",
+            "lab-login",
+            "true",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    # The fake login node is not a full sshd, so ssh stops after the identification exchange.
+    assert "remote software version OpenSSH_9.6 fake-login" in done.stderr, done.stderr
+    assert any(call[:4] == ["az", "network", "bastion", "tunnel"] for call in calls(bin_dir))
+    assert calls(bin_dir)[-1][0] == "tunnel-closed"

@@ -8,7 +8,8 @@ when the extension is missing; `network bastion tunnel ... --port P` binds local
 ready, connect on port P" on stderr (knack's logger.warning, custom.py create_bastion_tunnel), serves
 one connection at a time (tunnel.py TunnelServer._listen) and exits on Ctrl+C (SIGINT, its
 _tunnel_close_handler); an error (not signed in, resource not found) is an `ERROR: ...` line and exit 1.
-Each connection it carries is answered with an SSH identification line, as the login node's sshd would.
+Each connection it carries is answered with an SSH identification line, as the login node's sshd would,
+then with the first line the client sends (so a test sees bytes travel both ways), and is closed.
 
 The fake `ssh` does what azcluster relies on OpenSSH for: it connects to `-p PORT` on the target (retrying
 a refused connection ConnectionAttempts times, one second apart, as ssh.c ssh_connect_direct does), runs
@@ -57,6 +58,7 @@ sys.stderr.flush()
 while True:
     client, _ = sock.accept()
     client.sendall(({banner!r} + "\r\n").encode())
+    client.sendall(client.makefile("rb").readline())  # the client's first line, back: proof of both ways
     client.close()
 """
 
