@@ -24,6 +24,7 @@ so azcluster never probes its port: readiness is the log line, and ssh retries a
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
@@ -266,8 +267,11 @@ def connect(
         raise AzclusterError(
             f"--identity {identity}: no such file", "give the private key's path", EXIT_USAGE
         )
-    with tunnel_open(az, target, stack, wait_s) as port:
-        return subprocess.call(ssh_command(ssh, target, port, key, node, remote))
+    try:
+        with tunnel_open(az, target, stack, wait_s) as port:
+            return subprocess.call(ssh_command(ssh, target, port, key, node, remote))
+    except Hangup as stopped:
+        return 128 + stopped.signum  # the terminal went away; the tunnel is stopped
 
 
 def proxy(
@@ -288,8 +292,11 @@ def proxy(
 
     target = target_for(spec, stack, azure.resolve_subscription(subscription)[0])
     az, _ = require_tools(need_ssh=False)
-    with tunnel_open(az, target, stack, wait_s, quiet=True) as port:
-        _relay(_dial(port), stdin or sys.stdin.buffer, stdout or sys.stdout.buffer)
+    try:
+        with tunnel_open(az, target, stack, wait_s, quiet=True) as port:
+            _relay(_dial(port), stdin or sys.stdin.buffer, stdout or sys.stdout.buffer)
+    except Hangup:
+        return  # ssh ended the connection: the tunnel is stopped, nothing to report
 
 
 def _dial(port: int, attempts: int = 5) -> socket.socket:
@@ -327,9 +334,48 @@ def _relay(sock: socket.socket, stdin: BinaryIO, stdout: BinaryIO) -> None:
 
 
 def _read_some(stream: BinaryIO) -> bytes:
-    """What is there now (up to 64 KiB), not a full buffer: an interactive session sends a key at a time."""
-    read1 = getattr(stream, "read1", None)
-    return read1(65536) if read1 else stream.read(65536)
+    """What is there now (up to 64 KiB), not a full buffer: an interactive session sends a key at a time.
+
+    A real stdin is read at its file descriptor: a thread blocked in a buffered reader holds the reader's
+    lock, and Python aborts at exit when a daemon thread holds it ("could not acquire lock ... at
+    interpreter shutdown").
+    """
+    try:
+        return os.read(stream.fileno(), 65536)
+    except (AttributeError, OSError, ValueError):  # not a file (tests hand in BytesIO)
+        read1 = getattr(stream, "read1", None)
+        return read1(65536) if read1 else stream.read(65536)
+
+
+class Hangup(Exception):
+    """SIGHUP or SIGTERM arrived while a tunnel was open."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"signal {signum}")
+        self.signum = signum
+
+
+@contextmanager
+def _stop_on_hangup() -> Iterator[None]:
+    """Turn SIGHUP and SIGTERM into Hangup while a tunnel is open, so it is stopped on the way out.
+
+    ssh ends its ProxyCommand with SIGHUP when the connection is over (OpenSSH sshconnect.c,
+    kill_proxy_command), and a closed terminal sends the same. Without this the process would die on
+    the spot and leave `az network bastion tunnel`, in its own session, running with its Bastion session.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, _frame: object) -> None:
+        raise Hangup(signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGHUP, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @contextmanager
@@ -338,7 +384,7 @@ def tunnel_open(az: str, target: Target, stack: str, wait_s: float, quiet: bool 
     from . import render
 
     port = free_port()
-    with tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as log:
+    with _stop_on_hangup(), tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as log:
         tunnel = subprocess.Popen(
             tunnel_command(az, target, port),
             stdin=subprocess.DEVNULL,

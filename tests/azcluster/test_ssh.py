@@ -6,7 +6,9 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -205,4 +207,25 @@ def test_real_openssh_reaches_the_login_node_through_the_config(env, monkeypatch
     # The fake login node is not a full sshd, so ssh stops after the identification exchange.
     assert "remote software version OpenSSH_9.6 fake-login" in done.stderr, done.stderr
     assert any(call[:4] == ["az", "network", "bastion", "tunnel"] for call in calls(bin_dir))
+    assert calls(bin_dir)[-1][0] == "tunnel-closed"
+
+
+def test_a_proxy_ended_by_ssh_stops_its_tunnel(env):
+    """ssh ends its ProxyCommand with SIGHUP (OpenSSH sshconnect.c kill_proxy_command): the tunnel too."""
+    _, _, bin_dir = env
+    proxy = subprocess.Popen(
+        [sys.executable, "-m", "azcluster", "ssh", "lab", "--proxy"],
+        stdin=subprocess.PIPE,  # kept open: the connection stays up until the signal
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(os.environ),
+    )
+    try:
+        assert proxy.stdout is not None
+        assert proxy.stdout.readline().decode().strip() == BANNER  # connected through the tunnel
+        proxy.send_signal(signal.SIGHUP)
+        assert proxy.wait(timeout=60) == 0
+    finally:
+        if proxy.poll() is None:
+            proxy.kill()
     assert calls(bin_dir)[-1][0] == "tunnel-closed"

@@ -52,11 +52,16 @@ sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 sock.bind(("localhost", port))
 sock.listen(100)
+sock.settimeout(120)  # a test's safety net only: never outlive a test that failed to stop it
 sys.stderr.write(f"Opening tunnel on port: {{port}}\n")
 sys.stderr.write(f"Tunnel is ready, connect on port {{port}}\nCtrl + C to close\n")
 sys.stderr.flush()
 while True:
-    client, _ = sock.accept()
+    try:
+        client, _ = sock.accept()
+    except socket.timeout:
+        sys.exit(3)
+    client.settimeout(None)
     client.sendall(({banner!r} + "\r\n").encode())
     client.sendall(client.makefile("rb").readline())  # the client's first line, back: proof of both ways
     client.close()
