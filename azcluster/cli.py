@@ -403,6 +403,14 @@ def status(
         int,
         typer.Option("--diagnose-limit", min=1, metavar="N", help="Diagnose at most N unhealthy nodes."),
     ] = 16,
+    slurm: Annotated[
+        bool,
+        typer.Option(
+            "--slurm/--no-slurm",
+            help="Show each node's Slurm state (idle, allocated, drained + reason), read with sinfo on the "
+            "login node (Azure Run Command).",
+        ),
+    ] = True,
     subscription: SubscriptionOpt = None,
     auth: AuthOpt = None,
     cloud: CloudOpt = None,
@@ -426,6 +434,7 @@ def status(
         diagnose=diagnose,
         diagnose_limit=diagnose_limit,
         progress=True,
+        slurm=slurm,
     )
     if json:
         render.print_json(result.to_json())

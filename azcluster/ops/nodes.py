@@ -37,6 +37,7 @@ class Node:
     health_detail: str | None = None
     zone: str | None = None
     diagnosis: Diagnosis | None = None  # None: not asked (healthy, or --no-diagnose)
+    slurm: Any = None  # slurmstate.SlurmNode: Slurm's state of this VM; None when not read or not in Slurm
 
     @property
     def failing_checks(self) -> list[dict[str, str]]:
@@ -55,6 +56,7 @@ class Node:
             "failing_checks": self.failing_checks,
             "diagnosis": self.diagnosis.to_json() if self.diagnosis else None,
             "zone": self.zone,
+            "slurm": self.slurm.to_json() if self.slurm else None,
         }
 
 

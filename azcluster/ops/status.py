@@ -29,6 +29,7 @@ class ClusterStatus:
     diagnosis: DiagnosisRun | None = None
     missing: list[MissingIsland] = field(default_factory=list)  # spec islands with no scale set in Azure
     elastic: ElasticStatus | None = None  # per island power state and why, for an elastic spec
+    slurm: Any = None  # slurmstate.SlurmView: Slurm's node states, when the cluster runs Slurm and asked
 
     @property
     def found(self) -> bool:
@@ -77,6 +78,7 @@ class ClusterStatus:
             ],
             "diagnosis": self.diagnosis.to_json() if self.diagnosis else None,
             "elastic": self.elastic.to_json() if self.elastic else None,
+            "slurm": self.slurm.to_json() if self.slurm else None,
             "cost_per_hour_usd": self.cost_per_hour(),
             "cost_basis": "running VMs x catalogue pay-as-you-go Linux prices (Spot billed lower); "
             "deallocated VMs cost no compute",
@@ -92,9 +94,11 @@ def cluster_status(
     diagnose_limit: int = DIAGNOSE_LIMIT,
     diagnose_timeout: float = DIAGNOSE_TIMEOUT_S,
     progress: bool = False,
+    slurm: bool = True,
 ) -> ClusterStatus:
     """Every island's scale set and nodes (IP, power, health), the login node, the running cost; with
-    `diagnose`, the failing checks of up to `diagnose_limit` unhealthy nodes (read on the nodes)."""
+    `diagnose`, the failing checks of up to `diagnose_limit` unhealthy nodes (read on the nodes); with
+    `slurm` (and scheduler: slurm), each node's Slurm state, read on the login node (slurmstate.py)."""
     from ..azure import azure_errors, compute_client
 
     client = compute_client(ctx)
@@ -121,6 +125,11 @@ def cluster_status(
 
         with azure_errors(ctx, f"reading the elastic state on {spec.name}'s login node"):
             status.elastic = read_elastic(client, spec, status, read_state=diagnose)
+    if slurm:
+        from .slurmstate import read_for_status
+
+        with azure_errors(ctx, f"reading Slurm's node states on the login node of {spec.name}"):
+            read_for_status(client, spec, status, timeout=diagnose_timeout)
     return status
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .cluster import missing_hint
 from .diagnose_view import diagnosis_notes, print_unhealthy
+from .slurmstate import slurm_cell, slurm_lines
 from .status import ClusterStatus
 
 
@@ -25,19 +26,18 @@ def print_status(status: ClusterStatus) -> None:
             f"capacity {island.capacity}, {island.provisioning_state or 'unknown'})"
         )
         table = Table(title=title)
-        for column in ("node", "private IP", "power", "health", "detail"):
+        slurm = status.slurm is not None and not status.slurm.error
+        for column in ("node", "private IP", "power", "health", "detail", *(("slurm",) if slurm else ())):
             table.add_column(column)
         for node in island.nodes:
             health = node.health or "-"
             if node.health in ("unhealthy", "unknown"):
                 health = markup("[bold red]{}[/]", health)
-            table.add_row(
-                node.computer_name or node.name,
-                node.private_ip or "-",
-                node.power_state or "?",
-                health,
-                node.health_detail or "",
-            )
+            row = [node.computer_name or node.name, node.private_ip or "-", node.power_state or "?", health]
+            row.append(node.health_detail or "")
+            if slurm:
+                row.append(slurm_cell(node.slurm))
+            table.add_row(*row)
         stdout.print(table)
         states = (
             ", ".join(f"{count} {state}" for state, count in island.power_states.items()) or "no instances"
@@ -49,6 +49,8 @@ def print_status(status: ClusterStatus) -> None:
             f"login node {login.name} ({login.size}): {login.power_state or '?'}, "
             f"{login.private_ip or 'no IP'}"
         )
+    for line in slurm_lines(status.slurm):
+        stdout.print(line, soft_wrap=True)
     if status.missing:
         _print_missing(status)
     unhealthy = status.unhealthy()

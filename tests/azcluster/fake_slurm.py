@@ -4,7 +4,9 @@
 `LoginVm.programs`). They behave like the real ones where azcluster depends on it (slurm.schedmd.com man
 pages for Slurm 22.05, util-linux runuser(1)):
 - `sinfo -h -N -o '%N %T'` prints one line per node, its name and long state (e.g. `idle`, `drained`,
-  `idle~` when powered down); `-o '%N'` the names alone. `-h` leaves the header out.
+  `idle~` when powered down); `-o '%N'` the names alone; `-o '%N|%T|%n|%o|%E'` name, state, host name,
+  address and reason (`none` without one), as tests/azcluster/fixtures/sinfo shows real sinfo print them.
+  `-h` leaves the header out. With the controller down it says so on stderr and exits 1.
 - `sbatch --wait --parsable ... --output=PATH SCRIPT` prints the job id ("jobid[;cluster]"), runs the
   job, and "does not exit until the submitted job terminates; the exit code of the sbatch command will
   be the same as the exit code of the submitted job". The job here writes the text a test gave for its
@@ -22,6 +24,10 @@ from pathlib import Path
 
 _SINFO = r"""#!/usr/bin/env bash
 echo "sinfo $*" >>"{data}/calls.log"
+if [ -f "{data}/controller-down" ]; then
+  echo "slurm_load_partitions: Unable to contact slurm controller (connect failure)" >&2
+  exit 1
+fi
 format='%N %T'
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -29,9 +35,14 @@ while [ $# -gt 0 ]; do
     *) shift ;;
   esac
 done
-while read -r name state; do
+while IFS='|' read -r name state host addr reason; do
   [ -n "$name" ] || continue
-  if [ "$format" = '%N' ]; then echo "$name"; else echo "$name $state"; fi
+  case "$format" in
+    '%N') echo "$name" ;;
+    '%N %T') echo "$name $state" ;;
+    '%N|%T|%n|%o|%E') echo "$name|$state|$host|$addr|$reason" ;;
+    *) echo "sinfo: format $format is not faked" >&2; exit 1 ;;
+  esac
 done <"{data}/nodes"
 """
 
@@ -78,9 +89,17 @@ class FakeSlurm:
             path.write_text(body.format(data=self.data))
             path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
 
-    def nodes(self, states: dict[str, str]) -> None:
-        """The nodes Slurm knows: name -> long state."""
-        (self.data / "nodes").write_text("".join(f"{name} {state}\n" for name, state in states.items()))
+    def nodes(self, states: dict[str, str | tuple[str, str, str, str]]) -> None:
+        """The nodes Slurm knows: name -> long state, or (state, host name, address, reason or 'none')."""
+        lines = []
+        for name, value in states.items():
+            state, host, addr, reason = (value, name, "10.0.0.1", "none") if isinstance(value, str) else value
+            lines.append(f"{name}|{state}|{host}|{addr}|{reason}\n")
+        (self.data / "nodes").write_text("".join(lines))
+
+    def controller_down(self) -> None:
+        """slurmctld does not answer: sinfo fails as the real one does."""
+        (self.data / "controller-down").write_text("")
 
     def job(self, name: str, output: str, rc: int = 0) -> None:
         """What the job called `name` prints and its exit status."""

@@ -1,0 +1,237 @@
+"""Slurm's view of the nodes for `status`: each node's state (idle, allocated, drained + reason) beside
+Azure's power and health, read with one `sinfo` on the login node through Run Command.
+
+What is read: `sinfo -h -N -o '%N|%T|%n|%o|%E'`, one line per node: Slurm's node name (a slot,
+components/bootstrap/slurm.py), its state in long form, the host name and address it registered with
+(cloud_reg_addrs: the VM's), and the reason (`none` without one). A fixed format, not `sinfo --json`
+(Slurm 22.05 prints JSON only with the openapi plugins). State suffixes (sinfo(1), NODE STATE CODES):
+`*` not responding, `~` powered off, `#` powering up, `%` powering down, `!` pending power down,
+`$` maintenance, `@` pending reboot, `^` reboot issued, `-` planned by the backfill scheduler.
+Unclaimed CLOUD slots are not listed.
+
+Run Command returns only the last 4 KiB of stdout (runcommand.OUTPUT_LIMIT), and a 1000-node cluster's
+sinfo is tens of KiB. So the login node keeps the listing gzip'ed and base64'ed in /run (a file named by
+this run), and each call prints one chunk of it; a small cluster takes one call. Slurm's view is extra:
+when it cannot be read, `status` says why and shows Azure's view alone.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import gzip
+import re
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from azcluster.components.spec import ClusterSpec
+
+from . import runcommand
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .status import ClusterStatus
+
+SINFO_FORMAT = "%N|%T|%n|%o|%E"
+CHUNK = 3600  # base64 characters per call: under Run Command's 4 KiB with the marker lines
+MAX_CALLS = 12
+TIMEOUT_S = 120.0
+FLAGS = {
+    "*": "not responding",
+    "~": "powered off",
+    "#": "powering up",
+    "%": "powering down",
+    "!": "pending power down",
+    "$": "maintenance",
+    "@": "pending reboot",
+    "^": "reboot issued",
+    "-": "planned by backfill",
+}
+_HEADER = re.compile(r"^AZC-SINFO (?P<size>\d+) (?P<start>\d+)$")
+_RUN = re.compile(r"^[a-f0-9]{8}$")
+
+
+@dataclass(frozen=True)
+class SlurmNode:
+    name: str
+    state: str  # long form with its suffixes, as sinfo prints it: idle, drained, idle~, down*
+    hostname: str
+    address: str
+    reason: str | None
+
+    @property
+    def base_state(self) -> str:
+        return self.state.rstrip("".join(FLAGS))
+
+    @property
+    def flags(self) -> list[str]:
+        return [FLAGS[c] for c in self.state[len(self.base_state) :] if c in FLAGS]
+
+    @property
+    def usable(self) -> bool:
+        """Slurm can run a job there (now, or once it powers up)."""
+        return self.base_state in ("idle", "mixed", "allocated", "completing") and "*" not in self.state
+
+    def describe(self) -> str:
+        """'drained: azc-health: gpu: 7 of 8 GPUs' or 'idle~ (powered off)'."""
+        text = self.state + (f" ({', '.join(self.flags)})" if self.flags else "")
+        return f"{text}: {self.reason}" if self.reason else text
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "node": self.name,
+            "state": self.base_state,
+            "flags": self.flags,
+            "reason": self.reason,
+            "hostname": self.hostname,
+            "address": self.address,
+        }
+
+
+@dataclass
+class SlurmView:
+    nodes: list[SlurmNode] = field(default_factory=list)
+    error: str | None = None  # why Slurm's view could not be read; None when it was
+    unmatched: list[SlurmNode] = field(default_factory=list)  # Slurm nodes with no VM in Azure
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "read": self.error is None,
+            "error": self.error,
+            "nodes": len(self.nodes),
+            "states": self.counts(),
+            "without_vm": [node.to_json() for node in self.unmatched],
+        }
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for node in self.nodes:
+            counts[node.base_state] = counts.get(node.base_state, 0) + 1
+        return dict(sorted(counts.items()))
+
+
+def parse_sinfo(text: str) -> list[SlurmNode]:
+    """Nodes from `sinfo -h -N -o SINFO_FORMAT`, once each (-N repeats a node per partition)."""
+    nodes: dict[str, SlurmNode] = {}
+    for line in text.splitlines():
+        parts = line.strip().split("|", 4)
+        if len(parts) != 5 or not parts[0]:
+            continue
+        name, state, hostname, address, reason = (part.strip() for part in parts)
+        nodes.setdefault(
+            name, SlurmNode(name, state, hostname, address, None if reason == "none" else reason)
+        )
+    return list(nodes.values())
+
+
+def script(run_id: str, start: int) -> list[str]:
+    """The Run Command script: (first call) save the gzip'ed, base64'ed listing; print one chunk of it."""
+    if not _RUN.match(run_id) or start < 0:
+        raise ValueError("run id: 8 lower-case hex digits; start: >= 0")
+    path = f"${{AZC_ROOT:-}}/run/azcluster/sinfo-{run_id}.b64"
+    lines = ["set -eu", "set -o pipefail", f'f="{path}"']
+    if start == 0:
+        lines += [
+            'mkdir -p "$(dirname "$f")"',
+            f"sinfo -h -N -o '{SINFO_FORMAT}' | gzip -9 | base64 -w0 >\"$f\"",
+        ]
+    lines += [
+        'echo "AZC-SINFO $(wc -c <"$f" | tr -d " ") ' + str(start) + '"',
+        f'cut -c {start + 1}-{start + CHUNK} "$f"; echo',
+        "echo AZC-SINFO-END",
+    ]
+    return lines
+
+
+def _chunk(stdout: str) -> tuple[int, str]:
+    """(total size, chunk) from one call's stdout; ValueError when it is not our output."""
+    lines = [line.strip() for line in stdout.splitlines()]
+    for index, line in enumerate(lines):
+        if match := _HEADER.match(line):
+            if "AZC-SINFO-END" not in lines[index:]:
+                break
+            end = lines.index("AZC-SINFO-END", index)
+            return int(match["size"]), "".join(lines[index + 1 : end])
+    raise ValueError("sinfo did not answer on the login node")
+
+
+def read_slurm(
+    begin: runcommand.Begin, *, timeout: float = TIMEOUT_S, run_id: str | None = None
+) -> SlurmView:
+    """Slurm's nodes, read on the login node in as few calls as the listing takes; errors become
+    `SlurmView.error` (Slurm's view is extra to `status`, never its failure)."""
+    run_id = run_id or secrets.token_hex(4)
+    encoded = ""
+    try:
+        for _ in range(MAX_CALLS):
+            output = runcommand.run_shell(begin, script(run_id, len(encoded)), timeout)
+            try:
+                size, chunk = _chunk(output.stdout)
+            except ValueError:
+                why = runcommand.first_line(output.stderr) or "no answer"
+                return SlurmView(error=f"sinfo failed on the login node: {why}")
+            encoded += chunk
+            if len(encoded) >= size or not chunk:
+                break
+        else:
+            return SlurmView(error=f"Slurm's node list needs more than {MAX_CALLS} Run Commands")
+        text = gzip.decompress(base64.b64decode(encoded)).decode("utf-8", "replace")
+    except runcommand.RunCommandFailed as err:
+        return SlurmView(error=f"Run Command on the login node: {err.detail}")
+    except (binascii.Error, OSError, EOFError) as err:
+        return SlurmView(error=f"Slurm's node list came back damaged: {err}")
+    return SlurmView(nodes=parse_sinfo(text))
+
+
+def attach(status: ClusterStatus, view: SlurmView) -> None:
+    """Give each Azure node its Slurm node (same host name, else same address); keep the rest apart."""
+    by_host = {node.hostname.lower(): node for node in view.nodes}
+    by_address = {node.address: node for node in view.nodes}
+    matched: set[str] = set()
+    for island in status.islands:
+        for vm in island.nodes:
+            found = by_host.get((vm.computer_name or "").lower()) or by_address.get(vm.private_ip or "")
+            if found is not None:
+                vm.slurm = found
+                matched.add(found.name)
+    view.unmatched = [node for node in view.nodes if node.name not in matched]
+    status.slurm = view
+
+
+def read_for_status(
+    client: Any, spec: ClusterSpec, status: ClusterStatus, *, timeout: float = TIMEOUT_S
+) -> None:
+    """Read Slurm's view when the cluster runs Slurm and its login node is running; attach it. `timeout`
+    bounds each Run Command (status passes its diagnosis timeout)."""
+    if spec.scheduler != "slurm" or status.login is None:
+        return
+    if status.login.power_state != "running":
+        status.slurm = SlurmView(error=f"the login node is {status.login.power_state or 'not running'}")
+        return
+    begin = runcommand.on_vm(client, spec.resource_group_name, status.login.name)
+    attach(status, read_slurm(begin, timeout=timeout))
+
+
+def slurm_cell(node: SlurmNode | None) -> Any:
+    """The status table's slurm cell: the state (drained and down in red) and reason; '-' when the VM is
+    not a Slurm node (not registered yet, or its slurmd not started)."""
+    from ..render import markup
+
+    if node is None:
+        return "-"
+    if node.base_state.startswith(("drain", "down", "fail")) or "*" in node.state:
+        return markup("[bold red]{}[/]", node.describe())
+    return node.describe()
+
+
+def slurm_lines(view: SlurmView | None) -> Sequence[str]:
+    """Plain lines for the human status: counts by state, Slurm nodes without a VM, or why it is unread."""
+    if view is None:
+        return []
+    if view.error:
+        return [f"slurm: not read ({view.error})"]
+    states = ", ".join(f"{count} {state}" for state, count in view.counts().items()) or "no nodes registered"
+    lines = [f"slurm: {states}"]
+    lines += [f"  {node.name}: {node.describe()} (no VM in Azure)" for node in view.unmatched]
+    return lines
