@@ -108,6 +108,7 @@ def test_without_run_command_the_azure_view_stands_and_says_why(arm, cluster):
 
 
 def test_a_cluster_that_is_not_elastic_has_no_elastic_view(arm, cluster):
-    status = cluster_status(spec(), arm.context(), "demo", diagnose=False)
+    # slurm=False: Slurm's node states are read on the login node too (test_slurmstate.py covers them)
+    status = cluster_status(spec(), arm.context(), "demo", diagnose=False, slurm=False)
     assert status.elastic is None and status.to_json()["elastic"] is None
     assert arm.fake.vm_run_commands() == []
