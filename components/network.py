@@ -28,7 +28,14 @@ Security model (network security groups, one per subnet except Bastion's):
 Private DNS: `privatelink.blob.core.windows.net` for the blob account's private endpoint, and the
 cluster's own zone, where the storage component writes `lustre.<zone>` once the file system exists, so
 nodes never wait for Managed Lustre to be created. Both are linked to the virtual network without
-auto-registration.
+auto-registration. The private-link zone is created only when the blob account exists and only where it
+cannot clash: Azure links a virtual network to at most one zone of a given name (a second
+privatelink.blob.core.windows.net link is refused: "A virtual network cannot be linked to multiple zones
+with overlapping namespaces"), and a hub network in a hub-and-spoke design already has one. So in an
+existing network azcluster creates none unless `network.dns_zones.blob: create`; `dns_zones.blob: <id>`
+reuses the hub's zone (the endpoint's record goes there); with neither, the record is left to the hub
+(Azure Policy's private-endpoint DNS integration does that in landing zones) and AZC060 says so. The
+cluster's own zone has a name no one else uses, so it is always created.
 
 Subnets are created one after another: Azure rejects concurrent subnet writes to one virtual network
 (`AnotherOperationInProgress`). The Lustre subnet also waits for the cluster DNS zone, so anything placed
@@ -45,13 +52,14 @@ import pulumi
 from pulumi_azure_native import network, privatedns, resources
 
 from .placement import cluster_zone, zones_for
+from .spec import CREATE_DNS_ZONE, PRIVATE_DNS_ZONE_NAMES
 from .subnets import SubnetPlan, plan_subnets
 from .tags import cluster_tags
 
 if TYPE_CHECKING:
     from .spec import ClusterSpec
 
-BLOB_PRIVATE_DNS_ZONE = "privatelink.blob.core.windows.net"
+BLOB_PRIVATE_DNS_ZONE = PRIVATE_DNS_ZONE_NAMES["blob"]
 BASTION_SUBNET_NAME = "AzureBastionSubnet"  # Azure requires exactly this name
 SUBNET_ROLES = ("compute", "login", "lustre", "endpoints")
 NAT_SUBNET_ROLES = ("compute", "login", "lustre")
@@ -265,6 +273,7 @@ class ClusterNetworkArgs:
     bastion_sku: str = "Standard"  # Standard or Premium allow native-client SSH (tunneling); Basic does not
     blob_dns_zone_name: str = BLOB_PRIVATE_DNS_ZONE  # other clouds use other suffixes
     existing_blob_dns_zone_id: str | None = None  # reuse a hub's privatelink.blob zone (already linked)
+    create_blob_dns_zone: bool = True  # without an existing one; False: no zone, no link (see the docstring)
     retain_resource_group: bool = True  # keep the group on destroy: deleting it would delete kept data too
     services: tuple[InboundService, ...] = ()  # ports something in the cluster serves (inbound_services)
 
@@ -300,7 +309,18 @@ class ClusterNetworkArgs:
             zone=cluster_zone(spec).zone,
             retain_resource_group=holds_data,
             services=inbound_services(spec),
+            **_blob_dns_zone(spec),
         )
+
+
+def _blob_dns_zone(spec: ClusterSpec) -> dict[str, object]:
+    """Reuse the zone the spec names; create one only for a blob account, and in an existing network
+    only when asked (`dns_zones.blob: create`); see the module docstring."""
+    choice = spec.network.dns_zones.get("blob")
+    if choice and choice.strip().lower() != CREATE_DNS_ZONE:
+        return {"existing_blob_dns_zone_id": choice.strip(), "create_blob_dns_zone": False}
+    wanted = choice is not None or spec.network.existing_vnet_id is None
+    return {"existing_blob_dns_zone_id": None, "create_blob_dns_zone": spec.storage.blob.enabled and wanted}
 
 
 class ClusterNetwork(pulumi.ComponentResource):
@@ -417,9 +437,10 @@ class ClusterNetwork(pulumi.ComponentResource):
         self.cluster_dns_zone_id = self.cluster_dns_zone.id
         self._link(name, "zone-link", self.cluster_dns_zone, f"{cluster}-vnet", rg_name, tags("dns"))
         self.blob_dns_zone: privatedns.PrivateZone | None = None
+        self.blob_dns_zone_id: pulumi.Output[str] | None = None
         if args.existing_blob_dns_zone_id:
             self.blob_dns_zone_id = pulumi.Output.from_input(args.existing_blob_dns_zone_id)
-        else:
+        elif args.create_blob_dns_zone:
             self.blob_dns_zone = privatedns.PrivateZone(
                 f"{name}-blob-zone",
                 private_zone_name=args.blob_dns_zone_name,

@@ -30,7 +30,14 @@ from dataclasses import dataclass
 from . import catalog
 from .findings import SCHEMA_ERROR_ID, Finding, Severity, sort_findings
 from .placement import cluster_zone
-from .spec import CLUSTER_CONFIG_KEY, LOCATION_CONFIG_KEY, ClusterSpec, PoolSpec
+from .spec import (
+    CLUSTER_CONFIG_KEY,
+    CREATE_DNS_ZONE,
+    LOCATION_CONFIG_KEY,
+    PRIVATE_DNS_ZONE_NAMES,
+    ClusterSpec,
+    PoolSpec,
+)
 from .subnets import SubnetPlan, SubnetPlanError, plan_subnets, usable_addresses
 
 Problem = tuple[str, str, str]
@@ -922,6 +929,72 @@ def no_outbound_internet(spec: ClusterSpec) -> Iterator[Problem]:
             "registries or the internet.",
             "Set `network.nat_gateway: true`, or use `network.existing_vnet_id` with your own outbound "
             "route.",
+        )
+
+
+PRIVATE_DNS_ZONE_ID = re.compile(
+    rf"^/subscriptions/{_GUID}/resourceGroups/{_RESOURCE_GROUP}/providers/Microsoft\.Network/"
+    r"privateDnsZones/(?P<name>[^/\s]+)$",
+    re.IGNORECASE,
+)
+
+
+@rule(
+    "AZC060",
+    "warning",
+    "existing-network-blob-dns-zone-unnamed",
+    "Joining an existing network with a blob account but no blob private DNS zone named",
+)
+def existing_network_blob_dns_zone_unnamed(spec: ClusterSpec) -> Iterator[Problem]:
+    """Azure links a virtual network to at most one private DNS zone of a given name: creating another
+    privatelink.blob.core.windows.net zone and linking it to a hub's network, which usually has one, is
+    refused ("A virtual network cannot be linked to multiple zones with overlapping namespaces"). So in an
+    existing network azcluster creates no such zone by default (components/network.py) and the blob
+    endpoint's A record is left to the network's own DNS (in Azure landing zones, Azure Policy's
+    private-endpoint DNS integration writes it). Without that record the nodes resolve the account's public
+    address, which refuses them (public network access is off), and BlobFuse2 mounts fail.
+
+    Sources: https://learn.microsoft.com/azure/private-link/private-endpoint-dns-integration (hub-and-spoke:
+    one zone in the hub, linked to the spokes); https://learn.microsoft.com/azure/dns/private-dns-virtual-
+    network-links.
+    """
+    if spec.network.existing_vnet_id and spec.storage.blob.enabled and "blob" not in spec.network.dns_zones:
+        yield (
+            _at("network.dns_zones"),
+            "the cluster joins an existing virtual network and creates a blob account, but names no "
+            f"{PRIVATE_DNS_ZONE_NAMES['blob']} zone: azcluster creates none (the network may already be "
+            "linked to one), so the account's private endpoint resolves only if your network's DNS registers "
+            "it.",
+            "Set `network.dns_zones.blob` to the resource id of the hub's zone (`az network private-dns zone "
+            f"show -g <group> -n {PRIVATE_DNS_ZONE_NAMES['blob']} --query id`), or to `create` if no zone of "
+            "that name is linked to the network.",
+        )
+
+
+@rule("AZC061", "error", "dns-zone-id-malformed", "A private DNS zone in network.dns_zones is not a zone id")
+def dns_zone_id_malformed(spec: ClusterSpec) -> Iterator[Problem]:
+    """The private endpoint's DNS zone group references the zone by resource id, and only a zone named for
+    the private-link kind resolves it (privatelink.blob.core.windows.net for blob:
+    https://learn.microsoft.com/azure/private-link/private-endpoint-dns); anything else fails the
+    deployment or resolves nothing.
+    """
+    for kind, value in spec.network.dns_zones.items():
+        text = value.strip()
+        if text.lower() == CREATE_DNS_ZONE:
+            continue
+        expected = PRIVATE_DNS_ZONE_NAMES[kind]
+        match = PRIVATE_DNS_ZONE_ID.match(text)
+        if match is None:
+            problem = f"{_preview(value, 60)!r} is neither `create` nor a private DNS zone resource id."
+        elif match["name"].lower() != expected:
+            problem = f"zone {match['name']!r} is not {expected}, the zone {kind} private endpoints use."
+        else:
+            continue
+        yield (
+            _at(f"network.dns_zones.{kind}"),
+            problem,
+            f"Use /subscriptions/<guid>/resourceGroups/<group>/providers/Microsoft.Network/privateDnsZones/"
+            f"{expected}, or `create`.",
         )
 
 

@@ -20,6 +20,11 @@ CLUSTER_CONFIG_KEY = "azcluster:cluster"
 LOCATION_CONFIG_KEY = "azure-native:location"
 DEFAULT_ADDRESS_SPACE = "10.42.0.0/16"
 DEFAULT_ISLAND_MAX_NODES = 100
+PRIVATE_DNS_ZONE_NAMES = {"blob": "privatelink.blob.core.windows.net"}
+"""The private-link DNS zones the cluster needs, by `network.dns_zones` key (Azure public cloud names:
+learn.microsoft.com/azure/private-link/private-endpoint-dns). A feature that adds a private endpoint
+of another kind (e.g. Azure Files: "file" -> privatelink.file.core.windows.net) adds its key here."""
+CREATE_DNS_ZONE = "create"
 LOGIN_DEFAULT_SIZE = "Standard_D4s_v5"
 
 
@@ -59,6 +64,14 @@ class NetworkSpec(_Strict):
         True,
         description="Give private subnets outbound internet through a NAT gateway (nodes have no public IPs "
         "and Azure is retiring default outbound access).",
+    )
+    dns_zones: dict[Literal["blob"], str] = Field(
+        default_factory=dict,
+        description="Private DNS zones for private endpoints, by kind: `blob` -> the resource id of an "
+        "existing privatelink.blob.core.windows.net zone already linked to the network (e.g. a hub's), or "
+        "`create` to have azcluster create one and link it. Default: `create` in a new network; in an "
+        "existing network (`existing_vnet_id`) none is created, because Azure links a network to only one "
+        "zone of a name and a hub network usually has it.",
     )
 
 

@@ -95,7 +95,7 @@ class SharedStorageArgs:
     blob: BlobSpec
     lustre_subnet_id: pulumi.Input[str]
     endpoints_subnet_id: pulumi.Input[str]
-    blob_dns_zone_id: pulumi.Input[str]
+    blob_dns_zone_id: pulumi.Input[str] | None  # None: the endpoint's DNS record is left to the hub network
     cluster_dns_zone_name: pulumi.Input[str]  # give a plain str to get a plain `lustre_mount_host`
     node_identity: NodeIdentity | None
     protect_data: bool = True
@@ -285,6 +285,23 @@ class SharedStorage(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.blob_private_endpoint = endpoint
+        if args.blob_dns_zone_id is None:  # joining a hub network: its zone (or Azure Policy) has the record
+            pulumi.log.info(
+                "blob private endpoint: no privatelink.blob.core.windows.net zone named; its DNS record is "
+                "left to the network's own private DNS (set network.dns_zones.blob to register it).",
+                resource=self,
+            )
+        else:
+            self._blob_dns_zone_group(name, endpoint)
+        self.node_blob_role = None
+        if args.node_identity is not None:
+            self.node_blob_role = args.node_identity.grant_blob_data(
+                account.id, name=f"{name}-nodes-blob-data", opts=pulumi.ResourceOptions(parent=self)
+            )
+
+    def _blob_dns_zone_group(self, name: str, endpoint: network.PrivateEndpoint) -> None:
+        """Register the endpoint's A record in the privatelink.blob zone (created or reused)."""
+        args = self._args
         self.blob_dns_zone_group = network.PrivateDnsZoneGroup(
             f"{name}-blob-dns",
             private_endpoint_name=endpoint.name,
@@ -295,11 +312,6 @@ class SharedStorage(pulumi.ComponentResource):
             ],
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self.node_blob_role = None
-        if args.node_identity is not None:
-            self.node_blob_role = args.node_identity.grant_blob_data(
-                account.id, name=f"{name}-nodes-blob-data", opts=pulumi.ResourceOptions(parent=self)
-            )
 
     def _create_lustre(self) -> None:
         name, args = self._name, self._args

@@ -95,3 +95,63 @@ def test_without_lustre_a_cluster_without_zone_stays_regional(tmp_path):
 def test_the_login_nic_has_accelerated_networking_when_it_mounts_lustre(tmp_path):
     (nic,) = of_type(plan(tmp_path, LUSTRE_CLUSTER), NIC)
     assert nic["inputs"]["enableAcceleratedNetworking"] is True
+
+
+# --- item 2: joining a hub network that already has its private DNS zones ---------------------------------
+
+GUID = "0b1f6471-1bf0-4dda-aec3-cb9272f09590"
+HUB_VNET = (
+    f"/subscriptions/{GUID}/resourceGroups/hub-net/providers/Microsoft.Network/virtualNetworks/hub-vnet"
+)
+HUB_BLOB_ZONE = (
+    f"/subscriptions/{GUID}/resourceGroups/hub-dns/providers/Microsoft.Network/privateDnsZones/"
+    "privatelink.blob.core.windows.net"
+)
+ZONE = "azure-native:privatedns:PrivateZone"
+LINK = "azure-native:privatedns:VirtualNetworkLink"
+ZONE_GROUP = "azure-native:network:PrivateDnsZoneGroup"
+
+
+def hub_cluster(dns_zones: str = "") -> str:
+    """A cluster joining the hub's network, with a blob account; `dns_zones` is YAML under network."""
+    return f"""\
+name: t
+network:
+  existing_vnet_id: {HUB_VNET}
+  address_space: 10.80.0.0/16
+{textwrap.indent(dns_zones, "  ")}
+pools:
+  - {{name: gpu, size: Standard_ND96isr_H100_v5, nodes: 2}}
+storage:
+  blob: {{enabled: true}}
+"""
+
+
+def test_a_hub_network_s_blob_zone_is_reused_never_created_or_linked_again(tmp_path):
+    document = plan(tmp_path, hub_cluster(f"dns_zones: {{blob: {HUB_BLOB_ZONE}}}"))
+    names = {r["inputs"].get("privateZoneName") for r in of_type(document, ZONE)}
+    assert names == {"t.azcluster.internal"}  # only the cluster's own zone, whose name nobody else uses
+    (group,) = of_type(document, ZONE_GROUP)
+    assert group["inputs"]["privateDnsZoneConfigs"][0]["privateDnsZoneId"] == HUB_BLOB_ZONE
+    (link,) = of_type(document, LINK)  # the cluster zone's link, to the hub network
+    assert link["inputs"]["virtualNetwork"]["id"] == HUB_VNET
+    assert of_type(document, "azure-native:network:VirtualNetwork") == []
+    subnets = of_type(document, "azure-native:network:Subnet")
+    assert subnets and {s["inputs"]["resourceGroupName"] for s in subnets} == {"hub-net"}
+    assert {s["inputs"]["virtualNetworkName"] for s in subnets} == {"hub-vnet"}
+    assert "AZC060" not in {f["id"] for f in document["findings"]}
+
+
+def test_joining_a_hub_without_naming_its_zone_creates_no_second_blob_zone_and_warns(tmp_path):
+    document = plan(tmp_path, hub_cluster())
+    assert {r["inputs"].get("privateZoneName") for r in of_type(document, ZONE)} == {"t.azcluster.internal"}
+    assert of_type(document, ZONE_GROUP) == [] and len(of_type(document, LINK)) == 1
+    warning = [f for f in document["findings"] if f["id"] == "AZC060"]
+    assert warning and warning[0]["severity"] == "warning"
+
+
+def test_joining_a_hub_with_create_makes_and_links_the_blob_zone(tmp_path):
+    document = plan(tmp_path, hub_cluster("dns_zones: {blob: create}"))
+    zones = {r["inputs"].get("privateZoneName") for r in of_type(document, ZONE)}
+    assert zones == {"t.azcluster.internal", "privatelink.blob.core.windows.net"}
+    assert len(of_type(document, LINK)) == 2 and len(of_type(document, ZONE_GROUP)) == 1

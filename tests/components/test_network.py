@@ -412,3 +412,20 @@ def test_args_reject_what_azure_would_reject():
         args = ClusterNetworkArgs.from_spec(make_spec())
         args.bastion_sku = "Gold"
         args.__post_init__()
+
+
+def test_the_blob_private_link_zone_exists_only_for_a_blob_account_and_never_twice_in_a_hub():
+    no_blob = ClusterNetworkArgs.from_spec(make_spec(storage={}))
+    assert (no_blob.create_blob_dns_zone, no_blob.existing_blob_dns_zone_id) == (False, None)
+    capture, net, _ = build(make_spec(storage={}))
+    assert capture.of_type("privatedns:PrivateZone")[0].inputs["privateZoneName"] == "demo.azcluster.internal"
+    assert len(capture.of_type("privatedns:PrivateZone")) == 1 and net.blob_dns_zone_id is None
+    hub = ClusterNetworkArgs.from_spec(make_spec(network={"existing_vnet_id": EXISTING_VNET}))
+    assert (hub.create_blob_dns_zone, hub.existing_blob_dns_zone_id) == (False, None)
+    zone_id = EXISTING_VNET.split("/providers/")[0] + (
+        "/providers/Microsoft.Network/privateDnsZones/privatelink.blob.core.windows.net"
+    )
+    reuse = make_spec(network={"existing_vnet_id": EXISTING_VNET, "dns_zones": {"blob": zone_id}})
+    assert ClusterNetworkArgs.from_spec(reuse).existing_blob_dns_zone_id == zone_id
+    create = make_spec(network={"existing_vnet_id": EXISTING_VNET, "dns_zones": {"blob": "create"}})
+    assert ClusterNetworkArgs.from_spec(create).create_blob_dns_zone is True

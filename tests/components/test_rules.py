@@ -69,6 +69,10 @@ CRG_ID = (
     "capacityReservationGroups/h100"
 )
 VNET_ID = f"/subscriptions/{GUID}/resourceGroups/net-rg/providers/Microsoft.Network/virtualNetworks/hub-vnet"
+BLOB_ZONE_ID = (
+    f"/subscriptions/{GUID}/resourceGroups/dns-rg/providers/Microsoft.Network/privateDnsZones/"
+    "privatelink.blob.core.windows.net"
+)
 GALLERY_IMAGE = (
     f"/subscriptions/{GUID}/resourceGroups/img/providers/Microsoft.Compute/"
     "galleries/g/images/hpc/versions/1.0.0"
@@ -211,6 +215,9 @@ FIRES = [
     ),
     ("AZC034", {"storage.lustre.capacity_tib": 20}, "16 or 24"),
     ("AZC035", {"zone": DELETE}, "zone"),
+    ("AZC060", {"network.existing_vnet_id": VNET_ID, "storage.blob.enabled": True}, "dns_zones.blob"),
+    ("AZC061", {"network.dns_zones": {"blob": "privatelink.blob.core.windows.net"}}, "neither"),
+    ("AZC061", {"network.dns_zones": {"blob": BLOB_ZONE_ID.replace(".blob.", ".file.")}}, "privatelink.file"),
     ("AZC036", {"storage.lustre.import_container": "data"}, "data"),
     ("AZC037", {"storage.lustre.import_container": "lustre-logs", "storage.blob.enabled": True}, "logs"),
     ("AZC037", {"storage.lustre.import_container": "Data Sets", "storage.blob.enabled": True}, "Data Sets"),
@@ -392,6 +399,19 @@ QUIET = [
     ("AZC034", {"storage.lustre.capacity_tib": 20, "storage.lustre.sku": "AMLFS-Durable-Premium-500"}),
     ("AZC035", {"zone": DELETE, "storage.lustre.enabled": False}),
     ("AZC035", {"zone": DELETE, "storage": {}}),
+    ("AZC060", {"storage.blob.enabled": True}),  # a new network: azcluster creates and links the zone
+    ("AZC060", {"network.existing_vnet_id": VNET_ID, "network.dns_zones": {"blob": BLOB_ZONE_ID}}),
+    (
+        "AZC060",
+        {
+            "network.existing_vnet_id": VNET_ID,
+            "storage.blob.enabled": True,
+            "network.dns_zones.blob": "create",
+        },
+    ),
+    ("AZC060", {"network.existing_vnet_id": VNET_ID}),  # no blob account, no endpoint to resolve
+    ("AZC061", {"network.dns_zones": {"blob": BLOB_ZONE_ID}}),
+    ("AZC061", {"network.dns_zones": {"blob": " Create "}}),
     ("AZC036", {"storage.lustre.import_container": "data", "storage.blob.enabled": True}),
     ("AZC037", {"storage.lustre.import_container": "datasets", "storage.blob.enabled": True}),
     ("AZC037", {"storage.lustre.enabled": False, "storage.lustre.import_container": "lustre-logs"}),
