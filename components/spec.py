@@ -65,7 +65,7 @@ class NetworkSpec(_Strict):
         description="Give private subnets outbound internet through a NAT gateway (nodes have no public IPs "
         "and Azure is retiring default outbound access).",
     )
-    dns_zones: dict[Literal["blob"], str] = Field(
+    dns_zones: dict[str, str] = Field(
         default_factory=dict,
         description="Private DNS zones for private endpoints, by kind: `blob` -> the resource id of an "
         "existing privatelink.blob.core.windows.net zone already linked to the network (e.g. a hub's), or "
@@ -73,6 +73,18 @@ class NetworkSpec(_Strict):
         "existing network (`existing_vnet_id`) none is created, because Azure links a network to only one "
         "zone of a name and a hub network usually has it.",
     )
+
+    @field_validator("dns_zones")
+    @classmethod
+    def _known_zone_kinds(cls, zones: dict[str, str]) -> dict[str, str]:
+        """Only the private-link kinds the cluster creates endpoints for (keys of PRIVATE_DNS_ZONE_NAMES)."""
+        unknown = sorted(set(zones) - set(PRIVATE_DNS_ZONE_NAMES))
+        if unknown:
+            raise ValueError(
+                f"unknown private DNS zone kind {', '.join(map(repr, unknown))}; "
+                f"use {', '.join(sorted(PRIVATE_DNS_ZONE_NAMES))}"
+            )
+        return zones
 
 
 class PoolSpec(_Strict):

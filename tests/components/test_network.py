@@ -429,3 +429,8 @@ def test_the_blob_private_link_zone_exists_only_for_a_blob_account_and_never_twi
     assert ClusterNetworkArgs.from_spec(reuse).existing_blob_dns_zone_id == zone_id
     create = make_spec(network={"existing_vnet_id": EXISTING_VNET, "dns_zones": {"blob": "create"}})
     assert ClusterNetworkArgs.from_spec(create).create_blob_dns_zone is True
+
+
+def test_dns_zones_accepts_only_the_private_link_kinds_the_cluster_uses():
+    with pytest.raises(ValueError, match="unknown private DNS zone kind 'file'; use blob"):
+        make_spec(network={"dns_zones": {"file": "create"}})
