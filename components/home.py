@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING
 import pulumi
 from pulumi_azure_native import authorization, network, privatedns, storage
 
+from .network import private_dns_zone
 from .storage import storage_account_name
 from .tags import cluster_tags
 
@@ -78,6 +79,7 @@ class SharedHomeArgs:
     retain_data: bool = True  # False only for `down --delete-data`
     account_name: str | None = None  # override the derived, subscription-salted name
     existing_file_dns_zone_id: str | None = None  # a hub's privatelink.file zone, already linked
+    create_file_dns_zone: bool = True  # without an existing one; False: no zone, the hub's DNS has the record
     file_dns_zone_name: str = FILE_PRIVATE_DNS_ZONE  # other clouds use other suffixes
     endpoint_suffix: str = FILE_ENDPOINT_SUFFIX
 
@@ -92,6 +94,8 @@ class SharedHomeArgs:
         cls, spec: ClusterSpec, net: ClusterNetwork, *, protect_data: bool = True, retain_data: bool = True
     ) -> SharedHomeArgs:
         home = spec.storage.home
+        # network.private_dns_zone: never a second privatelink.file zone on a hub's network (issue 9 item 2).
+        existing_zone, create_zone = private_dns_zone(spec, "file", home.enabled)
         return cls(
             cluster_name=spec.name,
             location=spec.location,
@@ -103,6 +107,8 @@ class SharedHomeArgs:
             redundancy=home.redundancy,
             protect_data=protect_data,
             retain_data=retain_data,
+            existing_file_dns_zone_id=existing_zone,
+            create_file_dns_zone=create_zone,
         )
 
 
@@ -176,16 +182,18 @@ class SharedHome(pulumi.ComponentResource):
             opts=child,
         )
         zone_id = self._dns_zone(name, args, tags)
-        self.dns_zone_group = network.PrivateDnsZoneGroup(
-            f"{name}-dns",
-            private_endpoint_name=self.private_endpoint.name,
-            private_dns_zone_group_name="default",
-            resource_group_name=args.resource_group_name,
-            private_dns_zone_configs=[
-                network.PrivateDnsZoneConfigArgs(name="file", private_dns_zone_id=zone_id)
-            ],
-            opts=child,
-        )
+        self.dns_zone_group: network.PrivateDnsZoneGroup | None = None
+        if zone_id is not None:  # None: joining a hub network whose own DNS registers the endpoint
+            self.dns_zone_group = network.PrivateDnsZoneGroup(
+                f"{name}-dns",
+                private_endpoint_name=self.private_endpoint.name,
+                private_dns_zone_group_name="default",
+                resource_group_name=args.resource_group_name,
+                private_dns_zone_configs=[
+                    network.PrivateDnsZoneConfigArgs(name="file", private_dns_zone_id=zone_id)
+                ],
+                opts=child,
+            )
 
         self.account_name = account_name
         self.account_id = self.account.id
@@ -204,10 +212,13 @@ class SharedHome(pulumi.ComponentResource):
             }
         )
 
-    def _dns_zone(self, name: str, args: SharedHomeArgs, tags: dict[str, str]) -> pulumi.Input[str]:
-        """The privatelink.file zone (created and linked to the virtual network, or a hub's given one)."""
+    def _dns_zone(self, name: str, args: SharedHomeArgs, tags: dict[str, str]) -> pulumi.Input[str] | None:
+        """The privatelink.file zone (created and linked to the virtual network, or a hub's given one);
+        None when neither (a hub network's own DNS registers the endpoint)."""
         if args.existing_file_dns_zone_id:
             return args.existing_file_dns_zone_id
+        if not args.create_file_dns_zone:
+            return None
         child = pulumi.ResourceOptions(parent=self)
         zone = privatedns.PrivateZone(
             f"{name}-file-zone",

@@ -313,14 +313,21 @@ class ClusterNetworkArgs:
         )
 
 
-def _blob_dns_zone(spec: ClusterSpec) -> dict[str, object]:
-    """Reuse the zone the spec names; create one only for a blob account, and in an existing network
-    only when asked (`dns_zones.blob: create`); see the module docstring."""
-    choice = spec.network.dns_zones.get("blob")
+def private_dns_zone(spec: ClusterSpec, kind: str, needed: bool) -> tuple[str | None, bool]:
+    """(existing zone id, create one?) for a private-link kind (`spec.PRIVATE_DNS_ZONE_NAMES`): reuse the
+    zone `network.dns_zones.<kind>` names; else create one when an endpoint of that kind exists (`needed`),
+    in an existing network only when asked (`create`), because Azure links a network to only one zone of
+    a name (module docstring). Neither: the endpoint's record is left to the network's own DNS (AZC060)."""
+    choice = spec.network.dns_zones.get(kind)
     if choice and choice.strip().lower() != CREATE_DNS_ZONE:
-        return {"existing_blob_dns_zone_id": choice.strip(), "create_blob_dns_zone": False}
+        return choice.strip(), False
     wanted = choice is not None or spec.network.existing_vnet_id is None
-    return {"existing_blob_dns_zone_id": None, "create_blob_dns_zone": spec.storage.blob.enabled and wanted}
+    return None, needed and wanted
+
+
+def _blob_dns_zone(spec: ClusterSpec) -> dict[str, object]:
+    existing, create = private_dns_zone(spec, "blob", spec.storage.blob.enabled)
+    return {"existing_blob_dns_zone_id": existing, "create_blob_dns_zone": create}
 
 
 class ClusterNetwork(pulumi.ComponentResource):

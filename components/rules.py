@@ -939,35 +939,50 @@ PRIVATE_DNS_ZONE_ID = re.compile(
 )
 
 
+def _private_endpoint_kinds(spec: ClusterSpec) -> list[tuple[str, str]]:
+    """(private-link kind, what uses it) for each private endpoint the spec creates."""
+    kinds = []
+    if spec.storage.blob.enabled:
+        kinds.append(("blob", "the blob data account"))
+    home = getattr(spec.storage, "home", None)
+    if home is not None and home.enabled:
+        kinds.append(("file", "the shared home (Azure Files NFS)"))
+    return kinds
+
+
 @rule(
     "AZC060",
     "warning",
-    "existing-network-blob-dns-zone-unnamed",
-    "Joining an existing network with a blob account but no blob private DNS zone named",
+    "existing-network-dns-zone-unnamed",
+    "Joining an existing network without naming its private DNS zones",
 )
-def existing_network_blob_dns_zone_unnamed(spec: ClusterSpec) -> Iterator[Problem]:
+def existing_network_dns_zone_unnamed(spec: ClusterSpec) -> Iterator[Problem]:
     """Azure links a virtual network to at most one private DNS zone of a given name: creating another
-    privatelink.blob.core.windows.net zone and linking it to a hub's network, which usually has one, is
-    refused ("A virtual network cannot be linked to multiple zones with overlapping namespaces"). So in an
-    existing network azcluster creates no such zone by default (components/network.py) and the blob
-    endpoint's A record is left to the network's own DNS (in Azure landing zones, Azure Policy's
-    private-endpoint DNS integration writes it). Without that record the nodes resolve the account's public
-    address, which refuses them (public network access is off), and BlobFuse2 mounts fail.
+    privatelink.blob.core.windows.net (or .file.) zone and linking it to a hub's network, which usually has
+    one, is refused ("A virtual network cannot be linked to multiple zones with overlapping namespaces"). So
+    in an existing network azcluster creates no such zone by default (components/network.py,
+    `private_dns_zone`) and the endpoint's A record is left to the network's own DNS (in Azure landing
+    zones, Azure Policy's private-endpoint DNS integration writes it). Without that record the nodes resolve
+    the account's public address, which refuses them (public network access is off), and mounts fail.
 
     Sources: https://learn.microsoft.com/azure/private-link/private-endpoint-dns-integration (hub-and-spoke:
-    one zone in the hub, linked to the spokes); https://learn.microsoft.com/azure/dns/private-dns-virtual-
-    network-links.
+    one zone per name in the hub, linked to the spokes); https://learn.microsoft.com/azure/dns/private-dns-
+    virtual-network-links.
     """
-    if spec.network.existing_vnet_id and spec.storage.blob.enabled and "blob" not in spec.network.dns_zones:
+    if not spec.network.existing_vnet_id:
+        return
+    for kind, user in _private_endpoint_kinds(spec):
+        if kind in spec.network.dns_zones:
+            continue
+        zone = PRIVATE_DNS_ZONE_NAMES[kind]
         yield (
             _at("network.dns_zones"),
-            "the cluster joins an existing virtual network and creates a blob account, but names no "
-            f"{PRIVATE_DNS_ZONE_NAMES['blob']} zone: azcluster creates none (the network may already be "
-            "linked to one), so the account's private endpoint resolves only if your network's DNS registers "
-            "it.",
-            "Set `network.dns_zones.blob` to the resource id of the hub's zone (`az network private-dns zone "
-            f"show -g <group> -n {PRIVATE_DNS_ZONE_NAMES['blob']} --query id`), or to `create` if no zone of "
-            "that name is linked to the network.",
+            f"the cluster joins an existing virtual network and {user} gets a private endpoint, but no "
+            f"{zone} zone is named: azcluster creates none (the network may already be linked to one), so "
+            "the endpoint resolves only if your network's DNS registers it.",
+            f"Set `network.dns_zones.{kind}` to the resource id of the hub's zone (`az network private-dns "
+            f"zone show -g <group> -n {zone} --query id`), or to `create` if no zone of that name is linked "
+            "to the network.",
         )
 
 

@@ -20,10 +20,13 @@ CLUSTER_CONFIG_KEY = "azcluster:cluster"
 LOCATION_CONFIG_KEY = "azure-native:location"
 DEFAULT_ADDRESS_SPACE = "10.42.0.0/16"
 DEFAULT_ISLAND_MAX_NODES = 100
-PRIVATE_DNS_ZONE_NAMES = {"blob": "privatelink.blob.core.windows.net"}
-"""The private-link DNS zones the cluster needs, by `network.dns_zones` key (Azure public cloud names:
-learn.microsoft.com/azure/private-link/private-endpoint-dns). A feature that adds a private endpoint
-of another kind (e.g. Azure Files: "file" -> privatelink.file.core.windows.net) adds its key here."""
+PRIVATE_DNS_ZONE_NAMES = {
+    "blob": "privatelink.blob.core.windows.net",
+    "file": "privatelink.file.core.windows.net",
+}
+"""The private-link DNS zones the cluster's private endpoints need, by `network.dns_zones` key (Azure
+public cloud names: learn.microsoft.com/azure/private-link/private-endpoint-dns): blob for the data
+account, file for the shared home. A feature that adds an endpoint of another kind adds its key here."""
 CREATE_DNS_ZONE = "create"
 LOGIN_DEFAULT_SIZE = "Standard_D4s_v5"
 
@@ -67,9 +70,10 @@ class NetworkSpec(_Strict):
     )
     dns_zones: dict[str, str] = Field(
         default_factory=dict,
-        description="Private DNS zones for private endpoints, by kind: `blob` -> the resource id of an "
-        "existing privatelink.blob.core.windows.net zone already linked to the network (e.g. a hub's), or "
-        "`create` to have azcluster create one and link it. Default: `create` in a new network; in an "
+        description="Private DNS zones for private endpoints, by kind (`blob`: the data account, `file`: the "
+        "shared home) -> the resource id of an existing privatelink.<kind>.core.windows.net zone already "
+        "linked to the network (e.g. a hub's), or `create` to have azcluster create one and link it. "
+        "Default: `create` in a new network; in an "
         "existing network (`existing_vnet_id`) none is created, because Azure links a network to only one "
         "zone of a name and a hub network usually has it.",
     )

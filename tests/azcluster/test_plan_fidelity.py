@@ -107,6 +107,7 @@ HUB_BLOB_ZONE = (
     f"/subscriptions/{GUID}/resourceGroups/hub-dns/providers/Microsoft.Network/privateDnsZones/"
     "privatelink.blob.core.windows.net"
 )
+HUB_FILE_ZONE = HUB_BLOB_ZONE.replace(".blob.", ".file.")
 ZONE = "azure-native:privatedns:PrivateZone"
 LINK = "azure-native:privatedns:VirtualNetworkLink"
 ZONE_GROUP = "azure-native:network:PrivateDnsZoneGroup"
@@ -127,12 +128,18 @@ storage:
 """
 
 
-def test_a_hub_network_s_blob_zone_is_reused_never_created_or_linked_again(tmp_path):
-    document = plan(tmp_path, hub_cluster(f"dns_zones: {{blob: {HUB_BLOB_ZONE}}}"))
+def test_a_hub_network_s_zones_are_reused_never_created_or_linked_again(tmp_path):
+    zones = f"dns_zones: {{blob: {HUB_BLOB_ZONE}, file: {HUB_FILE_ZONE}}}"
+    document = plan(tmp_path, hub_cluster(zones))
     names = {r["inputs"].get("privateZoneName") for r in of_type(document, ZONE)}
     assert names == {"t.azcluster.internal"}  # only the cluster's own zone, whose name nobody else uses
-    (group,) = of_type(document, ZONE_GROUP)
-    assert group["inputs"]["privateDnsZoneConfigs"][0]["privateDnsZoneId"] == HUB_BLOB_ZONE
+    groups = {
+        g["inputs"]["privateDnsZoneConfigs"][0]["name"]: g["inputs"]["privateDnsZoneConfigs"][0][
+            "privateDnsZoneId"
+        ]
+        for g in of_type(document, ZONE_GROUP)
+    }
+    assert groups == {"blob": HUB_BLOB_ZONE, "file": HUB_FILE_ZONE}
     (link,) = of_type(document, LINK)  # the cluster zone's link, to the hub network
     assert link["inputs"]["virtualNetwork"]["id"] == HUB_VNET
     assert of_type(document, "azure-native:network:VirtualNetwork") == []
@@ -142,16 +149,22 @@ def test_a_hub_network_s_blob_zone_is_reused_never_created_or_linked_again(tmp_p
     assert "AZC060" not in {f["id"] for f in document["findings"]}
 
 
-def test_joining_a_hub_without_naming_its_zone_creates_no_second_blob_zone_and_warns(tmp_path):
+def test_joining_a_hub_without_naming_its_zones_creates_no_second_zone_and_warns(tmp_path):
     document = plan(tmp_path, hub_cluster())
     assert {r["inputs"].get("privateZoneName") for r in of_type(document, ZONE)} == {"t.azcluster.internal"}
     assert of_type(document, ZONE_GROUP) == [] and len(of_type(document, LINK)) == 1
-    warning = [f for f in document["findings"] if f["id"] == "AZC060"]
-    assert warning and warning[0]["severity"] == "warning"
+    warnings = [f for f in document["findings"] if f["id"] == "AZC060"]
+    assert {w["severity"] for w in warnings} == {"warning"}
+    assert any("dns_zones.blob" in w["hint"] for w in warnings)
+    assert any("dns_zones.file" in w["hint"] for w in warnings)
 
 
-def test_joining_a_hub_with_create_makes_and_links_the_blob_zone(tmp_path):
-    document = plan(tmp_path, hub_cluster("dns_zones: {blob: create}"))
+def test_joining_a_hub_with_create_makes_and_links_the_zones(tmp_path):
+    document = plan(tmp_path, hub_cluster("dns_zones: {blob: create, file: create}"))
     zones = {r["inputs"].get("privateZoneName") for r in of_type(document, ZONE)}
-    assert zones == {"t.azcluster.internal", "privatelink.blob.core.windows.net"}
-    assert len(of_type(document, LINK)) == 2 and len(of_type(document, ZONE_GROUP)) == 1
+    assert zones == {
+        "t.azcluster.internal",
+        "privatelink.blob.core.windows.net",
+        "privatelink.file.core.windows.net",
+    }
+    assert len(of_type(document, LINK)) == 3 and len(of_type(document, ZONE_GROUP)) == 2

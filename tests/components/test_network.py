@@ -432,5 +432,5 @@ def test_the_blob_private_link_zone_exists_only_for_a_blob_account_and_never_twi
 
 
 def test_dns_zones_accepts_only_the_private_link_kinds_the_cluster_uses():
-    with pytest.raises(ValueError, match="unknown private DNS zone kind 'file'; use blob"):
-        make_spec(network={"dns_zones": {"file": "create"}})
+    with pytest.raises(ValueError, match="unknown private DNS zone kind 'queue'; use blob, file"):
+        make_spec(network={"dns_zones": {"queue": "create"}})

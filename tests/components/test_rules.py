@@ -216,6 +216,7 @@ FIRES = [
     ("AZC034", {"storage.lustre.capacity_tib": 20}, "16 or 24"),
     ("AZC035", {"zone": DELETE}, "zone"),
     ("AZC060", {"network.existing_vnet_id": VNET_ID, "storage.blob.enabled": True}, "dns_zones.blob"),
+    ("AZC060", {"network.existing_vnet_id": VNET_ID}, "dns_zones.file"),
     ("AZC061", {"network.dns_zones": {"blob": "privatelink.blob.core.windows.net"}}, "neither"),
     ("AZC061", {"network.dns_zones": {"blob": BLOB_ZONE_ID.replace(".blob.", ".file.")}}, "privatelink.file"),
     ("AZC036", {"storage.lustre.import_container": "data"}, "data"),
@@ -400,16 +401,27 @@ QUIET = [
     ("AZC035", {"zone": DELETE, "storage.lustre.enabled": False}),
     ("AZC035", {"zone": DELETE, "storage": {}}),
     ("AZC060", {"storage.blob.enabled": True}),  # a new network: azcluster creates and links the zone
-    ("AZC060", {"network.existing_vnet_id": VNET_ID, "network.dns_zones": {"blob": BLOB_ZONE_ID}}),
+    (
+        "AZC060",
+        {"network.existing_vnet_id": VNET_ID, "network.dns_zones": {"blob": BLOB_ZONE_ID, "file": "create"}},
+    ),
     (
         "AZC060",
         {
             "network.existing_vnet_id": VNET_ID,
             "storage.blob.enabled": True,
             "network.dns_zones.blob": "create",
+            "storage.home.enabled": False,
         },
     ),
-    ("AZC060", {"network.existing_vnet_id": VNET_ID}),  # no blob account, no endpoint to resolve
+    ("AZC060", {"network.existing_vnet_id": VNET_ID, "storage.home.enabled": False}),  # no endpoints
+    (
+        "AZC060",
+        {
+            "network.existing_vnet_id": VNET_ID,
+            "network.dns_zones.file": BLOB_ZONE_ID.replace(".blob.", ".file."),
+        },
+    ),
     ("AZC061", {"network.dns_zones": {"blob": BLOB_ZONE_ID}}),
     ("AZC061", {"network.dns_zones": {"blob": " Create "}}),
     ("AZC036", {"storage.lustre.import_container": "data", "storage.blob.enabled": True}),
