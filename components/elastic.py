@@ -42,6 +42,13 @@ CONFIG_PATH = "/etc/azcluster/elastic.json"
 STATE_DIR = "/var/lib/azcluster/elastic"
 LOG_PATH = "/var/log/azcluster/elastic.log"
 PROGRAM = "/usr/local/lib/azcluster/azc-elastic.py"
+SLURM_PROGRAMS = {
+    "SuspendProgram": ("/usr/local/lib/azcluster/azc-elastic-suspend", "suspend"),
+    "ResumeProgram": ("/usr/local/lib/azcluster/azc-elastic-resume", "resume"),
+    "ResumeFailProgram": ("/usr/local/lib/azcluster/azc-elastic-resume-fail", "resume-fail"),
+}
+"""slurmctld execs these paths with the host list as the only argument (a value with a space would be one
+file name), so each is a two-line wrapper around `azc-elastic.py <command>`."""
 ARM_API_VERSION = "2024-07-01"
 """Microsoft.Compute api-version of the calls the programs make (the version the fake's fixtures come
 from: Azure/azure-rest-api-specs .../ComputeRP/stable/2024-07-01)."""
@@ -155,16 +162,14 @@ def slurm_power_save(spec: ClusterSpec) -> dict[str, str]:
     before the node may be resumed again (deallocating an ND VM takes minutes). ResumeRate/SuspendRate 0:
     no rate limit, the programs batch per island. SuspendExcNodes: the islands kept warm.
     ResumeFailProgram: called for nodes that did not come back in time (logged, and their island backs
-    off). Nodes added this way need `State=CLOUD` in their NodeName lines and
-    `SlurmctldParameters=idle_on_node_suspend,cloud_dns` (see README).
+    off). BatchStartTimeout: a batch job's launch waits for its nodes to boot. The node records are the
+    renderer's `State=CLOUD` slots, which power saving treats as powered down until resumed.
     """
     if not spec.elastic_enabled or spec.elastic is None:
         return {}
     elastic = spec.elastic
     keys = {
-        "SuspendProgram": f"{PROGRAM} suspend",
-        "ResumeProgram": f"{PROGRAM} resume",
-        "ResumeFailProgram": f"{PROGRAM} resume-fail",
+        **{key: path for key, (path, _command) in SLURM_PROGRAMS.items()},
         "SuspendTime": str(elastic.idle_minutes * 60),
         "ResumeTimeout": str(elastic.resume_timeout_minutes * 60),
         "SuspendTimeout": "600",
@@ -172,52 +177,31 @@ def slurm_power_save(spec: ClusterSpec) -> dict[str, str]:
         "SuspendRate": "0",
         "BatchStartTimeout": str(elastic.resume_timeout_minutes * 60),
     }
-    warm = [island for island in plan_islands(spec) if island.keep_warm and island.nodes]
+    warm = warm_slots(spec)
     if warm:
-        keys["SuspendExcNodes"] = ",".join(island_hostlist(island) for island in warm)
+        keys["SuspendExcNodes"] = ",".join(warm)
     return keys
 
 
-def island_hostlist(island: ElasticIsland) -> str:
-    """The island's host names as a Slurm hostlist expression.
+def slurm_wrapper(command: str) -> str:
+    """The wrapper Slurm execs for one power command."""
+    return f'#!/bin/sh\nexec /usr/bin/python3 {PROGRAM} {command} "$@"\n'
 
-    Host names end in the base-36 instance id (6 characters). Slurm's hostlist ranges are decimal, so
-    suffixes made only of digits are compressed into decimal runs ('000010'..'000019' are ids 36..45 and
-    still consecutive strings); suffixes with letters are listed one by one.
-    """
-    names: list[str] = []
-    run: list[int] = []
 
-    def flush() -> None:
-        if run:
-            first, last = f"{run[0]:06d}", f"{run[-1]:06d}"
-            names.append(
-                f"{island.host_prefix}{first}" if first == last else f"{island.host_prefix}[{first}-{last}]"
-            )
-            run.clear()
+def warm_slots(spec: ClusterSpec) -> list[str]:
+    """Slurm's node names (slot ranges, components/bootstrap/slurm.py) of the islands kept warm."""
+    from .bootstrap.slurm import island_slots
 
-    for instance in range(island.nodes):
-        suffix = _b36(instance)
-        if suffix.isdigit() and (not run or int(suffix) == run[-1] + 1):
-            run.append(int(suffix))
+    if spec.elastic is None:
+        return []
+    out = []
+    for pool in spec.pools:
+        if not pool.nodes:
             continue
-        flush()
-        if suffix.isdigit():
-            run.append(int(suffix))
-        else:
-            names.append(island.host_prefix + suffix)
-    flush()
-    return ",".join(names)
-
-
-def _b36(number: int) -> str:
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    out = ""
-    while True:
-        number, rest = divmod(number, 36)
-        out = digits[rest] + out
-        if number == 0:
-            return out.rjust(6, "0")
+        for slots in island_slots(pool, catalog.find_size(pool.size)):
+            if slots.island < spec.elastic.keep_warm_islands:
+                out.append(slots.hostlist)
+    return out
 
 
 # --- cost ------------------------------------------------------------------------------------------------

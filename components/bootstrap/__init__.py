@@ -514,7 +514,7 @@ def _idle_watched(spec: ClusterSpec) -> bool:
 
 def _elastic_files(elastic_config: str) -> tuple[list[dict[str, Any]], list[str]]:
     """The login node's power programs: config, program, tmpfiles for its state and log, the timer."""
-    from ..elastic import CONFIG_PATH, LOG_PATH, STATE_DIR
+    from ..elastic import CONFIG_PATH, LOG_PATH, SLURM_PROGRAMS, STATE_DIR, slurm_wrapper
 
     user = "slurm" if json.loads(elastic_config).get("scheduler") == "slurm" else "root"
     tmpfiles = (
@@ -529,6 +529,7 @@ def _elastic_files(elastic_config: str) -> tuple[list[dict[str, Any]], list[str]
         *[_file(f"{UNIT_DIR}/{name}", read_script(name), "0644") for name in _ELASTIC_UNITS],
     ]
     if user != "root":  # Slurm runs the programs as SlurmUser; the timer shares its state as that user
+        files += [_file(path, slurm_wrapper(command), "0755") for path, command in SLURM_PROGRAMS.values()]
         dropin = f"[Service]\nUser={user}\nGroup={user}\n"
         files.append(_file(f"{UNIT_DIR}/azc-elastic-watch.service.d/user.conf", dropin, "0644"))
     return files, ["azc-elastic-watch.timer"]

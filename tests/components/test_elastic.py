@@ -68,28 +68,19 @@ def test_config_carries_identity_scope_and_islands() -> None:
 
 def test_slurm_keys_come_from_the_spec() -> None:
     keys = elastic.slurm_power_save(spec(idle_minutes=60, resume_timeout_minutes=25, keep_warm_islands=1))
-    assert keys["SuspendProgram"] == f"{elastic.PROGRAM} suspend"
-    assert keys["ResumeProgram"] == f"{elastic.PROGRAM} resume"
+    assert keys["SuspendProgram"] == "/usr/local/lib/azcluster/azc-elastic-suspend"
+    assert keys["ResumeProgram"] == "/usr/local/lib/azcluster/azc-elastic-resume"
+    assert keys["ResumeFailProgram"] == "/usr/local/lib/azcluster/azc-elastic-resume-fail"
     assert keys["SuspendTime"] == "3600" and keys["ResumeTimeout"] == "1500"
-    # islands kept warm are excluded by host name: instance ids 0..15 in base 36 (Slurm ranges are decimal)
-    letters = ",".join(f"llm-h100-i0-00000{c}" for c in "abcdef")
-    assert keys["SuspendExcNodes"] == f"llm-h100-i0-[000000-000009],{letters},llm-nc-i0-[000000-000002]"
+    # islands kept warm are excluded by Slurm node name: the slots of island 0 of each pool
+    assert keys["SuspendExcNodes"] == "h100-i0-[000-015],nc-i0-[000-099]"
 
 
-def test_hostlist_of_a_large_island_names_every_node_once() -> None:
-    island = next(i for i in elastic.plan_islands(spec()) if i.key == "h100-i0")
-    big = elastic.ElasticIsland(**{**island.__dict__, "nodes": 100})
-    text = elastic.island_hostlist(big)
-    assert "llm-h100-i0-[000010-000019]" in text  # ids 36..45
-    expanded = []
-    for part in text.split(","):
-        if "[" in part:
-            head, rng = part[:-1].split("[")
-            low, high = rng.split("-")
-            expanded += [f"{head}{n:06d}" for n in range(int(low), int(high) + 1)]
-        else:
-            expanded.append(part)
-    assert sorted(int(name[-6:], 36) for name in expanded) == list(range(100))
+def test_slurm_programs_are_single_paths_that_run_the_program() -> None:
+    for path, command in elastic.SLURM_PROGRAMS.values():
+        assert " " not in path  # slurmctld execs the value as one file name
+        wrapper = elastic.slurm_wrapper(command)
+        assert wrapper.startswith("#!/bin/sh\n") and f'{elastic.PROGRAM} {command} "$@"' in wrapper
 
 
 def test_no_slurm_keys_when_elastic_is_off() -> None:

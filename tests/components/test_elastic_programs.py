@@ -54,8 +54,21 @@ class World:
         self.log = tmp / "elastic.log"
         self.scontrol_log = tmp / "scontrol.log"
         scontrol = tmp / "scontrol"
-        record = f"open({str(self.scontrol_log)!r}, 'a').write(' '.join(sys.argv[1:]) + '\\n')"
-        scontrol.write_text(f"#!{sys.executable}\nimport sys\n{record}\n")
+        # `scontrol -o show node A,B` answers from slots.json (slot -> NodeHostName), one line per node,
+        # as Slurm prints them (key=value tokens); every other call is recorded.
+        self.slots_path = tmp / "slots.json"
+        self.slots_path.write_text("{}")
+        scontrol.write_text(
+            f"#!{sys.executable}\nimport json, sys\n"
+            "args = sys.argv[1:]\n"
+            "if args[:3] == ['-o', 'show', 'node']:\n"
+            f"    table = json.load(open({str(self.slots_path)!r}))\n"
+            "    for name in args[3].split(','):\n"
+            "        host = table.get(name, name)\n"
+            "        print(f'NodeName={name} Arch=x86_64 NodeAddr={host} NodeHostName={host} State=IDLE')\n"
+            "    sys.exit(0)\n"
+            f"open({str(self.scontrol_log)!r}, 'a').write(' '.join(args) + '\\n')\n"
+        )
         scontrol.chmod(0o755)
         self.env = {
             **os.environ,
@@ -370,3 +383,47 @@ def test_state_prints_what_status_reads(world: World) -> None:
     assert printed["islands"]["h100-i1"]["since"].endswith("Z")
     assert printed["operations"] == 0
     assert "operations" in json.loads(world.run("state", "--full").stdout)
+
+
+# --- Slurm's node names are slots that VMs claim ---------------------------------------------------------
+
+
+def test_suspend_of_slots_deallocates_the_vms_that_registered_them(world: World) -> None:
+    world.slots_path.write_text(
+        json.dumps({"h100-i1-000": "llm-h100-i1-000003", "h100-i1-001": "llm-h100-i1-000000"})
+    )
+    assert world.run("suspend", "h100-i1-[000-002]").returncode == 0
+    assert world.posts("deallocate") == [("llm-h100-ib1", ["0", "3"])]
+    assert "no VM behind h100-i1-002" in world.log.read_text()
+    assert world.state()["slots"]["h100-i1-000"] == "llm-h100-i1-000003"
+
+
+def test_resume_of_slots_starts_their_own_vms_first_then_spare_ones(world: World) -> None:
+    world.slots_path.write_text(json.dumps({"h100-i1-000": "llm-h100-i1-000003"}))
+    world.run("suspend", "h100-i1-000")  # remembered: slot 000 is VM 3
+    for inst in world.arm.scale_sets[(RG, "llm-h100-ib1")].instances:
+        inst.power = "deallocated"
+    world.slots_path.write_text("{}")  # powered down: Slurm forgot the host name
+    assert world.run("resume", "h100-i1-[000-001]").returncode == 0
+    [(scale_set, ids)] = world.posts("start")
+    assert scale_set == "llm-h100-ib1" and "3" in ids and len(ids) == 2
+
+
+def test_resume_of_more_slots_than_vms_left_marks_the_rest_down(world: World) -> None:
+    for inst in world.arm.scale_sets[(RG, "llm-h100-ib2")].instances[:2]:
+        inst.power = "deallocated"  # 2 of 4 VMs are off
+    assert world.run("resume", "h100-i2-[000-002]").returncode == 1
+    assert sorted(world.posts("start")[0][1]) == ["0", "1"]
+    down = [call for call in world.scontrol_calls() if "State=DOWN" in call]
+    assert len(down) == 1 and "NodeName=h100-i2-002 " in down[0] and "no powered-off VM left" in down[0]
+
+
+def test_a_refused_start_marks_the_slurm_slots_down_not_the_vm_names(world: World) -> None:
+    _deallocate_all(world)
+    world.arm.scale_sets[(RG, "llm-h100-ib0")].start_error = ("AllocationFailed", "no capacity")
+    world.run("resume", "h100-i0-[000-001]")
+    [down] = world.scontrol_calls()
+    assert down.startswith("update NodeName=h100-i0-000,h100-i0-001 State=DOWN Reason=azure AllocationFailed")
+    later = str(time.time() + 6 * 60)
+    world.run("watch", AZC_ELASTIC_NOW=later)
+    assert world.scontrol_calls()[-1] == "update NodeName=h100-i0-000,h100-i0-001 State=RESUME"

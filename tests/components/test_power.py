@@ -97,6 +97,13 @@ def test_the_login_node_gets_the_programs_its_config_and_the_timer(elastic_clust
     program = files[elastic.PROGRAM]
     assert program["content"] == bootstrap.read_script("azc-elastic.py") and program["permissions"] == "0755"
     assert "azc-elastic-watch.timer" in document["runcmd"][-1]
+    # a Slurm cluster (the default): slurmctld execs one wrapper per command, as SlurmUser
+    assert config["scheduler"] == "slurm"
+    for path, command in elastic.SLURM_PROGRAMS.values():
+        assert (
+            files[path]["content"] == elastic.slurm_wrapper(command) and files[path]["permissions"] == "0755"
+        )
+    assert "User=slurm" in files[f"{bootstrap.UNIT_DIR}/azc-elastic-watch.service.d/user.conf"]["content"]
     assert document["runcmd"][0] == ["systemd-tmpfiles", "--create", bootstrap.ELASTIC_TMPFILES_PATH]
     text = gzip.decompress(
         base64.b64decode(elastic_cluster.one("compute:VirtualMachine").inputs["osProfile"]["customData"])

@@ -316,11 +316,19 @@ def _in_base(number: int, base: int, width: int) -> str:
             return out.rjust(width, "0")
 
 
+def _island_of(config: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """The island of a VM host name ('llm-h100-i0-00000a') or of a Slurm node slot ('h100-i0-003')."""
+    for island in config["islands"]:
+        if name.startswith(island["host_prefix"].lower()) or name.startswith(island["key"] + "-"):
+            return island
+    return None
+
+
 def by_island(config: dict[str, Any], hosts: list[str]) -> dict[str, list[str]]:
-    """Hosts grouped by the island whose computer-name prefix they carry; unknown hosts are logged."""
+    """Names grouped by island (VM host names or Slurm slots); unknown names are logged."""
     groups: dict[str, list[str]] = {}
     for host in hosts:
-        island = next((i for i in config["islands"] if host.startswith(i["host_prefix"].lower())), None)
+        island = _island_of(config, host)
         if island is None:
             log(f"{host}: not a node of this cluster's islands; ignored")
             continue
@@ -330,6 +338,57 @@ def by_island(config: dict[str, Any], hosts: list[str]) -> dict[str, list[str]]:
 
 def island_by_key(config: dict[str, Any], key: str) -> dict[str, Any]:
     return next(i for i in config["islands"] if i["key"] == key)
+
+
+def slurm_hostnames(names: list[str]) -> dict[str, str]:
+    """Slurm node name -> the host that registered it (NodeHostName), from `scontrol -o show node`."""
+    if not names:
+        return {}
+    try:
+        done = subprocess.run(
+            [*ENV.scontrol.split(), "-o", "show", "node", ",".join(names)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        log(f"scontrol show node failed: {err}")
+        return {}
+    found = {}
+    for line in done.stdout.splitlines():
+        fields = dict(token.split("=", 1) for token in line.split() if "=" in token)
+        if fields.get("NodeName") and fields.get("NodeHostName"):
+            found[fields["NodeName"].lower()] = fields["NodeHostName"].lower()
+    return found
+
+
+def resolve(config: dict[str, Any], key: str, names: list[str]) -> tuple[dict[str, str], list[str]]:
+    """Slurm names -> VM host names of island `key`, and the names with no VM known behind them.
+
+    Slurm's nodes are slots ('h100-i0-003') that a VM claims when it boots (components/bootstrap/slurm.py);
+    the VM behind a slot is the host that registered it (NodeHostName), remembered in the state because
+    Slurm may forget it once the node is powered down. VM host names map to themselves.
+    """
+    prefix = island_by_key(config, key)["host_prefix"].lower()
+    mapped = {name: name for name in names if name.startswith(prefix)}
+    slots = [name for name in names if name not in mapped]
+    seen = {
+        slot: host
+        for slot, host in slurm_hostnames(slots).items()
+        if host.startswith(prefix) and slot in slots
+    }
+    with locked_state() as state:
+        known = state.setdefault("slots", {})
+        known.update(seen)
+        for slot in slots:
+            if slot in known:
+                mapped[slot] = known[slot]
+    return mapped, [name for name in names if name not in mapped]
+
+
+def remember_slots(pairs: dict[str, str]) -> None:
+    with locked_state() as state:
+        state.setdefault("slots", {}).update({slot: host for slot, host in pairs.items() if slot != host})
 
 
 # --- Slurm --------------------------------------------------------------------------------------------------
@@ -360,9 +419,17 @@ def _scontrol(args: list[str]) -> None:
 TARGET = {"start": ("running", "starting"), "deallocate": ("deallocated", "deallocating")}
 
 
-def power(config: dict[str, Any], action: str, key: str, hosts: list[str] | None, reason: str) -> str | None:
+def power(
+    config: dict[str, Any],
+    action: str,
+    key: str,
+    hosts: list[str] | None,
+    reason: str,
+    slurm_nodes: list[str] | None = None,
+) -> str | None:
     """Ask Azure to start or deallocate `hosts` of island `key` (None: the whole island). Returns the id of
-    the operation recorded in the state, or None when nothing needed doing. Raises AzureError."""
+    the operation recorded in the state, or None when nothing needed doing. Raises AzureError.
+    `slurm_nodes`: Slurm's names for them, marked down if the start fails (default: the host names)."""
     island = island_by_key(config, key)
     done_state, moving_state = TARGET[action]
     now = ENV.time()
@@ -397,6 +464,7 @@ def power(config: dict[str, Any], action: str, key: str, hosts: list[str] | None
             "island": key,
             "instances": ids,
             "hosts": [vm["host"] for vm in todo],
+            "slurm_nodes": slurm_nodes if slurm_nodes is not None else [vm["host"] for vm in todo],
             "url": monitor,
             "started": now,
             "heartbeat": now,
@@ -474,7 +542,7 @@ def finish(config: dict[str, Any], op_id: str, outcome: str, error: Any) -> None
         if action != "start":
             entry["last_error"] = {"code": code, "message": message, "time": iso(now)}
             return
-        failed_hosts = op["hosts"]
+        failed_hosts = op.get("slurm_nodes") or op["hosts"]
         back_off(entry, code, message, failed_hosts, now)
         set_power(state, key, "deallocated", f"start failed: {code}", now)
     slurm_down(config, failed_hosts, f"azure {code} (island {key} backs off)")
@@ -495,11 +563,17 @@ def back_off(entry: dict[str, Any], code: str, message: str, hosts: list[str], n
 
 
 def cmd_suspend(config: dict[str, Any], hostlist: str) -> int:
-    """Deallocate the nodes; a failure is logged and retried by `watch` (Slurm counts them as off)."""
+    """Deallocate the nodes' VMs; a failure is logged and retried by `watch` (Slurm counts them as off)."""
     failed = 0
-    for key, hosts in by_island(config, expand_hostlist(hostlist)).items():
+    for key, names in by_island(config, expand_hostlist(hostlist)).items():
         if island_by_key(config, key).get("keep_warm"):
-            log(f"suspend {key}: island is kept warm; not deallocating {','.join(hosts)}")
+            log(f"suspend {key}: island is kept warm; not deallocating {','.join(names)}")
+            continue
+        mapped, unknown = resolve(config, key, names)
+        if unknown:
+            log(f"suspend {key}: no VM behind {','.join(unknown)} (never claimed); nothing to deallocate")
+        hosts = sorted(set(mapped.values()))
+        if not hosts:
             continue
         try:
             power(config, "deallocate", key, hosts, "slurm: idle past SuspendTime")
@@ -513,30 +587,68 @@ def cmd_suspend(config: dict[str, Any], hostlist: str) -> int:
     return 1 if failed else 0
 
 
+def pick_vms(config: dict[str, Any], key: str, names: list[str]) -> tuple[dict[str, str], list[str]]:
+    """The VMs to start for Slurm nodes `names`: each slot's own VM when it has one and it is off, then
+    other powered-off VMs of the island (a started VM claims a slot Slurm is powering up). Returns
+    name -> host, and the names no VM is left for."""
+    mapped, _ = resolve(config, key, names)
+    off = [
+        vm["host"]
+        for vm in list_instances(config, island_by_key(config, key))
+        if vm["power"] in TARGET["deallocate"]
+    ]
+    with locked_state() as state:
+        taken = set((state.get("slots") or {}).values())
+    chosen: dict[str, str] = {}
+    for name in names:
+        if mapped.get(name) in off and mapped[name] not in chosen.values():
+            chosen[name] = mapped[name]
+        elif mapped.get(name) == name:  # a VM host name whose VM is not off: nothing to start
+            chosen[name] = name
+    spare = sorted(off, key=lambda host: host in taken)  # VMs no slot remembers first
+    for name in names:
+        if name in chosen:
+            continue
+        host = next((h for h in spare if h not in chosen.values()), None)
+        if host is None:
+            break
+        chosen[name] = host
+    return chosen, [name for name in names if name not in chosen]
+
+
 def cmd_resume(config: dict[str, Any], hostlist: str) -> int:
-    """Start the nodes; an island backing off, or a refusal, marks them down at once (job requeued)."""
+    """Start VMs for the nodes; an island backing off, or a refusal, marks them down at once (requeue)."""
     failed = 0
     now = ENV.time()
-    for key, hosts in by_island(config, expand_hostlist(hostlist)).items():
+    for key, names in by_island(config, expand_hostlist(hostlist)).items():
         with locked_state() as state:
             entry = island_state(state, key)
-            entry["pending_deallocate"] = sorted(set(entry.get("pending_deallocate") or []) - set(hosts))
             until = entry.get("backoff_until") or 0
             last = (entry.get("last_error") or {}).get("code", "")
         if until > now:
             log(f"resume {key}: backing off after {last} until {iso(until)}; not asking Azure")
-            slurm_down(config, hosts, f"azure {last} (island {key} backs off until {iso(until)})")
+            slurm_down(config, names, f"azure {last} (island {key} backs off until {iso(until)})")
             failed += 1
             continue
         try:
-            power(config, "start", key, hosts, "slurm: work queued")
+            chosen, short = pick_vms(config, key, names)
+            hosts = sorted(set(chosen.values()))
+            with locked_state() as state:
+                entry = island_state(state, key)
+                entry["pending_deallocate"] = sorted(set(entry.get("pending_deallocate") or []) - set(hosts))
+            if short:
+                log(f"resume {key}: no powered-off VM left for {','.join(short)}")
+                slurm_down(config, short, f"azcluster: no powered-off VM left in island {key}")
+                failed += 1
+            remember_slots(chosen)
+            if hosts:
+                power(config, "start", key, hosts, "slurm: work queued", slurm_nodes=sorted(chosen))
         except AzureError as err:
             failed += 1
             log(f"resume {key}: {err}")
             with locked_state() as state:
-                entry = island_state(state, key)
-                back_off(entry, err.code, err.message, hosts, now)
-            slurm_down(config, hosts, f"azure {err.code} (island {key} backs off)")
+                back_off(island_state(state, key), err.code, err.message, names, now)
+            slurm_down(config, names, f"azure {err.code} (island {key} backs off)")
     return 1 if failed else 0
 
 
