@@ -255,3 +255,23 @@ def test_without_slurm_a_shared_home_or_a_login_node_it_is_a_usage_error():
     with pytest.raises(AzclusterError) as err:
         fabrictest.require_login_and_home(spec(scheduler="none"), "demo")
     assert err.value.exit_code == EXIT_USAGE and "scheduler: slurm" in err.value.hint
+
+
+def test_the_readme_tour_of_slurm_and_test_uses_options_that_exist():
+    """README's 'Running jobs' section: every azcluster command and option it shows is a real one."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    start = readme.index("### Running jobs")
+    section = readme[start : readme.index("\n### ", start + 1)]
+    lines = [
+        line.split("#")[0].split()
+        for block in re.findall(r"```sh\n(.*?)```", section, re.S)
+        for line in block.splitlines()
+        if line.startswith(".venv/bin/azcluster ")
+    ]
+    assert {words[1] for words in lines} >= {"test", "status", "ssh"}
+    for words in lines:
+        shown = run_cli(words[1], "--help")
+        assert shown.exit_code == 0, words
+        for option in [w for w in words[2:] if w.startswith("--")]:
+            assert option in shown.stdout, (words[1], option)
+    assert "--no-slurm" in run_cli("status", "--help").stdout  # the section names it in prose
