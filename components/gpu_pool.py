@@ -27,7 +27,7 @@ import pulumi
 from pulumi_azure_native import compute
 
 from . import bootstrap, catalog
-from .images import image_reference
+from .images import image_reference, purchase_plan
 from .placement import cluster_zone, zones_for
 from .spec import ClusterSpec, PoolSpec
 from .tags import ROLE_COMPUTE, cluster_tags
@@ -363,6 +363,7 @@ def _scale_set_args(args: GpuPoolArgs, size: catalog.GpuSize, island: Island) ->
     kwargs: dict[str, Any] = {
         "resource_group_name": args.resource_group_name,
         "vm_scale_set_name": island.name,
+        "plan": purchase_plan(pool.image or size.default_image, pool.image_plan),
         "location": args.location,
         "orchestration_mode": "Uniform",
         "sku": {"name": size.name, "tier": "Standard", "capacity": island.nodes},

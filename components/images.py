@@ -9,8 +9,20 @@ forms are accepted, raised while the program is built rather than by Azure minut
 from __future__ import annotations
 
 import re
+from typing import Any
+
+from . import catalog
 
 _URN = re.compile(r"^[^:\s/]+:[^:\s/]+:[^:\s/]+:[^:\s/]+$")
+
+
+def purchase_plan(image: str, explicit: Any = None) -> dict[str, str] | None:
+    """The `plan` a VM or scale set must send for `image`: the spec's `image_plan` when given, else the one
+    the catalogue derives from a Marketplace URN of a publisher that sells under a plan (publisher,
+    product = offer, name = sku, as Azure/azurehpc pyazhpc/arm.py builds it), else None."""
+    if explicit is not None:
+        return {"publisher": explicit.publisher, "product": explicit.product, "name": explicit.name}
+    return catalog.purchase_plan(image)
 
 
 def image_reference(image: str) -> dict[str, str]:

@@ -16,9 +16,9 @@ from pulumi_azure_native import compute, network
 
 from . import bootstrap, elastic
 from .gpu_pool import OS_DISK_STORAGE, check_custom_data, linux_configuration
-from .images import image_reference
+from .images import image_reference, purchase_plan
 from .placement import cluster_zone, zones_for
-from .spec import LOGIN_DEFAULT_SIZE, ClusterSpec, LoginSpec
+from .spec import LOGIN_DEFAULT_SIZE, ClusterSpec, ImagePlan, LoginSpec
 from .tags import ROLE_LOGIN, cluster_tags
 
 TYPE_TOKEN = "azcluster:index:LoginNode"
@@ -41,6 +41,8 @@ class LoginNodeArgs:
     ssh_public_keys: list[str] = field(default_factory=list)
     size: str = LOGIN_DEFAULT_SIZE
     image: str = LoginSpec.model_fields["image"].default
+    image_plan: ImagePlan | None = None
+    """Purchase plan of the image; None: derived from the URN where the catalogue says one is needed."""
     os_disk_gb: int = 64
     custom_data: pulumi.Input[str] | None = None
     """Base64 cloud-init; `from_spec` renders it with bootstrap.render_login_cloud_config."""
@@ -81,6 +83,7 @@ class LoginNodeArgs:
             ssh_public_keys=list(spec.ssh.public_keys),
             size=spec.login.size,
             image=spec.login.image,
+            image_plan=spec.login.image_plan,
             custom_data=_login_custom_data(
                 spec, lustre_mount_host, blob_account_name, identity_client_id, power, home_nfs_source
             ),
@@ -166,6 +169,9 @@ class LoginNode(pulumi.ComponentResource):
         zones = zones_for(args.location, args.zone)  # never in a region without zones (placement.py)
         if zones:
             vm_args["zones"] = zones
+        plan = purchase_plan(args.image, args.image_plan)
+        if plan:
+            vm_args["plan"] = plan
 
         self.vm = compute.VirtualMachine(
             f"{name}-vm",

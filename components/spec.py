@@ -91,6 +91,16 @@ class NetworkSpec(_Strict):
         return zones
 
 
+class ImagePlan(_Strict):
+    """A Marketplace purchase plan (`plan` on the VM or scale set). azcluster derives it from the image URN
+    for publishers that sell under a plan (catalogue `images.yaml`); give it for an image Azure cannot
+    tell, such as a gallery image built from such a Marketplace image."""
+
+    publisher: str = Field(description="Plan publisher, e.g. almalinux.")
+    product: str = Field(description="Plan product (the Marketplace offer), e.g. almalinux-hpc.")
+    name: str = Field(description="Plan name (the Marketplace sku), e.g. 8_10-hpc-gen2.")
+
+
 class PoolSpec(_Strict):
     """A set of identical GPU nodes. InfiniBand sizes are split into islands of one scale set each."""
 
@@ -103,6 +113,9 @@ class PoolSpec(_Strict):
         None,
         description="Marketplace image URN publisher:offer:sku:version, or an image resource id. "
         "Default: the catalogue's HPC image for the size.",
+    )
+    image_plan: ImagePlan | None = Field(
+        None, description="Purchase plan of the image; default: derived from the URN where one is needed."
     )
     spot: bool = Field(False, description="Use Spot VMs (cheaper, can be evicted at any time).")
     capacity_reservation_group_id: str | None = Field(
@@ -136,6 +149,9 @@ class LoginSpec(_Strict):
     image: str = Field(
         "Canonical:0001-com-ubuntu-server-jammy:22_04-lts-gen2:latest",
         description="Marketplace image URN of the login node.",
+    )
+    image_plan: ImagePlan | None = Field(
+        None, description="Purchase plan of the image; default: derived from the URN where one is needed."
     )
 
 

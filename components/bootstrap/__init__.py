@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from ..catalog import GpuSize, find_size
-from ..spec import ClusterSpec, PoolSpec
+from ..catalog import GpuSize, find_size, lustre_client_for
+from ..spec import ClusterSpec, LoginSpec, PoolSpec
 
 HEALTH_PORT = 8585
 HEALTH_PATH = "/health"
@@ -82,9 +82,21 @@ HOME_NFS_OPTIONS = (
     "vers=4,minorversion=1,sec=sys,nconnect=4,rsize=1048576,wsize=1048576,actimeo=30,noresvport"
 )
 
-# Lustre client for the login node, whose default image (Ubuntu) has none; the HPC images ship one.
-# The DKMS metapackage builds the module for the running kernel (Azure Managed Lustre client docs).
-DEFAULT_LUSTRE_CLIENT_PACKAGE = "amlfs-lustre-client-dkms-2.15.8-35-gdf4872c"
+# The Lustre client a node installs when its image has none (the login node's plain Ubuntu; an HPC image
+# that lacks it): catalogue data per image OS and architecture (catalog/images.yaml `lustre_clients`, the
+# DKMS metapackage Microsoft's client install pages give). This is the default login image's.
+FROM_IMAGE = "from-image"
+"""`lustre_client_package` default: the catalogue's package for the node's image and architecture."""
+
+
+def lustre_client_package(image: str, architecture: str) -> str | None:
+    """The Managed Lustre client package for `image` on `architecture`; None when the catalogue has none
+    (an image id, an OS without a client for that architecture: rule AZC056 says so)."""
+    client = lustre_client_for(image, architecture)
+    return client.package if client is not None else None
+
+
+DEFAULT_LUSTRE_CLIENT_PACKAGE = lustre_client_package(LoginSpec.model_fields["image"].default, "x64")
 
 _SCRIPTS = (
     "azc-lib.sh",
@@ -476,6 +488,11 @@ def render_cloud_config(
             spec, lustre_mgs_host, blob_account, blob_client_id, blob_endpoint, cache_root, home_source
         )
     )
+    if "AZC_LUSTRE_HOST" in env:
+        # Installed only if the image lacks mount.lustre: the build for the node's OS and architecture.
+        env["AZC_LUSTRE_CLIENT_PKG"] = lustre_client_package(
+            pool_spec.image or size.default_image, size.architecture
+        )
     units = [*_GPU_UNITS, *_mount_units(env)]
     files = _node_files(env, _SCRIPTS, units)
     start = [unit for unit in units if unit != "azc-health.service"]  # the timer starts it
@@ -543,14 +560,15 @@ def render_login_cloud_config(
     *,
     blob_client_id: str | None = None,
     blob_endpoint: str | None = None,
-    lustre_client_package: str | None = DEFAULT_LUSTRE_CLIENT_PACKAGE,
+    lustre_client_package: str | None = FROM_IMAGE,
     elastic_config: str | None = None,
     home_source: str | None = None,
 ) -> str:
     """The `#cloud-config` document for the login node: the same mounts as the GPU nodes, and one
     hostfile per IB island under /etc/azcluster/hostfiles/<island key> (see `hostfile`, `island_key`).
 
-    lustre_client_package: installed from packages.microsoft.com when the image has no Lustre client.
+    lustre_client_package: installed from packages.microsoft.com when the image has no Lustre client;
+    default: the catalogue's package for the login image (`lustre_client_package`).
     elastic_config: the power programs' configuration (components.elastic.render_config); with it the
     login node gets azc-elastic.py and the timer of its power round.
     """
@@ -567,6 +585,10 @@ def render_login_cloud_config(
         )
     )
     if "AZC_LUSTRE_HOST" in env:
+        if lustre_client_package == FROM_IMAGE:
+            login_size = find_size(spec.login.size)
+            architecture = login_size.architecture if login_size is not None else "x64"
+            lustre_client_package = _login_lustre_client(spec, architecture)
         env["AZC_LUSTRE_CLIENT_PKG"] = lustre_client_package
     units = _mount_units(env)
     files = _node_files(env, _LOGIN_SCRIPTS, units)
@@ -586,6 +608,10 @@ def render_login_cloud_config(
     if runcmd and elastic_config is not None:
         runcmd.insert(0, ["systemd-tmpfiles", "--create", ELASTIC_TMPFILES_PATH])
     return _dump(f"# azcluster login node bootstrap: cluster {spec.name}", files, runcmd)
+
+
+def _login_lustre_client(spec: ClusterSpec, architecture: str) -> str | None:
+    return lustre_client_package(spec.login.image, architecture)
 
 
 def _mode(name: str) -> str:

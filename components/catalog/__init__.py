@@ -48,7 +48,7 @@ class GpuSize(_Row):
     nvme_disks: int
     quota_family: str
     quota_family_confidence: Literal["high", "low"] = "high"
-    architecture: Literal["x64", "Arm64"] = "x64"
+    architecture: Architecture = "x64"
     disk_controller: Literal["SCSI", "NVMe"] = "SCSI"
     default_image: str
     required_image_hint: str | None = None
@@ -65,6 +65,7 @@ class GeneralSize(_Row):
     """A general-purpose size (login node)."""
 
     name: str
+    architecture: Architecture = "x64"
     vcpus: int
     memory_gib: int
     quota_family: str
@@ -131,6 +132,41 @@ class Region(_Row):
     zones: bool
 
 
+Architecture = Literal["x64", "Arm64"]
+
+
+class ImageInfo(_Row):
+    """A Marketplace image (publisher:offer:sku, any version): its OS and CPU architecture."""
+
+    urn: str
+    os: str
+    architecture: Architecture
+    source: str
+
+
+class PurchasePlanPublisher(_Row):
+    publisher: str
+    offer: str | None = None
+    source: str
+
+
+class LustreClient(_Row):
+    """The Azure Managed Lustre client package for one operating system."""
+
+    os: str
+    version: str
+    package: str
+    architectures: tuple[Architecture, ...]
+    date: str
+    source: str
+
+
+class NodeSoftware(_Row):
+    name: str
+    architectures: tuple[Architecture, ...]
+    source: str
+
+
 @cache
 def _load(filename: str) -> dict[str, Any]:
     from ruamel.yaml import YAML
@@ -180,6 +216,73 @@ def allreduce_far_below() -> float:
 @cache
 def regions() -> dict[str, Region]:
     return {name: Region(name=name, **row) for name, row in _load("regions.yaml")["regions"].items()}
+
+
+@cache
+def images() -> dict[str, ImageInfo]:
+    """Known Marketplace images by lower-case `publisher:offer:sku`."""
+    return {row["urn"].lower(): ImageInfo(**row) for row in _load("images.yaml")["images"]}
+
+
+@cache
+def purchase_plan_publishers() -> tuple[PurchasePlanPublisher, ...]:
+    return tuple(PurchasePlanPublisher(**row) for row in _load("images.yaml")["purchase_plans"])
+
+
+@cache
+def lustre_clients() -> dict[str, LustreClient]:
+    """The Managed Lustre client per operating system (`ImageInfo.os`)."""
+    return {row["os"]: LustreClient(**row) for row in _load("images.yaml")["lustre_clients"]}
+
+
+@cache
+def node_software() -> dict[str, NodeSoftware]:
+    return {row["name"]: NodeSoftware(**row) for row in _load("images.yaml")["node_software"]}
+
+
+def _urn_parts(image: str) -> list[str] | None:
+    parts = image.strip().split(":")
+    return parts if len(parts) == 4 and all(parts) and "/" not in image else None
+
+
+def find_image(image: str) -> ImageInfo | None:
+    """The catalogue's row for a Marketplace URN (any version); None for ids and unknown images."""
+    parts = _urn_parts(image)
+    return images().get(":".join(parts[:3]).lower()) if parts else None
+
+
+def image_architecture(image: str) -> Architecture | None:
+    """The image's CPU architecture: from the catalogue, else from an Arm64 marker in the URN's offer or
+    sku ("arm64", "aarch64"), as Canonical and the HPC images name them; None when it cannot be told."""
+    info = find_image(image)
+    if info is not None:
+        return info.architecture
+    parts = _urn_parts(image)
+    if parts and any(mark in f"{parts[1]}:{parts[2]}".lower() for mark in ("arm64", "aarch64")):
+        return "Arm64"
+    return None
+
+
+def lustre_client_for(image: str, architecture: str) -> LustreClient | None:
+    """The Lustre client package for the image's OS on that architecture; None when none is known."""
+    info = find_image(image)
+    client = lustre_clients().get(info.os) if info is not None else None
+    return client if client is not None and architecture in client.architectures else None
+
+
+def purchase_plan(image: str) -> dict[str, str] | None:
+    """`plan` {publisher, product, name} for a Marketplace URN whose publisher sells under a plan (the
+    offer is the product, the sku the plan name); None for other images and for image ids."""
+    parts = _urn_parts(image)
+    if not parts:
+        return None
+    publisher, offer, sku = parts[0], parts[1], parts[2]
+    for row in purchase_plan_publishers():
+        if row.publisher.lower() == publisher.lower() and (
+            row.offer is None or row.offer.lower() == offer.lower()
+        ):
+            return {"publisher": publisher, "product": offer, "name": sku}
+    return None
 
 
 def find_size(name: str) -> GpuSize | None:

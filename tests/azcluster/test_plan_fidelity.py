@@ -7,6 +7,8 @@ clients, the Arm64 image for GB200, a hub network's existing private DNS zones r
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 import textwrap
 from pathlib import Path
@@ -14,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from azcluster.components import catalog
 from tests.clirunner import run_cli
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHKj4pWdg/ReSLrZ3fdZsxMlItQCf8coEJHP4cALGc42 test"
@@ -168,3 +171,104 @@ def test_joining_a_hub_with_create_makes_and_links_the_zones(tmp_path):
         "privatelink.file.core.windows.net",
     }
     assert len(of_type(document, LINK)) == 3 and len(of_type(document, ZONE_GROUP)) == 2
+
+
+# --- item 1: GB200 v6 is Arm64 (Grace) ---------------------------------------------------------------------
+
+GB200_CLUSTER = """\
+name: t
+pools:
+  - {name: gb, size: Standard_ND128isr_NDR_GB200_v6, nodes: 18}
+storage:
+  lustre: {sku: AMLFS-Durable-Premium-250, capacity_tib: 8}
+"""
+
+
+def node_env(resource: dict[str, Any]) -> dict[str, str]:
+    """The node.env a scale set's or VM's custom data writes (gzip + base64 cloud-config)."""
+    profile = resource["inputs"].get("virtualMachineProfile", resource["inputs"])
+    text = gzip.decompress(base64.b64decode(profile["osProfile"]["customData"])).decode()
+    body = text.split("/etc/azcluster/node.env", 1)[1].split("content: |", 1)[1].split("\n  - path:", 1)[0]
+    pairs = (line.strip().split("=", 1) for line in body.splitlines() if "=" in line)
+    return {key: value for key, value in pairs}
+
+
+def test_a_gb200_stack_plans_the_arm64_image_with_an_arm64_lustre_client(tmp_path):
+    document = plan(tmp_path, GB200_CLUSTER)
+    (vmss,) = of_type(document, VMSS)
+    storage = vmss["inputs"]["virtualMachineProfile"]["storageProfile"]
+    assert storage["imageReference"] == {
+        "publisher": "microsoft-dsvm",
+        "offer": "ubuntu-hpc",
+        "sku": "2404-gb",
+        "version": "latest",
+    }
+    assert storage["diskControllerType"] == "NVMe"
+    assert catalog.image_architecture("microsoft-dsvm:ubuntu-hpc:2404-gb:latest") == "Arm64"
+    env = node_env(vmss)
+    assert env["AZC_LUSTRE_CLIENT_PKG"] == catalog.lustre_clients()["ubuntu-24.04"].package
+    assert "Arm64" in catalog.lustre_clients()["ubuntu-24.04"].architectures
+    findings = {f["id"]: f for f in document["findings"]}
+    assert not [f for f in document["findings"] if f["severity"] == "error"]
+    assert "AZC055" not in findings  # image and size architectures agree
+    assert findings["AZC057"]["severity"] == "warning" and "nvidia-imex" in findings["AZC057"]["message"]
+    assert "AzNHC" in findings["AZC056"]["message"]  # said plainly at validate
+
+
+def test_a_gb200_stack_with_the_x64_image_is_refused(tmp_path):
+    path = tmp_path / "Pulumi.x.yaml"
+    cluster = GB200_CLUSTER.replace(
+        "nodes: 18}", "nodes: 18, image: 'microsoft-dsvm:ubuntu-hpc:2404:latest'}"
+    )
+    body = textwrap.indent(cluster, "    ")
+    path.write_text(
+        f"config:\n  azure-native:location: eastus\n  azcluster:cluster:\n{body}"
+        f'    ssh:\n      public_keys: ["{KEY}"]\n',
+        encoding="utf-8",
+    )
+    result = run_cli("plan", str(path), "--json")
+    assert result.exit_code == 1
+    errors = [f for f in json.loads(result.stdout)["findings"] if f["severity"] == "error"]
+    assert [f["id"] for f in errors] == ["AZC055"] and "2404-gb" in errors[0]["hint"]
+
+
+# --- item 8: the Lustre client is catalogue data per image and OS ------------------------------------------
+
+
+def test_the_login_node_installs_the_lustre_client_the_managed_lustre_docs_give_for_its_os(tmp_path):
+    jammy = plan(tmp_path, LUSTRE_CLUSTER)
+    (login,) = of_type(jammy, VM)
+    assert node_env(login)["AZC_LUSTRE_CLIENT_PKG"] == "amlfs-lustre-client-dkms-2.15.8-39-g2d32b59"
+    noble = plan(tmp_path, LUSTRE_CLUSTER + "login: {image: 'Canonical:ubuntu-24_04-lts:server:latest'}\n")
+    (login,) = of_type(noble, VM)
+    assert node_env(login)["AZC_LUSTRE_CLIENT_PKG"] == "amlfs-lustre-client-dkms-2.17.0-19-gbb5310f"
+
+
+# --- item 4: Marketplace images sold under a purchase plan -------------------------------------------------
+
+
+def test_plan_images_carry_their_purchase_plan_on_scale_sets_and_the_login_vm(tmp_path):
+    cluster = """\
+    name: t
+    pools:
+      - name: gpu
+        size: Standard_ND96isr_H100_v5
+        nodes: 2
+        image: almalinux:almalinux-hpc:8_10-hpc-gen2:latest
+    login: {image: 'resf:rockylinux-x86_64:9-base:latest'}
+    """
+    document = plan(tmp_path, cluster)
+    (vmss,) = of_type(document, VMSS)
+    assert vmss["inputs"]["plan"] == {
+        "publisher": "almalinux",
+        "product": "almalinux-hpc",
+        "name": "8_10-hpc-gen2",
+    }
+    (login,) = of_type(document, VM)
+    assert login["inputs"]["plan"] == {"publisher": "resf", "product": "rockylinux-x86_64", "name": "9-base"}
+    assert {f["id"] for f in document["findings"] if f["id"] == "AZC058"} == {"AZC058"}
+
+
+def test_images_without_a_plan_send_none(tmp_path):
+    document = plan(tmp_path, LUSTRE_CLUSTER)
+    assert [r["name"] for r in of_type(document, VMSS, VM) if "plan" in r["inputs"]] == []

@@ -81,6 +81,10 @@ H100 = "Standard_ND96isr_H100_v5"
 NC = "Standard_NC80adis_H100_v5"
 MI300X = "Standard_ND96isr_MI300X_v5"
 GB200 = "Standard_ND128isr_NDR_GB200_v6"
+HPC_2404 = "microsoft-dsvm:ubuntu-hpc:2404:latest"
+JAMMY_ARM64 = "Canonical:0001-com-ubuntu-server-jammy:22_04-lts-arm64:latest"
+ALMA_HPC = "almalinux:almalinux-hpc:8_10-hpc-gen2:latest"
+ALMA_PLAN = {"publisher": "almalinux", "product": "almalinux-hpc", "name": "8_10-hpc-gen2"}
 
 DELETE = object()
 
@@ -176,6 +180,27 @@ FIRES = [
             "pools.0.image": "microsoft-dsvm:ubuntu-hpc:2204:latest",
         },
         "24.04",
+    ),
+    ("AZC055", {"pools.0.size": GB200, "pools.0.nodes": 18, "pools.0.image": HPC_2404}, "2404-gb"),
+    ("AZC055", {"login.image": "Canonical:ubuntu-24_04-lts:server-arm64:latest"}, "is Arm64 but"),
+    ("AZC055", {"pools.0.image": JAMMY_ARM64}, "Use an x64 image"),
+    ("AZC056", {"pools.0.size": GB200, "pools.0.nodes": 18}, "AzNHC"),
+    (
+        "AZC056",
+        {"pools.0.size": GB200, "pools.0.nodes": 18, "pools.0.image": JAMMY_ARM64},
+        "ubuntu-22.04, Arm64",
+    ),
+    ("AZC057", {"pools.0.size": GB200, "pools.0.nodes": 18}, "nvidia-imex"),
+    (
+        "AZC058",
+        {"pools.0.image": ALMA_HPC},
+        "az vm image terms accept --urn almalinux:almalinux-hpc:8_10-hpc-gen2",
+    ),
+    ("AZC058", {"login.image": "resf:rockylinux-x86_64:9-base:latest"}, "product: rockylinux-x86_64"),
+    (
+        "AZC059",
+        {"pools.0.image": ALMA_HPC, "pools.0.image_plan": {**ALMA_PLAN, "name": "8_7-hpc-gen2"}},
+        "8_7",
     ),
     ("AZC019", {"login.size": "Standard_D4s_v9"}, "Standard_D4s_v9"),
     ("AZC020", {"network.address_space": "10.42.0.0"}, "10.42.0.0"),
@@ -373,6 +398,13 @@ QUIET = [
     ),
     ("AZC018", {"pools.0.size": MI300X, "pools.0.image": GALLERY_IMAGE}),
     ("AZC018", {"pools.0.size": MI300X}),
+    ("AZC055", {"pools.0.size": GB200, "pools.0.nodes": 18}),  # the catalogue's default is Arm64
+    ("AZC055", {"pools.0.size": GB200, "pools.0.nodes": 18, "pools.0.image": GALLERY_IMAGE}),
+    ("AZC056", {"pools.0.size": NC, "pools.0.nodes": 1}),
+    ("AZC057", {"pools.0.size": GB200, "pools.0.nodes": 1}),
+    ("AZC058", {"pools.0.image": GALLERY_IMAGE}),
+    ("AZC059", {"pools.0.image": ALMA_HPC, "pools.0.image_plan": {**ALMA_PLAN, "publisher": "AlmaLinux"}}),
+    ("AZC059", {"pools.0.image": GALLERY_IMAGE, "pools.0.image_plan": ALMA_PLAN}),
     ("AZC019", {"login.size": "Standard_D8s_v5"}),
     ("AZC019", {"login.size": "standard_d16s_v5"}),
     ("AZC019", {"login.enabled": False, "login.size": "Standard_Nonsense"}),
