@@ -1098,6 +1098,11 @@ class AutomationEngine:
 
     def _interrupted(self, stack: StackRef | None, operation: str, err: Interrupted) -> AzclusterError:
         name = stack.name if stack else ""
+        if operation not in ("up", "destroy", "refresh", "import"):  # preview, select, export, ...
+            return OperationInterrupted(
+                f"{operation} of stack {name} was interrupted; it changes nothing in Azure or in the state",
+                "run the command again when you are ready",
+            )
         again = {"up": "up", "destroy": "down", "refresh": "refresh"}.get(operation, operation)
         rerun = f"then re-run `azcluster {again} {name}`" if operation != "refresh" else "then carry on"
         how = (

@@ -111,7 +111,8 @@ class LiveView:
     def __call__(self, event: Event) -> None:
         if event.kind not in ("start", "done", "failed"):
             return
-        if event.type.startswith(_HIDDEN_TYPES) or event.op in ("same", "read", ""):
+        hidden = event.type.startswith(_HIDDEN_TYPES) or event.custom is False  # a user program's component
+        if hidden or event.op in ("same", "read", ""):
             return
         now = self.clock()
         line = None

@@ -309,3 +309,13 @@ def test_live_panel_runs_on_a_terminal_and_leaves_a_summary():
         view(Event("start", urn="u::demo-gpu-0", type=VMSS, op="delete"))
         view(Event("done", urn="u::demo-gpu-0", type=VMSS, op="delete"))
     assert "down demo: 1 deleted" in out.getvalue()
+
+
+def test_the_view_leaves_out_components_of_any_program_not_only_azclusters():
+    console, clock = Console(record=True, width=200, force_terminal=False), Clock()
+    with LiveView(console, "up demo", live=False, clock=clock) as view:
+        view(Event("start", urn="u::mine", type="acme:index:Training", op="create", custom=False))
+        view(Event("done", urn="u::mine", type="acme:index:Training", op="create", custom=False))
+        view(Event("done", urn="u::demo-gpu-0", type=VMSS, op="create", custom=True))
+    text = console.export_text()
+    assert "Training" not in text and "up demo: 1 created" in text

@@ -595,3 +595,14 @@ def test_down_delete_data_after_an_earlier_down_archives_check_and_deletes(cli, 
     doc = json.loads(result.stdout)
     assert doc["data_deleted"] is True and doc["kept"] == []
     assert doc["destroyed"] == 3  # resource group, storage account, file system: only this run's
+
+
+def test_a_ctrl_c_during_a_preview_says_nothing_changed(cli, tmp_path, project):
+    from azcluster.engine import OperationInterrupted
+    from azcluster.interrupts import Interrupted
+
+    engine = make_engine(cli, tmp_path)
+    with pytest.raises(OperationInterrupted) as err, engine._errors(StackRef("demo", project), "preview"):
+        raise Interrupted(1, 8, "", "error: preview cancelled")
+    assert "changes nothing" in err.value.message and err.value.exit_code == 130
+    assert "refresh" not in err.value.hint and "cancel" not in err.value.hint
