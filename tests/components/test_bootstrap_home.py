@@ -9,6 +9,7 @@ from ruamel.yaml import YAML
 from azcluster.components import bootstrap
 from azcluster.components.spec import ClusterSpec
 from tests.components.bootstrap_fakeroot import FakeNode
+from tests.components.test_bootstrap_render import _schema_check
 
 SOURCE = "llmhome1a2b3c4d.file.core.windows.net:/llmhome1a2b3c4d/home"
 HOST = "llmhome1a2b3c4d.file.core.windows.net"
@@ -120,12 +121,13 @@ def _env(document: dict) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("role", ["compute", "login"])
-def test_both_roles_mount_the_share_at_the_specs_path(role):
+def test_both_roles_mount_the_share_at_the_specs_path(role, tmp_path):
     spec = _spec(mount="/shared/home")
     if role == "compute":
         text = bootstrap.render_cloud_config(spec, "h100", 0, home_source=SOURCE)
     else:
         text = bootstrap.render_login_cloud_config(spec, None, None, home_source=SOURCE)
+    _schema_check(tmp_path, text)  # cloud-init's own validator accepts it
     document = _document(text)
     env = _env(document)
     assert env["AZC_HOME_SOURCE"] == SOURCE
