@@ -48,7 +48,7 @@ class GpuSize(_Row):
     nvme_disks: int
     quota_family: str
     quota_family_confidence: Literal["high", "low"] = "high"
-    architecture: Architecture = "x64"
+    architecture: Architecture
     disk_controller: Literal["SCSI", "NVMe"] = "SCSI"
     default_image: str
     required_image_hint: str | None = None
@@ -65,7 +65,7 @@ class GeneralSize(_Row):
     """A general-purpose size (login node)."""
 
     name: str
-    architecture: Architecture = "x64"
+    architecture: Architecture
     vcpus: int
     memory_gib: int
     quota_family: str
