@@ -52,9 +52,9 @@ class Interrupted(Exception):
 
 
 def _print_notice(text: str) -> None:
-    from .render import console
+    from .render import console, markup
 
-    console.print(f"[bold yellow]{text}[/]", soft_wrap=True)
+    console.print(markup("[bold yellow]{}[/]", text), soft_wrap=True)
 
 
 notice: Callable[[str], None] = _print_notice
@@ -150,15 +150,34 @@ def run_forwarding(
     for reader in readers:
         reader.start()
     presses = 0
-    while True:
-        try:
-            process.wait()
-            for reader in readers:
-                reader.join()
-            break
-        except KeyboardInterrupt:
-            presses = _pass_on(process, presses + 1)
+    previous = _sigterm_as_ctrl_c()
+    try:
+        while True:
+            try:
+                process.wait()
+                for reader in readers:
+                    reader.join()
+                break
+            except KeyboardInterrupt:
+                presses = _pass_on(process, presses + 1)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return process.returncode, "\n".join(out), "\n".join(err), presses
+
+
+def _sigterm_as_ctrl_c() -> Any:
+    """While the CLI runs, SIGTERM counts as a Ctrl-C too: a cancelled CI job gets SIGINT, then SIGTERM
+    seconds later, then SIGKILL (GitHub Actions: 7.5 s, then 2.5 s). Without this, SIGTERM ends azcluster
+    at once and the CLI, in its own process group, is left to be killed mid-operation; with it, the
+    second signal is Pulumi's "stop at once", which still saves the state and releases the lock."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, interrupt)
 
 
 def _pass_on(process: subprocess.Popen[str], presses: int) -> int:

@@ -357,7 +357,9 @@ def _deploy(target: Target, spec: ClusterSpec, refresh: bool, document: dict[str
         reason = rolewait.propagation_failure(err, spec)
         if reason is None:
             raise
-    _console().print(f"[yellow]{reason}[/]", soft_wrap=True)
+    from .render import markup
+
+    _console().print(markup("[yellow]{}[/]", reason), soft_wrap=True)
     document["retried"] = {"reason": reason, "waited_seconds": rolewait.WAIT_SECONDS}
     role_wait(rolewait.WAIT_SECONDS)
     with _live(f"up {name} (retry)") as view:

@@ -670,7 +670,7 @@ def test_up_waits_for_role_propagation_and_retries_lustre_once(fake, monkeypatch
     assert (
         "up to five minutes" in doc["retried"]["reason"] and "demo-storage-lustre" in doc["retried"]["reason"]
     )
-    assert "waits 5 minutes and tries once more" in result.stderr
+    assert "waits 5 minutes and tries once more" in result.stderr and "[yellow]" not in result.stderr
 
 
 def test_a_second_lustre_failure_after_the_wait_is_reported(fake, monkeypatch):

@@ -79,7 +79,7 @@ def test_ctrl_c_lets_pulumi_finish_what_runs_release_the_lock_and_says_refresh(r
     assert process.returncode == 130, err
     (received,) = _signals(cli)  # once, passed on by azcluster: pulumi never saw the terminal's signal
     assert received["signal"] == signal.SIGINT and received["pid"] == cli.find("up")["pid"]
-    assert "asking Pulumi to stop" in err
+    assert "asking Pulumi to stop" in err and "[bold yellow]" not in err  # styled, not markup shown
     assert "up of stack example was interrupted" in err and "lock is released" in err
     assert "azcluster refresh example" in err and "azcluster cancel" not in err
     assert list(locks.glob("*.json")) == []
@@ -117,3 +117,15 @@ def test_a_cli_that_does_not_stop_is_killed_and_the_lock_it_leaves_is_named(runn
     (lock,) = locks.glob("*.json")
     assert "still locked" in err and "azcluster cancel example" in err and "azcluster refresh example" in err
     assert str(lock) in err.replace("\n", "")
+
+
+def test_a_cancelled_ci_job_sigint_then_sigterm_stops_pulumi_at_once_lock_released(running, cli):  # noqa: F811
+    """GitHub Actions cancels a job with SIGINT, then SIGTERM 7.5 s later, then SIGKILL."""
+    process, locks = running
+    _ctrl_c(process)
+    _until(lambda: _signals(cli), process)
+    os.killpg(process.pid, signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert [s["signal"] for s in _signals(cli)] == [signal.SIGINT, signal.SIGINT]
+    assert "Pulumi stops at once" in err and list(locks.glob("*.json")) == []
