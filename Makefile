@@ -34,6 +34,7 @@ lint: setup
 bench: setup
 	$(BIN)/python benchmarks/bench_plan.py
 	$(BIN)/python benchmarks/bench_ops.py
+	$(BIN)/python benchmarks/bench_plan_scale.py
 
 up: setup
 	$(BIN)/azcluster up $(STACK)

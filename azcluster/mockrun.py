@@ -167,7 +167,9 @@ def run(program: Callable[[], Any], *, project: str = PROJECT, stack: str = "tes
         if "output" in box:
             box["value"] = loop.run_until_complete(box["output"].future())
 
-    recorder = contextvars.copy_context().run(_run_in_fresh_context, wrapped, stack, project, resolve)[1]
+    recorder = contextvars.copy_context().run(
+        _run_in_fresh_context, wrapped, stack, project, resolve, capture=True
+    )[1]
     return Capture(resources=recorder.captured(), value=box.get("value"))
 
 
@@ -186,12 +188,17 @@ def _run_in_fresh_context(
     stack: str,
     project: str,
     after: Callable[[asyncio.AbstractEventLoop], None] | None = None,
+    *,
+    capture: bool = False,
 ) -> tuple[ProgramRun, Any]:
+    """`capture`: also keep each registration deserialised (Capture.resources, for tests). A plan does
+    not: deserialising every scale set's inputs a second time cost it CPU and memory per scale set
+    (benchmarks/bench_plan.py --scale)."""
     import pulumi
     from pulumi.runtime import mocks, settings
     from pulumi.runtime.stack import run_pulumi_func
 
-    recorder = _recording_monitor_class()()
+    recorder = _recording_monitor_class()(capture=capture)
     messages: list[tuple[str, str]] = []
     if after is None:  # a plan: what the program logs is collected, nothing propagates
         logger = logging.Logger("azcluster.plan.engine", logging.INFO)
@@ -454,8 +461,9 @@ def _recording_monitor_class() -> type:
     class RecordingMonitor(pulumi_mocks.MockMonitor):
         """A MockMonitor that keeps what the engine would be told: parent, dependencies and inputs."""
 
-        def __init__(self) -> None:
+        def __init__(self, capture: bool = True) -> None:
             super().__init__(_Mocks())
+            self._capture = capture  # tests want every registration deserialised; a plan never reads them
             self._records: list[PlannedResource] = []
             self._captured: list[Resource] = []
             self._stack_urn = ""
@@ -487,6 +495,10 @@ def _recording_monitor_class() -> type:
                 inputs=_inputs_json(request.object),
                 custom=bool(request.custom),
             )
+            if not self._capture:
+                with self._record_lock:
+                    self._records.append(record)
+                return response
             registration = self.resources.get(response.urn)
             captured = Resource(
                 urn=response.urn,

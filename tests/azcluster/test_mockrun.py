@@ -44,3 +44,24 @@ def test_tests_and_plan_see_the_same_mocked_azure():
     assert f"/subscriptions/{mockrun.MOCK_SUBSCRIPTION}/resourceGroups/rg/" in subnet.id
     assert sorted(r.urn for r in planned.resources) == sorted(r.urn for r in capture.resources)
     assert capture.depends_on(subnet, capture.one("network:VirtualNetwork"))
+
+
+def test_a_plan_deserialises_each_registration_once_tests_twice(monkeypatch):
+    """A plan keeps each resource's inputs once (as JSON); only tests also want them deserialised. Doing
+    both for every scale set cost a 1,429-set plan CPU and memory (benchmarks/bench_plan_scale.py)."""
+    from pulumi.runtime import rpc
+
+    calls = []
+    real = rpc.deserialize_properties
+
+    def counting(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(rpc, "deserialize_properties", counting)
+    mockrun.run_program(_network(fail=False), "demo")
+    in_plan = len(calls)
+    calls.clear()
+    capture = mockrun.run(_network(fail=False), stack="demo")
+    assert [r.name for r in capture.resources] == ["net", "sub"]
+    assert len(calls) >= in_plan + 2  # the captured copy of each of the two resources

@@ -1,0 +1,88 @@
+"""`azcluster plan` time and memory against the number of scale sets (issue 10, "At scale").
+
+One GPU pool in islands of 7 nodes (`island_max_nodes: 7`), so the scale-set count grows with the nodes:
+by default 100, 400 and 1,429 scale sets (700, 2,800 and 9,999 nodes). Each size runs `azcluster plan
+STACK --json` once as its own process; the table gives wall time, user+sys CPU time and peak RSS (os.wait4),
+then the cost of one more scale set (the slope between the smallest and the largest size), which is what
+grows. CPU time is the figure to compare between runs: wall time also counts whatever else the machine
+is doing.
+
+Run: `make bench`, or `.venv/bin/python benchmarks/bench_plan_scale.py [--sets 100 400 1429]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ISLAND = 7
+# A well-formed ed25519 public key (type string, then 32 key bytes) that nobody holds the private half of.
+KEY = (
+    "ssh-ed25519 "
+    + base64.b64encode(b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20" + bytes(range(32))).decode()
+)
+STACK = """\
+config:
+  azure-native:location: eastus
+  azcluster:cluster:
+    name: scale
+    ssh:
+      public_keys: ["{key}"]
+    pools:
+      - name: gpu
+        size: Standard_ND96isr_H100_v5
+        nodes: {nodes}
+        island_max_nodes: {island}
+"""
+
+
+def measure(stack: Path) -> tuple[float, float, float]:
+    """(wall s, user+sys CPU s, peak RSS MiB) of one `azcluster plan STACK --json` process."""
+    exe = str(Path(sys.executable).parent / "azcluster")
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.monotonic()
+        proc = subprocess.Popen([exe, "plan", str(stack), "--json"], stdout=out, stderr=err)
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        wall = time.monotonic() - started
+        if os.waitstatus_to_exitcode(status) != 0:
+            err.seek(0)
+            raise SystemExit(f"plan {stack} failed:\n{err.read().decode()[-2000:]}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sets", type=int, nargs="+", default=[100, 400, 1429], metavar="N")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for sets in args.sets:
+            nodes = min(sets * ISLAND, 9999)
+            stack = Path(tmp) / f"Pulumi.scale{sets}.yaml"
+            stack.write_text(STACK.format(key=KEY, nodes=nodes, island=ISLAND), encoding="utf-8")
+            wall, cpu, rss = measure(stack)
+            rows.append((sets, nodes, wall, cpu, rss))
+            print(
+                f"{sets:>6} scale sets {nodes:>6} nodes: wall {wall:7.2f} s  CPU {cpu:7.2f} s  "
+                f"peak RSS {rss:6.0f} MiB"
+            )
+    if len(rows) > 1:
+        (s0, _, w0, c0, r0), (s1, _, w1, c1, r1) = rows[0], rows[-1]
+        per = s1 - s0
+        print(
+            f"per scale set ({s0} -> {s1}): wall {(w1 - w0) / per * 1000:.1f} ms, "
+            f"CPU {(c1 - c0) / per * 1000:.1f} ms, "
+            f"RSS {(r1 - r0) / per * 1024:.0f} KiB"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
