@@ -102,3 +102,35 @@ def test_a_day_busy_eight_hours_pays_the_idle_tail_then_the_floor() -> None:
     assert cost.per_day(8) == 9 * 100.0 + 15 * 10.0
     assert cost.per_day(0) == 24 * 10.0
     assert cost.per_day(24) == 24 * 100.0
+
+
+def test_the_readme_worked_example_is_this_arithmetic() -> None:
+    from pathlib import Path
+
+    readme = " ".join((Path(__file__).resolve().parents[2] / "README.md").read_text().split())
+
+    def cost(warm: int) -> elastic.ElasticCost:
+        return elastic.elastic_cost(
+            ClusterSpec.model_validate(
+                {
+                    "name": "llm",
+                    "location": "eastus",
+                    "pools": [{"name": "h100", "size": H100, "nodes": 64, "island_max_nodes": 16}],
+                    "ssh": {"public_keys": ["ssh-ed25519 AAAA"]},
+                    "elastic": {"idle_minutes": 60, "keep_warm_islands": warm},
+                }
+            )
+        )
+
+    always, cold, warm = cost(0).per_day(24), cost(0).per_day(8), cost(1).per_day(8)
+    assert (
+        f"${cost(0).all_on_usd_per_hour:,.2f}/h, ${always:,.2f} a day, **${30 * always:,.2f} over 30 days**"
+        in readme
+    )
+    assert (
+        f"${cold:,.2f} a day, **${30 * cold:,.2f} over 30 days**, {100 * (1 - cold / always):.1f}% less"
+        in readme
+    )
+    assert (
+        f"${warm:,.2f} a day, ${30 * warm:,.2f} over 30 days, {100 * (1 - warm / always):.1f}% less" in readme
+    )

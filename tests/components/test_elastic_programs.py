@@ -427,3 +427,13 @@ def test_a_refused_start_marks_the_slurm_slots_down_not_the_vm_names(world: Worl
     later = str(time.time() + 6 * 60)
     world.run("watch", AZC_ELASTIC_NOW=later)
     assert world.scontrol_calls()[-1] == "update NodeName=h100-i0-000,h100-i0-001 State=RESUME"
+
+
+def test_resume_fail_backs_the_island_off_and_watch_returns_the_nodes_later(world: World) -> None:
+    assert world.run("resume-fail", "h100-i1-[000-001]").returncode == 0
+    island = world.state()["islands"]["h100-i1"]
+    assert island["last_error"]["code"] == "ResumeTimeout" and island["failures"] == 1
+    assert island["down_hosts"] == ["h100-i1-000", "h100-i1-001"]
+    assert world.arm.requests == []  # nothing asked of Azure
+    world.run("watch", AZC_ELASTIC_NOW=str(time.time() + 6 * 60))
+    assert world.scontrol_calls()[-1] == "update NodeName=h100-i1-000,h100-i1-001 State=RESUME"
