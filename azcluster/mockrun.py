@@ -505,7 +505,7 @@ def _recording_monitor_class() -> type:
                 type=request.type,
                 name=request.name,
                 custom=bool(request.custom),
-                inputs=rpc.deserialize_properties(request.object),
+                inputs=_unwrap_secrets(rpc.deserialize_properties(request.object)),
                 outputs=dict(registration.state) if registration else {},
                 id=(registration.id or "") if registration else "",
                 parent=request.parent,
@@ -594,6 +594,20 @@ def _struct_value(value: Any) -> Any:
         return UNKNOWN_MASK
     if isinstance(value, float) and value.is_integer():
         return int(value)
+    return value
+
+
+def _unwrap_secrets(value: Any) -> Any:
+    """Secret wrappers (`{sig: secret, value: ...}`, which `deserialize_properties` puts on the top-level
+    property that holds a secret anywhere inside it) replaced by what they wrap, at any depth."""
+    from pulumi.runtime import rpc
+
+    if isinstance(value, dict):
+        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+            return _unwrap_secrets(value.get("value"))
+        return {key: _unwrap_secrets(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_unwrap_secrets(item) for item in value]
     return value
 
 

@@ -129,6 +129,16 @@ class Cluster(pulumi.ComponentResource):
             "home_nfs_source": home_source,
         }
 
+        # Slurm: one munge key per cluster (a secret in state, components/cluster_key.py) and the
+        # controller's DNS name in the cluster's private zone; nodes and controller get both.
+        self.munge_key = None
+        slurm_args: dict[str, Any] = {}
+        if spec.scheduler == "slurm":
+            from .cluster_key import ClusterKey
+
+            self.munge_key = ClusterKey(f"{name}-munge-key", opts=child)
+            slurm_args = {"munge_key": self.munge_key.value, "dns_zone": self.network.cluster_dns_zone_name}
+
         self.pools: dict[str, GpuPool] = {}
         for pool in spec.pools:
             self.pools[pool.name] = GpuPool(
@@ -140,6 +150,7 @@ class Cluster(pulumi.ComponentResource):
                     subnet_id=self.network.subnet_ids["compute"],
                     identity_id=self.identity.id,
                     **node_storage,
+                    **slurm_args,
                 ),
                 opts=child,
             )
@@ -165,9 +176,13 @@ class Cluster(pulumi.ComponentResource):
                     identity_id=self.identity.id,
                     power=self.power,
                     **node_storage,
+                    **slurm_args,
                 ),
                 opts=child,
             )
+        self.slurm_controller_record = None
+        if self.login is not None and spec.scheduler == "slurm":
+            self.slurm_controller_record = self._controller_record(name, rg, self.login.private_ip, child)
 
         self.outputs: dict[str, Any] = {
             "resource_group_name": rg,
@@ -200,6 +215,26 @@ class Cluster(pulumi.ComponentResource):
         from .home import SharedHome, SharedHomeArgs
 
         return SharedHome(f"{name}-home", SharedHomeArgs.from_spec(spec, self.network), opts=child)
+
+    def _controller_record(
+        self, name: str, rg: pulumi.Input[str], address: pulumi.Input[str], child: pulumi.ResourceOptions
+    ) -> Any:
+        """`slurmctld.<zone>` -> the login node's private IP: nodes find the controller by name (their
+        `slurmd --conf-server`), so a new login IP never needs a change on the nodes."""
+        from pulumi_azure_native import privatedns
+
+        from .bootstrap.slurm import CONTROLLER_RECORD
+
+        return privatedns.PrivateRecordSet(
+            f"{name}-slurmctld-dns",
+            private_zone_name=self.network.cluster_dns_zone_name,
+            relative_record_set_name=CONTROLLER_RECORD,
+            record_type="A",
+            resource_group_name=rg,
+            ttl=60,
+            a_records=[privatedns.ARecordArgs(ipv4_address=address)],
+            opts=child,
+        )
 
     def _storage(self, name: str, spec: ClusterSpec, child: pulumi.ResourceOptions) -> Any:
         lustre = spec.storage.lustre

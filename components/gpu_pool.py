@@ -98,6 +98,8 @@ class GpuPoolArgs:
         blob_account_name: pulumi.Input[str] | None = None,
         identity_client_id: pulumi.Input[str] | None = None,
         home_nfs_source: pulumi.Input[str] | None = None,
+        munge_key: pulumi.Input[str] | None = None,
+        dns_zone: str | None = None,
     ) -> GpuPoolArgs:
         """Args for one of the spec's pools, with custom data rendered by azcluster.components.bootstrap.
 
@@ -105,7 +107,10 @@ class GpuPoolArgs:
         system's own output), so the scale sets do not wait for Lustre; nodes mount it when it appears.
         `blob_account_name` (None: no blob mount) and `identity_client_id` (the user-assigned identity
         BlobFuse2 authenticates as) go into the nodes' cloud-init. `home_nfs_source` (None: no shared
-        home) is the NFS export mounted at the spec's `storage.home.mount`.
+        home) is the NFS export mounted at the spec's `storage.home.mount`. `munge_key` (the cluster's
+        key, a secret: ClusterKey) and `dns_zone` (the cluster's private zone, where the controller is
+        `slurmctld.<zone>`): given both, as Cluster does with `scheduler: slurm`, the nodes join Slurm by
+        themselves; a pool built on its own has no controller to join and gets no Slurm.
         """
         return cls(
             cluster_name=spec.name,
@@ -118,7 +123,14 @@ class GpuPoolArgs:
             admin_username=spec.ssh.admin_username,
             ssh_public_keys=list(spec.ssh.public_keys),
             custom_data=_bootstrap_custom_data(
-                spec, pool, lustre_mount_host, blob_account_name, identity_client_id, home_nfs_source
+                spec,
+                pool,
+                lustre_mount_host,
+                blob_account_name,
+                identity_client_id,
+                home_nfs_source,
+                munge_key,
+                dns_zone,
             ),
             zone=cluster_zone(spec).zone,
             tags=dict(spec.tags),
@@ -132,14 +144,21 @@ def _bootstrap_custom_data(
     blob_account: pulumi.Input[str] | None,
     client_id: pulumi.Input[str] | None,
     home_source: pulumi.Input[str] | None = None,
+    munge_key: pulumi.Input[str] | None = None,
+    dns_zone: str | None = None,
 ) -> Callable[[int], pulumi.Input[str]]:
-    """Per-island custom data; rendered inside `Output.all` when a value only exists at deployment."""
+    """Per-island custom data; rendered inside `Output.all` when a value only exists at deployment.
+
+    With a munge key the result is a secret Output (the key is one), so the custom data is encrypted in
+    Pulumi's state and masked in previews and `plan --json`.
+    """
     if blob_account is None:
         client_id = None  # only BlobFuse2 needs the identity's client id
 
     def render(island: int) -> pulumi.Input[str]:
         def encode(values: list[Any]) -> str:
-            host, account, client, home = values
+            host, account, client, home, key = values
+            slurm = bootstrap.SlurmBoot(key, dns_zone) if key is not None and dns_zone else None
             return bootstrap.custom_data(
                 spec,
                 pool,
@@ -148,9 +167,10 @@ def _bootstrap_custom_data(
                 blob_account=account,
                 blob_client_id=client,
                 home_source=home,
+                slurm=slurm,
             )
 
-        values = [lustre_host, blob_account, client_id, home_source]
+        values = [lustre_host, blob_account, client_id, home_source, munge_key]
         if any(isinstance(value, pulumi.Output) for value in values):
             return pulumi.Output.all(*values).apply(encode)
         return encode(values)

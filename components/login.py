@@ -69,10 +69,14 @@ class LoginNodeArgs:
         identity_client_id: pulumi.Input[str] | None = None,
         power: Any = None,
         home_nfs_source: pulumi.Input[str] | None = None,
+        munge_key: pulumi.Input[str] | None = None,
+        dns_zone: str | None = None,
     ) -> LoginNodeArgs:
         """Args for the spec's login node, with cloud-init from the bootstrap module (same mounts as the
         GPU nodes; see GpuPoolArgs.from_spec for the storage arguments). `power`: the cluster's
-        ElasticPower when the spec is elastic; its identity is added and the power programs installed."""
+        ElasticPower when the spec is elastic; its identity is added and the power programs installed.
+        Given `munge_key` (the cluster's key, a secret) and `dns_zone` (its private zone), as Cluster
+        does with `scheduler: slurm`, the login node is the Slurm controller."""
         return cls(
             cluster_name=spec.name,
             location=spec.location,
@@ -85,7 +89,14 @@ class LoginNodeArgs:
             image=spec.login.image,
             image_plan=spec.login.image_plan,
             custom_data=_login_custom_data(
-                spec, lustre_mount_host, blob_account_name, identity_client_id, power, home_nfs_source
+                spec,
+                lustre_mount_host,
+                blob_account_name,
+                identity_client_id,
+                power,
+                home_nfs_source,
+                munge_key,
+                dns_zone,
             ),
             zone=cluster_zone(spec).zone,
             tags=dict(spec.tags),
@@ -101,6 +112,8 @@ def _login_custom_data(
     client_id: pulumi.Input[str] | None,
     power: Any = None,
     home_source: pulumi.Input[str] | None = None,
+    munge_key: pulumi.Input[str] | None = None,
+    dns_zone: str | None = None,
 ) -> pulumi.Input[str]:
     if blob_account is None:
         client_id = None
@@ -108,13 +121,23 @@ def _login_custom_data(
     power_client = power.client_id if power is not None else None
 
     def encode(values: list[Any]) -> str:
-        host, account, client, sub, power_id, home = values
+        host, account, client, sub, power_id, home, key = values
         config = elastic.render_config(spec, sub, power_id) if sub is not None and power_id else None
+        slurm = None
+        if key is not None and dns_zone:
+            # Power saving (elastic) extends slurm.conf through the renderer's `extra` parameters.
+            slurm = bootstrap.SlurmBoot(key, dns_zone, extra=elastic.slurm_power_save(spec) or None)
         return bootstrap.login_custom_data(
-            spec, host, account, blob_client_id=client, elastic_config=config, home_source=home
+            spec,
+            host,
+            account,
+            blob_client_id=client,
+            elastic_config=config,
+            home_source=home,
+            slurm=slurm,
         )
 
-    values = [lustre_host, blob_account, client_id, subscription, power_client, home_source]
+    values = [lustre_host, blob_account, client_id, subscription, power_client, home_source, munge_key]
     if any(isinstance(value, pulumi.Output) for value in values):
         return pulumi.Output.all(*values).apply(encode)
     return encode(values)

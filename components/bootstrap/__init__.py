@@ -109,6 +109,22 @@ _SCRIPTS = (
     "azc-mount-home.sh",
 )
 _LOGIN_SCRIPTS = ("azc-lib.sh", "azc-mount-lustre.sh", "azc-mount-blob.sh", "azc-mount-home.sh")
+# Slurm (scheduler: slurm): what a GPU node and the controller (login node) get on top of the above.
+_SLURM_NODE_SCRIPTS = (
+    "azc-slurm-lib.sh",
+    "azc-slurm-node.sh",
+    "azc-slurm-health.sh",
+    "azc-slurm-taskprolog.sh",
+)
+_SLURM_CONTROLLER_SCRIPTS = ("azc-slurm-lib.sh", "azc-slurm-controller.sh", "azc-slurm-reaper.sh")
+_SLURM_NODE_UNITS = ("azc-slurm-node.service",)
+_SLURM_CONTROLLER_UNITS = (
+    "azc-slurm-controller.service",
+    "azc-slurm-reaper.service",
+    "azc-slurm-reaper.timer",
+)
+MUNGE_KEY_B64_PATH = "/etc/azcluster/munge.key.b64"
+"""Where the cluster's munge key lands (base64, root-only); azc-slurm-lib.sh installs it for munged."""
 _GPU_UNITS = ("azc-prepare.service", "azc-health.service", "azc-health.timer", "azc-health-server.service")
 _ELASTIC_UNITS = ("azc-elastic-watch.service", "azc-elastic-watch.timer")
 ELASTIC_TMPFILES_PATH = "/etc/tmpfiles.d/azc-elastic.conf"
@@ -117,8 +133,13 @@ _KEY = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
 
 def script_names() -> tuple[str, ...]:
-    """Names of the node scripts shipped in `components/bootstrap/scripts/`."""
+    """Names of the scripts every GPU node gets (from `components/bootstrap/scripts/`)."""
     return _SCRIPTS
+
+
+def slurm_script_names() -> tuple[str, ...]:
+    """Names of the Slurm scripts (GPU nodes and controller) shipped beside them."""
+    return tuple(dict.fromkeys((*_SLURM_NODE_SCRIPTS, *_SLURM_CONTROLLER_SCRIPTS)))
 
 
 def unit_names() -> tuple[str, ...]:
@@ -129,6 +150,8 @@ def unit_names() -> tuple[str, ...]:
         "azc-mount-blob.service",
         "azc-mount-home.service",
         *_ELASTIC_UNITS,
+        *_SLURM_NODE_UNITS,
+        *_SLURM_CONTROLLER_UNITS,
     )
 
 
@@ -447,6 +470,7 @@ def render_cloud_config(
     blob_client_id: str | None = None,
     blob_endpoint: str | None = None,
     home_source: str | None = None,
+    slurm: SlurmBoot | None = None,
 ) -> str:
     """The `#cloud-config` document for the nodes of one IB island (scale set) of a pool.
 
@@ -463,6 +487,9 @@ def render_cloud_config(
     (default: the node's system-assigned identity). blob_endpoint: default https://<account>.blob.core.windows.net.
     home_source: the shared home's NFS export (`<account>.file.core.windows.net:/<account>/home`), mounted
     at the spec's `storage.home.mount`; None for no shared home.
+    slurm: with it (clusters with `scheduler: slurm`), the node joins Slurm by itself at every boot
+    (azc-slurm-node.sh: claim a slot of its island, slurmd configless) and Slurm drains it while its
+    health fails (azc-slurm-health.sh); see components/bootstrap/slurm.py.
     """
     pool_spec = _pool(spec, pool)
     islands = pool_spec.island_sizes()
@@ -503,7 +530,14 @@ def render_cloud_config(
             pool_spec.image or size.default_image, size.architecture
         )
     units = [*_GPU_UNITS, *_mount_units(env)]
-    files = _node_files(env, _SCRIPTS, units)
+    scripts: tuple[str, ...] = _SCRIPTS
+    if slurm is not None:
+        env.update(_slurm_node_env(spec, pool_spec, island_index, slurm))
+        units += _SLURM_NODE_UNITS
+        scripts = (*_SCRIPTS, *_SLURM_NODE_SCRIPTS)
+    files = _node_files(env, scripts, units)
+    if slurm is not None:
+        files.append(_file(MUNGE_KEY_B64_PATH, slurm.munge_key_b64 + "\n", "0600"))
     start = [unit for unit in units if unit != "azc-health.service"]  # the timer starts it
     header = (
         f"# azcluster node bootstrap: cluster {spec.name}, pool {pool_spec.name}, island {island_index} "
@@ -572,6 +606,7 @@ def render_login_cloud_config(
     lustre_client_package: str | None = FROM_IMAGE,
     elastic_config: str | None = None,
     home_source: str | None = None,
+    slurm: SlurmBoot | None = None,
 ) -> str:
     """The `#cloud-config` document for the login node: the same mounts as the GPU nodes, and one
     hostfile per IB island under /etc/azcluster/hostfiles/<island key> (see `hostfile`, `island_key`).
@@ -580,6 +615,9 @@ def render_login_cloud_config(
     default: the catalogue's package for the login image (`lustre_client_package`).
     elastic_config: the power programs' configuration (components.elastic.render_config); with it the
     login node gets azc-elastic.py and the timer of its power round.
+    slurm: with it, the login node is the Slurm controller: /etc/slurm/*.conf rendered from the spec
+    (components/bootstrap/slurm.py), the munge key, azc-slurm-controller (slurmctld, and slurmdbd with
+    MariaDB when accounting is on) and the reaper timer that frees the slots of deleted nodes.
     """
     env: dict[str, Any] = {"AZC_ROLE": "login", "AZC_CLUSTER": spec.name}
     env.update(
@@ -600,7 +638,14 @@ def render_login_cloud_config(
             lustre_client_package = _login_lustre_client(spec, architecture)
         env["AZC_LUSTRE_CLIENT_PKG"] = lustre_client_package
     units = _mount_units(env)
-    files = _node_files(env, _LOGIN_SCRIPTS, units)
+    scripts: tuple[str, ...] = _LOGIN_SCRIPTS
+    if slurm is not None:
+        env.update(_slurm_env(spec, slurm))
+        units = [*units, "azc-slurm-controller.service", "azc-slurm-reaper.timer"]
+        scripts = (*_LOGIN_SCRIPTS, *_SLURM_CONTROLLER_SCRIPTS)
+    files = _node_files(env, scripts, units)
+    if slurm is not None:
+        files += _slurm_controller_files(spec, slurm)
     for key, text in sorted((hostfiles or {}).items()):
         if not _KEY.match(key):
             raise ValueError(
@@ -623,8 +668,71 @@ def _login_lustre_client(spec: ClusterSpec, architecture: str) -> str | None:
     return lustre_client_package(spec.login.image, architecture)
 
 
+# --- Slurm ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SlurmBoot:
+    """What a node needs to join the cluster's Slurm, known only at deployment.
+
+    munge_key_b64: the cluster's munge key, base64 (a Pulumi secret: components.cluster_key); the same on
+    every node. dns_zone: the cluster's private DNS zone; the controller is `slurmctld.<zone>`.
+    extra: slurm.conf parameters added to or replacing the rendered ones (e.g. power saving).
+    """
+
+    munge_key_b64: str
+    dns_zone: str
+    extra: Mapping[str, str] | None = None
+
+    def __repr__(self) -> str:  # never print the key
+        return f"SlurmBoot(dns_zone={self.dns_zone!r}, munge_key_b64='[secret]')"
+
+
+def _slurm_env(spec: ClusterSpec, slurm: SlurmBoot) -> dict[str, Any]:
+    from ..catalog import slurm_release
+    from .slurm import SLURMCTLD_PORT, controller_address
+
+    release = slurm_release()
+    return {
+        "AZC_SLURM_CONTROLLER": controller_address(slurm.dns_zone),
+        "AZC_SLURM_PORT": SLURMCTLD_PORT,
+        "AZC_SLURM_VERSION": release.version,
+        "AZC_SLURM_REPO_GROUP": release.repo_group,
+        "AZC_SLURM_ACCOUNTING": int(spec.slurm.accounting.enabled),
+    }
+
+
+def _slurm_node_env(spec: ClusterSpec, pool: PoolSpec, island_index: int, slurm: SlurmBoot) -> dict[str, Any]:
+    from ..catalog import slurm_release
+    from .slurm import island_slots
+
+    slots = island_slots(pool, find_size(pool.size))
+    island = slots[min(island_index, len(slots) - 1)]
+    release = slurm_release()
+    size = _size(pool)
+    containers = spec.slurm.containers and size.gpu_vendor == "nvidia"
+    env = _slurm_env(spec, slurm)
+    env.update(
+        AZC_SLURM_SLOTS=island.count,
+        AZC_SLURM_SLOT_WIDTH=island.width,
+        AZC_SLURM_CONTAINERS=int(containers),
+        AZC_ENROOT_VERSION=release.enroot_version if containers else None,
+        AZC_PYXIS_VERSION=release.pyxis_version if containers else None,
+    )
+    return env
+
+
+def _slurm_controller_files(spec: ClusterSpec, slurm: SlurmBoot) -> list[dict[str, Any]]:
+    from .slurm import SLURM_ETC, SlurmSettings, render_configs
+
+    configs = render_configs(spec, SlurmSettings.for_cluster(spec, slurm.dns_zone), slurm.extra)
+    files = [_file(f"{SLURM_ETC}/{name}", text, "0644") for name, text in configs.items()]
+    files.append(_file(MUNGE_KEY_B64_PATH, slurm.munge_key_b64 + "\n", "0600"))
+    return files
+
+
 def _mode(name: str) -> str:
-    return "0644" if name == "azc-lib.sh" else "0755"
+    return "0644" if name.endswith("-lib.sh") else "0755"
 
 
 def encode_custom_data(cloud_config: str) -> str:

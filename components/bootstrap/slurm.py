@@ -373,15 +373,28 @@ def render_cgroup_conf() -> str:
     return "ConstrainCores=yes\nConstrainRAMSpace=yes\nConstrainDevices=yes\n"
 
 
+PYXIS_PLUGIN = "/usr/local/lib/slurm/spank_pyxis.so"
+"""Where azc-slurm-node.sh installs Pyxis (NVIDIA's SPANK plugin for `srun --container-image`)."""
+
+
+def render_plugstack_conf(spec: ClusterSpec) -> str:
+    """plugstack.conf: Pyxis when containers are on. `optional`, so a node without the plugin (AMD
+    nodes, a failed install) still runs jobs that do not ask for a container (spank(8))."""
+    if not spec.slurm.containers:
+        return "# containers are off (slurm.containers: false)\n"
+    return f"optional {PYXIS_PLUGIN}\n"
+
+
 def render_configs(
     spec: ClusterSpec, settings: SlurmSettings, extra: Mapping[str, str] | None = None
 ) -> dict[str, str]:
-    """Every file the controller serves, by file name (slurm.conf, topology.conf, gres.conf, cgroup.conf)."""
+    """Every file the controller serves (configless sends them all to slurmd), by file name."""
     return {
         "slurm.conf": render_slurm_conf(spec, settings, extra),
         "topology.conf": render_topology_conf(spec),
         "gres.conf": render_gres_conf(spec, settings),
         "cgroup.conf": render_cgroup_conf(),
+        "plugstack.conf": render_plugstack_conf(spec),
     }
 
 

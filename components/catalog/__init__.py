@@ -127,6 +127,27 @@ class AllReduceExpectation(_Row):
         return min(self.single_node_gbps, ports * self.ib_port_gbps / 8)
 
 
+class SlurmRelease(_Row):
+    """The Slurm azcluster installs (components/catalog/slurm.yaml): one version everywhere."""
+
+    version: str
+    repo_group: str
+    pmix: str
+    enroot_version: str
+    pyxis_version: str
+    date: str
+    source: str
+
+
+class SlurmImage(_Row):
+    """Where an image gets Slurm's packages."""
+
+    image: str
+    ubuntu: str
+    repo: str
+    architectures: list[str]
+
+
 class Region(_Row):
     name: str
     zones: bool
@@ -304,3 +325,21 @@ def closest(name: str, choices: list[str] | Any, count: int = 3) -> list[str]:
 def normalise_family(name: str) -> str:
     """Quota family names differ in case and spaces between Azure's APIs; compare this form."""
     return name.replace(" ", "").replace("_", "").lower()
+
+
+@cache
+def slurm_release() -> SlurmRelease:
+    """The pinned Slurm release (version, repository group, PMIx, Enroot and Pyxis versions)."""
+    return SlurmRelease(**_load("slurm.yaml")["release"])
+
+
+@cache
+def slurm_images() -> dict[str, SlurmImage]:
+    """Per image (publisher:offer:sku, lower-case), where its Slurm packages come from."""
+    return {row["image"].lower(): SlurmImage(**row) for row in _load("slurm.yaml")["images"]}
+
+
+def slurm_image(image: str) -> SlurmImage | None:
+    """The Slurm package source of a marketplace image URN (any version), or None when unknown."""
+    parts = image.lower().split(":")
+    return slurm_images().get(":".join(parts[:3])) if len(parts) >= 3 else None

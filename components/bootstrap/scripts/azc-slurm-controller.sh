@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# azc-slurm-controller: run slurmctld (and, with accounting, slurmdbd with MariaDB) on the login node.
+#
+# The configuration files (/etc/slurm/{slurm,topology,gres,cgroup,plugstack}.conf) were rendered from
+# the cluster spec into this node's cloud-init (components/bootstrap/slurm.py); GPU nodes fetch them
+# from here (configless). This script installs munge and the pinned Slurm, installs the cluster's munge
+# key, creates the slurm user and directories, and starts the daemons. Idempotent: every boot.
+#
+# Accounting uses MariaDB on this node rather than Azure Database for MySQL: no extra resource, no
+# network path or password to manage outside the node (slurmdbd talks to it over its local socket), and
+# the database lives and dies with the cluster's controller.
+#
+# Usage: azc-slurm-controller.sh
+set -euo pipefail
+AZC_TAG=azc-slurm-controller
+# shellcheck source=azc-lib.sh
+. "${AZC_LIB:-$(dirname "${BASH_SOURCE[0]}")/azc-lib.sh}"
+# shellcheck source=azc-slurm-lib.sh
+. "${AZC_SLURM_LIB:-$(dirname "${BASH_SOURCE[0]}")/azc-slurm-lib.sh}"
+
+SLURM_USER="${AZC_SLURM_USER:-slurm}"
+
+accounting() {
+    local conf="$R/etc/slurm/slurmdbd.conf" pass
+    DEBIAN_FRONTEND=noninteractive "$APT_GET" install -y -q mariadb-server >&2
+    "$SYSTEMCTL" enable --now mariadb >&2
+    if [[ ! -s "$conf" ]]; then
+        pass="$(head -c 24 /dev/urandom | base64 | tr -d '/+=')"
+        mysql -u root <<SQL
+CREATE DATABASE IF NOT EXISTS slurm_acct_db;
+CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED BY '$pass';
+ALTER USER 'slurm'@'localhost' IDENTIFIED BY '$pass';
+GRANT ALL ON slurm_acct_db.* TO 'slurm'@'localhost';
+SQL
+        umask 077
+        cat >"$conf" <<CONF
+AuthType=auth/munge
+DbdHost=localhost
+SlurmUser=$SLURM_USER
+LogFile=/var/log/slurm/slurmdbd.log
+PidFile=/run/slurm/slurmdbd.pid
+StorageType=accounting_storage/mysql
+StorageHost=localhost
+StorageUser=slurm
+StoragePass=$pass
+StorageLoc=slurm_acct_db
+CONF
+        chown "$SLURM_USER:" "$conf"
+        chmod 0600 "$conf"
+    fi
+    "$SYSTEMCTL" enable slurmdbd >&2
+    "$SYSTEMCTL" restart slurmdbd >&2
+}
+
+slurm_install slurmctld
+munge_setup
+id "$SLURM_USER" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "$SLURM_USER"
+install -d -o "$SLURM_USER" -m 0755 "$R/var/spool/slurmctld" "$R/var/log/slurm" "$R/run/slurm"
+if [[ "${AZC_SLURM_ACCOUNTING:-0}" == 1 ]]; then
+    accounting
+fi
+"$SYSTEMCTL" enable slurmctld >&2
+"$SYSTEMCTL" restart slurmctld >&2
+"$SYSTEMCTL" enable --now azc-slurm-reaper.timer >&2
+log "slurmctld is running; GPU nodes join by themselves as they boot"

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# azc-slurm-node: make this GPU node a Slurm node, with no step by anyone, on every boot.
+#
+# Installs munge and the pinned Slurm (azc-slurm-lib.sh), installs the cluster's munge key, claims a
+# node slot of this node's InfiniBand island from slurmctld and starts slurmd configless:
+#   slurmd -N <slot> --conf-server <controller DNS name>:<port>
+# slurmctld learns the slot's address from the registration (cloud_reg_addrs), so the node is
+# schedulable in its pool's partition and its island's topology switch as soon as slurmd is up.
+#
+# Claiming (no coordinator needed): the slot this host already holds, else a slot Slurm is powering up
+# for a job (when power saving is on), else the first free slot starting
+# at the host's instance number (the base-36 suffix of its scale-set host name) modulo the slot count,
+# so nodes created together never pick the same one. A slot is free when slurmctld does not show it
+# (an unclaimed CLOUD or FUTURE slot) or shows it DOWN and NOT_RESPONDING (its VM is gone). After slurmd
+# registers, the claim is checked: if another host registered the same slot last, this node stops
+# slurmd and claims another one.
+#
+# Usage: azc-slurm-node.sh [start|claim]   (claim: print the slot this node would take, change nothing)
+set -euo pipefail
+AZC_TAG=azc-slurm-node
+# shellcheck source=azc-lib.sh
+. "${AZC_LIB:-$(dirname "${BASH_SOURCE[0]}")/azc-lib.sh}"
+# shellcheck source=azc-slurm-lib.sh
+. "${AZC_SLURM_LIB:-$(dirname "${BASH_SOURCE[0]}")/azc-slurm-lib.sh}"
+
+HOST="${AZC_HOSTNAME:-$(hostname -s)}"
+COUNT="${AZC_SLURM_SLOTS:?AZC_SLURM_SLOTS is not set}"
+VERIFY_WAIT="${AZC_SLURM_VERIFY_WAIT:-$((5 + RANDOM % 6))}"
+
+instance_number() {
+    local suffix="${HOST##*-}"
+    if [[ "$suffix" =~ ^[0-9a-z]{6}$ ]]; then
+        echo $((36#$suffix))
+    else
+        printf '%s' "$HOST" | cksum | cut -d' ' -f1
+    fi
+}
+
+# claim [EXCLUDED...]: print the slot to use.
+claim() {
+    local table start i n slot host state waiting=""
+    local -A shown=()
+    table="$(node_table)"
+    while read -r slot host state _; do
+        [[ -n "$slot" && "$slot" == "$AZC_ISLAND_KEY"-* ]] || continue
+        printf '%s\n' "$@" | grep -qx "$slot" && continue
+        if [[ "$host" == "$HOST" ]]; then
+            echo "$slot" && return 0
+        fi
+        if [[ "$state" == *POWERING_UP* && "$host" == "$slot" && -z "$waiting" ]]; then
+            waiting="$slot" # Slurm resumed this slot for a job (power saving): take it first
+        fi
+        if [[ "$state" == *NOT_RESPONDING* && ("$state" == DOWN* || "$state" == *DRAIN*) ]]; then
+            continue # its VM is gone: free
+        fi
+        shown[$slot]=1
+    done <<<"$table"
+    if [[ -n "$waiting" ]]; then
+        echo "$waiting" && return 0
+    fi
+    start=$(($(instance_number) % COUNT))
+    for ((i = 0; i < COUNT; i++)); do
+        n=$(((start + i) % COUNT))
+        slot="$(slot_name "$n")"
+        [[ -z "${shown[$slot]:-}" ]] || continue
+        printf '%s\n' "$@" | grep -qx "$slot" && continue
+        echo "$slot" && return 0
+    done
+    log "no free slot in island $AZC_ISLAND_KEY ($COUNT slots)"
+    return 1
+}
+
+# containers: Enroot and Pyxis (srun --container-image) on NVIDIA nodes, unless the image has them.
+containers() {
+    local arch tmp v="${AZC_ENROOT_VERSION:-}" p="${AZC_PYXIS_VERSION:-}"
+    [[ "${AZC_SLURM_CONTAINERS:-0}" == 1 ]] || return 0
+    arch="$(dpkg --print-architecture 2>/dev/null || echo amd64)"
+    tmp="$(mktemp -d)"
+    if ! have enroot; then
+        for pkg in enroot "enroot+caps"; do
+            "${CURL:-curl}" -fsSL -o "$tmp/$pkg.deb" \
+                "https://github.com/NVIDIA/enroot/releases/download/v$v/${pkg}_$v-1_$arch.deb" || return 1
+        done
+        DEBIAN_FRONTEND=noninteractive "$APT_GET" install -y -q "$tmp/enroot.deb" "$tmp/enroot+caps.deb" >&2
+    fi
+    if [[ ! -e "$R/usr/local/lib/slurm/spank_pyxis.so" ]]; then
+        DEBIAN_FRONTEND=noninteractive "$APT_GET" install -y -q git make gcc "slurm-smd-dev=${AZC_SLURM_VERSION}*" >&2
+        git clone -q --depth 1 --branch "v$p" https://github.com/NVIDIA/pyxis "$tmp/pyxis" >&2
+        make -C "$tmp/pyxis" >&2
+        install -D -m 0755 "$tmp/pyxis/spank_pyxis.so" "$R/usr/local/lib/slurm/spank_pyxis.so"
+    fi
+    rm -rf "$tmp"
+}
+
+registered_host() { "$SCONTROL" -o show node "$1" 2>/dev/null | tr ' ' '\n' | sed -n 's/^NodeHostName=//p'; }
+
+start() {
+    local slot excluded=() attempt
+    slurm_install slurmd
+    munge_setup
+    containers || log "Enroot/Pyxis could not be installed; jobs without --container-image still run"
+    mkdir -p "$R/var/spool/slurmd" "$R/var/log/slurm"
+    for attempt in 1 2 3 4 5; do
+        slot="$(claim "${excluded[@]}")"
+        printf 'SLURMD_OPTIONS="-N %s --conf-server %s:%s"\n' "$slot" "$AZC_SLURM_CONTROLLER" "${AZC_SLURM_PORT:-6817}" |
+            write_if_changed "$R/etc/default/slurmd" 0644 >/dev/null
+        "$SYSTEMCTL" enable slurmd >&2
+        "$SYSTEMCTL" restart slurmd >&2
+        sleep "$VERIFY_WAIT"
+        if [[ "$(registered_host "$slot")" == "$HOST" ]]; then
+            printf '%s\n' "$slot" | write_if_changed "$SLURM_NODE_FILE" 0644 >/dev/null
+            log "this node is Slurm node $slot (attempt $attempt)"
+            return 0
+        fi
+        log "slot $slot was taken by another host; claiming another"
+        "$SYSTEMCTL" stop slurmd >&2 || true
+        excluded+=("$slot")
+    done
+    log "could not claim a slot after $attempt attempts"
+    return 1
+}
+
+case "${1:-start}" in
+    start) start ;;
+    claim) claim ;;
+    *) log "usage: $0 [start|claim]" && exit 2 ;;
+esac
