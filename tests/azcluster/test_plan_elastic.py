@@ -54,6 +54,9 @@ config:
         size: Standard_ND96isr_H100_v5
         nodes: 64
         island_max_nodes: 16
+    # No scheduler: the idle watcher runs, and the login custom data carries no munge key, so the plan
+    # shows it (with Slurm it holds the cluster's key and is "[secret]").
+    scheduler: none
     elastic:
       idle_minutes: 60
       keep_warm_islands: 1
