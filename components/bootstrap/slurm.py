@@ -47,6 +47,7 @@ SLURM_ETC = "/etc/slurm"
 HEALTH_REASON_PREFIX = "azc-health:"
 """Drain reasons the health hook sets start with this; it resumes only nodes it drained itself."""
 GIB_MB = 1024
+NEVER_SUSPEND_S = 365 * 24 * 3600
 MIN_MEMORY_RESERVE_MB = 1024
 
 
@@ -232,6 +233,13 @@ def _global_parameters(spec: ClusterSpec, settings: SlurmSettings) -> dict[str, 
             "MinJobAge": "300",
             "Waittime": "0",
         }
+    )
+    # Power saving on, so the reaper can power a freed slot down (which hides it again); idle nodes are
+    # never suspended (SuspendTime: one year) and a resume does nothing (nodes start by themselves).
+    # Slurm refuses POWER_DOWN_FORCE while power saving is off ("PowerSave is disabled", 22.05.8).
+    # Elastic power (issue 12) replaces these three with its own programs through `extra`.
+    params.update(
+        {"SuspendProgram": "/bin/true", "ResumeProgram": "/bin/true", "SuspendTime": str(NEVER_SUSPEND_S)}
     )
     if s.task_prolog:
         params["TaskProlog"] = s.task_prolog

@@ -106,6 +106,9 @@ def test_controller_is_found_by_dns_name_and_configless_is_on() -> None:
     assert params["GresTypes"] == "gpu"
     assert params["MpiDefault"] == "pmix"
     assert params["AccountingStorageType"] == "accounting_storage/none"
+    # Power saving is on (freed slots are powered down, hidden) but never suspends an idle node.
+    assert int(params["SuspendTime"]) >= 365 * 24 * 3600
+    assert params["SuspendProgram"] == params["ResumeProgram"] == "/bin/true"
 
 
 def test_accounting_points_at_slurmdbd_on_the_controller() -> None:

@@ -61,5 +61,8 @@ if [[ "${AZC_SLURM_ACCOUNTING:-0}" == 1 ]]; then
 fi
 "$SYSTEMCTL" enable slurmctld >&2
 "$SYSTEMCTL" restart slurmctld >&2
+for _ in $(seq 60); do "$SCONTROL" ping >/dev/null 2>&1 && break; sleep 2; done
+# Drain the unclaimed slots before any job can be placed on them (azc-slurm-reaper.sh).
+"$(dirname "${BASH_SOURCE[0]}")/azc-slurm-reaper.sh" || log "the first reaper run failed; its timer retries"
 "$SYSTEMCTL" enable --now azc-slurm-reaper.timer >&2
 log "slurmctld is running; GPU nodes join by themselves as they boot"

@@ -53,7 +53,9 @@ node_table() {
             if ($i ~ /^NodeName=/) name = substr($i, 10)
             else if ($i ~ /^NodeHostName=/) host = substr($i, 14)
             else if ($i ~ /^State=/) state = substr($i, 7)
-            else if ($i ~ /@[0-9]{4}-[0-9][0-9]-[0-9][0-9]T[0-9:]+\]$/) { when = $i; sub(/^.*@/, "", when); sub(/\]$/, "", when) }
+            else if ($i ~ /@[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9:]+\]$/) {
+                when = $i; sub(/^.*@/, "", when); sub(/\]$/, "", when)
+            }
         }
         if (name != "") print name, (host == "" ? "-" : host), state, when
     }'

@@ -11,11 +11,14 @@
 # for a job (when power saving is on), else the first free slot starting
 # at the host's instance number (the base-36 suffix of its scale-set host name) modulo the slot count,
 # so nodes created together never pick the same one. A slot is free when slurmctld does not show it
-# (an unclaimed CLOUD or FUTURE slot) or shows it DOWN and NOT_RESPONDING (its VM is gone). After slurmd
+# (never claimed: a powered-down CLOUD record, which the reaper keeps drained so no job is placed on it)
+# or shows it NOT_RESPONDING and DOWN or drained (its VM is gone). Once slurmd has registered, the node
+# takes back the reaper's drain (activate). After slurmd
 # registers, the claim is checked: if another host registered the same slot last, this node stops
 # slurmd and claims another one.
 #
-# Usage: azc-slurm-node.sh [start|claim]   (claim: print the slot this node would take, change nothing)
+# Usage: azc-slurm-node.sh [start|claim|activate SLOT]
+#   claim: print the slot this node would take, change nothing; activate: undrain SLOT once registered
 set -euo pipefail
 AZC_TAG=azc-slurm-node
 # shellcheck source=azc-lib.sh
@@ -92,6 +95,18 @@ containers() {
     rm -rf "$tmp"
 }
 
+# activate SLOT: once this node's slurmd has registered for SLOT, take back the drain the reaper puts on
+# free slots, so the node becomes schedulable. That drain shows reason "azc-slot: ..." or, after the
+# registration, none at all (Slurm 22.05 drops the reason of a powered-down CLOUD record when it
+# registers; an administrator's drain always has one): other drains stay.
+activate() {
+    local line
+    line="$("$SCONTROL" -o show node "$1")"
+    if [[ "$line" =~ State=[A-Z_+]*DRAIN && ("$line" == *" Reason=azc-slot:"* || "$line" != *" Reason="*) ]]; then
+        "$SCONTROL" update nodename="$1" state=resume
+    fi
+}
+
 registered_host() { "$SCONTROL" -o show node "$1" 2>/dev/null | tr ' ' '\n' | sed -n 's/^NodeHostName=//p'; }
 
 start() {
@@ -108,6 +123,7 @@ start() {
         "$SYSTEMCTL" restart slurmd >&2
         sleep "$VERIFY_WAIT"
         if [[ "$(registered_host "$slot")" == "$HOST" ]]; then
+            activate "$slot"
             printf '%s\n' "$slot" | write_if_changed "$SLURM_NODE_FILE" 0644 >/dev/null
             log "this node is Slurm node $slot (attempt $attempt)"
             return 0
@@ -123,5 +139,6 @@ start() {
 case "${1:-start}" in
     start) start ;;
     claim) claim ;;
-    *) log "usage: $0 [start|claim]" && exit 2 ;;
+    activate) activate "${2:?activate needs a slot name}" ;;
+    *) log "usage: $0 [start|claim|activate SLOT]" && exit 2 ;;
 esac
