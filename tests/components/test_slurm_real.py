@@ -311,7 +311,9 @@ def test_a_job_runs_with_the_nodes_nccl_environment(lab) -> None:
 def test_node_join_claims_a_free_slot_and_a_two_node_job_stays_in_one_island(lab) -> None:
     island = {"AZC_ISLAND_KEY": "gpu-i0", "AZC_SLURM_SLOTS": "2", "AZC_SLURM_SLOT_WIDTH": "3"}
     # Only one node per island is up: a job that needs two gpu nodes must wait, not span the islands.
-    job = lab.run("sbatch", "-N2", "-p", "gpu", "--parsable", "--wrap", "hostname").stdout.strip()
+    output = str(lab.root / "job-%j.out")  # never the checkout (sbatch's default is the working directory)
+    submitted = lab.run("sbatch", "-N2", "-p", "gpu", "-o", output, "--parsable", "--wrap", "hostname")
+    job = submitted.stdout.strip()
     lab.wait_for(
         "the scheduler to give the job a reason to wait",
         lambda: "Reason=None" not in lab.run("scontrol", "-o", "show", "job", job).stdout,
