@@ -35,6 +35,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_plan.py
 	$(BIN)/python benchmarks/bench_ops.py
 	$(BIN)/python benchmarks/bench_plan_scale.py
+	$(BIN)/python benchmarks/bench_slurm.py
 
 up: setup
 	$(BIN)/azcluster up $(STACK)

@@ -2202,3 +2202,29 @@ def home_mount_over_system_path(spec: ClusterSpec) -> Iterator[Problem]:
             "what the node keeps there.",
             "Use /home (the default) or a directory of its own such as /shared/home.",
         )
+
+
+@rule("AZC075", "error", "slurm-no-packages-for-image", "No Slurm packages for the pool's image and CPU")
+def slurm_no_packages_for_image(spec: ClusterSpec) -> Iterator[Problem]:
+    """Nodes install Slurm from Microsoft's packages, which exist per Ubuntu release and CPU architecture:
+    Arm64 (GB200) builds only for Ubuntu 24.04 ("Slurm is not supported on arm64 architecture for Ubuntu
+    versions < 24.04", Azure/cyclecloud-slurm azure-slurm-install/ubuntu.sh; components/catalog/slurm.yaml).
+    A node without a package never runs slurmd and never joins.
+    """
+    if not _slurm(spec):
+        return
+    for index, pool in enumerate(spec.pools):
+        size = catalog.find_size(pool.size)
+        if size is None:
+            continue
+        image = pool.image or size.default_image
+        source = catalog.slurm_image(image)
+        arch = "arm64" if size.architecture == "Arm64" else "amd64"
+        if source is not None and arch not in source.architectures:
+            yield (
+                _pool_at(index, "image"),
+                f"pool {pool.name!r} ({size.name}, {arch}) uses {image}, Ubuntu {source.ubuntu}: Microsoft "
+                f"publishes no {arch} Slurm packages for it, so its nodes could not join Slurm.",
+                "Use microsoft-dsvm:ubuntu-hpc:2404:latest (Ubuntu 24.04 has Arm64 packages), or set "
+                "`scheduler: none`.",
+            )

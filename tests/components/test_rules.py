@@ -352,6 +352,7 @@ FIRES = [
         "no cores",
     ),
     ("AZC074", {"pools.0.size": MI300X}, "Pyxis"),
+    ("AZC075", {"pools.0.size": GB200, "pools.0.image": "microsoft-dsvm:ubuntu-hpc:2204:latest"}, "arm64"),
     ("AZC085", {"location": "westus", "zone": DELETE, "storage.home.redundancy": "ZRS"}, "has none"),
     ("AZC086", {"storage.home.mount": "/opt/home"}, "under '/opt'"),
     ("AZC086", {"storage.home.mount": "/mnt/"}, "'/mnt'"),
@@ -514,6 +515,15 @@ QUIET = [
             "pools.0.size": MI300X,
             "slurm.containers": False,
             "pools.0.image": "microsoft-dsvm:ubuntu-hpc:2204-rocm:latest",
+        },
+    ),
+    ("AZC075", {"pools.0.size": GB200}),
+    (
+        "AZC075",
+        {
+            "pools.0.size": GB200,
+            "pools.0.image": "microsoft-dsvm:ubuntu-hpc:2204:latest",
+            "scheduler": "none",
         },
     ),
     ("AZC085", {"storage.home.redundancy": "ZRS"}),
