@@ -42,8 +42,6 @@ UNKNOWN_SUBNET = "10.42.0.0/24"
 """Where the mocks hand out addresses in a subnet the program did not create (an id given as a string)."""
 MOCK_PRIVATE_IP = "10.42.0.4"
 """The first address Azure hands out (it keeps .0-.3) in such a subnet."""
-MOCK_PUBLIC_IP = "203.0.113.10"
-"""The first public IP address the mocks hand out (TEST-NET-3, a documentation range)."""
 _MOCK_NAMESPACE = uuid.UUID("5f1e6f5c-51a4-4c1e-9b0e-6a7a2c1d0a11")
 
 
@@ -339,7 +337,6 @@ class _PlanMocks:
         self._lock = threading.Lock()
         self._subnets: dict[str, str] = {}  # lower-cased subnet id -> address prefix
         self._next_host: dict[str, int] = {}
-        self._public_ips = 0
 
     def call(self, args: Any) -> tuple[dict[str, Any], list[Any]]:
         with self._lock:
@@ -391,10 +388,10 @@ class _PlanMocks:
                 "tenantId": ZERO_GUID,
             }
         if typ == "azure-native:network:PublicIPAddress":
-            with self._lock:
-                self._public_ips += 1
-                number = self._public_ips
-            return {"ipAddress": f"203.0.113.{(number + 8) % 254 + 1}"}  # MOCK_PUBLIC_IP first
+            # From the resource id, not a counter: resources register concurrently, so a counter would hand
+            # the same address to a different resource from one run to the next. TEST-NET-3 (RFC 5737): a
+            # documentation range, never a real host.
+            return {"ipAddress": f"203.0.113.{int(guid[:8], 16) % 254 + 1}"}
         if typ == "azure-native:network:NetworkInterface":
             configs = []
             for config in inputs.get("ipConfigurations") or []:

@@ -269,7 +269,7 @@ def test_nat_gateway_gives_private_subnets_outbound(default):
         assert subnet.inputs["defaultOutboundAccess"] is False
     for role in ("endpoints", "bastion"):
         assert "natGateway" not in capture.one("network:Subnet", f"net-subnet-{role}").inputs
-    assert capture.value["nat_ip"] == harness.MOCK_PUBLIC_IP
+    assert capture.value["nat_ip"] == nat_ip.outputs["ipAddress"]
 
 
 def test_only_nat_and_bastion_have_public_ips(default):
