@@ -62,7 +62,10 @@ if [ ! -f "{data}/jobs/$name.rc" ]; then
   echo "sbatch: error: Batch job submission failed: Requested node configuration is not available" >&2
   exit 1
 fi
+# slurmctld hands out job ids one at a time; islands are submitted in parallel, so take a lock here.
+exec 9>"{data}/next-id.lock"; flock 9
 id=$(( $(cat "{data}/next-id") )); echo $((id + 1)) >"{data}/next-id"
+flock -u 9
 echo "$id"
 cp "{data}/jobs/$name.out" "$output"
 exit "$(cat "{data}/jobs/$name.rc")"
