@@ -22,7 +22,7 @@ except ImportError:  # pragma: no cover - older typer on plain click
     from click.exceptions import ClickException
 
 from . import __version__
-from .errors import EXIT_REFUSED, AzclusterError
+from .errors import EXIT_REFUSED, EXIT_USAGE, AzclusterError
 
 _state = {"debug": False}
 _INVOKED = "azcluster.invoked"
@@ -211,7 +211,14 @@ def schema(
 
     text = json.dumps(json_schema(), indent=2) + "\n"
     if output:
-        output.write_text(text, encoding="utf-8")
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as err:
+            raise AzclusterError(
+                f"cannot write {output}: {err.strerror or err}",
+                "give a file in an existing, writable folder",
+                EXIT_USAGE,
+            ) from None
     else:
         sys.stdout.write(text)
 

@@ -27,6 +27,9 @@ from . import sshkeys
 from .errors import EXIT_REFUSED, EXIT_USAGE, AzclusterError
 
 STACK_NAME = re.compile(r"[a-z](?:[a-z0-9-]*[a-z0-9])?")
+STACK_NAME_MAX = 48
+"""Longer and `{name}-{pool}-ib{n}` runs into Azure's 64-character scale set names; 300 characters made
+`init` fail on the file name itself."""
 """The stack name is also the cluster name, so it follows the cluster-name rule (AZC rule
 cluster-name-invalid): a lower-case letter, then lower-case letters, digits and hyphens."""
 
@@ -157,6 +160,13 @@ def lustre_sku_for(tib: int) -> str:
 
 def check_name(name: str) -> None:
     """A stack name that cannot be a file name and a cluster name is a usage error, before anything."""
+    if len(name) > STACK_NAME_MAX:
+        raise AzclusterError(
+            f"stack name {name[:20]!r}... has {len(name)} characters, more than {STACK_NAME_MAX}",
+            "every Azure resource name starts with it (a scale set name is at most 64 characters); "
+            "use a short name, e.g. the team or project",
+            EXIT_USAGE,
+        )
     if STACK_NAME.fullmatch(name):
         return
     suggestion = re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]", "-", name.lower())).strip("-")

@@ -19,10 +19,15 @@ from pydantic import BaseModel, ValidationError
 from azcluster.components import spec as spec_module
 from azcluster.components.catalog import closest
 from azcluster.components.findings import SCHEMA_ERROR_ID, Finding, sort_findings
+from azcluster.components.safefile import UnsafeFile, read_small_text
 from azcluster.components.spec import CLUSTER_CONFIG_KEY, LOCATION_CONFIG_KEY, ClusterSpec
 
 from .errors import EXIT_USAGE, AzclusterError
 
+STACK_FILE_MAX_BYTES = 1024 * 1024
+"""The 1,024-node example is under 2 KB; a stack file a thousand times larger is a mistake or an attack."""
+MAX_VALUES = 100_000
+MAX_DEPTH = 64
 STACK_FILE = re.compile(r"^Pulumi\.(?P<name>[^.]+)\.ya?ml$")
 _PATH_STEP = re.compile(r"\.([^.\[\]]+)|\[(\d+)\]")
 
@@ -66,13 +71,16 @@ def stack_name(stack: str) -> str:
     """The stack name a STACK argument stands for, without reading anything."""
     try:
         return resolve(stack)[0]
-    except (OSError, ValueError, RuntimeError):  # e.g. `~nosuchuser/...` cannot be expanded
+    except (AzclusterError, OSError, ValueError):  # e.g. `~nosuchuser/...` cannot be expanded
         return stack
 
 
 def resolve(stack: str) -> tuple[str, Path]:
     """(stack name, file path) for a stack name or a path to a stack file."""
-    candidate = Path(stack).expanduser()
+    try:
+        candidate = Path(stack).expanduser()
+    except RuntimeError as err:  # `~nosuchuser/...`
+        raise AzclusterError(f"cannot find stack file {stack}: {err}", "", EXIT_USAGE) from None
     if stack.endswith((".yaml", ".yml")) or os.sep in stack:
         match = STACK_FILE.match(candidate.name)
         return (match.group("name") if match else candidate.stem), candidate
@@ -85,13 +93,20 @@ def read_document(path: Path) -> Any:
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_small_text(path, STACK_FILE_MAX_BYTES, "stack file")
     except FileNotFoundError:
         raise AzclusterError(f"stack file {path} does not exist", _missing_hint(path), EXIT_USAGE) from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise AzclusterError(f"cannot read stack file {path}: {err}", "", EXIT_USAGE) from None
+    except UnsafeFile as err:
+        raise AzclusterError(str(err), "give the path of a stack file (YAML)", EXIT_USAGE) from None
+    except OSError as err:
+        why = err.strerror or err
+        raise AzclusterError(f"cannot read stack file {path}: {why}", "", EXIT_USAGE) from None
+    except UnicodeDecodeError as err:
+        raise AzclusterError(f"stack file {path} is not UTF-8 text: {err.reason}", "", EXIT_USAGE) from None
     try:
         return YAML(typ="rt").load(text)
+    except RecursionError:
+        raise _too_deep(path) from None
     except MarkedYAMLError as err:
         line = err.problem_mark.line + 1 if err.problem_mark else "?"
         raise AzclusterError(
@@ -117,7 +132,7 @@ def parse_document(name: str, path: Path, document: Any) -> LoadedStack:
             " `azcluster init NAME` writes one",
             EXIT_USAGE,
         )
-    config = _plain(document["config"])
+    config = _plain(document["config"], path)
     loaded = LoadedStack(name=name, path=path, config=config, document=document)
     if not isinstance(config.get(CLUSTER_CONFIG_KEY), dict):
         loaded.schema_findings = [
@@ -227,12 +242,28 @@ def _key_line(node: Any, step: Any) -> int | None:
     return position[0] + 1 if position else None
 
 
-def _plain(node: Any) -> Any:
-    """ruamel's commented containers -> plain dicts, lists and scalars (what Pulumi config gives)."""
+def _plain(node: Any, path: Path, budget: list[int] | None = None, depth: int = 0) -> Any:
+    """ruamel's commented containers -> plain dicts, lists and scalars (what Pulumi config gives).
+
+    YAML aliases are shared in ruamel's document but copied here, so a file under 1 KB of nested aliases
+    (a "billion laughs") would expand to billions of values: the copy stops at MAX_VALUES values and
+    MAX_DEPTH levels, far beyond any real cluster, with an exit-2 error.
+    """
+    budget = budget if budget is not None else [MAX_VALUES]
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise AzclusterError(
+            f"{path}: the config expands to more than {MAX_VALUES:,} values",
+            "a stack file this large is almost certainly YAML aliases (&anchor / *alias) nested to blow up; "
+            "write the values out",
+            EXIT_USAGE,
+        )
+    if depth > MAX_DEPTH:
+        raise _too_deep(path)
     if isinstance(node, dict):
-        return {str(key): _plain(value) for key, value in node.items()}
+        return {_key(key, path): _plain(value, path, budget, depth + 1) for key, value in node.items()}
     if isinstance(node, list):
-        return [_plain(value) for value in node]
+        return [_plain(value, path, budget, depth + 1) for value in node]
     if isinstance(node, str):
         return str(node)
     if isinstance(node, bool) or node is None:
@@ -242,6 +273,27 @@ def _plain(node: Any) -> Any:
     if isinstance(node, float):
         return float(node)
     return node
+
+
+def _key(key: Any, path: Path) -> str:
+    """A mapping key as Pulumi config has them: text. A YAML complex key (`? [a, b]`) is refused."""
+    if isinstance(key, dict | list | tuple):
+        line = getattr(getattr(key, "lc", None), "line", None)
+        where = f":{line + 1}" if isinstance(line, int) else ""
+        raise AzclusterError(
+            f"{path}{where}: a mapping key is a list or mapping (YAML `? ...` complex key)",
+            "keys in a stack file are plain names",
+            EXIT_USAGE,
+        )
+    return str(key)
+
+
+def _too_deep(path: Path) -> AzclusterError:
+    return AzclusterError(
+        f"{path}: nested more than {MAX_DEPTH} levels deep",
+        "a cluster needs a few levels; check for runaway brackets or aliases",
+        EXIT_USAGE,
+    )
 
 
 def _missing_hint(path: Path) -> str:

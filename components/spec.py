@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from .safefile import UnsafeFile, read_small_text
+
 CLUSTER_CONFIG_KEY = "azcluster:cluster"
 LOCATION_CONFIG_KEY = "azure-native:location"
 DEFAULT_ADDRESS_SPACE = "10.42.0.0/16"
@@ -32,9 +34,68 @@ LOGIN_DEFAULT_SIZE = "Standard_D4s_v5"
 
 
 class _Strict(BaseModel):
-    """Base for every spec section: unknown keys are errors, so a typo never silently does nothing."""
+    """Base for every spec section: unknown keys are errors, so a typo never silently does nothing.
+
+    Types are strict where a silent conversion would change the meaning: `nodes: true` is not 1 node and
+    `spot: "yes"` is not a yes (pydantic's lax mode takes both). Numbers may still arrive as integral
+    floats, as Pulumi's component plugin passes every number (protobuf Struct values are doubles). Text
+    must be valid Unicode: a lone surrogate (`"\\udc80"` in YAML) passes here and fails in the engine.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_silent_conversion(cls, value: Any, info: ValidationInfo) -> Any:
+        _check_text(value)
+        kinds = _plain_kinds(cls.model_fields[info.field_name].annotation) if info.field_name else set()
+        if kinds == {bool} and not isinstance(value, bool):
+            raise ValueError("must be true or false")
+        if (
+            kinds
+            and kinds <= {int, float}
+            and (isinstance(value, bool) or not isinstance(value, int | float))
+        ):
+            raise ValueError("must be a number")
+        return value
+
+
+def _plain_kinds(annotation: Any) -> set[type]:
+    """{int}, {bool}, {int, float}: the scalar types a field takes (None aside); empty for any other."""
+    args = getattr(annotation, "__args__", None)
+    if annotation in (int, float, bool):
+        return {annotation}
+    if args is None or getattr(annotation, "__origin__", None) is Literal:
+        return set()
+    if type(annotation).__name__ not in ("UnionType", "_UnionGenericAlias"):
+        return set()
+    kinds = {arg for arg in args if arg is not type(None)}
+    return kinds if kinds and kinds <= {int, float, bool} else set()
+
+
+def _check_text(value: Any) -> None:
+    """Refuse strings that cannot be encoded as UTF-8 (lone surrogates), anywhere in a value."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as err:
+            raise ValueError(
+                f"contains {value[err.start]!r}, which is not valid Unicode text (a lone surrogate)"
+            ) from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key)
+            _check_text(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _check_text(item)
+
+
+def _bare(value: str | None) -> str | None:
+    """A CIDR is taken as written (Azure gets these very characters): no space or line break around it."""
+    if value is not None and value != value.strip():
+        raise ValueError("has a space or line break around it; write the CIDR alone, e.g. 10.42.0.0/16")
+    return value
 
 
 class SubnetPrefixes(_Strict):
@@ -45,6 +106,11 @@ class SubnetPrefixes(_Strict):
     lustre: str | None = Field(None, description="CIDR of Azure Managed Lustre's own subnet (/24 or larger).")
     endpoints: str | None = Field(None, description="CIDR of the private endpoints' subnet.")
     bastion: str | None = Field(None, description="CIDR of AzureBastionSubnet (/26 or larger).")
+
+    @field_validator("*")
+    @classmethod
+    def _bare_cidr(cls, value: str | None) -> str | None:
+        return _bare(value)
 
 
 class NetworkSpec(_Strict):
@@ -89,6 +155,11 @@ class NetworkSpec(_Strict):
                 f"use {', '.join(sorted(PRIVATE_DNS_ZONE_NAMES))}"
             )
         return zones
+
+    @field_validator("address_space")
+    @classmethod
+    def _bare_address_space(cls, value: str) -> str:
+        return _bare(value) or value
 
 
 class ImagePlan(_Strict):
@@ -286,14 +357,25 @@ def _looks_like_path(value: Any) -> bool:
     return isinstance(value, str) and value.strip().endswith(".pub") and " " not in value.strip()
 
 
+SSH_KEY_FILE_MAX_BYTES = 16 * 1024
+"""An OpenSSH public key line is under 1 KB even for RSA-16384 (about 2.8 KB); anything larger is not one."""
+
+
 def _read_key(value: str, base: Path) -> str:
-    path = Path(value.strip()).expanduser()
+    try:
+        path = Path(value.strip()).expanduser()
+    except RuntimeError as err:  # `~nosuchuser/...`: no such user, or no home directory
+        raise ValueError(f"cannot read SSH public key file {value.strip()}: {err}") from None
     if not path.is_absolute():
         path = base / path
     try:
-        return path.read_text(encoding="utf-8").strip()
+        return read_small_text(path, SSH_KEY_FILE_MAX_BYTES, "SSH public key file").strip()
+    except UnsafeFile as err:
+        raise ValueError(f"cannot read {err}") from None
     except OSError as err:
         raise ValueError(f"cannot read SSH public key file {path}: {err.strerror or err}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"SSH public key file {path} is not text (UTF-8)") from None
 
 
 class SlurmAccountingSpec(_Strict):

@@ -1,0 +1,187 @@
+"""Bad input through the real CLI: a finding or a message with exit 1/2, never a hang, a crash or a bomb.
+
+Each case here was an `unexpected X` (exit 1), a hang, or minutes of CPU and gigabytes of memory before.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.clirunner import run_cli
+
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHKj4pWdg/ReSLrZ3fdZsxMlItQCf8coEJHP4cALGc42 test"
+
+
+def stack(
+    tmp_path: Path, network: str = "", keys: str = f'["{KEY}"]', pool: str = "", extra: str = ""
+) -> Path:
+    path = tmp_path / "Pulumi.t.yaml"
+    path.write_text(
+        textwrap.dedent(
+            f"""\
+            config:
+              azure-native:location: eastus
+              azcluster:cluster:
+                name: demo
+                zone: "1"
+                {network}
+                pools:
+                  - name: gpu
+                    size: Standard_ND96asr_v4
+                    nodes: 2
+                    {pool}
+                ssh:
+                  public_keys: {keys}
+            {extra}
+            """
+        ),
+        encoding="utf-8",
+    )
+    return path
+
+
+def refused(path: Path, exit_code: int) -> dict:
+    result = run_cli("validate", str(path), "--json")
+    assert result.exit_code == exit_code, result.stdout + result.stderr
+    assert "unexpected" not in result.stderr
+    return json.loads(result.stdout)
+
+
+def finding(document: dict, path: str) -> str:
+    (message,) = [f["message"] for f in document["findings"] if f["path"] == path]
+    return message
+
+
+# --- strict types ----------------------------------------------------------------------------------------
+
+
+def test_a_boolean_is_not_a_node_count(tmp_path):
+    path = stack(tmp_path)
+    path.write_text(path.read_text().replace("nodes: 2", "nodes: true"))
+    document = refused(path, 1)
+    assert "must be a number" in finding(document, "azcluster:cluster.pools[0].nodes")
+
+
+def test_yes_is_not_a_boolean(tmp_path):
+    document = refused(stack(tmp_path, pool='spot: "yes"'), 1)
+    assert "must be true or false" in finding(document, "azcluster:cluster.pools[0].spot")
+
+
+def test_integral_floats_still_count_as_numbers(tmp_path):
+    """Pulumi's component plugin passes every number as a float (protobuf Struct): 2.0 nodes is 2."""
+    path = stack(tmp_path)
+    path.write_text(path.read_text().replace("nodes: 2", "nodes: 2.0"))
+    assert refused(path, 0)["ok"] is True
+
+
+# --- validate reports what plan would fail on ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("network", "where"),
+    [
+        ('network: {subnets: {compute: " 10.42.0.0/20"}}', "network.subnets.compute"),
+        ('network: {subnets: {compute: "10.42.0.0/20\\n"}}', "network.subnets.compute"),
+        ('network: {address_space: "10.42.0.0/16\\n"}', "network.address_space"),
+    ],
+)
+def test_a_cidr_with_space_around_it_is_a_finding(tmp_path, network, where):
+    document = refused(stack(tmp_path, network=network), 1)
+    assert "space or line break" in finding(document, f"azcluster:cluster.{where}")
+
+
+def test_a_lone_surrogate_is_a_finding(tmp_path):
+    document = refused(stack(tmp_path, network='tags: {team: "\\udc80"}'), 1)
+    assert "not valid Unicode" in finding(document, "azcluster:cluster.tags")
+
+
+# --- files that are not stack files ----------------------------------------------------------------------
+
+
+def test_an_alias_bomb_stops_at_the_value_limit(tmp_path):
+    """Nine levels of nine aliases: 9**10 values once expanded, under an unrelated config key."""
+    levels = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    levels += [f"a{i}: &a{i} [{','.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    path = stack(tmp_path)
+    path.write_text(path.read_text() + "  bomb:key: {" + ", ".join(levels) + "}\n")
+    assert os.path.getsize(path) < 1024 + len(path.read_text().split("  bomb:key")[0])
+    document = refused(path, 2)
+    assert "expands to more than 100,000 values" in document["error"]["message"]
+
+
+def test_deep_nesting_is_refused(tmp_path):
+    for depth in (200, 3000):  # under and over Python's recursion limit
+        path = tmp_path / "Pulumi.deep.yaml"
+        path.write_text("config: {x: " + "[" * depth + "]" * depth + "}\n")
+        assert "nested more than" in refused(path, 2)["error"]["message"]
+
+
+def test_a_complex_key_is_refused(tmp_path):
+    path = stack(tmp_path)
+    path.write_text(path.read_text().replace("    name: demo\n", "    name: demo\n    ? [a, b]\n    : c\n"))
+    assert "complex key" in refused(path, 2)["error"]["message"]
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
+def test_a_device_is_not_a_stack_file(device):
+    result = run_cli("validate", device, "--json")
+    assert result.exit_code == 2
+    assert json.loads(result.stdout)["error"]["message"] == f"stack file {device} is not a regular file"
+
+
+def test_a_fifo_is_not_a_stack_file_and_nothing_waits_for_a_writer(tmp_path):
+    fifo = tmp_path / "Pulumi.f.yaml"
+    os.mkfifo(fifo)
+    result = run_cli("validate", str(fifo), "--json")
+    assert result.exit_code == 2 and "not a regular file" in result.stderr
+
+
+def test_a_huge_stack_file_is_refused(tmp_path):
+    path = tmp_path / "Pulumi.big.yaml"
+    path.write_text("config: {}\n" + "#" * (2 * 1024 * 1024))
+    assert "larger than 1,048,576 bytes" in refused(path, 2)["error"]["message"]
+
+
+@pytest.mark.parametrize("target", ["/dev/zero", "fifo"])
+def test_an_ssh_key_path_that_is_not_a_regular_file_is_a_finding(tmp_path, target):
+    key = tmp_path / "id.pub"
+    if target == "fifo":
+        os.mkfifo(key)
+    else:
+        key.symlink_to(target)
+    document = refused(stack(tmp_path, keys=f'["{key}"]'), 1)
+    assert "is not a regular file" in finding(document, "azcluster:cluster.ssh.public_keys")
+
+
+def test_an_unknown_user_in_a_key_path_is_a_finding(tmp_path):
+    document = refused(stack(tmp_path, keys='["~nosuchuser-azc/id.pub"]'), 1)
+    assert "cannot read SSH public key file ~nosuchuser-azc/id.pub" in finding(
+        document, "azcluster:cluster.ssh.public_keys"
+    )
+
+
+def test_an_unknown_user_in_the_stack_path_is_a_message():
+    result = run_cli("validate", "~nosuchuser-azc/Pulumi.x.yaml", "--json")
+    assert result.exit_code == 2 and "cannot find stack file" in result.stderr
+
+
+# --- other commands --------------------------------------------------------------------------------------
+
+
+def test_schema_into_a_missing_folder_is_a_message(tmp_path):
+    result = run_cli("schema", "-o", str(tmp_path / "nope" / "schema.json"))
+    assert result.exit_code == 2 and "cannot write" in result.stderr and "unexpected" not in result.stderr
+
+
+@pytest.mark.parametrize("name", ["a:b", "a\nb", "a" * 300])
+def test_init_refuses_names_that_cannot_name_a_stack(tmp_path, monkeypatch, name):
+    monkeypatch.setenv("AZCLUSTER_STACKS_DIR", str(tmp_path))
+    result = run_cli("init", name)
+    assert result.exit_code == 2, result.stderr
+    assert "stack name" in result.stderr and "unexpected" not in result.stderr
+    assert list(tmp_path.iterdir()) == []
