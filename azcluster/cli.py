@@ -146,9 +146,31 @@ StackArg = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout, nothing else.")]
+
+
+def _known_ids(ids: list[str] | None) -> list[str] | None:
+    """`--suppress AZC999` is a typo that silences nothing: say so (exit 2), as AZC053 does in the spec."""
+    if not ids:
+        return ids
+    from azcluster.components.rules import RULES
+
+    for ident in ids:
+        if ident.strip().upper() not in RULES:
+            raise typer.BadParameter(
+                f"{ident!r} is not a finding id (ids run from {min(RULES)} to {max(RULES)}); "
+                "the finding table and `--json` show each finding's id"
+            )
+    return ids
+
+
 SuppressOpt = Annotated[
     list[str] | None,
-    typer.Option("--suppress", metavar="ID", help="Silence a finding id (repeatable), e.g. AZC012."),
+    typer.Option(
+        "--suppress",
+        metavar="ID",
+        help="Silence a finding id (repeatable), e.g. AZC012.",
+        callback=_known_ids,
+    ),
 ]
 
 
@@ -166,6 +188,25 @@ def _main(
     ] = False,
 ) -> None:
     _state["debug"] = debug
+    _azure_logging(debug)
+
+
+def _azure_logging(debug: bool) -> None:
+    """The Azure SDKs' log lines (azure-identity's "AzureCliCredential.get_token_info failed: ..." before
+    azcluster says the same with a hint) only with --debug, then on stderr with their logger names."""
+    import logging
+
+    class Stderr(logging.StreamHandler):
+        """Writes to whatever sys.stderr is when a record comes (a test runner swaps it)."""
+
+        stream = property(lambda self: sys.stderr, lambda self, value: None)  # type: ignore[assignment]
+
+    logger = logging.getLogger("azure")
+    logger.setLevel(logging.DEBUG if debug else logging.CRITICAL + 1)
+    if debug and not any(type(h).__name__ == "Stderr" for h in logger.handlers):
+        handler = Stderr()
+        handler.setFormatter(logging.Formatter("%(name)s %(levelname)s: %(message)s"))
+        logger.addHandler(handler)
 
 
 # --- the spec: validate, schema, skus, init (issue 2) -------------------------------------------------

@@ -276,6 +276,8 @@ def up(
     """
     from . import render
 
+    if not yes and not is_interactive():  # before preflight and preview: CI learns it in a second
+        confirm("", yes=yes, action="deploy")
     target = open_target(stack, options or EngineOptions())
     refuse_local_state_in_ci((options or EngineOptions()).backend)
     name, loaded = target.name, target.loaded

@@ -316,13 +316,14 @@ def show(result: PlanResult) -> None:
     from . import render
 
     render.print_findings(result.findings, result.source)
+    if not result.ok:  # nothing was planned: a cost or a quota for a cluster that cannot be built misleads
+        show_messages(result)
+        return
     if result.resources:
         render.stdout.print(resource_tree(result))
     render.stdout.print(summary_table(result))
     render.stdout.print(quota_table(result.summary))
     show_messages(result)
-    if not result.ok:
-        return
     warnings = sum(1 for finding in result.findings if finding.severity == "warning")
     tail = f" with {warnings} warning{'s' if warnings != 1 else ''}" if warnings else ""
     render.console.print(render.markup("[green]plan ok[/]{}: offline, nothing was created", tail))

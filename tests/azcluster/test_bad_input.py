@@ -185,3 +185,15 @@ def test_init_refuses_names_that_cannot_name_a_stack(tmp_path, monkeypatch, name
     assert result.exit_code == 2, result.stderr
     assert "stack name" in result.stderr and "unexpected" not in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["validate", "plan"])
+def test_suppressing_an_unknown_id_says_so(tmp_path, command):
+    result = run_cli(command, str(stack(tmp_path)), "--suppress", "AZC999")
+    assert result.exit_code == 2
+    assert "'AZC999' is not a finding id" in result.stderr
+
+
+def test_suppressing_a_known_id_in_any_case_works(tmp_path):
+    result = run_cli("validate", str(stack(tmp_path)), "--suppress", "azc012")
+    assert result.exit_code == 0, result.stderr

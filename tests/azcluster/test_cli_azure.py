@@ -278,3 +278,21 @@ def test_status_as_a_reader_says_once_what_diagnosis_needs(cli) -> None:
     said = human.stdout + human.stderr
     assert said.count("Virtual Machine Contributor") == 1 and "--no-diagnose" in human.stderr
     assert said.count("not diagnosed: Azure refused Run Command on gpu0000000") == 3
+
+
+def test_azure_sdk_log_lines_only_with_debug(cli) -> None:
+    """azure-identity logs a WARNING for each failed credential; Python prints those on stderr when no
+    handler is set (a real run, not pytest's log capture), before azcluster's own message says it better."""
+    import os
+    import subprocess
+    import sys
+
+    fake_az_script(cli.tmp / "bin", logged_in=False)
+    command = [sys.executable, "-m", "azcluster", "status", stack_file(cli.tmp), "--auth", "cli", "--json"]
+    quiet = subprocess.run(command, capture_output=True, text=True, env=os.environ, timeout=120)
+    assert quiet.returncode == 3 and "no working Azure credential" in quiet.stderr
+    assert "get_token_info failed" not in quiet.stderr, quiet.stderr
+    loud = subprocess.run(
+        command[:3] + ["--debug"] + command[3:], capture_output=True, text=True, env=os.environ, timeout=120
+    )
+    assert "azure.identity" in loud.stderr and "get_token_info failed" in loud.stderr, loud.stderr

@@ -145,3 +145,11 @@ def test_validate_counts_agree_with_their_nouns(tmp_path):
     path = stack(tmp_path, image="image: microsoft-dsvm/ubuntu-hpc")
     result = run_cli("validate", str(path))
     assert "(1 error, 0 warnings, 0 info)" in result.stderr, result.stderr
+
+
+def test_plan_with_error_findings_shows_no_cost_or_quota(tmp_path):
+    """Nothing was planned: a cost and a quota for a cluster that cannot be built would mislead."""
+    result = run_cli("plan", str(stack(tmp_path, image="image: microsoft-dsvm/ubuntu-hpc")))
+    assert result.exit_code == 1 and "AZC017" in result.stdout
+    assert "cost per hour" not in result.stdout and "quota" not in result.stdout
+    assert "nothing was planned" in result.stderr
