@@ -104,6 +104,12 @@ def test_the_login_node_gets_the_programs_its_config_and_the_timer(elastic_clust
             files[path]["content"] == elastic.slurm_wrapper(command) and files[path]["permissions"] == "0755"
         )
     assert "User=slurm" in files[f"{bootstrap.UNIT_DIR}/azc-elastic-watch.service.d/user.conf"]["content"]
+    # and the controller's slurm.conf hands idle and wanted nodes to them (45 idle minutes)
+    slurm_conf = next(entry["content"] for path, entry in files.items() if path.endswith("/slurm.conf"))
+    params = dict(line.split("=", 1) for line in slurm_conf.splitlines() if "=" in line and " " not in line)
+    for key, (path, _command) in elastic.SLURM_PROGRAMS.items():
+        assert params[key] == path
+    assert params["SuspendTime"] == "2700" and params["ResumeTimeout"] == "1800"
     assert document["runcmd"][0] == ["systemd-tmpfiles", "--create", bootstrap.ELASTIC_TMPFILES_PATH]
     text = gzip.decompress(
         base64.b64decode(elastic_cluster.one("compute:VirtualMachine").inputs["osProfile"]["customData"])
