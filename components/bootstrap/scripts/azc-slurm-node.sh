@@ -117,6 +117,7 @@ start() {
     mkdir -p "$R/var/spool/slurmd" "$R/var/log/slurm"
     for attempt in 1 2 3 4 5; do
         slot="$(claim "${excluded[@]}")"
+        # slurmd.service (SchedMD's and Debian's) reads SLURMD_OPTIONS from /etc/default/slurmd.
         printf 'SLURMD_OPTIONS="-N %s --conf-server %s:%s"\n' "$slot" "$AZC_SLURM_CONTROLLER" "${AZC_SLURM_PORT:-6817}" |
             write_if_changed "$R/etc/default/slurmd" 0644 >/dev/null
         "$SYSTEMCTL" enable slurmd >&2
