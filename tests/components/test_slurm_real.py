@@ -262,6 +262,16 @@ def lab(tmp_path_factory) -> Iterator[LoopbackSlurm]:
             pid = _pid(pid_file)
             if pid is not None:
                 _kill(pid)
+        # A slurmd that had not yet written its pid file when a test gave up: found by this test's own
+        # controller port on its command line, so only daemons this fixture started are touched.
+        marker = f"--conf-server127.0.0.1:{settings.slurmctld_port}".encode()
+        for proc in Path("/proc").iterdir():
+            try:
+                argv = (proc / "cmdline").read_bytes().replace(b"\0", b"")
+            except OSError:
+                continue
+            if proc.name.isdigit() and argv.startswith(b"slurmd") and marker in argv:
+                _kill(int(proc.name))
         for pid_file in (root / "run" / "slurmctld.pid", root / "run" / "munged.pid"):
             pid = _pid(pid_file)
             if pid is not None:
