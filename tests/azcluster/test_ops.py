@@ -382,13 +382,12 @@ def test_diagnosis_is_capped_unhealthy_nodes_first_and_says_what_it_skipped(arm,
     }
 
 
+@pytest.mark.timeout(60)  # polled for ever, the test fails here instead of answering
 def test_a_run_command_that_never_ends_is_given_up_on(arm, cluster) -> None:
     unhealthy(cluster[2].instances[0])
     arm.fake.run_command_polls = 10**6
     arm.fake.lro_retry_after = "1"
-    started = time.monotonic()
     status = cluster_status(spec(), arm.context(), "demo", diagnose_timeout=0.3)
-    assert time.monotonic() - started < 5
     ((_island, node),) = status.unhealthy()
     assert node.diagnosis.detail == (
         "could not read the health result: Run Command did not finish within 0.3s (is the VM agent, "
