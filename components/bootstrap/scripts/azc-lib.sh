@@ -72,6 +72,22 @@ write_if_changed() {
     fi
 }
 
+# ensure_fstab MOUNTPOINT ENTRY: the one fstab line for MOUNTPOINT is ENTRY (a re-run changes nothing).
+# Mounts are `noauto,nofail` entries that a unit mounts in the background: boot never waits on storage.
+ensure_fstab() {
+    local mp="$1" entry="$2" fstab="$R/etc/fstab" current
+    touch "$fstab"
+    current="$(awk -v mp="$mp" '$2 == mp' "$fstab")"
+    if [[ "$current" == "$entry" ]]; then
+        return 0
+    fi
+    {
+        awk -v mp="$mp" '$2 != mp' "$fstab"
+        printf '%s\n' "$entry"
+    } | write_if_changed "$fstab" 0644 >/dev/null
+    log "fstab: $entry"
+}
+
 os_release() { sed -n "s/^$1=//p" "$R/etc/os-release" 2>/dev/null | tr -d '"'; }
 
 # apt_microsoft_repo NAME LINE: add a packages.microsoft.com apt source (and Microsoft's signing key)

@@ -31,21 +31,6 @@ if [[ -z "$SOURCE" ]]; then
 fi
 HOST="${SOURCE%%:*}"
 
-ensure_fstab() {
-    local fstab="$R/etc/fstab" entry current
-    entry="$SOURCE $MP nfs $OPTIONS,_netdev,noauto,nofail 0 0"
-    touch "$fstab"
-    current="$(awk -v mp="$MP" '$2 == mp' "$fstab")"
-    if [[ "$current" == "$entry" ]]; then
-        return 0
-    fi
-    {
-        awk -v mp="$MP" '$2 != mp' "$fstab"
-        printf '%s\n' "$entry"
-    } | write_if_changed "$fstab" 0644 >/dev/null
-    log "fstab: $entry"
-}
-
 # private_address NAME: the first IPv4 address NAME resolves to, when it is a private (RFC 1918) one.
 private_address() {
     local ip
@@ -94,7 +79,7 @@ seed() {
 }
 
 main() {
-    ensure_fstab
+    ensure_fstab "$MP" "$SOURCE $MP nfs $OPTIONS,_netdev,noauto,nofail 0 0"
     mkdir -p "$R$MP"
     if is_mounted "$MP" '^nfs4?$'; then
         log "$MP already mounted"

@@ -26,21 +26,6 @@ if [[ -z "$HOST" ]]; then
     exit 0
 fi
 
-ensure_fstab() {
-    local fstab="$R/etc/fstab" entry current
-    entry="$HOST@tcp:/$FSNAME $MP lustre $OPTIONS,_netdev,noauto,nofail 0 0"
-    touch "$fstab"
-    current="$(awk -v mp="$MP" '$2 == mp' "$fstab")"
-    if [[ "$current" == "$entry" ]]; then
-        return 0
-    fi
-    {
-        awk -v mp="$MP" '$2 != mp' "$fstab"
-        printf '%s\n' "$entry"
-    } | write_if_changed "$fstab" 0644 >/dev/null
-    log "fstab: $entry"
-}
-
 resolve() {
     if [[ "$HOST" =~ ^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$ ]]; then
         echo "$HOST"
@@ -68,7 +53,7 @@ install_client() {
 
 main() {
     local ip
-    ensure_fstab
+    ensure_fstab "$MP" "$HOST@tcp:/$FSNAME $MP lustre $OPTIONS,_netdev,noauto,nofail 0 0"
     mkdir -p "$R$MP"
     if is_mounted "$MP" '^lustre$'; then
         log "$MP already mounted"
