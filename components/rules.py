@@ -221,7 +221,7 @@ def pool_name_invalid(spec: ClusterSpec) -> Iterator[Problem]:
     between cluster, pool and island stay unambiguous.
     """
     for index, pool in enumerate(spec.pools):
-        if not POOL_NAME_PATTERN.match(pool.name):
+        if not POOL_NAME_PATTERN.fullmatch(pool.name):
             suggestion = re.sub(r"[^a-z0-9]", "", pool.name.lower()) or "gpu"
             yield (
                 _pool_at(index, "name"),
@@ -467,7 +467,7 @@ def capacity_reservation_id_malformed(spec: ClusterSpec) -> Iterator[Problem]:
     """
     for index, pool in enumerate(spec.pools):
         value = pool.capacity_reservation_group_id
-        if value is not None and not CAPACITY_RESERVATION_GROUP_ID.match(value.strip()):
+        if value is not None and not CAPACITY_RESERVATION_GROUP_ID.fullmatch(value.strip()):
             yield (
                 _pool_at(index, "capacity_reservation_group_id"),
                 f"pool {pool.name!r}: {_preview(value, 60)!r} is not a capacity reservation group "
@@ -484,7 +484,7 @@ IMAGE_URN = re.compile(r"^[^:\s/]+:[^:\s/]+:[^:\s/]+:[^:\s/]+$")
 def _image_form(image: str) -> str | None:
     """'urn', 'id' or None: the forms the Compute API's imageReference takes (as components/images.py)."""
     text = image.strip()
-    if IMAGE_URN.match(text):
+    if IMAGE_URN.fullmatch(text):
         return "urn"
     lowered = text.lower()
     if lowered.startswith("/subscriptions/") and "/providers/microsoft.compute/" in lowered:
@@ -1034,7 +1034,7 @@ def existing_vnet_id_malformed(spec: ClusterSpec) -> Iterator[Problem]:
     (https://learn.microsoft.com/azure/azure-resource-manager/management/resource-name-rules).
     """
     value = spec.network.existing_vnet_id
-    if value is not None and not VIRTUAL_NETWORK_ID.match(value.strip()):
+    if value is not None and not VIRTUAL_NETWORK_ID.fullmatch(value.strip()):
         yield (
             _at("network.existing_vnet_id"),
             f"{_preview(value, 60)!r} is not a virtual network resource id.",
@@ -1153,7 +1153,7 @@ def dns_zone_id_malformed(spec: ClusterSpec) -> Iterator[Problem]:
         if text.lower() == CREATE_DNS_ZONE:
             continue
         expected = PRIVATE_DNS_ZONE_NAMES[kind]
-        match = PRIVATE_DNS_ZONE_ID.match(text)
+        match = PRIVATE_DNS_ZONE_ID.fullmatch(text)
         if match is None:
             problem = f"{_preview(value, 60)!r} is neither `create` nor a private DNS zone resource id."
         elif match["name"].lower() != expected:
@@ -1297,7 +1297,7 @@ def lustre_import_container_invalid(spec: ClusterSpec) -> Iterator[Problem]:
     if not (_lustre_enabled(spec) and lustre is not None and lustre.import_container):
         return
     name = lustre.import_container
-    if not BLOB_CONTAINER_NAME.match(name):
+    if not BLOB_CONTAINER_NAME.fullmatch(name):
         problem = "is not 3-63 lower-case letters, digits and single hyphens"
     elif name == HSM_LOGGING_CONTAINER:
         problem = f"is the container azcluster keeps for Managed Lustre's logs ({HSM_LOGGING_CONTAINER})"
@@ -1325,7 +1325,7 @@ def blob_container_name_invalid(spec: ClusterSpec) -> Iterator[Problem]:
     seen: set[str] = set()
     for index, name in enumerate(blob.containers):
         path = _at(f"storage.blob.containers[{index}]")
-        if not BLOB_CONTAINER_NAME.match(name):
+        if not BLOB_CONTAINER_NAME.fullmatch(name):
             suggestion = re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]", "", name.lower())).strip("-") or "data"
             yield (
                 path,
@@ -1384,7 +1384,7 @@ def cluster_name_invalid(spec: ClusterSpec) -> Iterator[Problem]:
     azcluster asks for a lower-case letter first, then lower-case letters, digits and hyphens, ending in a
     letter or digit, so every derived name is valid.
     """
-    if not CLUSTER_NAME_PATTERN.match(spec.name):
+    if not CLUSTER_NAME_PATTERN.fullmatch(spec.name):
         suggestion = re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]", "-", spec.name.lower())).strip("-")
         if not suggestion or not suggestion[0].isalpha():
             suggestion = f"c-{suggestion}".rstrip("-")
@@ -1474,7 +1474,7 @@ def resource_group_name_invalid(spec: ClusterSpec) -> Iterator[Problem]:
     name = spec.resource_group
     if name is None:
         return
-    valid = RESOURCE_GROUP_NAME.match(name) and not name.endswith(".")
+    valid = RESOURCE_GROUP_NAME.fullmatch(name) and not name.endswith(".")
     if not valid or len(name) > RESOURCE_GROUP_NAME_MAX:
         yield (
             _at("resource_group"),

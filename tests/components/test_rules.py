@@ -876,3 +876,17 @@ def test_check_never_raises_and_findings_keep_their_shape(cluster: dict[str, Any
         assert isinstance(finding.message, str) and finding.message.strip()
         assert isinstance(finding.hint, str) and finding.hint.strip()
         assert set(finding.to_json()) == {"id", "severity", "path", "message", "hint"}
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "rule_id"),
+    [
+        ("pools.0.name", "gpu\n", "AZC005"),
+        ("name", "demo\n", "AZC"),
+        ("resource_group", "demo-rg\n", "AZC"),
+    ],
+)
+def test_a_trailing_newline_is_not_a_valid_name(path, value, rule_id) -> None:
+    """`^...$` with re.match accepts a trailing newline; Azure does not. The rules match the whole value."""
+    found = ids(build({path: value}))
+    assert any(i.startswith(rule_id) for i in found - ids(build())), (path, found)
