@@ -39,7 +39,7 @@ import pulumi
 from pulumi_azure_native import authorization, network, privatedns, storage
 
 from .network import private_dns_zone
-from .storage import storage_account_name
+from .storage import account_private_endpoint, storage_account_name
 from .tags import cluster_tags
 
 if TYPE_CHECKING:
@@ -166,18 +166,14 @@ class SharedHome(pulumi.ComponentResource):
             access_tier=storage.ShareAccessTier.PREMIUM,
             opts=data,
         )
-        self.private_endpoint = network.PrivateEndpoint(
+        self.private_endpoint = account_private_endpoint(
             f"{name}-pe",
-            private_endpoint_name=f"{args.cluster_name}-home-pe",
-            custom_network_interface_name=f"{args.cluster_name}-home-pe-nic",
+            azure_name=f"{args.cluster_name}-home-pe",
+            group="file",
+            account_id=self.account.id,
             resource_group_name=args.resource_group_name,
             location=args.location,
-            subnet=network.SubnetArgs(id=args.endpoints_subnet_id),
-            private_link_service_connections=[
-                network.PrivateLinkServiceConnectionArgs(
-                    name="file", private_link_service_id=self.account.id, group_ids=["file"]
-                )
-            ],
+            subnet_id=args.endpoints_subnet_id,
             tags=tags,
             opts=child,
         )

@@ -269,18 +269,14 @@ class SharedStorage(pulumi.ComponentResource):
                 opts=self._data_opts(),
             )
 
-        endpoint = network.PrivateEndpoint(
+        endpoint = account_private_endpoint(
             f"{name}-blob-pe",
-            private_endpoint_name=f"{args.cluster_name}-blob-pe",
-            custom_network_interface_name=f"{args.cluster_name}-blob-pe-nic",
+            azure_name=f"{args.cluster_name}-blob-pe",
+            group="blob",
+            account_id=account.id,
             resource_group_name=args.resource_group_name,
             location=args.location,
-            subnet=network.SubnetArgs(id=args.endpoints_subnet_id),
-            private_link_service_connections=[
-                network.PrivateLinkServiceConnectionArgs(
-                    name="blob", private_link_service_id=account.id, group_ids=["blob"]
-                )
-            ],
+            subnet_id=args.endpoints_subnet_id,
             tags=tags,
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -393,3 +389,37 @@ class SharedStorage(pulumi.ComponentResource):
             )
             for role in HSM_ROLES
         ]
+
+
+def account_private_endpoint(
+    resource_name: str,
+    *,
+    azure_name: str,
+    group: str,
+    account_id: pulumi.Input[str],
+    resource_group_name: pulumi.Input[str],
+    location: str,
+    subnet_id: pulumi.Input[str],
+    tags: dict[str, str],
+    opts: pulumi.ResourceOptions,
+) -> network.PrivateEndpoint:
+    """The private endpoint of one storage sub-resource (`group`: blob, file) in the endpoints subnet.
+
+    Its network interface is named after it (`<azure_name>-nic`) instead of Azure's random suffix, so the
+    cluster's resources can be told apart in the portal. Used for the blob account and the shared home.
+    """
+    return network.PrivateEndpoint(
+        resource_name,
+        private_endpoint_name=azure_name,
+        custom_network_interface_name=f"{azure_name}-nic",
+        resource_group_name=resource_group_name,
+        location=location,
+        subnet=network.SubnetArgs(id=subnet_id),
+        private_link_service_connections=[
+            network.PrivateLinkServiceConnectionArgs(
+                name=group, private_link_service_id=account_id, group_ids=[group]
+            )
+        ],
+        tags=tags,
+        opts=opts,
+    )
