@@ -64,7 +64,6 @@ BASTION_SUBNET_NAME = "AzureBastionSubnet"  # Azure requires exactly this name
 SUBNET_ROLES = ("compute", "login", "lustre", "endpoints")
 NAT_SUBNET_ROLES = ("compute", "login", "lustre")
 LUSTRE_PORTS = ("988", "1019-1023")
-NFS_PORTS = ("111", "2049")  # NFSv3 (portmapper + nfsd); NFSv4.1 (Azure Files) needs 2049 only
 
 _VNET_ID = re.compile(
     r"^/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)"

@@ -44,8 +44,6 @@ SLURM_USER = "slurm"
 CONTROLLER_RECORD = "slurmctld"
 """A record in the cluster's private DNS zone naming the controller: nodes find it by name, never by IP."""
 SLURM_ETC = "/etc/slurm"
-HEALTH_REASON_PREFIX = "azc-health:"
-"""Drain reasons the health hook sets start with this; it resumes only nodes it drained itself."""
 GIB_MB = 1024
 NEVER_SUSPEND_S = 365 * 24 * 3600
 MIN_MEMORY_RESERVE_MB = 1024
