@@ -5,6 +5,8 @@ Python program importing the components."""
 from __future__ import annotations
 
 import json
+import re
+import types
 import typing
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
@@ -57,7 +59,7 @@ def unwrap(tp: Any) -> Any:
         origin = get_origin(tp)
         if origin is typing.Annotated:
             tp = get_args(tp)[0]
-        elif origin in (typing.Union, __import__("types").UnionType):
+        elif origin in (typing.Union, types.UnionType):
             (tp,) = [a for a in get_args(tp) if a is not type(None)]
         else:
             return tp
@@ -184,8 +186,6 @@ def wire(value: Any) -> Any:
 
 def snake(value: Any) -> Any:
     """The YAML program's camelCase properties as the stack file's snake_case keys."""
-    import re
-
     if isinstance(value, dict):
         return {re.sub(r"(?<!^)([A-Z])", r"_\1", k).lower(): snake(v) for k, v in value.items()}
     if isinstance(value, list):
