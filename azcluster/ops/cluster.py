@@ -6,13 +6,13 @@ The cluster is found by tags (components/tags.py): in the cluster's resource gro
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from azcluster.components.spec import ClusterSpec
 from azcluster.components.tags import ROLE_COMPUTE, TAG_CLUSTER, TAG_ISLAND, TAG_POOL, TAG_ROLE
 
 from ..errors import EXIT_REFUSED, EXIT_USAGE, AzclusterError
+from .model import MissingIsland, ScaleSet
 
 
 def load_spec(stack: str) -> tuple[str, ClusterSpec]:
@@ -27,16 +27,6 @@ def load_spec(stack: str) -> tuple[str, ClusterSpec]:
             EXIT_USAGE,
         )
     return loaded.name, loaded.spec
-
-
-@dataclass
-class ScaleSet:
-    """One island's scale set as listed: its pool and island tags, name and ARM body."""
-
-    pool: str
-    island: int
-    name: str
-    body: dict[str, Any]
 
 
 def tags_of(resource: dict[str, Any]) -> dict[str, str]:
@@ -79,21 +69,6 @@ def require_found(sets: list[ScaleSet], spec: ClusterSpec, stack: str) -> None:
             "group the ones it was deployed with?",
             EXIT_REFUSED,
         )
-
-
-@dataclass(frozen=True)
-class MissingIsland:
-    """An island the spec has and Azure does not: its scale set was deleted (or never made)."""
-
-    pool: str
-    island: int
-    scale_set: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {"pool": self.pool, "island": self.island, "scale_set": self.scale_set}
-
-    def describe(self) -> str:
-        return f"{self.pool}/{self.island} (scale set {self.scale_set})"
 
 
 def missing_islands(spec: ClusterSpec, sets: list[ScaleSet]) -> list[MissingIsland]:

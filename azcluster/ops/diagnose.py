@@ -16,73 +16,20 @@ from __future__ import annotations
 import shlex
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from azcluster.components.bootstrap import HEALTH_RESULT_PATH, parse_health_result
 
 from . import runcommand
+from .model import DIAGNOSE_STATES, ClusterStatus, Diagnosis, DiagnosisRun, Island, Node
 from .parallel import parallel, task_progress
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .nodes import Island, Node
-    from .status import ClusterStatus
 
 # Diagnosis through Run Command (runcommand.py has what Azure says about it): slow, one script
 # at a time per VM, and it needs Microsoft.Compute/virtualMachines/runCommand/action.
 
 DIAGNOSE_LIMIT = 16
 DIAGNOSE_TIMEOUT_S = runcommand.TIMEOUT_S
-DIAGNOSE_STATES = ("unhealthy", "unknown")  # in this order: the limit keeps the nodes Azure calls unhealthy
 UNREADABLE = "could not read the health result"
-
-
-@dataclass
-class Diagnosis:
-    """What a node's own health check recorded (HEALTH_RESULT_PATH), read through Run Command.
-
-    state: `read` (the file parsed; `failing` lists its failed checks), `unreadable` (Run Command or the
-    file failed; `detail` says how), `skipped` (nothing was sent: over the limit, or the node not running).
-    """
-
-    state: str
-    detail: str
-    failing: list[tuple[str, str]] = field(default_factory=list)
-    time: str | None = None
-
-    def failing_json(self) -> list[dict[str, str]]:
-        return [{"name": name, "detail": detail} for name, detail in self.failing]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"state": self.state, "detail": self.detail, "time": self.time}
-
-
-@dataclass
-class DiagnosisRun:
-    """How much of the cluster was diagnosed, so a capped or refused run says what it left out.
-
-    denied: Azure's refusal ({"node", "code", "message"}) when the identity may not run commands on the
-    nodes; `denied_nodes` were then not even asked.
-    """
-
-    enabled: bool
-    limit: int
-    sent: int = 0
-    over_limit: int = 0
-    not_running: int = 0
-    denied: dict[str, str] | None = None
-    denied_nodes: int = 0
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "enabled": self.enabled,
-            "limit": self.limit,
-            "diagnosed": self.sent,
-            "skipped_over_limit": self.over_limit,
-            "skipped_not_running": self.not_running,
-            "skipped_denied": self.denied_nodes,
-            "denied": self.denied,
-        }
 
 
 def diagnose_nodes(client: Any, status: ClusterStatus, timeout: float, progress: bool) -> None:

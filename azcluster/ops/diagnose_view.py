@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .nodes import Node
-from .status import ClusterStatus
+from .model import ClusterStatus, Node
 
 
 def print_unhealthy(status: ClusterStatus) -> None:

@@ -10,8 +10,7 @@ and when that is not possible (no permission, login node off) the Azure view alo
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from azcluster.components import catalog
 from azcluster.components.bootstrap import island_key
@@ -19,10 +18,7 @@ from azcluster.components.elastic import PROGRAM, STATE_DIR
 from azcluster.components.spec import ClusterSpec
 
 from . import runcommand
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .nodes import Island
-    from .status import ClusterStatus
+from .model import ClusterStatus, ElasticStatus, Island, IslandPower
 
 MARKER = "azcluster-elastic-state-end"
 # AZC_ROOT, unset on a real node, is how tests run the script inside a directory (as loginhosts does).
@@ -32,71 +28,6 @@ STATE_SCRIPT = [
 ]
 READ_TIMEOUT_S = 120.0
 OFF_STATES = ("deallocated", "deallocating")
-
-
-@dataclass
-class IslandPower:
-    """One island as the elastic policy sees it."""
-
-    pool: str
-    island: int
-    key: str
-    scale_set: str
-    state: str
-    """running | deallocated | starting | deallocating | partly deallocated | no instances."""
-    by: str | None
-    """Who switched it to that state: 'elastic' (the policy), 'outside elastic', or None (unknown/running)."""
-    since: str | None
-    reason: str | None
-    running: int
-    capacity: int
-    keep_warm: bool
-    cost_per_hour_usd: float
-    all_on_cost_per_hour_usd: float
-    backoff_until: float | None = None
-    last_error: dict[str, Any] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "pool": self.pool,
-            "island": self.island,
-            "key": self.key,
-            "scale_set": self.scale_set,
-            "state": self.state,
-            "by": self.by,
-            "since": self.since,
-            "reason": self.reason,
-            "running": self.running,
-            "capacity": self.capacity,
-            "keep_warm": self.keep_warm,
-            "cost_per_hour_usd": self.cost_per_hour_usd,
-            "all_on_cost_per_hour_usd": self.all_on_cost_per_hour_usd,
-            "backoff_until": self.backoff_until,
-            "last_error": self.last_error,
-        }
-
-
-@dataclass
-class ElasticStatus:
-    idle_minutes: int
-    keep_warm_islands: int
-    scheduler: str
-    islands: list[IslandPower] = field(default_factory=list)
-    state_source: str = "login node"
-    """Where `by`/`since` come from: 'login node', or why they are unknown."""
-    cost_per_hour_usd: float = 0.0
-    all_on_cost_per_hour_usd: float = 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "idle_minutes": self.idle_minutes,
-            "keep_warm_islands": self.keep_warm_islands,
-            "scheduler": self.scheduler,
-            "state_source": self.state_source,
-            "cost_per_hour_usd": self.cost_per_hour_usd,
-            "all_on_cost_per_hour_usd": self.all_on_cost_per_hour_usd,
-            "islands": [island.to_json() for island in self.islands],
-        }
 
 
 def read_login_state(

@@ -9,8 +9,9 @@ from azcluster.components import catalog
 from azcluster.components.spec import ClusterSpec
 
 from ..errors import EXIT_USAGE, AzclusterError
-from .cluster import ScaleSet, find_scale_sets, require_found
-from .nodes import Node, read_island, started_island
+from .cluster import find_scale_sets, require_found
+from .model import Node, ScaleSet
+from .nodes import read_island, started_island
 from .parallel import parallel
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -11,126 +11,16 @@ The login node is the virtual machine tagged `azcluster-role=login`.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from azcluster.components import catalog
 from azcluster.components.spec import ClusterSpec
 from azcluster.components.tags import ROLE_LOGIN, TAG_CLUSTER, TAG_ROLE
 
-from .cluster import ScaleSet, tags_of
+from .cluster import tags_of
+from .model import Island, LoginNode, Node, ScaleSet
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..azure import AzureContext
-    from .diagnose import Diagnosis
-
-
-@dataclass
-class Node:
-    name: str
-    instance_id: str
-    computer_name: str | None
-    private_ip: str | None
-    power_state: str | None  # running | deallocated | stopped | starting | deallocating | ...
-    provisioning_state: str | None
-    health: str | None  # healthy | unhealthy | unknown | initializing | None (no health extension)
-    health_detail: str | None = None
-    zone: str | None = None
-    diagnosis: Diagnosis | None = None  # None: not asked (healthy, or --no-diagnose)
-    slurm: Any = None  # slurmstate.SlurmNode: Slurm's state of this VM; None when not read or not in Slurm
-
-    @property
-    def failing_checks(self) -> list[dict[str, str]]:
-        return self.diagnosis.failing_json() if self.diagnosis else []
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "instance_id": self.instance_id,
-            "computer_name": self.computer_name,
-            "private_ip": self.private_ip,
-            "power_state": self.power_state,
-            "provisioning_state": self.provisioning_state,
-            "health": self.health,
-            "health_detail": self.health_detail,
-            "failing_checks": self.failing_checks,
-            "diagnosis": self.diagnosis.to_json() if self.diagnosis else None,
-            "zone": self.zone,
-            "slurm": self.slurm.to_json() if self.slurm else None,
-        }
-
-
-@dataclass
-class Island:
-    """One scale set: one InfiniBand island of a pool."""
-
-    pool: str
-    island: int
-    scale_set: str
-    size: str
-    capacity: int
-    provisioning_state: str | None
-    spot: bool
-    zones: list[str]
-    nodes: list[Node] = field(default_factory=list)
-    automatic_repairs: str | None = None
-
-    @property
-    def power_states(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for node in self.nodes:
-            key = node.power_state or "unknown"
-            counts[key] = counts.get(key, 0) + 1
-        return dict(sorted(counts.items()))
-
-    @property
-    def running(self) -> int:
-        return sum(node.power_state == "running" for node in self.nodes)
-
-    def cost_per_hour(self) -> float | None:
-        size = catalog.find_size(self.size)
-        return None if size is None else round(self.running * size.price.usd_per_hour, 2)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "pool": self.pool,
-            "island": self.island,
-            "scale_set": self.scale_set,
-            "size": self.size,
-            "capacity": self.capacity,
-            "provisioning_state": self.provisioning_state,
-            "spot": self.spot,
-            "zones": self.zones,
-            "power_states": self.power_states,
-            "automatic_repairs": self.automatic_repairs,
-            "cost_per_hour_usd": self.cost_per_hour(),
-            "nodes": [node.to_json() for node in self.nodes],
-        }
-
-
-@dataclass
-class LoginNode:
-    name: str
-    size: str
-    private_ip: str | None
-    power_state: str | None
-    provisioning_state: str | None
-
-    def cost_per_hour(self) -> float | None:
-        size = catalog.general_sizes().get(self.size)
-        if size is None or self.power_state != "running":
-            return 0.0 if size is not None else None
-        return round(size.price.usd_per_hour, 2)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "size": self.size,
-            "private_ip": self.private_ip,
-            "power_state": self.power_state,
-            "provisioning_state": self.provisioning_state,
-            "cost_per_hour_usd": self.cost_per_hour(),
-        }
 
 
 def status_code(statuses: list[dict[str, Any]], prefix: str) -> str | None:

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from azcluster.components.spec import ClusterSpec
 
-from .cluster import MissingIsland, ScaleSet, find_scale_sets, missing_hint, missing_islands, require_found
+from .cluster import find_scale_sets, missing_hint, missing_islands, require_found
 from .hosts import Known
+from .model import MissingIsland, ScaleSet
 from .parallel import parallel, task_progress
 from .power_hints import failure_hint
 

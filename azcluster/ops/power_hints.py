@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from azcluster.components.spec import ClusterSpec
 
 from .. import remedies
-from .cluster import ScaleSet
+from .model import ScaleSet
 
 
 def failure_hint(code: str, message: str, action: str, spec: ClusterSpec, stack: str, found: ScaleSet) -> str:

@@ -22,93 +22,19 @@ import binascii
 import gzip
 import re
 import secrets
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from azcluster.components.spec import ClusterSpec
 
 from . import runcommand
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .status import ClusterStatus
+from .model import ClusterStatus, SlurmNode, SlurmView
 
 SINFO_FORMAT = "%N|%T|%n|%o|%E"
 CHUNK = 3600  # base64 characters per call: under Run Command's 4 KiB with the marker lines
 MAX_CALLS = 12
 TIMEOUT_S = 120.0
-FLAGS = {
-    "*": "not responding",
-    "~": "powered off",
-    "#": "powering up",
-    "%": "powering down",
-    "!": "pending power down",
-    "$": "maintenance",
-    "@": "pending reboot",
-    "^": "reboot issued",
-    "-": "planned by backfill",
-}
 _HEADER = re.compile(r"^AZC-SINFO (?P<size>\d+) (?P<start>\d+)$")
 _RUN = re.compile(r"^[a-f0-9]{8}$")
-
-
-@dataclass(frozen=True)
-class SlurmNode:
-    name: str
-    state: str  # long form with its suffixes, as sinfo prints it: idle, drained, idle~, down*
-    hostname: str
-    address: str
-    reason: str | None
-
-    @property
-    def base_state(self) -> str:
-        return self.state.rstrip("".join(FLAGS))
-
-    @property
-    def flags(self) -> list[str]:
-        return [FLAGS[c] for c in self.state[len(self.base_state) :] if c in FLAGS]
-
-    @property
-    def usable(self) -> bool:
-        """Slurm can run a job there (now, or once it powers up)."""
-        return self.base_state in ("idle", "mixed", "allocated", "completing") and "*" not in self.state
-
-    def describe(self) -> str:
-        """'drained: azc-health: gpu: 7 of 8 GPUs' or 'idle~ (powered off)'."""
-        text = self.state + (f" ({', '.join(self.flags)})" if self.flags else "")
-        return f"{text}: {self.reason}" if self.reason else text
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "node": self.name,
-            "state": self.base_state,
-            "flags": self.flags,
-            "reason": self.reason,
-            "hostname": self.hostname,
-            "address": self.address,
-        }
-
-
-@dataclass
-class SlurmView:
-    nodes: list[SlurmNode] = field(default_factory=list)
-    error: str | None = None  # why Slurm's view could not be read; None when it was
-    unmatched: list[SlurmNode] = field(default_factory=list)  # Slurm nodes with no VM in Azure
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "read": self.error is None,
-            "error": self.error,
-            "nodes": len(self.nodes),
-            "states": self.counts(),
-            "without_vm": [node.to_json() for node in self.unmatched],
-        }
-
-    def counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for node in self.nodes:
-            counts[node.base_state] = counts.get(node.base_state, 0) + 1
-        return dict(sorted(counts.items()))
 
 
 def parse_sinfo(text: str) -> list[SlurmNode]:
@@ -211,27 +137,3 @@ def read_for_status(
         return
     begin = runcommand.on_vm(client, spec.resource_group_name, status.login.name)
     attach(status, read_slurm(begin, timeout=timeout))
-
-
-def slurm_cell(node: SlurmNode | None) -> Any:
-    """The status table's slurm cell: the state (drained and down in red) and reason; '-' when the VM is
-    not a Slurm node (not registered yet, or its slurmd not started)."""
-    from ..render import markup
-
-    if node is None:
-        return "-"
-    if node.base_state.startswith(("drain", "down", "fail")) or "*" in node.state:
-        return markup("[bold red]{}[/]", node.describe())
-    return node.describe()
-
-
-def slurm_lines(view: SlurmView | None) -> Sequence[str]:
-    """Plain lines for the human status: counts by state, Slurm nodes without a VM, or why it is unread."""
-    if view is None:
-        return []
-    if view.error:
-        return [f"slurm: not read ({view.error})"]
-    states = ", ".join(f"{count} {state}" for state, count in view.counts().items()) or "no nodes registered"
-    lines = [f"slurm: {states}"]
-    lines += [f"  {node.name}: {node.describe()} (no VM in Azure)" for node in view.unmatched]
-    return lines

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from .cluster import missing_hint
 from .diagnose_view import diagnosis_notes, print_unhealthy
-from .slurmstate import slurm_cell, slurm_lines
-from .status import ClusterStatus
+from .model import ClusterStatus
+from .slurmstate_view import slurm_cell, slurm_lines
 
 
 def print_status(status: ClusterStatus) -> None:

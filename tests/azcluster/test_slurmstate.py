@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from azcluster.ops import runcommand, slurmstate
+from azcluster.ops import runcommand, slurmstate, slurmstate_view
 from azcluster.ops.status import cluster_status
 from azcluster.ops.status_view import print_status
 from tests.azcluster import demo
@@ -94,7 +94,7 @@ def test_status_shows_each_nodes_slurm_state_and_the_slurm_nodes_without_a_vm(ar
     }
     print_status(status)
     out = capsys.readouterr().out
-    cell = slurmstate.slurm_cell(by_name["gpu0000001"].slurm)
+    cell = slurmstate_view.slurm_cell(by_name["gpu0000001"].slurm)
     assert cell.plain == "drained: azc-health: gpu: 7 of 8 GPUs" and cell.spans  # in red
     assert "slurm" in out and "allocated" in out and "idle~ (powered off)" in out.replace("\n", "")
     assert "slurm: 1 allocated, 1 down, 1 drained, 1 idle" in out
@@ -142,7 +142,7 @@ def test_controller_down_or_run_command_refused_is_a_note_not_a_failure(arm, slu
     login.run_command_refusal = (403, "AuthorizationFailed", "no runCommand/action for reader@example.com")
     status = cluster_status(demo.spec(), arm.context(), "demo", diagnose=False)
     assert "AuthorizationFailed" in status.slurm.error
-    assert slurmstate.slurm_lines(status.slurm)[0].startswith(
+    assert slurmstate_view.slurm_lines(status.slurm)[0].startswith(
         "slurm: not read (Run Command on the login node"
     )
 
