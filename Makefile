@@ -27,9 +27,12 @@ validate: setup
 test: setup
 	$(BIN)/python -m pytest
 
+# ruff, then the layering contracts in pyproject.toml [tool.importlinter] (no circles; components never
+# import the CLI side; ops readers never import views). CI runs this before the tests (.ci/run).
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache --no-logo
 
 bench: setup
 	$(BIN)/python benchmarks/bench_plan.py
