@@ -75,7 +75,7 @@ def missing_islands(spec: ClusterSpec, sets: list[ScaleSet]) -> list[MissingIsla
     """The spec's islands with no scale set tagged for them, in spec order.
 
     What the spec expects is what GpuPool builds from it: one scale set per island, named as
-    components/rules.py `scale_set_names` says; a scale set deleted outside azcluster is one of these.
+    components/rules/names.py `scale_set_names` says; a scale set deleted outside azcluster is one of these.
     """
     from azcluster.components.rules import scale_set_names
 

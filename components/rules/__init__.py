@@ -1,0 +1,102 @@
+"""Validation rules: what in a spec would break the deployment, found before Azure is asked.
+
+The spec module checks only shape. These rules check what Azure, the catalogue and the cluster's own
+design will refuse or quietly get wrong. Like AWS ParallelCluster's validators, each rule is one small
+function registered with a stable id (AZC001...), a fixed severity and a name; its docstring says why it
+matters and cites where the limit comes from. `check(spec)` runs them all; `Cluster` refuses a spec with
+error findings, so `validate` and `plan` agree: every check a component makes on spec values is a rule first.
+
+One module per domain, one registry (`registry.py`):
+
+    region.py    AZC001-002          region and zone
+    pools.py     AZC003-016          GPU pools, InfiniBand islands, Spot, capacity reservations
+    images.py    AZC017-018, 055-059 images, architectures, Marketplace plans
+    login.py     AZC019              the login node
+    network.py   AZC020-032, 060-061 address space, subnets, reachability, private DNS zones
+    storage.py   AZC033-039, 054     Managed Lustre and the blob data account
+    names.py     AZC040-042          names derived from the cluster and pool names
+    access.py    AZC043-048          admin user and SSH keys (sshkey.py parses keys)
+    tags.py      AZC049-052          tags
+    suppress.py  AZC053              the spec's own `suppress:` list
+    slurm.py     AZC070-075          Slurm (ids AZC070-079)
+    home.py      AZC085-086          the shared home (ids AZC080-089)
+    elastic.py   AZC093-097          elastic pools (ids AZC090-099)
+
+Adding a rule:
+1. Open the domain's module (a new domain, e.g. monitoring: create `monitoring.py` and add it to the
+   import list at the bottom of this file; that import is what registers its rules).
+2. Write a function that takes the `ClusterSpec` and yields `(path, message, hint)`, decorated with
+   `@rule("AZC0nn", "error" | "warning" | "info", "kebab-case-name", "One-line title")`. Its docstring says
+   why Azure or the cluster needs it, with the source. Build paths with `common.at("...")` /
+   `common.pool_at(i, "field")`. A rule must cope with any spec `parse_cluster` accepts (a property test
+   feeds it generated specs): a rule that crashes hides every other finding.
+3. Choose the id: the next free one in the domain's block, or a new block of ten for a new domain.
+   Next free: AZC062 (domains without a block), AZC076 (Slurm), AZC087 (home), AZC098 (elastic);
+   a new domain takes the next unused block, AZC100-109 (then AZC110-119, ...) and lists it above.
+   Ids are stable: a retired rule's id is never reused.
+4. Add a case that fires and one that stays quiet to tests/components/test_rules.py (the test that every
+   rule has both fails until you do).
+
+Rules are pure: no Azure calls, no Pulumi, only the spec and the catalogue. Paths are YAML paths relative
+to the stack file's `config:`, e.g. `azcluster:cluster.pools[0].size` or `azure-native:location`.
+"""
+
+from __future__ import annotations
+
+from ..findings import Finding
+from . import (
+    access,
+    elastic,
+    home,
+    images,
+    login,
+    names,
+    network,
+    pools,
+    region,
+    slurm,
+    storage,
+    suppress,
+    tags,
+)
+from .names import scale_set_names
+from .network import SUBNET_ROLES, lustre_subnet_prefix
+from .registry import RULES, Problem, Rule, RuleCheck, check, rule, sort_by_id
+from .sshkey import SSH_KEY_TYPES, SshKeyError, SshPublicKey, parse_ssh_public_key
+
+DOMAINS = (
+    region,
+    pools,
+    images,
+    login,
+    network,
+    storage,
+    names,
+    access,
+    tags,
+    suppress,
+    slurm,
+    home,
+    elastic,
+)
+"""The domain modules; importing one registers its rules. A new domain is imported above and added here."""
+
+sort_by_id()
+
+__all__ = [
+    "DOMAINS",
+    "RULES",
+    "SSH_KEY_TYPES",
+    "SUBNET_ROLES",
+    "Finding",
+    "Problem",
+    "Rule",
+    "RuleCheck",
+    "SshKeyError",
+    "SshPublicKey",
+    "check",
+    "lustre_subnet_prefix",
+    "parse_ssh_public_key",
+    "rule",
+    "scale_set_names",
+]
