@@ -34,8 +34,8 @@ Adding a rule:
    Next free: AZC062 (domains without a block), AZC076 (Slurm), AZC087 (home), AZC098 (elastic);
    a new domain takes the next unused block, AZC100-109 (then AZC110-119, ...) and lists it above.
    Ids are stable: a retired rule's id is never reused.
-4. Add a case that fires and one that stays quiet to tests/components/test_rules.py (the test that every
-   rule has both fails until you do).
+4. Add a case that fires and one that stays quiet to the FIRES and QUIET tables of the domain's test,
+   tests/components/rules/test_<domain>.py (a registry test fails until every rule has both there).
 
 Rules are pure: no Azure calls, no Pulumi, only the spec and the catalogue. Paths are YAML paths relative
 to the stack file's `config:`, e.g. `azcluster:cluster.pools[0].size` or `azure-native:location`.
