@@ -1,15 +1,29 @@
 """What a cluster costs and which quota it needs: spec + catalogue arithmetic, no Azure calls.
 
 It is the same arithmetic whether or not a program runs, and it never grows with the node count (a pool of
-1024 nodes is a handful of scale sets, not 1024 VMs). `plan`, `up` and `list` show it.
+1024 nodes is a handful of scale sets, not 1024 VMs). `plan`, `up`, `list` and `status` show it.
+
+Two parts, shown apart: compute (each pool's VMs and the login node, priced by size from sizes.yaml) and
+everything else the cluster builds that Azure bills by the hour whether or not a node runs (Managed
+Lustre, the shared home, Bastion, the NAT gateway, public IPs, private endpoints and DNS zones, from
+prices.yaml). Charges billed by use (GB processed, GB stored, queries) are named with their rates and
+never added: azcluster cannot know the traffic. `cost_per_hour_usd` is the sum of the two parts.
+
+Pricing a new resource (a monitoring workspace, Grafana, a MySQL flexible server): give its type a row in
+components/catalog/prices.yaml (unit, rates by SKU, usage meters, source, date), an entry in `PRICERS`
+(the function for its unit), and a `Billable` from the spec in one of the `BILLABLES` functions; the
+plan-graph test (tests/azcluster/test_cost_resources.py) fails until all three agree with what the
+components build.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from azcluster.components import catalog
+from azcluster.components.catalog import ResourcePrice
 from azcluster.components.placement import cluster_zone
 from azcluster.components.spec import ClusterSpec
 
@@ -58,7 +72,8 @@ class PoolSummary:
 @dataclass(frozen=True)
 class ElasticSummary:
     """Cost per hour with every node on (the summary's cost) versus with every elastic island powered off:
-    what is left is the login node, the islands kept warm and storage, which azcluster does not price."""
+    what is left is the login node, the islands kept warm and the other resources (storage, Bastion, NAT),
+    which bill the same either way."""
 
     idle_minutes: int
     keep_warm_islands: int
@@ -75,23 +90,156 @@ class ElasticSummary:
 
 
 @dataclass(frozen=True)
+class Billable:
+    """Resources of one kind that a spec builds and the catalogue prices (not VMs: those are PriceLines).
+
+    `count` resources of `kind`, each of `quantity` units where the price is per unit of capacity (TiB of
+    Lustre, provisioned GiB of a share); `sku` picks the rate, `variant` the catalogue row of a type priced
+    by what it is (a StorageAccount's kind)."""
+
+    kind: str
+    role: str
+    """The part of the cluster it belongs to: lustre, home, blob, bastion, nat, dns, endpoints."""
+    label: str
+    count: int = 1
+    sku: str | None = None
+    variant: str | None = None
+    quantity: float | None = None
+
+
+@dataclass(frozen=True)
+class ResourceCost:
+    """A Billable at its catalogue price: the fixed hourly part, and the usage meters left out of it."""
+
+    item: Billable
+    price: ResourcePrice
+    usd_per_hour: float
+    rate: float | None
+    """USD per `price.unit` (per hour, month, TiB-month...); None for usage-only and included rows."""
+
+    @property
+    def usd_per_month(self) -> float:
+        return round(self.usd_per_hour * HOURS_PER_MONTH, 2)
+
+    def to_json(self) -> dict[str, Any]:
+        item, price = self.item, self.price
+        return {
+            "kind": item.kind,
+            "variant": item.variant,
+            "role": item.role,
+            "label": item.label,
+            "count": item.count,
+            "sku": item.sku,
+            "quantity": item.quantity,
+            "unit": price.unit,
+            "rate_usd": self.rate,
+            "usd_per_hour": round(self.usd_per_hour, 4),
+            "usd_per_month": self.usd_per_month,
+            "usage_based": [{"meter": m.meter, "usd": m.usd, "per": m.per} for m in price.usage],
+            "region": price.region,
+            "date": price.date,
+            "confidence": price.confidence,
+            "estimate": price.estimate,
+            "source": price.source,
+        }
+
+
+def money(usd: float) -> str:
+    """A rate for people: cents kept, small rates in full ('$0.005', '$0.50', '$340')."""
+    if usd >= 1:
+        return f"${usd:,.2f}".removesuffix(".00")
+    text = f"{usd:.4f}".rstrip("0")
+    return "$" + (text + "0" if len(text.split(".")[1]) < 2 else text)
+
+
+def usage_text(cost: ResourceCost) -> str:
+    """The usage-based meters of a resource, for people: 'data processed $0.045/GB'."""
+    parts = []
+    for meter in cost.price.usage:
+        rate = f"{money(meter.usd)}/{meter.per}" if meter.usd is not None else f"priced per {meter.per}"
+        parts.append(f"{meter.meter} {rate}")
+    return "; ".join(parts)
+
+
+def rate_text(cost: ResourceCost) -> str:
+    """The fixed rate as the catalogue states it: '$340/TiB-month', '$0.29/hour', 'usage-based only'."""
+    unit = cost.price.unit
+    if unit == "usage":
+        return "usage-based only"
+    if unit == "included":
+        return "no charge of its own"
+    return f"{money(cost.rate or 0.0)}/{unit}"
+
+
+def _per_hour(item: Billable, price: ResourcePrice) -> tuple[float, float] | None:
+    """Billed per resource per hour (Bastion, NAT gateway, public IP, private endpoint)."""
+    rate = price.rate(item.sku)
+    return None if rate is None else (rate, rate * item.count)
+
+
+def _per_month(item: Billable, price: ResourcePrice) -> tuple[float, float] | None:
+    """Billed per resource per month (a private DNS zone): the hourly share of the calculator month."""
+    rate = price.rate(item.sku)
+    return None if rate is None else (rate, rate * item.count / HOURS_PER_MONTH)
+
+
+def _per_capacity_month(item: Billable, price: ResourcePrice) -> tuple[float, float] | None:
+    """Billed per provisioned unit of capacity per month, rate by SKU (Lustre TiB, premium share GiB)."""
+    rate = price.rate(item.sku)
+    if rate is None or item.quantity is None:
+        return None
+    return rate, rate * item.quantity * item.count / HOURS_PER_MONTH
+
+
+def _nothing_fixed(item: Billable, price: ResourcePrice) -> tuple[float | None, float]:
+    """Usage-only (blob capacity) or included in another line (a FileStorage account): no hourly part."""
+    return None, 0.0
+
+
+Pricer = Callable[[Billable, ResourcePrice], "tuple[float | None, float] | None"]
+PRICERS: dict[str, Pricer] = {
+    "azure-native:storagecache:AmlFilesystem": _per_capacity_month,  # TiB-month by throughput tier
+    "azure-native:storage:FileShare": _per_capacity_month,  # provisioned GiB-month (v1)
+    "azure-native:storage:StorageAccount": _nothing_fixed,  # blob: usage; FileStorage: its shares
+    "azure-native:network:BastionHost": _per_hour,  # by SKU
+    "azure-native:network:NatGateway": _per_hour,  # + per GB processed (usage)
+    "azure-native:network:PublicIPAddress": _per_hour,
+    "azure-native:network:PrivateEndpoint": _per_hour,  # + per GB processed (usage)
+    "azure-native:privatedns:PrivateZone": _per_month,  # + per million queries (usage)
+}
+"""Resource kind -> the function that prices it from its catalogue row (prices.yaml `unit`). A price
+function returns (rate, USD per hour), or None when the catalogue has no rate for that SKU."""
+
+
+@dataclass(frozen=True)
 class Summary:
     nodes: int
     gpus: int
     scale_sets: int
     ib_islands: int
     cost_per_hour_usd: float
+    """Everything priced: compute plus the other resources' hourly part (usage-based charges excluded)."""
     quota: list[QuotaNeed]
     pools: list[PoolSummary] = field(default_factory=list)
     prices: list[PriceLine] = field(default_factory=list)
     unpriced: list[str] = field(default_factory=list)
-    """Sizes the catalogue has no price for (left out of the cost)."""
+    """Sizes and resources the catalogue has no price for (left out of the cost)."""
     zone: str | None = None
     """The availability zone of every zonal resource (None: regional); components/placement.py."""
     zone_note: str = ""
     """Why that zone: set in the spec, chosen by azcluster for Managed Lustre, or the region has none."""
     elastic: ElasticSummary | None = None
     """What an elastic cluster costs when all of it is idle (None: not elastic)."""
+    resources: list[ResourceCost] = field(default_factory=list)
+    """The non-VM resources the spec builds, priced (prices.yaml)."""
+
+    @property
+    def compute_usd_per_hour(self) -> float:
+        return round(sum(line.total_per_hour for line in self.prices), 2)
+
+    @property
+    def resources_usd_per_hour(self) -> float:
+        return round(sum(cost.usd_per_hour for cost in self.resources), 2)
 
     @property
     def cost_per_month_usd(self) -> float:
@@ -99,7 +247,17 @@ class Summary:
 
     @property
     def price_dates(self) -> list[str]:
-        return sorted({line.date for line in self.prices})
+        return sorted({line.date for line in self.prices} | {cost.price.date for cost in self.resources})
+
+    def cost_breakdown(self) -> dict[str, Any]:
+        """`cost_per_hour_usd` split into compute and each other priced resource (the JSON's
+        `cost_breakdown`); usage-based meters are listed per resource and never added."""
+        return {
+            "compute_usd_per_hour": self.compute_usd_per_hour,
+            "resources_usd_per_hour": self.resources_usd_per_hour,
+            "total_usd_per_hour": self.cost_per_hour_usd,
+            "resources": [cost.to_json() for cost in self.resources],
+        }
 
     @property
     def regional_vcpus(self) -> int:
@@ -115,6 +273,7 @@ class Summary:
             "cost_per_hour_usd": self.cost_per_hour_usd,
             "quota": [{"family": need.family, "vcpus": need.vcpus} for need in self.quota],
             # Beyond the contract: what people reading the JSON ask next.
+            "cost_breakdown": self.cost_breakdown(),
             "cost_per_month_usd": self.cost_per_month_usd,
             "hours_per_month": HOURS_PER_MONTH,
             "price_dates": self.price_dates,
@@ -192,9 +351,14 @@ def summarize(spec: ClusterSpec) -> Summary:
         else:
             quota[login.quota_family] = quota.get(login.quota_family, 0) + login.vcpus
             prices.append(_price_line("login", login, 1))
-    cost = round(sum(line.total_per_hour for line in prices), 2)
+    resources, unpriced_resources = price_resources(spec)
+    unpriced.extend(unpriced_resources)
+    # Each part rounded to the cent, then added: the breakdown's two parts sum to the total exactly.
+    compute = round(sum(line.total_per_hour for line in prices), 2)
+    cost = round(compute + round(sum(item.usd_per_hour for item in resources), 2), 2)
     placement = cluster_zone(spec)
     return Summary(
+        resources=resources,
         elastic=_elastic_summary(spec, cost),
         nodes=spec.total_nodes,
         gpus=gpus,
@@ -226,3 +390,140 @@ def _price_line(role: str, size: Any, count: int) -> PriceLine:
     return PriceLine(
         role, size.name, count, price.usd_per_hour, price.date, price.region, price.confidence, price.source
     )
+
+
+# --- the other resources: what the spec builds, priced by kind --------------------------------------------
+
+BASTION_SKU = "Standard"
+"""The SKU components/network.py gives Bastion (ClusterNetworkArgs.bastion_sku; the spec has no field)."""
+BLOB_SKU = "Standard_LRS"
+"""The blob account's SKU (components/storage.py SharedStorageArgs.blob_sku; the spec has no field)."""
+
+
+def _creates_dns_zone(spec: ClusterSpec, kind: str, needed: bool) -> bool:
+    """Whether the cluster creates the privatelink zone of `kind`: components/network.py
+    `private_dns_zone`, restated here so pricing never imports pulumi (a test holds the two together)."""
+    from azcluster.components.spec import CREATE_DNS_ZONE
+
+    choice = spec.network.dns_zones.get(kind)
+    if choice and choice.strip().lower() != CREATE_DNS_ZONE:
+        return False
+    return needed and (choice is not None or spec.network.existing_vnet_id is None)
+
+
+def _network_billables(spec: ClusterSpec) -> list[Billable]:
+    """Bastion and the NAT gateway, each with its Standard static public IP (components/network.py)."""
+    items: list[Billable] = []
+    if spec.network.bastion:
+        items.append(
+            Billable("azure-native:network:BastionHost", "bastion", f"Bastion {BASTION_SKU}", sku=BASTION_SKU)
+        )
+        items.append(
+            Billable("azure-native:network:PublicIPAddress", "bastion", "public IP (Bastion)", sku="Standard")
+        )
+    if spec.network.nat_gateway:
+        items.append(Billable("azure-native:network:NatGateway", "nat", "NAT gateway", sku="Standard"))
+        items.append(
+            Billable("azure-native:network:PublicIPAddress", "nat", "public IP (NAT gateway)", sku="Standard")
+        )
+    return items
+
+
+def _dns_billables(spec: ClusterSpec) -> list[Billable]:
+    """The cluster's own private zone, and the privatelink zones the cluster creates for its endpoints."""
+    zones = ["cluster"]
+    if _creates_dns_zone(spec, "blob", spec.storage.blob.enabled):
+        zones.append("blob")
+    if _creates_dns_zone(spec, "file", spec.storage.home.enabled):
+        zones.append("file")
+    label = f"private DNS zone{'s' if len(zones) != 1 else ''} ({', '.join(zones)})"
+    return [Billable("azure-native:privatedns:PrivateZone", "dns", label, count=len(zones))]
+
+
+def _storage_billables(spec: ClusterSpec) -> list[Billable]:
+    """Managed Lustre, the blob data account and the shared home, and one private endpoint per account."""
+    items: list[Billable] = []
+    lustre = spec.storage.lustre
+    if lustre is not None and lustre.enabled:
+        items.append(
+            Billable(
+                "azure-native:storagecache:AmlFilesystem",
+                "lustre",
+                f"Managed Lustre {lustre.sku}, {lustre.capacity_tib} TiB",
+                sku=lustre.sku,
+                quantity=lustre.capacity_tib,
+            )
+        )
+    endpoints = 0
+    if spec.storage.blob.enabled:
+        items.append(
+            Billable(
+                "azure-native:storage:StorageAccount",
+                "blob",
+                "blob data account",
+                sku=BLOB_SKU,
+                variant="StorageV2",
+            )
+        )
+        endpoints += 1
+    home = spec.storage.home
+    if home.enabled:
+        sku = f"Premium_{home.redundancy}"
+        items.append(
+            Billable(
+                "azure-native:storage:FileShare",
+                "home",
+                f"shared home: Azure Files premium NFS, {home.size_gib:,} GiB {home.redundancy}",
+                sku=sku,
+                quantity=home.size_gib,
+            )
+        )
+        items.append(
+            Billable(
+                "azure-native:storage:StorageAccount",
+                "home",
+                "shared home account",
+                sku=sku,
+                variant="FileStorage",
+            )
+        )
+        endpoints += 1
+    if endpoints:
+        items.append(
+            Billable(
+                "azure-native:network:PrivateEndpoint",
+                "endpoints",
+                f"private endpoint{'s' if endpoints != 1 else ''} (storage accounts)",
+                count=endpoints,
+            )
+        )
+    return items
+
+
+BILLABLES: tuple[Callable[[ClusterSpec], list[Billable]], ...] = (
+    _storage_billables,
+    _network_billables,
+    _dns_billables,
+)
+"""What the spec builds besides VMs, one function per area of the components."""
+
+
+def billables(spec: ClusterSpec) -> list[Billable]:
+    return [item for derive in BILLABLES for item in derive(spec)]
+
+
+def price_resources(spec: ClusterSpec) -> tuple[list[ResourceCost], list[str]]:
+    """Each Billable at its catalogue price, and the labels of those the catalogue cannot price."""
+    prices = catalog.resource_prices()
+    priced: list[ResourceCost] = []
+    unpriced: list[str] = []
+    for item in billables(spec):
+        price = prices.get((item.kind, item.variant))
+        pricer = PRICERS.get(item.kind)
+        result = pricer(item, price) if price is not None and pricer is not None else None
+        if result is None:
+            unpriced.append(item.label)
+            continue
+        rate, usd_per_hour = result
+        priced.append(ResourceCost(item, price, usd_per_hour, rate))
+    return priced, unpriced

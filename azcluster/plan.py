@@ -258,7 +258,11 @@ def summary_table(result: PlanResult) -> Any:
             shape = "one scale set, no InfiniBand"
         spot = ", spot" if pool.spot else ""
         table.add_row(f"  pool {pool.name}", f"{pool.nodes} x {pool.size}: {shape}{spot}")
-    table.add_row("cost per hour", f"${summary.cost_per_hour_usd:,.2f}")
+    table.add_row(
+        "cost per hour",
+        f"${summary.cost_per_hour_usd:,.2f} (compute ${summary.compute_usd_per_hour:,.2f} + other resources "
+        f"${summary.resources_usd_per_hour:,.2f}; usage-based charges not included)",
+    )
     table.add_row("cost per month", f"${summary.cost_per_month_usd:,.2f} ({HOURS_PER_MONTH} h)")
     if summary.elastic is not None:
         elastic = summary.elastic
@@ -273,17 +277,83 @@ def summary_table(result: PlanResult) -> Any:
 
 def price_note(summary: Summary) -> str:
     """Where the estimate's prices come from and what it leaves out."""
-    dates = ", ".join(summary.price_dates) or "n/a"
-    regions = ", ".join(sorted({line.region for line in summary.prices})) or "n/a"
-    note = f"prices as of {dates} ({regions}), pay-as-you-go Linux, VMs only"
+    dated = summary.price_dates
+    dates = (f"{dated[0]} to {dated[-1]}" if len(dated) > 2 else ", ".join(dated)) or "n/a"
+    regions = {line.region for line in summary.prices} | {cost.price.region for cost in summary.resources}
+    note = (
+        f"prices as of {dates} ({', '.join(sorted(regions)) or 'n/a'}), pay-as-you-go; VMs Linux; "
+        "usage-based charges (GB processed or stored, queries) not included"
+    )
     if any(pool.spot for pool in summary.pools):
         note += "; spot priced as pay-as-you-go (an upper bound)"
     low = sorted({line.size for line in summary.prices if line.confidence == "low"})
     if low:
         note += f"; low-confidence price: {', '.join(low)}"
+    if any(cost.price.estimate for cost in summary.resources):
+        note += "; lines marked (estimate): not verified against Azure's price list (prices.yaml says why)"
     if summary.unpriced:
         note += f"; not priced: {', '.join(summary.unpriced)}"
     return note
+
+
+def cost_table(summary: Summary) -> Any:
+    """What the cluster costs per hour, compute apart from the other resources, each line with its rate
+    and, where Azure also bills by use, the usage-based rates left out of the sum. Months are the hourly
+    figures x 730, on the totals only, so the column adds up (the JSON has each line's month)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from .cost import money, rate_text, usage_text
+
+    table = Table(title="cost per hour", title_justify="left")
+    table.add_column("what")
+    table.add_column("rate")
+    table.add_column("$/hour", justify="right")
+    table.add_column("$/month", justify="right")
+    table.add_column("billed by use (not in the sum)", style="dim")
+    table.add_row(Text("compute (VMs: billed while running)", style="bold"), "", "", "", "")
+    for line in summary.prices:
+        table.add_row(
+            f"  {line.role}: {line.count} x {line.size}",
+            f"{money(line.usd_per_hour)}/hour each",
+            f"{line.total_per_hour:,.2f}",
+            "",
+            "",
+        )
+    table.add_row(
+        Text("  compute total", style="bold"),
+        "",
+        f"{summary.compute_usd_per_hour:,.2f}",
+        f"{summary.compute_usd_per_hour * HOURS_PER_MONTH:,.2f}",
+        "",
+    )
+    table.add_row(Text("other resources (billed every hour they exist)", style="bold"), "", "", "", "")
+    for cost in summary.resources:
+        if cost.price.unit == "included":
+            continue  # billed on another line (a FileStorage account: its share); the JSON lists it
+        label = cost.item.label + (" (estimate)" if cost.price.estimate else "")
+        table.add_row(
+            f"  {label}",
+            rate_text(cost),
+            f"{cost.usd_per_hour:,.2f}" if cost.usd_per_hour >= 0.005 or not cost.usd_per_hour else "<0.01",
+            "",
+            usage_text(cost),
+        )
+    table.add_row(
+        Text("  other resources total", style="bold"),
+        "",
+        f"{summary.resources_usd_per_hour:,.2f}",
+        f"{summary.resources_usd_per_hour * HOURS_PER_MONTH:,.2f}",
+        "",
+    )
+    table.add_row(
+        Text("total", style="bold"),
+        "",
+        f"{summary.cost_per_hour_usd:,.2f}",
+        f"{summary.cost_per_month_usd:,.2f}",
+        "",
+    )
+    return table
 
 
 def quota_table(summary: Summary) -> Any:
@@ -322,6 +392,7 @@ def show(result: PlanResult) -> None:
     if result.resources:
         render.stdout.print(resource_tree(result))
     render.stdout.print(summary_table(result))
+    render.stdout.print(cost_table(result.summary))
     render.stdout.print(quota_table(result.summary))
     show_messages(result)
     warnings = sum(1 for finding in result.findings if finding.severity == "warning")

@@ -109,6 +109,44 @@ class HomeService(_Row):
         return self.price.usd_per_gib_month * gib / 730
 
 
+class UsageMeter(_Row):
+    """A charge billed by use (GB processed, GB stored, queries): a rate, never a guess at the amount."""
+
+    meter: str
+    usd: float | None
+    """USD per `per`; None where the catalogue names the meter without a rate (see the entry's source)."""
+    per: str
+
+
+class ResourcePrice(_Row):
+    """The price of one Azure resource type (prices.yaml): a rate per unit by SKU, and usage meters."""
+
+    kind: str
+    """The Pulumi type token, e.g. `azure-native:network:BastionHost`."""
+    variant: str | None = None
+    """For a type priced by what it is (a StorageAccount's `kind`: StorageV2 or FileStorage)."""
+    title: str
+    unit: Literal["hour", "month", "GiB-month", "TiB-month", "usage", "included"]
+    quantity_input: str | None = None
+    """The input (Pulumi's camelCase) that holds the quantity priced per unit, e.g. storageCapacityTiB."""
+    rates: dict[str, float] = {}
+    """USD per `unit` by SKU; `*` when the SKU does not change the price."""
+    usage: tuple[UsageMeter, ...] = ()
+    region: str
+    date: str
+    confidence: Literal["high", "medium", "low"]
+    estimate: bool
+    source: str
+    verify: str | None = None
+    note: str = ""
+
+    def rate(self, sku: str | None) -> float | None:
+        """USD per unit for `sku` (or the SKU-independent `*` rate); None when the catalogue has none."""
+        if sku is not None and sku in self.rates:
+            return self.rates[sku]
+        return self.rates.get("*")
+
+
 class AllReduceExpectation(_Row):
     """What an all-reduce across one island of a size should reach (allreduce.yaml says where from)."""
 
@@ -221,6 +259,28 @@ def home_services() -> dict[str, HomeService]:
 def home_default() -> HomeService:
     """The service azcluster builds the shared home on (chosen in storage.yaml, with the reason)."""
     return home_services()[_load("storage.yaml")["home_default"]]
+
+
+@cache
+def resource_prices() -> dict[tuple[str, str | None], ResourcePrice]:
+    """Prices of the non-VM resources by (Pulumi type token, variant) (prices.yaml)."""
+    rows = (ResourcePrice(**row) for row in _load("prices.yaml")["resources"])
+    return {(row.kind, row.variant): row for row in rows}
+
+
+def free_resource_types() -> dict[str, str]:
+    """Resource types that cost nothing of their own, with the reason (prices.yaml `free`)."""
+    return dict(_load("prices.yaml")["free"])
+
+
+def compute_resource_types() -> dict[str, str]:
+    """Resource types priced as VMs by size (sizes.yaml), with what their count comes from."""
+    return dict(_load("prices.yaml")["compute"])
+
+
+def hours_per_month() -> int:
+    """Azure's pricing-calculator month (730 h): what per-month prices are divided by."""
+    return int(_load("prices.yaml")["hours_per_month"])
 
 
 @cache

@@ -95,11 +95,13 @@ def test_summary_small_cluster_counts_gpus_cost_and_quota():
     )
     summary = cost.summarize(spec)
     assert (summary.nodes, summary.gpus, summary.scale_sets, summary.ib_islands) == (2, 16, 1, 1)
-    # 2 x 27.20 (ND96asr_v4) + 0.096 (D2s_v5 login)
-    assert summary.cost_per_hour_usd == pytest.approx(54.50)
-    assert summary.cost_per_month_usd == pytest.approx(54.50 * 730)
+    # 2 x 27.20 (ND96asr_v4) + 0.096 (D2s_v5 login); the rest (home, Bastion, NAT...): test_cost_resources
+    assert summary.compute_usd_per_hour == pytest.approx(54.50)
+    total = summary.compute_usd_per_hour + summary.resources_usd_per_hour
+    assert summary.resources_usd_per_hour > 0 and summary.cost_per_hour_usd == pytest.approx(total)
+    assert summary.cost_per_month_usd == pytest.approx(summary.cost_per_hour_usd * 730)
     assert quota_of(summary) == {"Standard NDASv4_A100 Family": 192, "standardDSv5Family": 2}
-    assert summary.price_dates == ["2026-01"]
+    assert summary.price_dates == sorted({"2026-01"} | {item.price.date for item in summary.resources})
 
 
 def test_summary_multi_island_pools_spot_and_non_ib():
@@ -122,7 +124,7 @@ def test_summary_multi_island_pools_spot_and_non_ib():
     assert summary.ib_islands == 3 + 1
     assert summary.nodes == 420
     assert summary.gpus == 250 * 8 + 150 * 2 + 20 * 8
-    assert summary.cost_per_hour_usd == pytest.approx(round(270 * 98.32 + 150 * 13.96 + 0.384, 2))
+    assert summary.compute_usd_per_hour == pytest.approx(round(270 * 98.32 + 150 * 13.96 + 0.384, 2))
     # Spot vCPUs count against lowPriorityCores, not the size's family.
     assert quota_of(summary) == {
         "standardNDSH100v5Family": 250 * 96,
@@ -145,7 +147,7 @@ def test_summary_without_login_and_with_an_unknown_size():
     )
     summary = cost.summarize(spec)
     assert summary.nodes == 7 and summary.gpus == 24
-    assert summary.cost_per_hour_usd == pytest.approx(3 * 32.77)
+    assert summary.compute_usd_per_hour == pytest.approx(3 * 32.77)
     assert quota_of(summary) == {"standard NDAMSv4_A100Family": 288}
     assert summary.unpriced == ["Standard_ND96isr_H999_v9"]
 
@@ -417,7 +419,7 @@ def test_scale_sets_match_the_summary_and_wait_for_subnet_and_identity(example):
 def test_example_summary(example):
     summary = example["summary"]
     assert (summary["nodes"], summary["gpus"], summary["scale_sets"], summary["ib_islands"]) == (2, 16, 1, 1)
-    assert summary["cost_per_hour_usd"] == pytest.approx(2 * 27.20 + 0.096, abs=0.01)
+    assert summary["cost_breakdown"]["compute_usd_per_hour"] == pytest.approx(2 * 27.20 + 0.096, abs=0.01)
     assert {q["family"]: q["vcpus"] for q in summary["quota"]} == {
         "Standard NDASv4_A100 Family": 192,
         "standardDSv5Family": 2,
@@ -435,7 +437,7 @@ def test_large_stack_is_four_islands_not_a_thousand_resources(large, example):
     sets = scale_sets(large)
     assert sorted(s["inputs"]["sku"]["capacity"] for s in sets) == [256, 256, 256, 256]
     assert all(s["inputs"]["singlePlacementGroup"] is True for s in sets)
-    assert summary["cost_per_hour_usd"] == pytest.approx(1024 * 84.80 + 0.384, abs=0.01)
+    assert summary["cost_breakdown"]["compute_usd_per_hour"] == pytest.approx(1024 * 84.80 + 0.384, abs=0.01)
     assert {q["family"]: q["vcpus"] for q in summary["quota"]} == {
         "standardNDISRH200V5Family": 1024 * 96,
         "standardDSv5Family": 8,
