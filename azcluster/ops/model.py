@@ -10,9 +10,12 @@ and nothing that talks to Azure.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from azcluster.components import catalog
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..cost import ResourceCost
 
 # Found in Azure (cluster.py)
 
@@ -363,6 +366,9 @@ class ClusterStatus:
     missing: list[MissingIsland] = field(default_factory=list)  # spec islands with no scale set in Azure
     elastic: ElasticStatus | None = None  # per island power state and why, for an elastic spec
     slurm: SlurmView | None = None  # Slurm's node states, when the cluster runs Slurm and asked
+    resources: list[ResourceCost] = field(default_factory=list)
+    """The other resources the spec builds (Lustre, home, Bastion, NAT...), priced from the catalogue
+    (cost.price_resources): billed while they exist, whether or not a node runs. Empty when not found."""
 
     @property
     def found(self) -> bool:
@@ -377,10 +383,18 @@ class ClusterStatus:
         ]
 
     def cost_per_hour(self) -> float:
+        """Compute now: the running VMs (GPU nodes and the login node) at catalogue prices."""
         costs = [island.cost_per_hour() or 0.0 for island in self.islands]
         if self.login:
             costs.append(self.login.cost_per_hour() or 0.0)
         return round(sum(costs), 2)
+
+    def resources_cost_per_hour(self) -> float:
+        """The other resources' hourly part (usage-based charges excluded)."""
+        return round(sum(item.usd_per_hour for item in self.resources), 2)
+
+    def total_cost_per_hour(self) -> float:
+        return round(self.cost_per_hour() + self.resources_cost_per_hour(), 2)
 
     def to_json(self) -> dict[str, Any]:
         pools: dict[str, list[dict[str, Any]]] = {}
@@ -412,7 +426,15 @@ class ClusterStatus:
             "diagnosis": self.diagnosis.to_json() if self.diagnosis else None,
             "elastic": self.elastic.to_json() if self.elastic else None,
             "slurm": self.slurm.to_json() if self.slurm else None,
-            "cost_per_hour_usd": self.cost_per_hour(),
-            "cost_basis": "running VMs x catalogue pay-as-you-go Linux prices (Spot billed lower); "
-            "deallocated VMs cost no compute",
+            "cost_per_hour_usd": self.total_cost_per_hour(),
+            "cost_breakdown": {
+                "compute_usd_per_hour": self.cost_per_hour(),
+                "resources_usd_per_hour": self.resources_cost_per_hour(),
+                "total_usd_per_hour": self.total_cost_per_hour(),
+                "resources": [item.to_json() for item in self.resources],
+            },
+            "cost_basis": "running VMs x catalogue pay-as-you-go Linux prices (Spot billed lower; "
+            "deallocated VMs cost no compute) + the other resources the stack builds (Lustre, shared home, "
+            "Bastion, NAT gateway, public IPs, private endpoints and DNS zones) at catalogue prices, billed "
+            "while they exist; usage-based charges (GB processed or stored, queries) not included",
         }

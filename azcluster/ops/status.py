@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from azcluster.components.spec import ClusterSpec
 
+from ..cost import price_resources
 from .cluster import find_scale_sets, missing_islands
 from .diagnose import DIAGNOSE_LIMIT, DIAGNOSE_TIMEOUT_S, diagnose_nodes
 from .elastic import read_elastic
@@ -51,6 +52,8 @@ def cluster_status(
         login = find_login(client, ctx, spec) if spec.login.enabled else None
     status = ClusterStatus(stack, spec.name, spec.resource_group_name, spec.location, islands, login)
     status.missing = missing_islands(spec, sets)
+    if status.found:  # storage, Bastion, NAT... bill whether or not a node runs (cost.py)
+        status.resources = price_resources(spec)[0]
     status.diagnosis = DiagnosisRun(enabled=diagnose, limit=diagnose_limit)
     if diagnose:
         with azure_errors(ctx, f"reading the health results of {spec.name}'s unhealthy nodes"):

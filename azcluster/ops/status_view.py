@@ -65,9 +65,37 @@ def print_status(status: ClusterStatus) -> None:
             console.print(note, soft_wrap=True)
     if status.elastic is not None:
         _print_elastic(status)
+    _print_cost(status)
+
+
+def _print_cost(status: ClusterStatus) -> None:
+    """The cost per hour now: the running VMs, and apart from them the other resources the stack builds,
+    which bill while they exist whatever the nodes do (catalogue prices; usage-based charges left out)."""
+    from ..cost import money, usage_text
+    from ..render import console, markup
+
     console.print(
-        markup("running now: [bold]${:.2f}/h[/] (catalogue pay-as-you-go prices)", status.cost_per_hour())
+        markup(
+            "running now: [bold]${:,.2f}/h[/] (compute ${:,.2f}/h for the running VMs + other resources "
+            "${:,.2f}/h; catalogue pay-as-you-go prices, usage-based charges not included)",
+            status.total_cost_per_hour(),
+            status.cost_per_hour(),
+            status.resources_cost_per_hour(),
+        ),
+        soft_wrap=True,
     )
+    for item in status.resources:
+        if item.price.unit == "included":
+            continue  # billed on another line (a FileStorage account: its share)
+        hourly = f"{money(item.usd_per_hour)}/h" if item.price.unit != "usage" else "usage-based only"
+        if item.rate is not None and item.price.unit not in ("hour",):
+            hourly += f" ({money(item.rate)}/{item.price.unit})"
+        usage = usage_text(item)
+        estimate = " (estimate)" if item.price.estimate else ""
+        console.print(
+            markup("  {}{}: {}{}", item.item.label, estimate, hourly, f"; by use: {usage}" if usage else ""),
+            soft_wrap=True,
+        )
 
 
 def _print_elastic(status: ClusterStatus) -> None:
@@ -100,8 +128,9 @@ def _print_elastic(status: ClusterStatus) -> None:
             words.append("kept warm")
         stdout.print(" ".join(words), markup=False, soft_wrap=True)
     stdout.print(
-        f"  cost now ${elastic.cost_per_hour_usd:,.2f}/h; "
-        f"with everything on ${elastic.all_on_cost_per_hour_usd:,.2f}/h",
+        f"  compute now ${elastic.cost_per_hour_usd:,.2f}/h; "
+        f"with everything on ${elastic.all_on_cost_per_hour_usd:,.2f}/h (the other resources bill the same "
+        "either way)",
         markup=False,
     )
 

@@ -50,11 +50,12 @@ def price(kind: str, variant: str | None = None) -> catalog.ResourcePrice:
     return catalog.resource_prices()[(kind, variant)]
 
 
-def lines(summary: cost.Summary, kind: str) -> list[cost.ResourceCost]:
+def lines(summary, kind: str) -> list[cost.ResourceCost]:
+    """The priced resources of one kind in a Summary or a ClusterStatus (both hold `resources`)."""
     return [item for item in summary.resources if item.item.kind == kind]
 
 
-def only(summary: cost.Summary, kind: str) -> cost.ResourceCost:
+def only(summary, kind: str) -> cost.ResourceCost:
     found = lines(summary, kind)
     assert len(found) == 1, [item.item.label for item in found]
     return found[0]
@@ -415,3 +416,64 @@ def test_plan_prints_the_cost_table_and_no_longer_says_vms_only():
     assert "VMs only" not in result.stdout
     assert "other resources" in result.stdout and "Managed Lustre AMLFS-Durable-Premium-500" in result.stdout
     assert "usage-based charges" in result.stdout
+
+
+# --- status: the running VMs, and apart from them what bills whatever the nodes do -----------------------
+
+
+def test_status_prices_the_other_resources_apart_from_the_running_vms(arm):
+    from azcluster import render
+    from azcluster.ops.status import cluster_status
+    from azcluster.ops.status_view import print_status
+    from tests.azcluster import demo
+
+    sets = demo.add_to(arm.fake)
+    for scale_set in sets:  # every GPU node deallocated: compute is the login node only
+        for instance in scale_set.instances:
+            instance.power = "deallocated"
+    spec = demo.spec(storage={"lustre": {"sku": "AMLFS-Durable-Premium-250", "capacity_tib": 8}})
+    status = cluster_status(spec, arm.context(), "demo", diagnose=False, slurm=False)
+    expected = cost.price_resources(spec)[0]
+    assert [item.item for item in status.resources] == [item.item for item in expected]
+    login = catalog.general_sizes()[spec.login.size].price.usd_per_hour
+    assert status.cost_per_hour() == pytest.approx(login, abs=0.01)
+    lustre = only(status, LUSTRE)
+    assert lustre.usd_per_hour == pytest.approx(price(LUSTRE).rates["AMLFS-Durable-Premium-250"] * 8 / 730)
+
+    document = status.to_json()
+    breakdown = document["cost_breakdown"]
+    assert breakdown["compute_usd_per_hour"] == status.cost_per_hour()
+    assert breakdown["resources_usd_per_hour"] == pytest.approx(
+        sum(item.usd_per_hour for item in expected), abs=0.01
+    )
+    assert (
+        document["cost_per_hour_usd"]
+        == breakdown["total_usd_per_hour"]
+        == pytest.approx(breakdown["compute_usd_per_hour"] + breakdown["resources_usd_per_hour"])
+    )
+    assert all(set(item) == RESOURCE_ITEM_KEYS for item in breakdown["resources"])
+    assert "usage-based charges" in document["cost_basis"]
+
+    with render.console.capture() as console, render.stdout.capture() as stdout:
+        print_status(status)
+    text = console.get() + stdout.get()
+    assert f"running now: ${status.total_cost_per_hour():,.2f}/h" in text
+    assert f"compute ${status.cost_per_hour():,.2f}/h" in text
+    assert f"other resources ${status.resources_cost_per_hour():,.2f}/h" in text
+    assert (
+        f"Managed Lustre AMLFS-Durable-Premium-250, 8 TiB (estimate): {cost.money(lustre.usd_per_hour)}/h"
+        in text
+    )
+    nat = only(status, NAT)
+    assert f"NAT gateway (estimate): {cost.money(nat.usd_per_hour)}/h; by use: {cost.usage_text(nat)}" in text
+    assert f"{cost.money(price(NAT).rates['Standard'])}/h" in text
+    assert "shared home account" not in text  # billed through its share
+
+
+def test_status_of_a_cluster_that_is_not_there_prices_nothing(arm):
+    from azcluster.ops.status import cluster_status
+    from tests.azcluster import demo
+
+    status = cluster_status(demo.spec(), arm.context(), "demo", diagnose=False, slurm=False)
+    assert not status.found and status.resources == []
+    assert status.to_json()["cost_per_hour_usd"] == 0.0
