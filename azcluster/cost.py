@@ -4,10 +4,10 @@ It is the same arithmetic whether or not a program runs, and it never grows with
 1024 nodes is a handful of scale sets, not 1024 VMs). `plan`, `up`, `list` and `status` show it.
 
 Two parts, shown apart: compute (each pool's VMs and the login node, priced by size from sizes.yaml) and
-everything else the cluster builds that Azure bills by the hour whether or not a node runs (Managed
-Lustre, the shared home, Bastion, the NAT gateway, public IPs, private endpoints and DNS zones, from
-prices.yaml). Charges billed by use (GB processed, GB stored, queries) are named with their rates and
-never added: azcluster cannot know the traffic. `cost_per_hour_usd` is the sum of the two parts.
+everything else the cluster builds that Azure bills by the hour whether or not a node runs (every VM's
+OS disk, Managed Lustre, the shared home, Bastion, the NAT gateway, public IPs, private endpoints and DNS
+zones, from prices.yaml). Charges billed by use (GB processed, GB stored, queries) are named with their
+rates and never added: azcluster cannot know the traffic. `cost_per_hour_usd` is the sum of the two parts.
 
 Pricing a new resource (a monitoring workspace, Grafana, a MySQL flexible server): give its type a row in
 components/catalog/prices.yaml (unit, rates by SKU, usage meters, source, date), an entry in `PRICERS`
@@ -99,7 +99,7 @@ class Billable:
 
     kind: str
     role: str
-    """The part of the cluster it belongs to: lustre, home, blob, bastion, nat, dns, endpoints."""
+    """The part of the cluster it belongs to: disks, lustre, home, blob, bastion, nat, dns, endpoints."""
     label: str
     count: int = 1
     sku: str | None = None
@@ -168,7 +168,8 @@ def rate_text(cost: ResourceCost) -> str:
         return "usage-based only"
     if unit == "included":
         return "no charge of its own"
-    return f"{money(cost.rate or 0.0)}/{unit}"
+    each = " each" if unit in ("hour", "month") and cost.item.count > 1 else ""
+    return f"{money(cost.rate or 0.0)}/{unit}{each}"
 
 
 def _per_hour(item: Billable, price: ResourcePrice) -> tuple[float, float] | None:
@@ -206,6 +207,7 @@ PRICERS: dict[str, Pricer] = {
     "azure-native:network:PublicIPAddress": _per_hour,
     "azure-native:network:PrivateEndpoint": _per_hour,  # + per GB processed (usage)
     "azure-native:privatedns:PrivateZone": _per_month,  # + per million queries (usage)
+    "azure-native:compute:Disk": _per_month,  # a VM's OS disk: flat per month by Premium SSD tier
 }
 """Resource kind -> the function that prices it from its catalogue row (prices.yaml `unit`). A price
 function returns (rate, USD per hour), or None when the catalogue has no rate for that SKU."""
@@ -396,6 +398,8 @@ def _price_line(role: str, size: Any, count: int) -> PriceLine:
 
 BASTION_SKU = "Standard"
 """The SKU components/network.py gives Bastion (ClusterNetworkArgs.bastion_sku; the spec has no field)."""
+LOGIN_OS_DISK_GB = 64
+"""The login node's OS disk (components/login.py LoginNodeArgs.os_disk_gb; the spec has no field)."""
 BLOB_SKU = "Standard_LRS"
 """The blob account's SKU (components/storage.py SharedStorageArgs.blob_sku; the spec has no field)."""
 
@@ -500,7 +504,27 @@ def _storage_billables(spec: ClusterSpec) -> list[Billable]:
     return items
 
 
+def _disk_billables(spec: ClusterSpec) -> list[Billable]:
+    """Each VM's Premium SSD OS disk, billed at its tier's monthly price even while the VM is deallocated:
+    one line per pool (its nodes' disks) and one for the login node."""
+    disks = catalog.resource_prices().get(("azure-native:compute:Disk", "os"))
+    sizes = [(f"pool {pool.name}", pool.nodes, pool.os_disk_gb) for pool in spec.pools if pool.nodes]
+    if spec.login.enabled:
+        sizes.append(("login", 1, LOGIN_OS_DISK_GB))
+    items = []
+    for owner, count, gib in sizes:
+        tier = disks.tier_for(gib) if disks is not None else None
+        label = f"OS disks, {owner}: {count} x {gib} GiB Premium SSD" + (f" ({tier})" if tier else "")
+        items.append(
+            Billable(
+                "azure-native:compute:Disk", "disks", label, count=count, sku=tier, variant="os", quantity=gib
+            )
+        )
+    return items
+
+
 BILLABLES: tuple[Callable[[ClusterSpec], list[Billable]], ...] = (
+    _disk_billables,
     _storage_billables,
     _network_billables,
     _dns_billables,

@@ -131,6 +131,10 @@ class ResourcePrice(_Row):
     """The input (Pulumi's camelCase) that holds the quantity priced per unit, e.g. storageCapacityTiB."""
     rates: dict[str, float] = {}
     """USD per `unit` by SKU; `*` when the SKU does not change the price."""
+    tiers: dict[str, int] = {}
+    """For a size-tiered price (a managed disk): the largest GiB each SKU (tier) holds."""
+    part_of: tuple[str, ...] = ()
+    """Types this one comes with, never declared on its own in a plan (a VM's OS disk): empty for most."""
     usage: tuple[UsageMeter, ...] = ()
     region: str
     date: str
@@ -139,6 +143,11 @@ class ResourcePrice(_Row):
     source: str
     verify: str | None = None
     note: str = ""
+
+    def tier_for(self, gib: float) -> str | None:
+        """The smallest tier that holds `gib` (Azure bills a disk at the tier its size rounds up to)."""
+        fitting = [(size, name) for name, size in self.tiers.items() if size >= gib]
+        return min(fitting)[1] if fitting else None
 
     def rate(self, sku: str | None) -> float | None:
         """USD per unit for `sku` (or the SKU-independent `*` rate); None when the catalogue has none."""

@@ -31,6 +31,7 @@ NAT = "azure-native:network:NatGateway"
 PUBLIC_IP = "azure-native:network:PublicIPAddress"
 ENDPOINT = "azure-native:network:PrivateEndpoint"
 ZONE = "azure-native:privatedns:PrivateZone"
+DISK = "azure-native:compute:Disk"
 HUB_VNET = (
     "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/hub/providers/"
     "Microsoft.Network/virtualNetworks/hub"
@@ -181,6 +182,31 @@ def test_pricing_decides_dns_zones_as_the_network_component_does():
                 assert cost._creates_dns_zone(spec, kind, needed) == private_dns_zone(spec, kind, needed)[1]
 
 
+def test_os_disks_are_billed_per_month_at_the_tier_their_size_rounds_up_to():
+    disks = price(DISK, "os")
+    p15 = disks.tiers["P15"]
+    spec = spec_of(
+        {
+            "pools": [
+                {"name": "a", "size": H100, "nodes": 3, "os_disk_gb": p15},
+                {"name": "b", "size": H100, "nodes": 2, "os_disk_gb": p15 + 1},
+            ],
+            "login": {"enabled": False},
+        }
+    )
+    summary = cost.summarize(spec)
+    by_label = {item.item.label.split(":")[0]: item for item in lines(summary, DISK)}
+    assert set(by_label) == {"OS disks, pool a", "OS disks, pool b"}  # no login node, no login disk
+    a, b = by_label["OS disks, pool a"], by_label["OS disks, pool b"]
+    assert (a.item.sku, a.item.count, b.item.sku, b.item.count) == ("P15", 3, "P20", 2)
+    assert a.usd_per_hour == pytest.approx(3 * disks.rates["P15"] / 730)
+    assert b.usd_per_hour == pytest.approx(2 * disks.rates["P20"] / 730)
+    assert cost.rate_text(a) == f"{cost.money(disks.rates['P15'])}/month each"
+    with_login = cost.summarize(spec_of({}))
+    login = [item for item in lines(with_login, DISK) if item.item.label.startswith("OS disks, login")]
+    assert [item.item.sku for item in login] == [disks.tier_for(cost.LOGIN_OS_DISK_GB)]
+
+
 def test_blob_is_usage_based_shown_as_a_rate_not_an_amount():
     summary = cost.summarize(spec_of({"storage": {"blob": {"enabled": True}}}))
     blob = [item for item in lines(summary, ACCOUNT) if item.item.variant == "StorageV2"]
@@ -265,9 +291,11 @@ def _graph_key(resource: dict) -> tuple:
     return kind, variant, sku, quantity
 
 
-def _breakdown_keys(document: dict, graph_has_sku: set[str]) -> Counter:
+def _breakdown_keys(document: dict, kinds: set[str], graph_has_sku: set[str]) -> Counter:
     keys: Counter = Counter()
     for item in document["summary"]["cost_breakdown"]["resources"]:
+        if item["kind"] not in kinds:
+            continue
         sku = item["sku"] if item["kind"] in graph_has_sku else None
         keys[(item["kind"], item["variant"], sku, item["quantity"])] += item["count"]
     return keys
@@ -288,17 +316,43 @@ def test_every_resource_type_in_a_plan_is_priced_free_or_compute(plans):
 
 def test_every_priced_resource_in_a_plan_is_in_its_breakdown(plans):
     """Walk each plan's graph: every resource the catalogue says costs money appears in the breakdown with
-    the SKU and quantity the graph has, as many times as the graph has it (and nothing more)."""
-    priced = {kind for kind, _ in catalog.resource_prices()}
+    the SKU and quantity the graph has, as many times as the graph has it (and nothing more). OS disks come
+    with the VMs (no resource of their own): the next test."""
+    priced = {kind for (kind, _), row in catalog.resource_prices().items() if not row.part_of}
     seen: set[str] = set()
     for document in plans:
         resources = [r for r in document["resources"] if r["type"] in priced]
         graph = Counter(_graph_key(r) for r in resources)
         has_sku = {r["type"] for r in resources if (r["inputs"].get("sku") or {}).get("name")}
-        breakdown = _breakdown_keys(document, has_sku)
+        breakdown = _breakdown_keys(document, priced, has_sku)
         assert graph == breakdown, f"{document['stack']}: graph {dict(graph)} != breakdown {dict(breakdown)}"
         seen |= {r["type"] for r in resources}
     assert seen == priced  # these plans exercise every priced type at least once
+
+
+def test_every_vms_os_disk_in_a_plan_is_in_its_breakdown_at_its_tier(plans):
+    disks = price(DISK, "os")
+    assert set(disks.part_of) == set(catalog.compute_resource_types())
+    for document in plans:
+        graph: Counter = Counter()
+        for resource in document["resources"]:
+            inputs = resource["inputs"]
+            if resource["type"] == "azure-native:compute:VirtualMachineScaleSet":
+                os_disk, count = (
+                    inputs["virtualMachineProfile"]["storageProfile"]["osDisk"],
+                    inputs["sku"]["capacity"],
+                )
+            elif resource["type"] == "azure-native:compute:VirtualMachine":
+                os_disk, count = inputs["storageProfile"]["osDisk"], 1
+            else:
+                continue
+            assert os_disk["managedDisk"]["storageAccountType"] == "Premium_LRS"  # what the row prices
+            graph[(disks.tier_for(os_disk["diskSizeGB"]), os_disk["diskSizeGB"])] += count
+        priced: Counter = Counter()
+        for item in document["summary"]["cost_breakdown"]["resources"]:
+            if item["kind"] == DISK:
+                priced[(item["sku"], item["quantity"])] += item["count"]
+        assert graph == priced, document["stack"]
 
 
 def test_the_vms_in_a_plan_are_the_compute_lines(plans):
