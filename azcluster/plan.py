@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from azcluster.components.capacity import PoolCapacity, capacity_plan
 from azcluster.components.findings import Finding, has_errors
 from azcluster.components.spec import ClusterSpec
 
@@ -39,6 +40,8 @@ class PlanResult:
     """The stack file, for `file:line` in human output."""
     messages: list[tuple[str, str]] = field(default_factory=list)
     """What the program logged (`pulumi.log`): shown on stderr, not part of the JSON document."""
+    capacity: list[PoolCapacity] = field(default_factory=list)
+    """Each pool's capacity policy, resolved (components/capacity.py): what `up` and `grow` will try."""
 
     @property
     def ok(self) -> bool:
@@ -52,6 +55,7 @@ class PlanResult:
             "findings": [finding.to_json() for finding in self.findings],
             "resources": [resource.to_json() for resource in self.resources],
             "summary": self.summary.to_json(),
+            "capacity": [policy.to_json() for policy in self.capacity],
         }
 
 
@@ -73,8 +77,9 @@ def plan_stack(loaded: LoadedStack, suppress: Iterable[str] = ()) -> PlanResult:
     if spec is None:
         return PlanResult(loaded.name, location, findings, [], _empty_summary(), source=source)
     summary = summarize(spec)
+    capacity = capacity_plan(spec)
     if has_errors(findings):
-        return PlanResult(loaded.name, location, findings, [], summary, source=source)
+        return PlanResult(loaded.name, location, findings, [], summary, source=source, capacity=capacity)
     run = _run_build(spec, loaded.name)
     return PlanResult(
         loaded.name,
@@ -85,6 +90,7 @@ def plan_stack(loaded: LoadedStack, suppress: Iterable[str] = ()) -> PlanResult:
         run.outputs,
         source=source,
         messages=run.messages,
+        capacity=capacity,
     )
 
 
@@ -394,6 +400,10 @@ def show(result: PlanResult) -> None:
     render.stdout.print(summary_table(result))
     render.stdout.print(cost_table(result.summary))
     render.stdout.print(quota_table(result.summary))
+    if result.capacity:
+        from .capacity_view import policy_table
+
+        render.stdout.print(policy_table(result.capacity))
     show_messages(result)
     warnings = sum(1 for finding in result.findings if finding.severity == "warning")
     tail = f" with {warnings} warning{'s' if warnings != 1 else ''}" if warnings else ""

@@ -14,7 +14,7 @@ import math
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from .safefile import UnsafeFile, read_small_text
 
@@ -48,7 +48,10 @@ class _Strict(BaseModel):
     @classmethod
     def _no_silent_conversion(cls, value: Any, info: ValidationInfo) -> Any:
         _check_text(value)
-        kinds = _plain_kinds(cls.model_fields[info.field_name].annotation) if info.field_name else set()
+        annotation = cls.model_fields[info.field_name].annotation if info.field_name else None
+        if value is None and type(None) in getattr(annotation, "__args__", ()):
+            return value  # an optional number left unset (the component plugin passes None explicitly)
+        kinds = _plain_kinds(annotation) if annotation is not None else set()
         if kinds == {bool} and not isinstance(value, bool):
             raise ValueError("must be true or false")
         if (
@@ -172,6 +175,80 @@ class ImagePlan(_Strict):
     name: str = Field(description="Plan name (the Marketplace sku), e.g. 8_10-hpc-gen2.")
 
 
+ZoneName = Annotated[str, Field(pattern=r"^[1-3]$")]
+
+CAPACITY_WAIT_MAX_MINUTES = 7 * 24 * 60
+"""The longest a capacity policy may keep trying (a week): longer is a reservation, not a wait."""
+
+
+class CapacityPolicy(_Strict):
+    """What azcluster does when Azure cannot place a whole island (components/capacity.py).
+
+    Azure places a scale set's VMs as capacity allows and reports the ones it could not place as failed
+    (AllocationFailed, ZonalAllocationFailed, ...). An island is one placement group, so it never spans
+    zones: when its zone has too little, it is placed whole in the next zone listed. Defaults suit a first
+    user: the cluster's zone only, no stand-in size, whole islands or nothing, one try.
+    """
+
+    zones: list[ZoneName] = Field(
+        default_factory=list,
+        description="Availability zones to try, in order, for each island of the pool; an island is placed "
+        "whole in one of them (one placement group never spans zones). Default: the cluster's `zone` only. "
+        "Storage stays in the cluster's zone, so an island elsewhere reads it across zones.",
+    )
+    stand_in_sizes: list[str] = Field(
+        default_factory=list,
+        description="VM sizes that may stand in for `size` when Azure has none of it, in order of "
+        "preference, e.g. Standard_ND96isr_H200_v5 for Standard_ND96isr_H100_v5. Each has its own quota "
+        "family and price; both are checked before one is used. Default: none.",
+    )
+    min_nodes: int | None = Field(
+        None,
+        ge=1,
+        description="Smallest island worth keeping: when Azure places only part of an island, keep the "
+        "placed nodes if there are at least this many (the failed ones are removed, and `up` or `grow` "
+        "asks for the gap later). Default: whole islands only.",
+    )
+    min_fraction: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="The smallest island worth keeping as a share of each island's nodes, e.g. 0.75 "
+        "(rounded up). Give `min_nodes` or `min_fraction`, not both.",
+    )
+    wait_minutes: int = Field(
+        0,
+        ge=0,
+        le=CAPACITY_WAIT_MAX_MINUTES,
+        description="Minutes `up` and `grow` keep trying to place this pool's islands, with back-off, "
+        "before reporting what they obtained; 0 is one try. `--wait-for-capacity` overrides it.",
+    )
+
+    @field_validator("zones", "stand_in_sizes")
+    @classmethod
+    def _no_repeats(cls, values: list[str]) -> list[str]:
+        seen: set[str] = set()
+        for value in values:
+            if value.lower() in seen:
+                raise ValueError(f"{value!r} is listed twice; list each once, in the order to try")
+            seen.add(value.lower())
+        return values
+
+    @model_validator(mode="after")
+    def _one_minimum(self) -> CapacityPolicy:
+        if self.min_nodes is not None and self.min_fraction is not None:
+            raise ValueError("give min_nodes or min_fraction, not both")
+        return self
+
+    def smallest_island(self, requested: int) -> int:
+        """The fewest nodes of a `requested`-node island worth keeping (the whole island by default)."""
+        if self.min_nodes is not None:
+            return min(self.min_nodes, requested)
+        if self.min_fraction is not None:
+            return min(requested, max(1, math.ceil(self.min_fraction * requested - 1e-9)))
+        return requested
+
+
 class PoolSpec(_Strict):
     """A set of identical GPU nodes. InfiniBand sizes are split into islands of one scale set each."""
 
@@ -201,6 +278,12 @@ class PoolSpec(_Strict):
     os_disk_gb: int = Field(256, ge=30, le=4095, description="OS disk size in GiB.")
     repair: bool = Field(
         False, description="Let Azure replace nodes that stay unhealthy (automatic instance repairs)."
+    )
+    capacity: CapacityPolicy = Field(
+        default_factory=CapacityPolicy,
+        description="What to do when Azure cannot place a whole island: zones to try, stand-in sizes, the "
+        "smallest island worth keeping, how long to keep trying. Default: the cluster's zone, no "
+        "stand-in, whole islands, one try.",
     )
 
     def island_sizes(self) -> list[int]:
@@ -417,9 +500,6 @@ class SlurmSpec(_Strict):
         ge=0,
         description="Cores per node kept from jobs for system daemons (Slurm's CoreSpecCount).",
     )
-
-
-ZoneName = Annotated[str, Field(pattern=r"^[1-3]$")]
 
 
 class ClusterSpec(_Strict):

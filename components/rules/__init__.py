@@ -21,6 +21,8 @@ One module per domain, one registry (`registry.py`):
     slurm.py     AZC070-075          Slurm (ids AZC070-079)
     home.py      AZC085-086          the shared home (ids AZC080-089)
     elastic.py   AZC093-097          elastic pools (ids AZC090-099)
+    capacity.py  AZC100-106          capacity policy: zones, stand-in sizes, partial islands, reservations
+                                     (ids AZC100-109)
 
 Adding a rule:
 1. Open the domain's module (a new domain, e.g. monitoring: create `monitoring.py` and add it to the
@@ -31,8 +33,9 @@ Adding a rule:
    `common.pool_at(i, "field")`. A rule must cope with any spec `parse_cluster` accepts (a property test
    feeds it generated specs): a rule that crashes hides every other finding.
 3. Choose the id: the next free one in the domain's block, or a new block of ten for a new domain.
-   Next free: AZC062 (domains without a block), AZC076 (Slurm), AZC087 (home), AZC098 (elastic);
-   a new domain takes the next unused block, AZC100-109 (then AZC110-119, ...) and lists it above.
+   Next free: AZC062 (domains without a block), AZC076 (Slurm), AZC087 (home), AZC098 (elastic),
+   AZC107 (capacity); a new domain takes the next unused block, AZC110-119 (then AZC120-129, ...) and
+   lists it above.
    Ids are stable: a retired rule's id is never reused.
 4. Add a case that fires and one that stays quiet to the FIRES and QUIET tables of the domain's test,
    tests/components/rules/test_<domain>.py (a registry test fails until every rule has both there).
@@ -46,6 +49,7 @@ from __future__ import annotations
 from ..findings import Finding
 from . import (
     access,
+    capacity,
     elastic,
     home,
     images,
@@ -78,6 +82,7 @@ DOMAINS = (
     slurm,
     home,
     elastic,
+    capacity,
 )
 """The domain modules; importing one registers its rules. A new domain is imported above and added here."""
 

@@ -80,6 +80,19 @@ POOLS = st.fixed_dictionaries(
     optional={
         "image": _maybe(st.one_of(IMAGES, _text(40))),
         "capacity_reservation_group_id": _maybe(st.one_of(st.just(CRG_ID), _text(40))),
+        "capacity": st.fixed_dictionaries(
+            {},
+            optional={
+                "zones": st.lists(st.sampled_from(["1", "2", "3"]), max_size=3, unique=True),
+                "stand_in_sizes": st.lists(
+                    st.one_of(st.sampled_from(sorted(catalog.gpu_sizes())), _text(30)),
+                    max_size=3,
+                    unique=True,
+                ),
+                "min_nodes": _maybe(st.integers(1, 400)),
+                "wait_minutes": st.integers(0, 600),
+            },
+        ),
     },
 )
 

@@ -1,0 +1,56 @@
+"""How a pool's capacity policy reads on a terminal: one row per pool (plan), in words a user checks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from azcluster.components.capacity import PoolCapacity, SizeChoice
+
+
+def zones_text(policy: PoolCapacity) -> str:
+    """`1, then 2` with the cross-zone ones marked; `regional` when there is no zone to move to."""
+    if policy.zones == (None,):
+        return "regional (no zone to move to)"
+    parts = []
+    for zone in policy.zones:
+        far = " (storage in another zone)" if policy.cross_zone(zone) else ""
+        parts.append(f"{zone}{far}")
+    return ", then ".join(parts)
+
+
+def size_text(size: SizeChoice) -> str:
+    if not size.known:
+        return f"{size.name} (unknown size)"
+    role = "stand-in " if size.stand_in else ""
+    price = f"${size.usd_per_hour:,.2f}/h" if size.usd_per_hour is not None else "no price"
+    return f"{role}{size.name}: {price}, quota {size.quota_family}"
+
+
+def wait_text(minutes: int) -> str:
+    if minutes == 0:
+        return "one try"
+    hours, rest = divmod(minutes, 60)
+    if hours and rest:
+        return f"up to {hours} h {rest} min"
+    return f"up to {hours} h" if hours else f"up to {rest} min"
+
+
+def policy_table(policies: list[PoolCapacity]) -> Any:
+    """`plan`'s table of what `up`/`grow` try when Azure has no room: zones, sizes, smallest island, wait."""
+    from rich.table import Table
+
+    table = Table(title="when Azure has no capacity (per pool)", title_justify="left")
+    table.add_column("pool", no_wrap=True)
+    table.add_column("zones, in order")
+    table.add_column("sizes, in order")
+    table.add_column("smallest island kept")
+    table.add_column("keep trying")
+    for policy in policies:
+        table.add_row(
+            policy.pool,
+            zones_text(policy),
+            "\n".join(size_text(size) for size in policy.sizes),
+            policy.minimum_text(),
+            wait_text(policy.wait_minutes),
+        )
+    return table

@@ -1,0 +1,156 @@
+"""A pool's capacity policy, resolved: where each island may go, as what size, and how small it may end.
+
+Pure: no pulumi, no Azure SDK. The spec says what the user allows (`PoolSpec.capacity`); this module turns
+it into the concrete choices `plan` shows and `up`/`grow` try in order:
+
+- Zones, in order. An island is one Uniform scale set with a single placement group, and a placement group
+  lives in one zone, so an island is placed whole in one zone and moves whole to the next one listed when
+  its zone has no room (never split across zones: InfiniBand only spans one placement group, see
+  components/gpu_pool.py). Default: the cluster's zone (components/placement.py), which is None in a
+  region without zones or a regional deployment; then there is nothing to move to.
+- Sizes, in order: the pool's size first, then the stand-ins the policy allows. Each carries its own quota
+  family and price from the catalogue, so a stand-in is priced and its quota checked before it is used.
+- The smallest island worth keeping (`CapacityPolicy.smallest_island`): an island Azure places in part is
+  kept when at least that many nodes came up, the failed instances are removed, and a later `up` or
+  `grow` asks for the gap.
+- How long to keep trying (`wait_minutes`): the deadline of the back-off loop, which the CLI's
+  `--wait-for-capacity` overrides.
+
+Storage stays in the cluster's zone whatever happens to an island: Managed Lustre and the shared home are
+zonal or zone-redundant resources holding data, and moving them for a compute shortage would be far worse
+than reading them across zones. An island placed in another zone reads them across zones: zones are
+joined by a network with under 2 ms round-trip latency, and Azure no longer bills data transfer between
+zones of one region (learn.microsoft.com/azure/reliability/availability-zones-overview); jobs reading
+Lustre hard feel the latency, not a bill. `cross_zone` says which islands do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from . import catalog
+from .placement import cluster_zone
+from .spec import ClusterSpec, PoolSpec
+
+
+@dataclass(frozen=True)
+class SizeChoice:
+    """One size an island may be built as: the pool's own or a stand-in, with its quota family and price."""
+
+    name: str
+    stand_in: bool
+    known: bool
+    quota_family: str | None = None
+    vcpus: int | None = None
+    gpus: int | None = None
+    usd_per_hour: float | None = None
+    price_region: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "size": self.name,
+            "stand_in": self.stand_in,
+            "known": self.known,
+            "quota_family": self.quota_family,
+            "vcpus": self.vcpus,
+            "gpus": self.gpus,
+            "usd_per_hour": self.usd_per_hour,
+            "price_region": self.price_region,
+        }
+
+
+@dataclass(frozen=True)
+class PoolCapacity:
+    """The resolved policy of one pool: what `plan` shows and what `up`/`grow` try, in order."""
+
+    pool: str
+    zones: tuple[str | None, ...]
+    """Zones to try, in order; (None,) for a regional pool (nowhere to move)."""
+    storage_zone: str | None
+    """The cluster's zone: where storage stays."""
+    sizes: tuple[SizeChoice, ...]
+    """The pool's size first, then the allowed stand-ins."""
+    islands: tuple[int, ...]
+    """Nodes asked for per island."""
+    smallest: tuple[int, ...]
+    """Fewest nodes worth keeping per island (equal to `islands` for whole islands only)."""
+    wait_minutes: int
+
+    @property
+    def whole_islands_only(self) -> bool:
+        return self.smallest == self.islands
+
+    def cross_zone(self, zone: str | None) -> bool:
+        """Whether an island placed in `zone` reads storage across zones."""
+        return zone is not None and self.storage_zone is not None and zone != self.storage_zone
+
+    def minimum_text(self) -> str:
+        if self.whole_islands_only:
+            return "whole islands only"
+        pairs = sorted(set(zip(self.islands, self.smallest, strict=True)), reverse=True)
+        return "keep " + ", ".join(f"{low} of {asked}" for asked, low in pairs) + " or more"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "pool": self.pool,
+            "zones": list(self.zones),
+            "storage_zone": self.storage_zone,
+            "sizes": [size.to_json() for size in self.sizes],
+            "islands": [
+                {"island": index, "requested": asked, "smallest": low}
+                for index, (asked, low) in enumerate(zip(self.islands, self.smallest, strict=True))
+            ],
+            "whole_islands_only": self.whole_islands_only,
+            "wait_minutes": self.wait_minutes,
+        }
+
+
+def size_choice(name: str, *, stand_in: bool) -> SizeChoice:
+    """A size with what the catalogue knows about it (quota family, vCPUs, GPUs, price)."""
+    size = catalog.find_size(name)
+    if size is None:
+        return SizeChoice(name, stand_in, known=False)
+    return SizeChoice(
+        size.name,
+        stand_in,
+        known=True,
+        quota_family=size.quota_family,
+        vcpus=size.vcpus,
+        gpus=size.gpus,
+        usd_per_hour=size.price.usd_per_hour,
+        price_region=size.price.region,
+    )
+
+
+def island_counts(pool: PoolSpec) -> list[int]:
+    """Nodes per scale set as GpuPool builds them: IB islands, or one set for sizes without InfiniBand."""
+    size = catalog.find_size(pool.size)
+    if size is not None and not size.has_infiniband:
+        return [pool.nodes]
+    return pool.island_sizes()
+
+
+def pool_capacity(spec: ClusterSpec, pool: PoolSpec) -> PoolCapacity:
+    """The pool's policy resolved against the cluster's zone and the catalogue."""
+    home_zone = cluster_zone(spec).zone
+    policy = pool.capacity
+    zones: tuple[str | None, ...] = tuple(policy.zones) or (home_zone,)
+    sizes = (size_choice(pool.size, stand_in=False),) + tuple(
+        size_choice(name, stand_in=True) for name in policy.stand_in_sizes
+    )
+    islands = tuple(island_counts(pool))
+    return PoolCapacity(
+        pool=pool.name,
+        zones=zones,
+        storage_zone=home_zone,
+        sizes=sizes,
+        islands=islands,
+        smallest=tuple(policy.smallest_island(n) for n in islands),
+        wait_minutes=policy.wait_minutes,
+    )
+
+
+def capacity_plan(spec: ClusterSpec) -> list[PoolCapacity]:
+    """Every pool's resolved policy, in spec order."""
+    return [pool_capacity(spec, pool) for pool in spec.pools]

@@ -1,0 +1,249 @@
+"""Capacity policy (AZC100-AZC106): zones to try, stand-in sizes, the smallest island worth keeping, and
+capacity reservations where Azure offers them (components/capacity.py resolves the policy)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from .. import catalog
+from ..spec import ClusterSpec, PoolSpec
+from .common import did_you_mean, plural, pool_at
+from .registry import Problem, rule
+
+RESERVATION_UNSUPPORTED_SERIES = (("ND", "ND-series"), ("NC H100 v5", "NCads H100 v5-series"))
+"""Series prefixes (catalogue `series`) Azure's on-demand capacity reservations do not support, with the
+name Microsoft's page gives them: MicrosoftDocs/azure-compute-docs articles/virtual-machines/
+capacity-reservation-overview.md (2026-02-17), "Limitations and restrictions": "Support for other VM series
+isn't currently available: ... GPU-accelerated compute: ND-series, NCads H100 v5-series, Hb-series,
+Hc-series". NC A100 v4 is on the supported list."""
+
+RESERVATION_SOURCE = "learn.microsoft.com/azure/virtual-machines/capacity-reservation-overview"
+
+
+def _capacity_path(index: int, field: str) -> str:
+    return pool_at(index, f"capacity.{field}")
+
+
+def _stand_ins(pool: PoolSpec) -> Iterator[tuple[int, str, catalog.GpuSize | None]]:
+    for position, name in enumerate(pool.capacity.stand_in_sizes):
+        yield position, name, catalog.find_size(name)
+
+
+@rule("AZC100", "error", "stand-in-size-unknown", "A stand-in size is not a GPU size azcluster knows")
+def stand_in_size_unknown(spec: ClusterSpec) -> Iterator[Problem]:
+    """A stand-in is built like the pool's own size (drivers, NCCL topology, health checks, quota family,
+    price), so it must be in the catalogue; a misspelt one would fail exactly when capacity is short.
+    """
+    sizes = catalog.gpu_sizes()
+    for index, pool in enumerate(spec.pools):
+        for position, name, size in _stand_ins(pool):
+            if size is None:
+                yield (
+                    _capacity_path(index, f"stand_in_sizes[{position}]"),
+                    f"pool {pool.name!r}: stand-in size {name!r} is not a GPU size azcluster knows.",
+                    f"{did_you_mean(name, sizes)}`azcluster skus` lists the known sizes.",
+                )
+
+
+@rule(
+    "AZC101",
+    "error",
+    "stand-in-size-does-not-fit-image",
+    "A stand-in size has another GPU vendor or CPU architecture than the pool's image",
+)
+def stand_in_size_does_not_fit_image(spec: ClusterSpec) -> Iterator[Problem]:
+    """Every island of a pool boots the pool's one image. An image built for NVIDIA GPUs (CUDA) brings no
+    AMD GPU up (ROCm) and the other way round, and an x64 image does not boot on an Arm64 size such as
+    GB200 v6 (AZC018, AZC055 check the pool's own size; shared/reference/azure-gpu-clusters.md "Images and
+    node preparation"). A stand-in must share the pool's GPU vendor and CPU architecture.
+    """
+    for index, pool in enumerate(spec.pools):
+        own = catalog.find_size(pool.size)
+        if own is None:
+            continue
+        image = pool.image or own.default_image
+        for position, _name, size in _stand_ins(pool):
+            if size is None:
+                continue
+            differences = []
+            if size.gpu_vendor != own.gpu_vendor:
+                differences.append(f"{size.gpu_vendor.upper()} GPUs, not {own.gpu_vendor.upper()}")
+            if size.architecture != own.architecture:
+                differences.append(f"an {size.architecture} CPU, not {own.architecture}")
+            if differences:
+                yield (
+                    _capacity_path(index, f"stand_in_sizes[{position}]"),
+                    f"pool {pool.name!r}: stand-in {size.name} has {' and '.join(differences)}; the pool's "
+                    f"image {image!r} would not bring it up.",
+                    f"Stand in a size with {own.gpu_vendor.upper()} GPUs and an {own.architecture} CPU "
+                    f"(like {own.name}), or make a separate pool for {size.name} with its own image.",
+                )
+
+
+@rule(
+    "AZC102",
+    "error",
+    "stand-in-size-without-infiniband",
+    "A stand-in for an InfiniBand size has no InfiniBand",
+)
+def stand_in_size_without_infiniband(spec: ClusterSpec) -> Iterator[Problem]:
+    """An InfiniBand pool is built as islands of one placement group each, and its jobs expect the fabric;
+    a size without InfiniBand (NC) would make islands whose nodes talk over Ethernet only, and a job
+    placed on them would run many times slower without saying why (components/gpu_pool.py).
+    """
+    for index, pool in enumerate(spec.pools):
+        own = catalog.find_size(pool.size)
+        if own is None or not own.has_infiniband:
+            continue
+        for position, _name, size in _stand_ins(pool):
+            if size is not None and not size.has_infiniband:
+                yield (
+                    _capacity_path(index, f"stand_in_sizes[{position}]"),
+                    f"pool {pool.name!r}: stand-in {size.name} has no InfiniBand, but the pool's "
+                    f"{own.name} islands are InfiniBand fabrics.",
+                    "Stand in an ND size with InfiniBand (e.g. Standard_ND96isr_H200_v5 for H100), or "
+                    "make a separate pool for sizes without it.",
+                )
+
+
+@rule(
+    "AZC103",
+    "error",
+    "capacity-zones-outside-region",
+    "A pool's capacity policy lists zones in a region that has none",
+)
+def capacity_zones_outside_region(spec: ClusterSpec) -> Iterator[Problem]:
+    """Azure refuses zonal scale sets in a region without availability zones (placement.py; which regions
+    have zones: https://learn.microsoft.com/azure/reliability/regions-list, catalogue `regions.yaml`), so
+    a zone fallback there fails every try.
+    """
+    region = catalog.regions().get(spec.location)
+    if region is None or region.zones:
+        return
+    for index, pool in enumerate(spec.pools):
+        if pool.capacity.zones:
+            yield (
+                _capacity_path(index, "zones"),
+                f"pool {pool.name!r} lists zones {', '.join(pool.capacity.zones)} to try, but region "
+                f"{spec.location!r} has no availability zones.",
+                "Remove `capacity.zones`, or move the cluster to a region with zones (e.g. eastus, "
+                "westus3, swedencentral).",
+            )
+
+
+def _reservation_unsupported(size: catalog.GpuSize) -> str | None:
+    """Microsoft's name of the size's series when capacity reservations do not support it, else None."""
+    for prefix, name in RESERVATION_UNSUPPORTED_SERIES:
+        if size.series.startswith(prefix):
+            return name
+    return None
+
+
+@rule(
+    "AZC104",
+    "error",
+    "capacity-reservation-size-unsupported",
+    "A pool with a capacity reservation group uses a size Azure does not reserve",
+)
+def capacity_reservation_size_unsupported(spec: ClusterSpec) -> Iterator[Problem]:
+    """Azure's on-demand capacity reservations do not support ND-series nor NCads H100 v5: a reservation
+    for them cannot be created, and a scale set of that size referencing a group is refused. Stand-in
+    sizes count too: an island that falls back to one could not use the pool's reservation.
+
+    Source: https://learn.microsoft.com/azure/virtual-machines/capacity-reservation-overview ("Limitations
+    and restrictions": support for ND-series and NCads H100 v5-series "isn't currently available"; NC A100
+    v4 is supported). For ND sizes, azcluster's own answer to scarce capacity is the pool's capacity
+    policy: zones, stand-in sizes and best-effort islands.
+    """
+    for index, pool in enumerate(spec.pools):
+        if not pool.capacity_reservation_group_id:
+            continue
+        size = catalog.find_size(pool.size)
+        series = _reservation_unsupported(size) if size is not None else None
+        if size is not None and series:
+            yield (
+                pool_at(index, "capacity_reservation_group_id"),
+                f"pool {pool.name!r}: {size.name} is {series}, which Azure's capacity reservations do "
+                f"not support ({RESERVATION_SOURCE}).",
+                "Remove capacity_reservation_group_id and let the pool's `capacity:` policy get what it "
+                "can (zones to try, stand-in sizes, min_nodes); reservations exist for NC A100 v4.",
+            )
+        for position, _name, stand_in in _stand_ins(pool):
+            series = _reservation_unsupported(stand_in) if stand_in is not None else None
+            if stand_in is not None and series:
+                yield (
+                    _capacity_path(index, f"stand_in_sizes[{position}]"),
+                    f"pool {pool.name!r} allocates from a capacity reservation group, but stand-in "
+                    f"{stand_in.name} is {series}, which Azure's capacity reservations do not support "
+                    f"({RESERVATION_SOURCE}).",
+                    "Remove the stand-in, or remove capacity_reservation_group_id from the pool.",
+                )
+
+
+@rule(
+    "AZC105",
+    "info",
+    "stand-in-size-priced-and-quota",
+    "A stand-in size has its own price and quota family",
+)
+def stand_in_size_priced_and_quota(spec: ClusterSpec) -> Iterator[Problem]:
+    """A stand-in is billed at its own rate and counted against its own vCPU quota family, which must have
+    room for a whole island before it is tried (`azcluster preflight` checks quota per family). Saying
+    both up front avoids a surprise on the bill or a quota refusal at the worst moment.
+    """
+    for index, pool in enumerate(spec.pools):
+        own = catalog.find_size(pool.size)
+        if own is None:
+            continue
+        largest = max(pool.island_sizes())
+        for position, _name, size in _stand_ins(pool):
+            if size is None or size.name == own.name:
+                continue
+            delta = size.price.usd_per_hour - own.price.usd_per_hour
+            cost = (
+                f"${abs(delta):,.2f}/hour per node {'more' if delta > 0 else 'less'} than {own.name}"
+                if delta
+                else f"the same price as {own.name}"
+            )
+            family = (
+                f"its own quota family {size.quota_family!r}"
+                if catalog.normalise_family(size.quota_family) != catalog.normalise_family(own.quota_family)
+                else f"the same quota family {size.quota_family!r}"
+            )
+            yield (
+                _capacity_path(index, f"stand_in_sizes[{position}]"),
+                f"pool {pool.name!r}: stand-in {size.name} costs ${size.price.usd_per_hour:,.2f}/hour per "
+                f"node ({cost}) and uses {family}: {largest * size.vcpus:,} vCPUs for an island of "
+                f"{plural(largest, 'node')}.",
+                "`azcluster preflight` shows the free quota per family; request an increase for the "
+                "stand-in's family before you need it.",
+            )
+
+
+@rule(
+    "AZC106",
+    "warning",
+    "capacity-min-nodes-above-islands",
+    "min_nodes is at least every island's size: islands are still whole or nothing",
+)
+def capacity_min_nodes_above_islands(spec: ClusterSpec) -> Iterator[Problem]:
+    """`min_nodes` is per island (one scale set). Set to an island's size or more it changes nothing:
+    every island must still come up whole, which is usually not what was meant by setting it.
+    """
+    for index, pool in enumerate(spec.pools):
+        wanted = pool.capacity.min_nodes
+        if wanted is None or pool.nodes == 0:
+            continue
+        islands = pool.island_sizes()
+        size = catalog.find_size(pool.size)
+        if size is not None and not size.has_infiniband:
+            islands = [pool.nodes]
+        if wanted >= max(islands):
+            yield (
+                _capacity_path(index, "min_nodes"),
+                f"pool {pool.name!r}: min_nodes {wanted} is not below its islands' size "
+                f"({', '.join(map(str, sorted(set(islands), reverse=True)))} nodes): islands must still "
+                "come up whole.",
+                f"min_nodes counts nodes per island; use a number below {max(islands)} (or min_fraction, "
+                "e.g. 0.75) to keep islands Azure places in part.",
+            )

@@ -1,0 +1,155 @@
+"""Capacity policy rules (AZC100-AZC106) and the policy's shape in the spec.
+
+Each case edits the baseline cluster (cases.py: 4 x ND H100 v5 in zone 1 of eastus) and must fire, or
+stay quiet.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pydantic
+import pytest
+
+from azcluster.components.capacity import pool_capacity
+
+from .cases import CRG_ID, DELETE, GB200, MI300X, NC, assert_fires, assert_quiet, build, case_id, only
+
+H200 = "Standard_ND96isr_H200_v5"
+NC_A100 = "Standard_NC96ads_A100_v4"
+
+FIRES = [
+    ("AZC100", {"pools.0.capacity": {"stand_in_sizes": ["Standard_ND96isr_H200_v6"]}}, H200),
+    ("AZC101", {"pools.0.capacity": {"stand_in_sizes": [MI300X]}}, "AMD GPUs, not NVIDIA"),
+    ("AZC101", {"pools.0.capacity": {"stand_in_sizes": [GB200]}}, "an Arm64 CPU, not x64"),
+    ("AZC102", {"pools.0.capacity": {"stand_in_sizes": [NC]}}, "has no InfiniBand"),
+    (
+        "AZC103",
+        {"location": "westus", "zone": DELETE, "pools.0.capacity": {"zones": ["2", "3"]}},
+        "has no availability zones",
+    ),
+    ("AZC104", {"pools.0.capacity_reservation_group_id": CRG_ID}, "ND-series"),
+    (
+        "AZC104",
+        {"pools.0.size": NC, "pools.0.capacity_reservation_group_id": CRG_ID},
+        "NCads H100 v5-series",
+    ),
+    (
+        "AZC104",
+        {
+            "pools.0.size": NC_A100,
+            "pools.0.capacity_reservation_group_id": CRG_ID,
+            "pools.0.capacity": {"stand_in_sizes": [NC]},
+        },
+        "stand-in Standard_NC80adis_H100_v5 is NCads H100 v5-series",
+    ),
+    ("AZC105", {"pools.0.capacity": {"stand_in_sizes": [H200]}}, "standardNDISRH200V5Family"),
+    ("AZC106", {"pools.0.capacity": {"min_nodes": 4}}, "min_nodes 4"),
+]
+
+QUIET = [
+    ("AZC100", {"pools.0.capacity": {"stand_in_sizes": [H200]}}),
+    ("AZC101", {"pools.0.capacity": {"stand_in_sizes": [H200]}}),
+    ("AZC101", {"pools.0.size": MI300X, "pools.0.capacity": {"stand_in_sizes": [MI300X]}}),
+    ("AZC102", {"pools.0.capacity": {"stand_in_sizes": [H200]}}),
+    ("AZC102", {"pools.0.size": NC_A100, "pools.0.capacity": {"stand_in_sizes": [NC]}}),
+    ("AZC103", {"pools.0.capacity": {"zones": ["2", "3"]}}),
+    ("AZC104", {"pools.0.size": NC_A100, "pools.0.capacity_reservation_group_id": CRG_ID}),
+    ("AZC104", {"pools.0.capacity": {"stand_in_sizes": [H200]}}),
+    ("AZC105", {"pools.0.capacity": {"zones": ["2"]}}),
+    ("AZC106", {"pools.0.capacity": {"min_nodes": 3}}),
+    ("AZC106", {"pools.0.nodes": 150, "pools.0.capacity": {"min_nodes": 60}}),
+]
+
+
+@pytest.mark.parametrize(("rule_id", "edits", "expected"), FIRES, ids=case_id)
+def test_rule_fires(rule_id: str, edits: dict[str, Any], expected: str) -> None:
+    assert_fires(rule_id, edits, expected)
+
+
+@pytest.mark.parametrize(("rule_id", "edits"), QUIET, ids=case_id)
+def test_rule_stays_quiet(rule_id: str, edits: dict[str, Any]) -> None:
+    assert_quiet(rule_id, edits)
+
+
+def test_reservation_refusal_says_why_and_where_from() -> None:
+    finding = only(build({"pools.0.capacity_reservation_group_id": CRG_ID}), "AZC104")
+    assert finding.path == "azcluster:cluster.pools[0].capacity_reservation_group_id"
+    assert "capacity-reservation-overview" in finding.message
+    assert "capacity:" in finding.hint
+
+
+def test_stand_in_finding_points_at_the_stand_in() -> None:
+    spec = build({"pools.0.capacity": {"stand_in_sizes": [H200, MI300X]}})
+    finding = only(spec, "AZC101")
+    assert finding.path == "azcluster:cluster.pools[0].capacity.stand_in_sizes[1]"
+
+
+def test_stand_in_price_is_the_catalogues() -> None:
+    finding = only(build({"pools.0.capacity": {"stand_in_sizes": [H200]}}), "AZC105")
+    # H200 is listed below H100 in the catalogue: the message says by how much, per node and hour.
+    assert "$84.80/hour per node ($13.52/hour per node less than Standard_ND96isr_H100_v5)" in finding.message
+    assert "384 vCPUs for an island of 4 nodes" in finding.message
+
+
+# --- the policy's shape and defaults -------------------------------------------------------------------
+
+
+def test_defaults_suit_a_first_user() -> None:
+    spec = build()
+    policy = pool_capacity(spec, spec.pools[0])
+    assert policy.zones == ("1",)  # the cluster's zone, nothing else
+    assert [size.name for size in policy.sizes] == ["Standard_ND96isr_H100_v5"]  # no stand-in
+    assert policy.whole_islands_only and policy.smallest == (4,)
+    assert policy.wait_minutes == 0
+
+
+def test_policy_resolves_zones_sizes_and_minimums() -> None:
+    spec = build(
+        {
+            "pools.0.nodes": 256,
+            "pools.0.island_max_nodes": 256,
+            "pools.0.capacity": {"zones": ["2", "1"], "stand_in_sizes": [H200], "min_fraction": 0.75},
+        }
+    )
+    policy = pool_capacity(spec, spec.pools[0])
+    assert policy.zones == ("2", "1")
+    assert policy.cross_zone("2") and not policy.cross_zone("1")
+    stand_in = policy.sizes[1]
+    assert (stand_in.name, stand_in.stand_in, stand_in.quota_family) == (
+        H200,
+        True,
+        "standardNDISRH200V5Family",
+    )
+    assert stand_in.usd_per_hour == 84.80
+    assert policy.smallest == (192,)  # ceil(0.75 * 256)
+    assert policy.minimum_text() == "keep 192 of 256 or more"
+
+
+def test_min_nodes_caps_at_the_island() -> None:
+    spec = build({"pools.0.nodes": 150, "pools.0.capacity": {"min_nodes": 60}})
+    assert pool_capacity(spec, spec.pools[0]).smallest == (60, 60)
+    small = build({"pools.0.nodes": 2, "pools.0.capacity": {"min_fraction": 0.1}})
+    assert pool_capacity(small, small.pools[0]).smallest == (1,)
+
+
+@pytest.mark.parametrize(
+    ("capacity", "says"),
+    [
+        ({"min_nodes": 2, "min_fraction": 0.5}, "not both"),
+        ({"zones": ["1", "1"]}, "listed twice"),
+        ({"zones": ["4"]}, "pattern"),
+        ({"stand_in_sizes": [H200, H200.lower()]}, "listed twice"),
+        ({"min_fraction": 0}, "greater than 0"),
+        ({"min_fraction": 1.5}, "less than or equal to 1"),
+        ({"min_nodes": 0}, "greater than or equal to 1"),
+        ({"wait_minutes": -1}, "greater than or equal to 0"),
+        ({"wait_minutes": True}, "must be a number"),
+        ({"retries": 3}, "Extra inputs"),
+    ],
+)
+def test_bad_policies_are_shape_errors(capacity: dict[str, Any], says: str) -> None:
+    with pytest.raises(pydantic.ValidationError) as caught:
+        build({"pools.0.capacity": capacity})
+    assert says in str(caught.value)
+    assert all(error["loc"][:3] == ("pools", 0, "capacity") for error in caught.value.errors())
