@@ -112,7 +112,8 @@ class SharedStorageArgs:
             raise ValueError(
                 f"blob_account_name {self.blob_account_name!r}: 3-24 lower-case letters and digits"
             )
-        names = list(self.blob.containers)
+        # Containers are created only in the blob account: without it, their names are never used (AZC038).
+        names = list(self.blob.containers) if self.blob.enabled else []
         if self.hsm_container:
             if not self.blob.enabled:
                 raise ValueError(
@@ -126,7 +127,7 @@ class SharedStorageArgs:
                 )
             names += [self.hsm_container, self.hsm_logging_container]
         for container in names:
-            if not _CONTAINER_NAME.match(container):
+            if not _CONTAINER_NAME.fullmatch(container):
                 raise ValueError(
                     f"blob container name {container!r}: 3-63 lower-case letters, digits and single hyphens, "
                     "starting and ending with a letter or digit"
