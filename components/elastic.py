@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 
 from . import catalog
 from .spec import ClusterSpec, PoolSpec
+from .topology import computer_name_prefix, island_key, island_slots
 
 BOOT_MINUTES_IB = 15
 """Rough minutes from `start` until an InfiniBand GPU node is usable: Azure starts the VM (several
@@ -101,8 +102,6 @@ def boot_minutes(size: catalog.GpuSize | None) -> int:
 def plan_islands(spec: ClusterSpec) -> list[ElasticIsland]:
     """Every scale set of the cluster with what the power programs need; `keep_warm` marks the first
     `elastic.keep_warm_islands` islands of each pool (never powered off)."""
-    from .bootstrap import computer_name_prefix, island_key
-
     warm = spec.elastic.keep_warm_islands if spec.elastic is not None else 0
     islands = []
     for pool in spec.pools:
@@ -189,9 +188,7 @@ def slurm_wrapper(command: str) -> str:
 
 
 def warm_slots(spec: ClusterSpec) -> list[str]:
-    """Slurm's node names (slot ranges, components/bootstrap/slurm.py) of the islands kept warm."""
-    from .bootstrap.slurm import island_slots
-
+    """Slurm's node names (slot ranges, components/topology.py) of the islands kept warm."""
     if spec.elastic is None:
         return []
     out = []

@@ -154,21 +154,21 @@ def _bootstrap_custom_data(
     """
     if blob_account is None:
         client_id = None  # only BlobFuse2 needs the identity's client id
+    gathered: dict[tuple[Any, ...], bootstrap.PoolBoot] = {}
+
+    def pool_boot(values: list[Any]) -> bootstrap.PoolBoot:
+        """One PoolBoot for all islands: they resolve the same values, so gather once per pool."""
+        key = tuple(values)
+        if key not in gathered:
+            host, account, client, home, munge = values
+            slurm = bootstrap.SlurmBoot(munge, dns_zone) if munge is not None and dns_zone else None
+            storage = bootstrap.StorageValues(host, account, client, home_source=home)
+            gathered[key] = bootstrap.PoolBoot.gather(spec, pool, storage, slurm)
+        return gathered[key]
 
     def render(island: int) -> pulumi.Input[str]:
         def encode(values: list[Any]) -> str:
-            host, account, client, home, key = values
-            slurm = bootstrap.SlurmBoot(key, dns_zone) if key is not None and dns_zone else None
-            return bootstrap.custom_data(
-                spec,
-                pool,
-                island,
-                lustre_mgs_host=host,
-                blob_account=account,
-                blob_client_id=client,
-                home_source=home,
-                slurm=slurm,
-            )
+            return pool_boot(values).custom_data(island)
 
         values = [lustre_host, blob_account, client_id, home_source, munge_key]
         if any(isinstance(value, pulumi.Output) for value in values):

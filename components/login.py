@@ -14,7 +14,7 @@ from typing import Any
 import pulumi
 from pulumi_azure_native import compute, network
 
-from . import bootstrap, elastic
+from . import bootstrap
 from .gpu_pool import OS_DISK_STORAGE, check_custom_data, linux_configuration
 from .images import image_reference, purchase_plan
 from .placement import cluster_zone, zones_for
@@ -45,7 +45,7 @@ class LoginNodeArgs:
     """Purchase plan of the image; None: derived from the URN where the catalogue says one is needed."""
     os_disk_gb: int = 64
     custom_data: pulumi.Input[str] | None = None
-    """Base64 cloud-init; `from_spec` renders it with bootstrap.render_login_cloud_config."""
+    """Base64 cloud-init; `from_spec` renders it with bootstrap.LoginBoot."""
     zone: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
     accelerated_networking: bool = False
@@ -122,20 +122,11 @@ def _login_custom_data(
 
     def encode(values: list[Any]) -> str:
         host, account, client, sub, power_id, home, key = values
-        config = elastic.render_config(spec, sub, power_id) if sub is not None and power_id else None
-        slurm = None
-        if key is not None and dns_zone:
-            # Power saving (elastic) extends slurm.conf through the renderer's `extra` parameters.
-            slurm = bootstrap.SlurmBoot(key, dns_zone, extra=elastic.slurm_power_save(spec) or None)
-        return bootstrap.login_custom_data(
-            spec,
-            host,
-            account,
-            blob_client_id=client,
-            elastic_config=config,
-            home_source=home,
-            slurm=slurm,
+        storage = bootstrap.StorageValues(host, account, client, home_source=home)
+        boot = bootstrap.LoginBoot.for_cluster(
+            spec, storage, power_subscription=sub, power_client_id=power_id, munge_key=key, dns_zone=dns_zone
         )
+        return boot.custom_data()
 
     values = [lustre_host, blob_account, client_id, subscription, power_client, home_source, munge_key]
     if any(isinstance(value, pulumi.Output) for value in values):

@@ -36,7 +36,8 @@ from dataclasses import dataclass, field, replace
 
 from ..catalog import GpuSize, find_size
 from ..spec import ClusterSpec, PoolSpec
-from . import INSTALL_DIR, island_key
+from ..topology import IslandSlots, island_slots
+from .document import INSTALL_DIR
 
 SLURMCTLD_PORT = 6817
 SLURMD_PORT = 6818
@@ -81,45 +82,6 @@ def node_hardware(size: GpuSize, memory_reserve_percent: int = 5) -> NodeHardwar
     return NodeHardware(
         cpus=size.vcpus, memory_mb=total - reserve, gpus=size.gpus, gpu_vendor=size.gpu_vendor
     )
-
-
-@dataclass(frozen=True)
-class IslandSlots:
-    """The node records (slots) of one island: names `<key>-<index>` for index in 0..count-1."""
-
-    pool: str
-    island: int
-    key: str
-    count: int
-    width: int
-
-    def name(self, index: int) -> str:
-        return f"{self.key}-{index:0{self.width}d}"
-
-    @property
-    def hostlist(self) -> str:
-        """All slots as one Slurm hostlist expression, e.g. 'h100-i0-[000-099]'."""
-        if self.count == 1:
-            return self.name(0)
-        return f"{self.key}-[{0:0{self.width}d}-{self.count - 1:0{self.width}d}]"
-
-
-def island_slots(pool: PoolSpec, size: GpuSize | None) -> list[IslandSlots]:
-    """One slot range per island of the pool.
-
-    InfiniBand islands hold at most `island_max_nodes` VMs (one placement group), so that many slots cover
-    every node the island can ever have, replacements included (a replaced node's slot is reaped).
-    A pool without InfiniBand is one scale set: as many slots as nodes, at least `island_max_nodes`.
-    """
-    if size is not None and not size.has_infiniband:
-        count = max(pool.nodes, pool.island_max_nodes)
-        return [IslandSlots(pool.name, 0, island_key(pool.name, 0), count, max(3, len(str(count - 1))))]
-    count = pool.island_max_nodes
-    width = max(3, len(str(count - 1)))
-    return [
-        IslandSlots(pool.name, index, island_key(pool.name, index), count, width)
-        for index in range(len(pool.island_sizes()))
-    ]
 
 
 @dataclass(frozen=True)

@@ -197,7 +197,7 @@ def test_island_index_and_unknown_sizes_are_rejected_clearly():
 
 @given(st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126) | st.sampled_from("\n\t")))
 def test_file_contents_survive_the_yaml_literal_blocks_exactly(text):
-    rendered = bootstrap._dump("# test", [bootstrap._file("/x", text, "0644")], None)
+    rendered = bootstrap.dump("# test", [bootstrap.file_entry("/x", text, "0644")], None)
     assert _files(_load(rendered))["/x"]["content"] == text
 
 

@@ -1,0 +1,198 @@
+"""The cloud-config document both roles share: where files go on a node, what one capability adds to a
+role (`Piece`), how the pieces become one `#cloud-config` text, and the custom data Azure takes.
+
+A role (bootstrap/login.py, bootstrap/gpu_node.py) is a header and a list of pieces, one per capability
+(node facts, health, mounts, Slurm, power, hostfiles). `assemble` writes them in one fixed layout:
+/etc/azcluster/node.env (every piece's settings), then every piece's scripts, its systemd units and its
+other files, then `runcmd` enabling and starting the units the pieces ask for. The layout never changes
+with the pieces, so the bytes of a node's custom data change only when what it runs changes (a change of
+custom data re-images every scale set at its next model update).
+
+Pure: no pulumi, no Azure SDK.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import gzip
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+# --- Custom data limit -----------------------------------------------------------------------------------
+# osProfile.customData: "decoded to a binary array ... The maximum length of the binary array is 65535
+# bytes" (Compute REST API); Azure's custom-data page says 64 KB. Enforced on the base64 text, which is
+# the stricter reading of both.
+CUSTOM_DATA_LIMIT = 65535
+
+# --- Where things go on the node ---------------------------------------------------------------------
+INSTALL_DIR = "/usr/local/lib/azcluster"
+UNIT_DIR = "/etc/systemd/system"
+NODE_ENV_PATH = "/etc/azcluster/node.env"
+HOSTFILE_DIR = "/etc/azcluster/hostfiles"
+
+_SAFE_VALUE = re.compile(r"^[A-Za-z0-9._:/@+=,-]*$")
+
+
+@functools.cache
+def read_script(name: str) -> str:
+    """The text of a node script (or, for names ending in .service/.timer, a systemd unit).
+
+    Read once per process: every island's cloud-config carries the same files, and a plan renders one per
+    scale set (1,429 of them for 9,999 nodes in islands of 7)."""
+    folder = "units" if name.endswith((".service", ".timer")) else "scripts"
+    return resources.files(__package__).joinpath(folder, name).read_text(encoding="utf-8")
+
+
+def file_entry(path: str, content: str, permissions: str) -> dict[str, Any]:
+    """One write_files entry (root-owned)."""
+    return {"path": path, "owner": "root:root", "permissions": permissions, "content": content}
+
+
+def script_mode(name: str) -> str:
+    """Libraries are sourced, not run: not executable."""
+    return "0644" if name.endswith("-lib.sh") else "0755"
+
+
+@dataclass(frozen=True)
+class Piece:
+    """What one capability adds to a role's cloud-config. Scripts and units are file names under
+    bootstrap/scripts and bootstrap/units; `start` names the units enabled and started at first boot
+    (each must be written by the same document, and a timer's service with it: `assemble` checks)."""
+
+    name: str
+    env: Mapping[str, Any] = field(default_factory=dict)
+    """node.env settings (None: left out)."""
+    scripts: tuple[str, ...] = ()
+    units: tuple[str, ...] = ()
+    files: tuple[dict[str, Any], ...] = ()
+    """Other files (`file_entry`), written after every piece's scripts and units."""
+    start: tuple[str, ...] = ()
+    before: tuple[tuple[str, ...], ...] = ()
+    """runcmd steps run before systemd is told about the units (e.g. systemd-tmpfiles)."""
+
+
+def env_file(values: Mapping[str, Any]) -> str:
+    """/etc/azcluster/node.env: KEY=value lines the azc-* scripts source (so values must be shell-safe)."""
+    lines = ["# azcluster node facts, rendered from the cluster spec. Sourced by the azc-* scripts."]
+    for key, value in values.items():
+        if value is None:
+            continue
+        text = str(value)
+        if not _SAFE_VALUE.match(text):
+            raise ValueError(
+                f"{key}={text!r}: only letters, digits and ._:/@+=,- are allowed in node settings"
+            )
+        lines.append(f"{key}={text}")
+    return "\n".join(lines) + "\n"
+
+
+def units_runcmd(units: Sequence[str]) -> list[list[str]]:
+    # --no-block: cloud-init's final stage runs after multi-user.target; never wait on our units there.
+    return [
+        ["systemctl", "daemon-reload"],
+        ["systemctl", "enable", *units],
+        ["systemctl", "start", "--no-block", *units],
+    ]
+
+
+def assemble(header: str, pieces: Iterable[Piece]) -> str:
+    """The `#cloud-config` text of a role: node.env, scripts, units, other files, then runcmd."""
+    pieces = list(pieces)
+    env: dict[str, Any] = {}
+    for piece in pieces:
+        env.update(piece.env)
+    scripts = [name for piece in pieces for name in piece.scripts]
+    units = [name for piece in pieces for name in piece.units]
+    files = [file_entry(NODE_ENV_PATH, env_file(env), "0644")]
+    files += [file_entry(f"{INSTALL_DIR}/{name}", read_script(name), script_mode(name)) for name in scripts]
+    files += [file_entry(f"{UNIT_DIR}/{name}", read_script(name), "0644") for name in units]
+    files += [entry for piece in pieces for entry in piece.files]
+    start = [name for piece in pieces for name in piece.start]
+    check_units_written(files, start)
+    runcmd = None
+    if start:
+        runcmd = [list(step) for piece in pieces for step in piece.before] + units_runcmd(start)
+    return dump(header, files, runcmd)
+
+
+def check_units_written(files: Iterable[Mapping[str, Any]], started: Iterable[str]) -> None:
+    """Every unit the document enables or starts is written by it, and so is the service a timer starts
+    (its `Unit=` or the timer's own name with .service): a timer without its service fails at every tick."""
+    written = {entry["path"]: entry["content"] for entry in files}
+    for unit in started:
+        path = f"{UNIT_DIR}/{unit}"
+        if path not in written:
+            raise ValueError(f"cloud-config starts {unit} but does not write {path}")
+        if unit.endswith(".timer"):
+            service = timer_service(unit, written[path])
+            if f"{UNIT_DIR}/{service}" not in written:
+                raise ValueError(f"cloud-config starts {unit} but does not write the {service} it runs")
+
+
+def timer_service(timer: str, text: str) -> str:
+    """The unit a timer activates: `Unit=` in [Timer], else the timer's name with .service
+    (systemd.timer(5))."""
+    match = re.search(r"^\s*Unit\s*=\s*(\S+)", text, re.MULTILINE)
+    return match.group(1) if match else timer.removesuffix(".timer") + ".service"
+
+
+# --- the text ---------------------------------------------------------------------------------------------
+
+_UNPRINTABLE = re.compile(r"[^\t\n\x20-\x7e\u00a0-\ud7ff\ue000-\ufffd]")
+
+
+@functools.lru_cache(maxsize=256)
+def _literal(text: str, indent: int) -> str:
+    """A YAML literal block scalar ('|') holding text exactly, for a key at column `indent`.
+
+    Cached: the scripts and units are the same text in every island's cloud-config, so each is indented
+    once per process, not once per scale set."""
+    if not text:
+        return '""'
+    if _UNPRINTABLE.search(text):
+        raise ValueError("file content for the cloud-config has control characters")
+    body = text[:-1] if text.endswith("\n") else text
+    chomp = "-" if not text.endswith("\n") else ("+" if body.endswith("\n") or body == "" else "")
+    indicator = "2" if text[0] in " \n" else ""
+    pad = " " * (indent + 2)
+    lines = "\n".join(pad + line if line else "" for line in body.split("\n"))
+    return f"|{indicator}{chomp}\n{lines}"
+
+
+def dump(header: str, files: Iterable[Mapping[str, Any]], runcmd: Sequence[Sequence[str]] | None) -> str:
+    """The cloud-config text. Emitted by hand (not a YAML library) because it is simple and rendering
+    runs once per island in every `plan`; tests parse it back and run cloud-init's schema validator."""
+    out = ["#cloud-config", header, "write_files:"]
+    for entry in files:
+        out.append(f"  - path: {json.dumps(entry['path'])}")
+        out.append(f"    owner: {json.dumps(entry['owner'])}")
+        out.append(f"    permissions: {json.dumps(entry['permissions'])}")
+        out.append(f"    content: {_literal(entry['content'], 4)}")
+    if runcmd:
+        out.append("runcmd:")
+        out.extend(f"  - {json.dumps(list(argv))}" for argv in runcmd)
+    return "\n".join(out) + "\n"
+
+
+# --- custom data -----------------------------------------------------------------------------------------
+
+
+def encode_custom_data(cloud_config: str, what: str = "") -> str:
+    """gzip + base64, as Azure's customData takes it (cloud-init decompresses gzip'ed user data).
+
+    Raises ValueError when the result exceeds Azure's limit (CUSTOM_DATA_LIMIT bytes); `what` names the
+    role in the message.
+    """
+    packed = base64.b64encode(gzip.compress(cloud_config.encode("utf-8"), compresslevel=9, mtime=0)).decode()
+    if len(packed) > CUSTOM_DATA_LIMIT:
+        raise ValueError(
+            f"{what + ': ' if what else ''}custom data is {len(packed)} bytes after gzip and base64; Azure "
+            f"allows {CUSTOM_DATA_LIMIT}. Shorten what goes into the cloud-config (hostfiles are the usual "
+            "culprit: leave them out and write them with `azcluster hosts` instead)"
+        )
+    return packed

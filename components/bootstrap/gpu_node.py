@@ -1,0 +1,188 @@
+"""The GPU nodes' first boot: one `#cloud-config` per InfiniBand island (scale set) of a pool.
+
+What goes in, piece by piece (`PoolBoot.pieces`), within Azure's 64 KB of custom data:
+- node: /etc/azcluster/node.env facts (cluster, pool, island, size, expected GPU/IB/NVMe counts),
+  azc-lib.sh, and azc-prepare (check/repair the image's node preparation, NCCL environment; every boot);
+- health: azc-health.timer (checks every 10 minutes) and azc-health-server (the endpoint the scale set's
+  Application Health extension probes): bootstrap/health.py;
+- mounts: Lustre, blob and shared-home services that retry in the background: bootstrap/mounts.py;
+- slurm (scheduler: slurm): the island's slot range, the munge key and the service that joins Slurm at
+  every boot: bootstrap/slurm_boot.py.
+
+cloud-init runs it once per instance; the units make reboots, deallocation and re-images converge to the
+same state. A pool's islands differ only in their number: `PoolBoot` gathers everything else once.
+
+Pure: no pulumi, no Azure SDK.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..catalog import GpuSize, find_size
+from ..elastic import scheduler
+from ..spec import ClusterSpec, PoolSpec
+from ..topology import IslandSlots, island_key, island_slots
+from .document import Piece, assemble, encode_custom_data
+from .health import health_piece
+from .mounts import NVME_MOUNT, StorageValues, lustre_client_package, mounts_piece
+from .slurm_boot import SlurmBoot, slurm_env, slurm_node_piece
+
+NODE_SCRIPTS = ("azc-lib.sh", "azc-prepare-node.sh")
+NODE_UNITS = ("azc-prepare.service",)
+
+
+def find_pool(spec: ClusterSpec, pool: PoolSpec | str) -> PoolSpec:
+    if isinstance(pool, PoolSpec):
+        return pool
+    for candidate in spec.pools:
+        if candidate.name == pool:
+            return candidate
+    raise ValueError(f"cluster {spec.name!r} has no pool {pool!r}")
+
+
+def pool_size(pool: PoolSpec) -> GpuSize:
+    size = find_size(pool.size)
+    if size is None:
+        raise ValueError(
+            f"pool {pool.name!r}: size {pool.size!r} is not in azcluster's catalogue, so its node "
+            "preparation is unknown (see `azcluster skus`)"
+        )
+    return size
+
+
+def idle_watched(spec: ClusterSpec) -> bool:
+    """Without a scheduler, the login node's idle watcher reads each node's GPU utilisation over the
+    network (components/elastic.py), so the health endpoint listens on every address."""
+    return spec.elastic_enabled and scheduler(spec) == "none"
+
+
+@dataclass(frozen=True)
+class PoolBoot:
+    """Everything the islands of one pool boot with, gathered once from the spec, the catalogue and the
+    deployment's values; `cloud_config(island)` renders one island's document."""
+
+    spec: ClusterSpec
+    pool: PoolSpec
+    size: GpuSize
+    islands: int
+    health: Piece
+    mounts: Piece
+    slurm: SlurmBoot | None
+    slots: tuple[IslandSlots, ...]
+    slurm_env: dict[str, Any]
+
+    @classmethod
+    def gather(
+        cls,
+        spec: ClusterSpec,
+        pool: PoolSpec | str,
+        storage: StorageValues = StorageValues(),
+        slurm: SlurmBoot | None = None,
+    ) -> PoolBoot:
+        pool_spec = find_pool(spec, pool)
+        size = pool_size(pool_spec)
+        cache_root = f"{NVME_MOUNT}/blobfuse2-cache" if size.nvme_disks else "/mnt/blobfuse2-cache"
+        client = None
+        if storage.lustre_mgs_host:
+            # Installed only if the image lacks mount.lustre: the build for the node's OS and architecture.
+            client = lustre_client_package(pool_spec.image or size.default_image, size.architecture)
+        return cls(
+            spec=spec,
+            pool=pool_spec,
+            size=size,
+            islands=len(pool_spec.island_sizes()),
+            health=health_piece(size.name, idle_watched(spec)),
+            mounts=mounts_piece(spec, storage, cache_root, client),
+            slurm=slurm,
+            slots=tuple(island_slots(pool_spec, size)) if slurm is not None else (),
+            slurm_env=slurm_env(spec, slurm) if slurm is not None else {},
+        )
+
+    def check_island(self, island: int) -> None:
+        if not 0 <= island < self.islands:
+            raise ValueError(f"pool {self.pool.name!r} has islands 0..{self.islands - 1}, not {island}")
+
+    def header(self, island: int) -> str:
+        return (
+            f"# azcluster node bootstrap: cluster {self.spec.name}, pool {self.pool.name}, island {island} "
+            f"({self.size.name}, profile {self.size.profile})"
+        )
+
+    def node_piece(self, island: int) -> Piece:
+        size = self.size
+        ib = size.infiniband
+        env: dict[str, Any] = {
+            "AZC_ROLE": "compute",
+            "AZC_CLUSTER": self.spec.name,
+            "AZC_POOL": self.pool.name,
+            "AZC_ISLAND": island,
+            "AZC_ISLAND_KEY": island_key(self.pool.name, island),
+            "AZC_SIZE": size.name,
+            "AZC_PROFILE": size.profile,
+            "AZC_GPU_VENDOR": size.gpu_vendor,
+            "AZC_GPUS": size.gpus,
+            "AZC_IB_PORTS": ib.ports if ib else 0,
+            "AZC_IB_GBPS": ib.gbps_per_port if ib else 0,
+            "AZC_NVME_DISKS": size.nvme_disks,
+        }
+        return Piece("node", env=env, scripts=NODE_SCRIPTS, units=NODE_UNITS, start=NODE_UNITS)
+
+    def pieces(self, island: int) -> list[Piece]:
+        """What one island's nodes get, in the order the document lists it."""
+        pieces = [self.node_piece(island), self.health, self.mounts]
+        if self.slurm is not None:
+            slots = self.slots[min(island, len(self.slots) - 1)]
+            pieces.append(slurm_node_piece(self.spec, self.size, slots, self.slurm, self.slurm_env))
+        return pieces
+
+    def cloud_config(self, island: int) -> str:
+        """The `#cloud-config` document of one island's scale set."""
+        self.check_island(island)
+        return assemble(self.header(island), self.pieces(island))
+
+    def custom_data(self, island: int) -> str:
+        """customData of one island's scale set: the cloud-config, gzip'ed and base64-encoded; raises
+        ValueError past Azure's 64 KB."""
+        return encode_custom_data(self.cloud_config(island), f"pool {self.pool.name!r} island {island}")
+
+
+def render_cloud_config(
+    spec: ClusterSpec,
+    pool: PoolSpec | str,
+    island_index: int,
+    lustre_mgs_host: str | None = None,
+    blob_account: str | None = None,
+    *,
+    blob_client_id: str | None = None,
+    blob_endpoint: str | None = None,
+    home_source: str | None = None,
+    slurm: SlurmBoot | None = None,
+) -> str:
+    """The `#cloud-config` document for the nodes of one IB island (scale set) of a pool.
+
+    Storage arguments: see `StorageValues`; None leaves that mount out. slurm: with it (clusters with
+    `scheduler: slurm`), the node joins Slurm by itself at every boot (azc-slurm-node.sh: claim a slot of
+    its island, slurmd configless) and Slurm drains it while its health fails (azc-slurm-health.sh).
+    """
+    pool_spec = find_pool(spec, pool)
+    islands = len(pool_spec.island_sizes())
+    if not 0 <= island_index < islands:
+        raise ValueError(f"pool {pool_spec.name!r} has islands 0..{islands - 1}, not {island_index}")
+    storage = StorageValues(lustre_mgs_host, blob_account, blob_client_id, blob_endpoint, home_source)
+    return PoolBoot.gather(spec, pool_spec, storage, slurm).cloud_config(island_index)
+
+
+def custom_data(
+    spec: ClusterSpec,
+    pool: PoolSpec | str,
+    island_index: int,
+    lustre_mgs_host: str | None = None,
+    blob_account: str | None = None,
+    **options: Any,
+) -> str:
+    """customData for one island's scale set: `render_cloud_config(...)`, gzip'ed and base64-encoded."""
+    return encode_custom_data(
+        render_cloud_config(spec, pool, island_index, lustre_mgs_host, blob_account, **options)
+    )

@@ -1,0 +1,111 @@
+"""What Slurm adds to each role's first boot: the controller (login node) gets slurm.conf and friends
+(rendered by bootstrap/slurm.py), the munge key, slurmctld (and slurmdbd) and the reaper that frees the
+slots of deleted nodes; a GPU node gets its island's slot range, the key and the scripts that make it join
+Slurm by itself at every boot (azc-slurm-node.sh) and drain while its health fails (azc-slurm-health.sh).
+
+Pure: no pulumi, no Azure SDK. The key and the cluster's DNS zone exist only at deployment (`SlurmBoot`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..catalog import GpuSize, slurm_release
+from ..spec import ClusterSpec
+from ..topology import IslandSlots
+from .document import Piece, file_entry
+from .slurm import SLURM_ETC, SLURMCTLD_PORT, SlurmSettings, controller_address, render_configs
+
+MUNGE_KEY_B64_PATH = "/etc/azcluster/munge.key.b64"
+"""Where the cluster's munge key lands (base64, root-only); azc-slurm-lib.sh installs it for munged."""
+
+SLURM_NODE_SCRIPTS = (
+    "azc-slurm-lib.sh",
+    "azc-slurm-node.sh",
+    "azc-slurm-health.sh",
+    "azc-slurm-taskprolog.sh",
+)
+SLURM_NODE_UNITS = ("azc-slurm-node.service",)
+SLURM_CONTROLLER_SCRIPTS = ("azc-slurm-lib.sh", "azc-slurm-controller.sh", "azc-slurm-reaper.sh")
+SLURM_CONTROLLER_UNITS = (
+    "azc-slurm-controller.service",
+    "azc-slurm-reaper.service",
+    "azc-slurm-reaper.timer",
+)
+"""Written on the controller; the reaper's service runs from its timer only (it is never started itself)."""
+
+
+@dataclass(frozen=True)
+class SlurmBoot:
+    """What a node needs to join the cluster's Slurm, known only at deployment.
+
+    munge_key_b64: the cluster's munge key, base64 (a Pulumi secret: components.cluster_key); the same on
+    every node. dns_zone: the cluster's private DNS zone; the controller is `slurmctld.<zone>`.
+    extra: slurm.conf parameters added to or replacing the rendered ones (e.g. power saving).
+    """
+
+    munge_key_b64: str
+    dns_zone: str
+    extra: Mapping[str, str] | None = None
+
+    def __repr__(self) -> str:  # never print the key
+        return f"SlurmBoot(dns_zone={self.dns_zone!r}, munge_key_b64='[secret]')"
+
+
+def _munge_key(slurm: SlurmBoot) -> dict[str, Any]:
+    return file_entry(MUNGE_KEY_B64_PATH, slurm.munge_key_b64 + "\n", "0600")
+
+
+def slurm_env(spec: ClusterSpec, slurm: SlurmBoot) -> dict[str, Any]:
+    """Where the controller is and which Slurm release to install: the same on every node."""
+    release = slurm_release()
+    return {
+        "AZC_SLURM_CONTROLLER": controller_address(slurm.dns_zone),
+        "AZC_SLURM_PORT": SLURMCTLD_PORT,
+        "AZC_SLURM_VERSION": release.version,
+        "AZC_SLURM_REPO_GROUP": release.repo_group,
+        "AZC_SLURM_ACCOUNTING": int(spec.slurm.accounting.enabled),
+    }
+
+
+def slurm_controller_piece(spec: ClusterSpec, slurm: SlurmBoot) -> Piece:
+    """The login node as Slurm's controller: configs, key, slurmctld (+ slurmdbd), the reaper timer."""
+    configs = render_configs(spec, SlurmSettings.for_cluster(spec, slurm.dns_zone), slurm.extra)
+    files = [file_entry(f"{SLURM_ETC}/{name}", text, "0644") for name, text in configs.items()]
+    files.append(_munge_key(slurm))
+    return Piece(
+        "slurm",
+        env=slurm_env(spec, slurm),
+        scripts=SLURM_CONTROLLER_SCRIPTS,
+        units=SLURM_CONTROLLER_UNITS,
+        files=tuple(files),
+        start=("azc-slurm-controller.service", "azc-slurm-reaper.timer"),
+    )
+
+
+def slurm_node_piece(
+    spec: ClusterSpec, size: GpuSize, slots: IslandSlots, slurm: SlurmBoot, base_env: Mapping[str, Any]
+) -> Piece:
+    """A GPU node of one island: its slot range, containers (Enroot + Pyxis on NVIDIA nodes when the spec
+    asks), the key and the service that joins Slurm at every boot. base_env: `slurm_env`, shared by the
+    islands of a pool."""
+    release = slurm_release()
+    containers = spec.slurm.containers and size.gpu_vendor == "nvidia"
+    env = dict(base_env)
+    env.update(
+        AZC_SLURM_SLOTS=slots.count,
+        AZC_SLURM_SLOT_WIDTH=slots.width,
+        AZC_SLURM_CONTAINERS=int(containers),
+        AZC_ENROOT_VERSION=release.enroot_version if containers else None,
+        AZC_PYXIS_VERSION=release.pyxis_version if containers else None,
+    )
+    return Piece(
+        "slurm",
+        env=env,
+        scripts=SLURM_NODE_SCRIPTS,
+        units=SLURM_NODE_UNITS,
+        files=(_munge_key(slurm),),
+        start=SLURM_NODE_UNITS,
+    )
