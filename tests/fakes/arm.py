@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from .capacity import CapacityModel, allocation_message
+
 FIXTURES = Path(__file__).parent / "fixtures"
 SUBSCRIPTION = "00000000-1111-2222-3333-444444444444"
 TOKEN = "fake-arm-token"
@@ -70,6 +72,8 @@ class Instance:
     files: dict[str, str] = field(default_factory=dict)  # what `cat PATH` finds on the node
     run_command_refusal: tuple[int, str, str] | None = None  # (status, code, message) refusing the POST
     run_command_error: tuple[str, str] | None = None  # (code, message) the Run Command operation ends with
+    provisioning: str = "Succeeded"  # Succeeded | Failed (capacity.py: an instance Azure could not place)
+    provisioning_error: tuple[str, str] | None = None  # (code, message) of a Failed instance
 
 
 @dataclass
@@ -85,6 +89,25 @@ class ScaleSet:
     start_error: tuple[str, str] | None = None  # (code, message) the start LRO ends with
     deallocate_error: tuple[str, str] | None = None
     accept_error: tuple[int, str, str] | None = None  # (status, code, message) refusing the POST itself
+    provisioning: str = "Succeeded"  # the scale set's provisioningState (Updating while it scales)
+    computer_prefix: str = ""  # computer names of new instances: prefix + instance id in hex (Uniform sets)
+    subnet_prefix: str = "10.42.0."
+    first_host: int = 4
+    last_id: int = -1  # Azure never reuses a deleted instance's id
+
+    @property
+    def zone(self) -> str | None:
+        return self.zones[0] if self.zones else None
+
+    def new_instance(self) -> Instance:
+        """The next instance a scale-out adds: ids keep counting up, as Azure's do."""
+        number = max([self.last_id, *(int(i.instance_id) for i in self.instances)]) + 1
+        self.last_id = number
+        return Instance(
+            instance_id=str(number),
+            computer_name=f"{self.computer_prefix}{number:06X}",
+            private_ip=f"{self.subnet_prefix}{self.first_host + number}",
+        )
 
 
 @dataclass
@@ -161,6 +184,7 @@ class FakeArm:
         self.run_command_output = "linux"
         self.run_command_location_only = False  # 202 with Location only, exactly as the REST example
         self.run_command_polls: int | None = None  # InProgress answers for Run Command (None: lro_polls)
+        self.capacity = CapacityModel()  # what Azure can place per size and zone (capacity.py)
         self.lock = threading.RLock()
 
     # -- arranging the world ---------------------------------------------------------------------------
@@ -193,6 +217,11 @@ class FakeArm:
             for i in range(nodes)
         ]
         scale_set = ScaleSet(name, resource_group, location, size, dict(tags or {}), instances, **kwargs)
+        scale_set.computer_prefix, scale_set.subnet_prefix, scale_set.first_host = (
+            prefix,
+            subnet_prefix,
+            first_host,
+        )
         self.scale_sets[(resource_group.lower(), name.lower())] = scale_set
         return scale_set
 
@@ -368,6 +397,8 @@ class FakeArm:
             (vmss + r"/(?P<name>[^/]+)/virtualMachines", "GET", self._vmss_vms),
             (vmss + r"/(?P<name>[^/]+)/networkInterfaces", "GET", self._vmss_nics),
             (vmss + r"/(?P<name>[^/]+)/(?P<action>deallocate|start)", "POST", self._vmss_action),
+            (vmss + r"/(?P<name>[^/]+)", "PATCH", self._vmss_update),
+            (vmss + r"/(?P<name>[^/]+)/delete", "POST", self._vmss_delete_instances),
             (
                 vmss + r"/(?P<name>[^/]+)/virtualMachines/(?P<instance>[^/]+)/runCommand",
                 "POST",
@@ -497,6 +528,95 @@ class FakeArm:
 
         operation = Operation(str(uuid.uuid4()), found.location, self.lro_polls, error, apply)
         return self._accepted(operation, query)
+
+    def _vmss_update(
+        self, query: dict[str, list[str]], rg: str, name: str
+    ) -> tuple[int, dict[str, str], Any]:
+        """VirtualMachineScaleSets_Update (PATCH): a new `sku.capacity` scales out or in.
+
+        A scale-out places what the capacity model allows now (capacity.py): placed instances Succeeded
+        and running, the rest Failed with the allocation error, which the operation also ends with.
+        Answers 200 with the scale set (provisioningState Updating) and Azure-AsyncOperation, as Azure's
+        PATCH does (VirtualMachineScaleSets_Update: 200 only, long-running).
+        """
+        found = self._scale_set(rg, name)
+        if isinstance(found, tuple):
+            return found
+        sent = query["__body__"][0]
+        capacity = (sent.get("sku") or {}).get("capacity") if isinstance(sent, dict) else None
+        error: tuple[str, str] | None = None
+        if isinstance(capacity, int) and capacity > len(found.instances):
+            wanted = capacity - len(found.instances)
+            placed, code = self.capacity.place(found.size, found.zone, wanted)
+            fresh = []
+            for _ in range(wanted):  # one at a time: each new id counts on from the last
+                fresh.append(found.new_instance())
+                found.instances.append(fresh[-1])
+            if code is not None:
+                resource = (
+                    f"/subscriptions/{self.subscription_id}/resourceGroups/{found.resource_group}/providers/"
+                    f"Microsoft.Compute/virtualMachineScaleSets/{found.name}"
+                )
+                message = allocation_message(
+                    code,
+                    resource=resource,
+                    size=found.size,
+                    location=found.location,
+                    zone=found.zone,
+                    sub=self.subscription_id,
+                )
+                error = (code, message)
+                for inst in fresh[placed:]:
+                    inst.provisioning, inst.provisioning_error, inst.power = "Failed", error, "deallocated"
+        elif isinstance(capacity, int) and capacity < len(found.instances):
+            doomed = sorted(found.instances, key=lambda i: int(i.instance_id))[capacity:]
+            self._remove_instances(found, doomed)
+        found.provisioning = "Updating"
+
+        def apply(ok: bool, scale_set: ScaleSet = found) -> None:
+            scale_set.provisioning = "Succeeded" if ok else "Failed"
+
+        operation = Operation(str(uuid.uuid4()), found.location, self.lro_polls, error, apply)
+        self.operations[operation.op_id] = operation
+        base = f"{self.base_url}/subscriptions/{self.subscription_id}/providers/Microsoft.Compute/locations/"
+        version = query["api-version"][0]
+        status_url = f"{base}{found.location}/operations/{operation.op_id}?p=fake&api-version={version}"
+        headers = {"Azure-AsyncOperation": status_url}
+        if self.lro_retry_after is not None:
+            headers["Retry-After"] = self.lro_retry_after
+        return 200, headers, self._vmss_body(found)
+
+    def _vmss_delete_instances(
+        self, query: dict[str, list[str]], rg: str, name: str
+    ) -> tuple[int, dict[str, str], Any]:
+        """VirtualMachineScaleSets_DeleteInstances (POST .../delete, body `instanceIds`): 202, polled; the
+        instances go and `sku.capacity` drops by as many. Unknown ids are refused as Azure does."""
+        found = self._scale_set(rg, name)
+        if isinstance(found, tuple):
+            return found
+        sent = query["__body__"][0]
+        wanted = sent.get("instanceIds") if isinstance(sent, dict) else None
+        if not wanted:
+            return 400, {}, _error("InvalidParameter", "Required parameter 'instanceIds' is missing (null).")
+        known = {inst.instance_id: inst for inst in found.instances}
+        unknown = [i for i in wanted if i not in known]
+        if unknown:
+            return 400, {}, _error("InvalidParameter", f"Instance ids {', '.join(unknown)} are not valid.")
+        doomed = [known[i] for i in wanted]
+
+        def apply(ok: bool, scale_set: ScaleSet = found, instances: list[Instance] = doomed) -> None:
+            if ok:
+                self._remove_instances(scale_set, instances)
+
+        operation = Operation(str(uuid.uuid4()), found.location, self.lro_polls, None, apply)
+        return self._accepted(operation, query)
+
+    def _remove_instances(self, scale_set: ScaleSet, doomed: list[Instance]) -> None:
+        """Instances leave the set; the hosts of those that were placed are free again."""
+        gone = {inst.instance_id for inst in doomed}
+        placed = sum(1 for inst in doomed if inst.provisioning != "Failed")
+        scale_set.instances = [inst for inst in scale_set.instances if inst.instance_id not in gone]
+        self.capacity.release(scale_set.size, scale_set.zone, placed)
 
     def _accepted(
         self, operation: Operation, query: dict[str, list[str]], *, location_only: bool = False
@@ -691,6 +811,7 @@ class FakeArm:
         body["sku"]["capacity"] = len(scale_set.instances)
         body["zones"] = list(scale_set.zones)
         body["properties"]["virtualMachineProfile"]["priority"] = scale_set.priority
+        body["properties"]["provisioningState"] = scale_set.provisioning
         return body
 
     def _vm_body(self, scale_set: ScaleSet, inst: Instance, expand: bool) -> dict[str, Any]:
@@ -705,8 +826,14 @@ class FakeArm:
             ),
         )
         body["zones"] = list(scale_set.zones)
+        body["properties"]["provisioningState"] = inst.provisioning
         view = body["properties"].pop("instanceView")
-        if expand:
+        if expand and inst.provisioning_error:
+            code, message = inst.provisioning_error
+            failed = {"code": f"ProvisioningState/failed/{code}", "level": "Error"}
+            view["statuses"] = [{**failed, "displayStatus": "Provisioning failed", "message": message}]
+            body["properties"]["instanceView"] = view
+        elif expand:
             view["statuses"][1] = _power_status(inst.power)
             if inst.health:
                 status = {"code": inst.health, "level": "Info", "displayStatus": inst.health.split("/")[-1]}
