@@ -316,3 +316,143 @@ def azure_message(text: str, code: str | None) -> str:
         if stripped and not _BOILERPLATE.match(stripped):
             return stripped
     return text.strip()
+
+
+# --- capacity refusals: what happened, what azcluster did, what the user can do ---------------------------
+
+
+@dataclass(frozen=True)
+class Shortfall:
+    """Where Azure said no while placing one island, with the numbers a person (or support) needs."""
+
+    pool: str
+    island: int
+    size: str
+    region: str
+    zone: str | None
+    requested: int
+    obtained: int
+    vcpus_per_node: int | None = None
+    quota_family: str | None = None
+    zones_left: tuple[str, ...] = ()
+    """Zones the pool's policy allows that were not tried yet."""
+    stand_ins_left: tuple[str, ...] = ()
+    """Stand-in sizes the pool's policy allows that were not tried yet."""
+
+    @property
+    def missing(self) -> int:
+        return max(self.requested - self.obtained, 0)
+
+    @property
+    def where(self) -> str:
+        return f"{self.region} zone {self.zone}" if self.zone else self.region
+
+    def numbers(self) -> str:
+        """The exact ask: nodes, size, vCPUs and quota family, region and zone."""
+        vcpus = f" ({self.missing * self.vcpus_per_node:,} vCPUs" if self.vcpus_per_node else ""
+        family = f", quota family {self.quota_family}" if self.quota_family and vcpus else ""
+        close = ")" if vcpus else ""
+        return f"{self.missing} x {self.size}{vcpus}{family}{close} in {self.where}"
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """One refusal explained: Azure's code, what it means here, what azcluster did, and what to do."""
+
+    code: str
+    happened: str
+    did: str
+    todo: tuple[str, ...]
+    retryable: bool
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "code": self.code,
+            "happened": self.happened,
+            "did": self.did,
+            "todo": list(self.todo),
+            "retryable": self.retryable,
+        }
+
+
+def _other_zones(s: Shortfall) -> str:
+    if s.zones_left:
+        return f"azcluster tries zone {', then '.join(s.zones_left)} next (the pool's `capacity.zones`)"
+    return (
+        f"list other zones under `pools[].capacity.zones` for pool {s.pool!r} (the island moves whole; "
+        "storage stays where it is)"
+    )
+
+
+def _stand_in(s: Shortfall) -> str:
+    if s.stand_ins_left:
+        return f"azcluster tries stand-in {', then '.join(s.stand_ins_left)} next, after checking its quota"
+    return (
+        "allow a stand-in size under `pools[].capacity.stand_in_sizes` (e.g. the H200 size for H100; its "
+        "own price and quota family apply)"
+    )
+
+
+def _wait(s: Shortfall) -> str:
+    return (
+        f"keep trying: `azcluster grow STACK --wait 2h` retries with back-off and fills the {s.missing} "
+        "missing node(s) as Azure frees them"
+    )
+
+
+def _support(s: Shortfall, what: str) -> str:
+    return f"open an Azure support request for {what}: {s.numbers()}"
+
+
+def explain(code: str | None, message: str, shortfall: Shortfall, did: str) -> Explanation:
+    """An Azure refusal met while placing an island, in words: `did` is what azcluster did about it
+    (kept N, removed the failed instances, moved the island...), and the todo lists what the user can
+    do, most likely first, with the exact numbers a support request needs."""
+    s = shortfall
+    remedy = remedy_for(code, message)
+    kind = remedy.kind if remedy is not None else OTHER
+    code = code or "unknown"
+    if code in ("ZonalAllocationFailed", "OverconstrainedZonalAllocationRequest"):
+        happened = f"Azure has no room for {s.size} in {s.where} right now (this zone only)."
+        todo = (_other_zones(s), _stand_in(s), _wait(s), _support(s, "zonal capacity"))
+    elif kind == CAPACITY:
+        happened = (
+            f"Azure had room for {s.obtained} of the {s.requested} {s.size} VMs island {s.island} of pool "
+            f"{s.pool!r} asked for in {s.where}."
+        )
+        todo = (_wait(s), _other_zones(s), _stand_in(s), _support(s, "capacity"))
+    elif kind == CONSTRAINTS:
+        happened = (
+            f"Azure cannot place {s.size} with all of the island's constraints together in {s.where} "
+            "(one placement group, zone, accelerated networking)."
+        )
+        todo = (
+            f"make islands smaller (`pools[].island_max_nodes`, now at least {s.requested})",
+            _other_zones(s),
+            _stand_in(s),
+            _wait(s),
+        )
+    elif kind == RESTRICTED:
+        happened = f"{s.size} is not offered to this subscription in {s.where}."
+        todo = (
+            f"`azcluster preflight STACK` shows where {s.size} is offered to you",
+            _other_zones(s),
+            _stand_in(s),
+            f"ask Azure support for SKU access: {s.size} in {s.where}",
+        )
+    elif kind == QUOTA:
+        happened = f"The subscription's vCPU quota has no room for {s.numbers()}."
+        todo = (
+            f"request a quota increase: {s.numbers()} on top of what you use now (portal: Quotas > "
+            "Compute, or `az quota update`)",
+            "`azcluster preflight STACK` shows what is needed and what is free per family",
+            f"or lower `pools[].nodes` of pool {s.pool!r}",
+        )
+    elif kind == THROTTLED:
+        happened = "Azure Resource Manager throttled the requests."
+        todo = ("nothing: azcluster waits as Azure asks (Retry-After) and tries again",)
+    else:
+        happened = remedy.what if remedy is not None else f"Azure refused with {code}: {message}"
+        todo = (remedy.todo,) if remedy is not None else ("read Azure's message above",)
+    retryable = remedy.retryable if remedy is not None else False
+    return Explanation(code, happened, did, todo, retryable)
