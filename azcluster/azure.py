@@ -29,7 +29,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import EXIT_MISSING_TOOL, EXIT_REFUSED, EXIT_USAGE, AzclusterError
-from .timeouts import ENV_DEADLINE, Deadline, deadline_seconds, is_deadline
+from .timeouts import (
+    ENV_DEADLINE,
+    ENV_READ_TIMEOUT,
+    Deadline,
+    deadline_seconds,
+    is_deadline,
+    read_timeout_seconds,
+    silent_read,
+)
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from azure.core.credentials import TokenCredential
@@ -110,6 +118,7 @@ class AzureContext:
     subscription_source: str = ""
     client_options: dict[str, Any] = field(default_factory=dict)
     deadline: Deadline = field(default_factory=lambda: Deadline(deadline_seconds(None)))
+    read_timeout: float = field(default_factory=read_timeout_seconds)  # one read (GET); timeouts.py
 
     def describe(self) -> str:
         return f"subscription {self.subscription_id} ({self.subscription_source}) at {self.arm_endpoint}"
@@ -253,9 +262,10 @@ def connect(
     """Resolve subscription, cloud, endpoint and credential. Raises AzclusterError (exit 2 or 3).
 
     `deadline_s`: how long the command may wait for Azure in all, from now (AZCLUSTER_AZURE_DEADLINE
-    overrides it; timeouts.py).
+    overrides it; timeouts.py). How long one read may wait: AZCLUSTER_AZURE_READ_TIMEOUT, else 20 s.
     """
     deadline = Deadline(deadline_seconds(deadline_s))
+    read_timeout = read_timeout_seconds()
     subscription_id, source, cli_cloud = resolve_subscription(subscription)
     chosen = cloud_for(cloud if cloud is not None else cli_cloud if cli_cloud in CLOUDS else None)
     endpoint = (os.environ.get(ENV_ARM_ENDPOINT) or chosen.arm_endpoint).strip()
@@ -276,6 +286,7 @@ def connect(
         subscription_source=source,
         client_options=dict(client_options or {}),
         deadline=deadline,
+        read_timeout=read_timeout,
     )
 
 
@@ -293,7 +304,7 @@ def compute_client(ctx: AzureContext, **overrides: Any) -> ComputeManagementClie
 
     options = {
         "polling_interval": DEFAULT_POLL_INTERVAL_S,
-        **client_options(ctx.deadline),
+        **client_options(ctx.deadline, ctx.read_timeout),
         **ctx.client_options,
         **overrides,
     }
@@ -422,6 +433,14 @@ def unreachable(err: BaseException, ctx: AzureContext | None, doing: str) -> Azc
             f"{request or where} did not answer within the command's {seconds:g}s deadline while {doing}",
             f"is {where} reachable from here (network, proxy, firewall)? Azure may be slow: run it again, "
             f"or give it longer with {ENV_DEADLINE}=SECONDS",
+            EXIT_REFUSED,
+        )
+    if (read := silent_read(err)) is not None:
+        seconds, tries = read
+        return AzclusterError(
+            f"{request or where} did not answer within {seconds:g}s ({tries} tries) while {doing}",
+            f"a read answers in about a second: is {where} reachable from here (network, proxy, firewall)? "
+            f"Run it again, or give each read longer with {ENV_READ_TIMEOUT}=SECONDS",
             EXIT_REFUSED,
         )
     asked = f" ({request})" if request else ""

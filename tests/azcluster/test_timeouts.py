@@ -123,3 +123,72 @@ def test_every_request_gets_connect_and_read_timeouts_shorter_than_azure_cores(a
     transport = compute_client(arm.context())._client._pipeline._transport
     assert transport.connection_config.timeout == timeouts.CONNECT_TIMEOUT_S < 300
     assert transport.connection_config.read_timeout == timeouts.READ_TIMEOUT_S < 300
+
+
+def test_a_read_that_is_accepted_and_never_answered_is_named_and_exit_1(logged_in, arm, monkeypatch) -> None:
+    """`status` whose one island's VM list is accepted and never answered: before, 75 s per try and three
+    retries. Each read now gets AZCLUSTER_AZURE_READ_TIMEOUT (short here, 20 s by default) and one more
+    try; the command's own deadline (900 s for status) is not what ends it."""
+    (hung_set, *_others) = demo.add_to(arm.fake)
+    silent = arm.fake.stall("GET", f"/virtualMachineScaleSets/{hung_set.name}/virtualMachines", times=100)
+    monkeypatch.setenv(timeouts.ENV_READ_TIMEOUT, "0.5")
+    monkeypatch.delenv(timeouts.ENV_DEADLINE, raising=False)
+    result = run_cli("status", str(logged_in), "--auth", "cli")
+    assert result.exit_code == 1, result.stderr
+    said = " ".join(result.stderr.split())
+    request = f"GET {arm.url}/subscriptions/{arm.fake.subscription_id}/resourceGroups/"
+    assert request in said and f"/virtualMachineScaleSets/{hung_set.name}/virtualMachines did not" in said
+    assert f"did not answer within 0.5s ({1 + timeouts.GET_READ_RETRIES} tries)" in said
+    assert timeouts.ENV_READ_TIMEOUT in said  # the hint says how to give a read longer
+    assert "deadline" not in said
+    assert len(silent.held) == 1 + timeouts.GET_READ_RETRIES  # the first try and its retries, no more
+    assert "Traceback" not in result.stderr
+
+
+def test_one_silent_try_of_a_read_is_retried(arm, monkeypatch) -> None:
+    from azcluster.ops.status import cluster_status
+
+    (first, *_others) = demo.add_to(arm.fake)
+    silent = arm.fake.stall("GET", f"/virtualMachineScaleSets/{first.name}/virtualMachines", times=1)
+    monkeypatch.setenv(timeouts.ENV_READ_TIMEOUT, "0.5")
+    status = cluster_status(spec(), arm.context(), "demo", diagnose=False, slurm=False)
+    assert len(silent.held) == 1
+    assert [len(island.nodes) for island in status.islands] == [3, 2, 1]
+
+
+def test_a_slow_poll_of_a_long_operation_keeps_the_long_read_timeout(arm, monkeypatch) -> None:
+    """A poll answered after 1 s, with reads given 0.3 s: the operation is followed to its end, where
+    the same wait on a plain read gives it up."""
+    demo.add_to(arm.fake)
+    monkeypatch.setenv(timeouts.ENV_READ_TIMEOUT, "0.3")
+    slow_polls = arm.fake.stall("GET", "/operations/", seconds=1.0, times=1000)
+    report = stop_cluster(spec(), arm.context(), "demo", progress=False)
+    assert report.ok, [o.to_json() for o in report.islands]
+    assert slow_polls.held  # the polls were slow, and waited on
+
+    slow_list = arm.fake.stall("GET", "/virtualMachineScaleSets", seconds=1.0, times=1000)
+    with pytest.raises(AzclusterError) as caught:
+        stop_cluster(spec(), arm.context(), "demo", progress=False)
+    assert "did not answer within 0.3s" in caught.value.message
+    assert len(slow_list.held) == 1 + timeouts.GET_READ_RETRIES
+
+
+def test_by_default_a_silent_read_ends_well_within_two_minutes_and_long_operations_keep_theirs() -> None:
+    """The bounds the tests above shorten, as shipped: a silent read costs (1 + retries) x its timeout
+    (azure-core waits no backoff before a first retry: RetryPolicy.get_backoff_time is 0 for one error),
+    far inside two minutes and the status deadline; a write or a poll keeps the long read timeout."""
+    assert timeouts.read_timeout_seconds({}) == timeouts.GET_READ_TIMEOUT_S
+    assert timeouts.GET_READ_RETRIES <= 1
+    worst_read = (1 + timeouts.GET_READ_RETRIES) * timeouts.GET_READ_TIMEOUT_S
+    assert worst_read <= 60 < 120 < timeouts.COMMAND_DEADLINES_S["status"]
+    assert timeouts.READ_TIMEOUT_S >= 60  # Azure may answer a write only near its own one-minute limit
+    assert timeouts.is_short_read("GET", {})
+    assert not timeouts.is_short_read("POST", {}) and not timeouts.is_short_read("PUT", {})
+
+
+def test_a_read_timeout_that_is_not_a_number_is_exit_2() -> None:
+    for bad in ("soon", "0", "-1", "nan", "inf"):
+        with pytest.raises(AzclusterError) as caught:
+            timeouts.read_timeout_seconds({timeouts.ENV_READ_TIMEOUT: bad})
+        assert caught.value.exit_code == EXIT_USAGE and timeouts.ENV_READ_TIMEOUT in caught.value.message
+    assert timeouts.read_timeout_seconds({timeouts.ENV_READ_TIMEOUT: "45"}) == 45

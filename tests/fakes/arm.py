@@ -137,6 +137,17 @@ class Fault:
 
 
 @dataclass
+class Stall:
+    """Requests to hold before answering: for `seconds`, or (None) never answered at all."""
+
+    method: str
+    path_contains: str
+    seconds: float | None
+    times: int
+    held: list[str] = field(default_factory=list)  # the path of each request held
+
+
+@dataclass
 class Operation:
     op_id: str
     location: str
@@ -173,6 +184,8 @@ class FakeArm:
         self.scale_sets: dict[tuple[str, str], ScaleSet] = {}
         self.vms: dict[tuple[str, str], LoginVm] = {}
         self.faults: list[Fault] = []
+        self.stalls: list[Stall] = []
+        self.stopped = threading.Event()  # set when the server stops: requests held for ever end then
         self.operations: dict[str, Operation] = {}
         self.requests: list[Recorded] = []
         self.page_size = 2  # scale-set VMs and NICs come back this many per page, joined by nextLink
@@ -309,6 +322,24 @@ class FakeArm:
         self.faults.append(
             Fault(method.upper(), path_contains.lower(), status, dict(headers or {}), body, times)
         )
+
+    def stall(self, method: str, path_contains: str, seconds: float | None = None, times: int = 1) -> Stall:
+        """Hold the next `times` matching requests: accepted and read, then answered after `seconds`, or
+        (None) never: a Resource Manager front end that takes the request and says nothing."""
+        stall = Stall(method.upper(), path_contains.lower(), seconds, times)
+        with self.lock:
+            self.stalls.append(stall)
+        return stall
+
+    def take_stall(self, method: str, raw_path: str) -> Stall | None:
+        path = urlsplit(raw_path).path
+        with self.lock:
+            for stall in self.stalls:
+                if stall.times > 0 and stall.method == method and stall.path_contains in path.lower():
+                    stall.times -= 1
+                    stall.held.append(path)
+                    return stall
+        return None
 
     def calls(self, method: str, path_contains: str) -> list[Recorded]:
         return [r for r in self.requests if r.method == method and path_contains.lower() in r.path.lower()]
@@ -995,6 +1026,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         sent = self.rfile.read(length) if length else b""
         fake: FakeArm = self.server.fake  # type: ignore[attr-defined]
+        stall = fake.take_stall(self.command, self.path)
+        if stall is not None:
+            fake.stopped.wait(stall.seconds)
+            if stall.seconds is None or fake.stopped.is_set():
+                self.close_connection = True  # never answered
+                return
         headers = {key.lower(): value for key, value in self.headers.items()}
         status, extra, body = fake.handle(self.command, self.path, headers, sent)
         raw = isinstance(body, bytes)
@@ -1045,6 +1082,7 @@ class FakeArmServer:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        self.fake.stopped.set()
         self.httpd.shutdown()
         self.httpd.server_close()
         self._thread.join(timeout=5)
