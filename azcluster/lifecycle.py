@@ -183,10 +183,10 @@ def _console() -> Any:
 
 
 def _notes(target: Target) -> None:
-    from rich.text import Text
+    from .render import styled
 
     for note in getattr(target.engine, "notes", []) or []:
-        _console().print(Text(note, style="dim"), soft_wrap=True)
+        _console().print(styled(note, "dim"), soft_wrap=True)
 
 
 def validated(target: Target, suppress: Sequence[str] = (), quiet: bool = False) -> ClusterSpec:

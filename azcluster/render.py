@@ -7,11 +7,20 @@ image hint `.../images/<i>[/versions/<v>]` would raise `MarkupError`, and `[draf
 This module is the one place that decides: the consoles below show every plain `str` literally (markup and
 emoji codes off, whatever a caller passes), and the only styled text is a `Text` built by `markup()`, whose
 template is ours and whose values are spliced in after the template is parsed, so no value is ever parsed.
+
+Nor does such text reach the terminal as control characters: an ESC in a tag value, a YAML string or an
+Azure message could move the cursor, recolour or retitle the terminal, or hide what follows; a carriage
+return could overwrite the line. Every plain `str` (print arguments, table cells, titles), every value
+spliced by `markup()`, every finding and error, and as a last guard every `Text` about to be drawn, shows
+each C0/C1 control character (and the Unicode bidirectional overrides, which reorder what is seen) as a
+visible escape: ESC as `\x1b`. Newline and tab keep their meaning. JSON needs none of this: json.dumps
+already writes every control character as an escape.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import string
 import sys
 from pathlib import Path
@@ -24,6 +33,46 @@ from azcluster.components.findings import Finding
 
 _FIELD = "\ue000"
 """A private-use character stands for each value while the template is parsed; none of ours holds one."""
+
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+"""C0 (but tab and newline), DEL, C1, and the bidirectional embeddings, overrides and isolates."""
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def clean(text: str) -> str:
+    """`text` with every control character shown as an escape (ESC -> `\\x1b`); newline and tab kept."""
+    return _CONTROL.sub(lambda found: _escape(found.group()), text)
+
+
+def clean_text(text: Text) -> Text:
+    """A Text with its control characters escaped as `clean` does, its styles kept on the same characters."""
+    plain = text.plain
+    if not _CONTROL.search(plain):
+        return text
+    pieces: list[str] = []
+    moved = [0] * (len(plain) + 1)  # old offset -> new offset
+    at = 0
+    for index, char in enumerate(plain):
+        moved[index] = at
+        pieces.append(_escape(char) if _CONTROL.fullmatch(char) else char)
+        at += len(pieces[-1])
+    moved[len(plain)] = at
+    result = text.copy()
+    result.plain = "".join(pieces)
+    result.spans = [
+        Span(moved[min(span.start, len(plain))], moved[min(span.end, len(plain))], span.style)
+        for span in text.spans
+    ]
+    return result
+
+
+def styled(text: str, style: str = "") -> Text:
+    """Text from someone else (Azure, a node, the engine) in one style of ours, control characters escaped."""
+    return Text(clean(text), style=style)
 
 
 def markup(template: str, *args: Any, **kwargs: Any) -> Text:
@@ -43,7 +92,7 @@ def markup(template: str, *args: Any, **kwargs: Any) -> Text:
         if field == "":
             field, auto = str(auto), auto + 1
         value, _ = formatter.get_field(field, args, kwargs)
-        values.append(format(formatter.convert_field(value, conversion), spec or ""))
+        values.append(clean(format(formatter.convert_field(value, conversion), spec or "")))
         literal.append(_FIELD)
     parsed = Text.from_markup("".join(literal), emoji=False)
     result = Text()
@@ -67,10 +116,17 @@ class SafeConsole(Console):
 
     def render_str(self, text: str, **options: Any) -> Text:  # type: ignore[override]
         options.update(markup=False, emoji=False)
-        return super().render_str(text, **options)
+        return super().render_str(clean(text), **options)
+
+    def render(self, renderable: Any, options: Any = None) -> Any:
+        """Every renderable is drawn through here (print, table cells, groups, live views): a Text built
+        elsewhere from someone else's text still shows its control characters escaped."""
+        if isinstance(renderable, Text):
+            renderable = clean_text(renderable)
+        return super().render(renderable, options)
 
     def status(self, status: Any, **options: Any) -> Any:  # type: ignore[override]
-        return super().status(Text(status) if isinstance(status, str) else status, **options)
+        return super().status(styled(status) if isinstance(status, str) else status, **options)
 
 
 console = SafeConsole(stderr=True, highlight=False, markup=False, emoji=False)
@@ -108,9 +164,9 @@ def finding_head(finding: Finding, source: str = "") -> Text:
     """Severity, id and `file:line`: printed soft-wrapped, so a long path stays one line to copy or click."""
     head = Text()
     head.append(finding.severity, style=SEVERITY_STYLE[finding.severity])
-    head.append(f" {finding.id}", style="bold")
+    head.append(clean(f" {finding.id}"), style="bold")
     if source:
-        head.append(f"  {_shown_path(source)}" + (f":{finding.line}" if finding.line else ""))
+        head.append(clean(f"  {_shown_path(source)}" + (f":{finding.line}" if finding.line else "")))
     return head
 
 
@@ -120,9 +176,9 @@ def finding_body(finding: Finding, width: int) -> list[Text]:
     A word longer than the line (a path, a URL) folds onto the next line rather than being cut. Text
     objects are not parsed for markup, so what a stack file says is shown as written.
     """
-    parts = [Text(finding.path, style="cyan"), Text(finding.message)]
+    parts = [styled(finding.path, "cyan"), styled(finding.message)]
     if finding.hint:
-        parts.append(Text(f"hint: {finding.hint}", style="dim"))
+        parts.append(styled(f"hint: {finding.hint}", "dim"))
     lines = []
     for part in parts:
         for line in part.wrap(stdout, max(width - 2, 20), overflow="fold"):
@@ -153,7 +209,7 @@ def task_progress(console: Console) -> Any:
 
         def render(self, task: Any) -> Text:
             value = task.fields.get(self.field, "") if self.field else task.description
-            return value if isinstance(value, Text) else Text(str(value), style=self.style)
+            return value if isinstance(value, Text) else styled(str(value), self.style)
 
     return Progress(
         SpinnerColumn(),

@@ -40,19 +40,17 @@ def print_unhealthy(status: ClusterStatus) -> None:
 
 
 def _failing_lines(node: Node, diagnosed: bool) -> list[Any]:
-    from rich.text import Text
-
-    from ..render import markup
+    from ..render import markup, styled
 
     diagnosis = node.diagnosis
     if diagnosis is None:
-        lines = [Text(node.health_detail)] if node.health_detail else []
+        lines = [styled(node.health_detail)] if node.health_detail else []
         return lines + ([] if diagnosed else [markup("[dim]failing check not read (--no-diagnose)[/]")])
     if diagnosis.state == "read" and diagnosis.failing:
         lines = [markup("[bold]{}[/]: {}", name, detail) for name, detail in diagnosis.failing]
         return lines + ([markup("[dim](checked {})[/]", diagnosis.time)] if diagnosis.time else [])
     style = "dim" if diagnosis.state == "skipped" else "yellow"
-    return [Text(diagnosis.detail, style=style)]
+    return [styled(diagnosis.detail, style)]
 
 
 def diagnosis_notes(status: ClusterStatus) -> list[Any]:
