@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -107,6 +107,13 @@ def read_document(path: Path) -> Any:
         return YAML(typ="rt").load(text)
     except RecursionError:
         raise _too_deep(path) from None
+    except TypeError:
+        # ruamel hashes a mapping key by its items, so a key that is a mapping holding a mapping (`? lustre:`
+        # with settings under it) fails with "unhashable type" before any key is seen: find it and say so.
+        line = _complex_key_line(text)
+        if line is None:
+            raise
+        raise _complex_key(path, line) from None
     except MarkedYAMLError as err:
         line = err.problem_mark.line + 1 if err.problem_mark else "?"
         raise AzclusterError(
@@ -242,28 +249,52 @@ def _key_line(node: Any, step: Any) -> int | None:
     return position[0] + 1 if position else None
 
 
-def _plain(node: Any, path: Path, budget: list[int] | None = None, depth: int = 0) -> Any:
+@dataclass
+class _Expansion:
+    """How much of the config `_plain` has copied: values left under MAX_VALUES, and how many of them were
+    copies made by YAML aliases (a list or mapping met a second time), so the error names the limit hit."""
+
+    left: int = MAX_VALUES
+    through_aliases: int = 0
+    seen: set[int] = field(default_factory=set)
+
+
+def _plain(
+    node: Any,
+    path: Path,
+    budget: _Expansion | None = None,
+    depth: int = 0,
+    at: tuple[Any, Any, Any] | None = None,
+    aliased: bool = False,
+) -> Any:
     """ruamel's commented containers -> plain dicts, lists and scalars (what Pulumi config gives).
 
     YAML aliases are shared in ruamel's document but copied here, so a file under 1 KB of nested aliases
     (a "billion laughs") would expand to billions of values: the copy stops at MAX_VALUES values and
-    MAX_DEPTH levels, far beyond any real cluster, with an exit-2 error.
+    MAX_DEPTH levels, far beyond any real cluster, with an exit-2 error that says which limit was hit and
+    where. `at` is (container, key or index, the container's own `at`), for the line of an error.
     """
-    budget = budget if budget is not None else [MAX_VALUES]
-    budget[0] -= 1
-    if budget[0] < 0:
-        raise AzclusterError(
-            f"{path}: the config expands to more than {MAX_VALUES:,} values",
-            "a stack file this large is almost certainly YAML aliases (&anchor / *alias) nested to blow up; "
-            "write the values out",
-            EXIT_USAGE,
-        )
+    budget = budget if budget is not None else _Expansion()
+    budget.left -= 1
+    if budget.left < 0:
+        raise _too_many_values(path, budget, at)
     if depth > MAX_DEPTH:
         raise _too_deep(path)
+    if isinstance(node, dict | list):
+        aliased = aliased or id(node) in budget.seen
+        budget.seen.add(id(node))
+    if aliased:
+        budget.through_aliases += 1
     if isinstance(node, dict):
-        return {_key(key, path): _plain(value, path, budget, depth + 1) for key, value in node.items()}
+        return {
+            _key(key, path): _plain(value, path, budget, depth + 1, (node, key, at), aliased)
+            for key, value in node.items()
+        }
     if isinstance(node, list):
-        return [_plain(value, path, budget, depth + 1) for value in node]
+        return [
+            _plain(value, path, budget, depth + 1, (node, index, at), aliased)
+            for index, value in enumerate(node)
+        ]
     if isinstance(node, str):
         return str(node)
     if isinstance(node, bool) or node is None:
@@ -275,17 +306,81 @@ def _plain(node: Any, path: Path, budget: list[int] | None = None, depth: int = 
     return node
 
 
-def _key(key: Any, path: Path) -> str:
-    """A mapping key as Pulumi config has them: text. A YAML complex key (`? [a, b]`) is refused."""
-    if isinstance(key, dict | list | tuple):
-        line = getattr(getattr(key, "lc", None), "line", None)
-        where = f":{line + 1}" if isinstance(line, int) else ""
-        raise AzclusterError(
-            f"{path}{where}: a mapping key is a list or mapping (YAML `? ...` complex key)",
-            "keys in a stack file are plain names",
+def _line_at(at: tuple[Any, Any, Any] | None) -> int | None:
+    """The 1-based line of the innermost item of `at` whose position ruamel kept."""
+    while at is not None:
+        container, step, at = at
+        try:
+            position = container.lc.key(step) if isinstance(container, dict) else container.lc.item(step)
+        except (AttributeError, KeyError, IndexError, TypeError):
+            continue
+        if position:
+            return position[0] + 1
+    return None
+
+
+def _too_many_values(path: Path, budget: _Expansion, at: tuple[Any, Any, Any] | None) -> AzclusterError:
+    line = _line_at(at)
+    where = f"{path}:{line}" if line is not None else str(path)
+    if budget.through_aliases * 2 > MAX_VALUES:  # most of what was copied came from aliases
+        return AzclusterError(
+            f"{where}: the config expands to more than {MAX_VALUES:,} values through YAML aliases "
+            "(&anchor / *alias): each alias copies what it names",
+            "write the values out instead of nesting aliases of aliases",
             EXIT_USAGE,
         )
+    return AzclusterError(
+        f"{where}: the config holds more than {MAX_VALUES:,} values, the most a stack file may have "
+        "(a cluster needs a few hundred)",
+        "a stack file describes one cluster's shape: look for a list generated or pasted by mistake "
+        "around that line",
+        EXIT_USAGE,
+    )
+
+
+def _key(key: Any, path: Path) -> str:
+    """A mapping key as Pulumi config has them: text. A YAML complex key (`? [a, b]`) is refused."""
+    if isinstance(key, Mapping | list | tuple | set):  # ruamel's CommentedKeyMap is a Mapping, not a dict
+        line = getattr(getattr(key, "lc", None), "line", None)
+        raise _complex_key(path, line + 1 if isinstance(line, int) else None)
     return str(key)
+
+
+def _complex_key(path: Path, line: int | None) -> AzclusterError:
+    where = f":{line}" if line is not None else ""
+    return AzclusterError(
+        f"{path}{where}: a mapping key is a list or mapping (YAML `? ...` complex key)",
+        "keys in a stack file are plain names, e.g. `lustre:` with its settings indented under it; "
+        "drop the `?`",
+        EXIT_USAGE,
+    )
+
+
+def _complex_key_line(text: str) -> int | None:
+    """The line of the first mapping key that is a list or mapping, read from the YAML node graph (which
+    ruamel composes without hashing keys), or None when there is none."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+    from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
+
+    try:
+        pending = [YAML(typ="rt").compose(text)]
+    except (YAMLError, RecursionError):
+        return None
+    seen: set[int] = set()
+    while pending:
+        node = pending.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, MappingNode):
+            for key, value in node.value:
+                if not isinstance(key, ScalarNode):
+                    return key.start_mark.line + 1
+                pending.append(value)
+        elif isinstance(node, SequenceNode):
+            pending.extend(node.value)
+    return None
 
 
 def _too_deep(path: Path) -> AzclusterError:

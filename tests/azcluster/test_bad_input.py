@@ -111,7 +111,24 @@ def test_an_alias_bomb_stops_at_the_value_limit(tmp_path):
     path.write_text(path.read_text() + "  bomb:key: {" + ", ".join(levels) + "}\n")
     assert os.path.getsize(path) < 1024 + len(path.read_text().split("  bomb:key")[0])
     document = refused(path, 2)
-    assert "expands to more than 100,000 values" in document["error"]["message"]
+    assert "expands to more than 100,000 values through YAML aliases" in document["error"]["message"]
+    assert "aliases" in document["error"]["hint"]
+
+
+def test_a_long_list_is_told_the_value_limit_not_aliases(tmp_path):
+    """A genuinely large file (a 100,000-line list, no alias in it) hits the value count and says where."""
+    path = stack(tmp_path)
+    lines = path.read_text() + "  big:list:\n" + "  - 7\n" * 100_000
+    path.write_text(lines)
+    first_item = lines.splitlines().index("  - 7") + 1
+    document = refused(path, 2)
+    message = document["error"]["message"]
+    where, _, said = message.partition(": ")
+    assert said.startswith("the config holds more than 100,000 values")
+    assert where.startswith(f"{path}:") and first_item < int(where.rsplit(":", 1)[1]) < first_item + 100_000
+    assert "alias" not in message + document["error"]["hint"]
+    assert document == {"stack": "t", "ok": False, "error": document["error"]}
+    assert document["error"]["exit_code"] == 2
 
 
 def test_deep_nesting_is_refused(tmp_path):
@@ -125,6 +142,28 @@ def test_a_complex_key_is_refused(tmp_path):
     path = stack(tmp_path)
     path.write_text(path.read_text().replace("    name: demo\n", "    name: demo\n    ? [a, b]\n    : c\n"))
     assert "complex key" in refused(path, 2)["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "    ? lustre:\n        capacity_tib: 16\n    : x\n",  # ruamel cannot hash it: TypeError on load
+        "    ? {lustre: 16}\n    : x\n",  # ruamel builds a CommentedKeyMap, which is no dict
+    ],
+)
+def test_a_mapping_as_a_key_is_bad_input_at_its_line(tmp_path, key):
+    path = stack(tmp_path)
+    path.write_text(path.read_text().replace("    name: demo\n", "    name: demo\n" + key))
+    document = refused(path, 2)
+    assert (
+        document["error"]["message"]
+        == f"{path}:5: a mapping key is a list or mapping (YAML `? ...` complex key)"
+    )
+    assert "`lustre:` with its settings indented under it" in document["error"]["hint"]
+    human = run_cli("validate", str(path))
+    assert human.exit_code == 2
+    assert f"{path}:5: a mapping key" in human.stderr and "unexpected" not in human.stderr
+    assert "Traceback" not in human.stderr and human.stdout == ""
 
 
 @pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
