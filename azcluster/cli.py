@@ -2,7 +2,7 @@
 
 Heavy modules (pulumi, pulumi_azure_native, the Azure SDKs) are imported inside the commands that need
 them, so `azcluster --help` starts fast. Expected failures are AzclusterError: one message, a hint, and
-the exit code DESIGN.md defines; a traceback only with --debug.
+the exit code docs/architecture.md defines; a traceback only with --debug.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ EXIT_INTERRUPTED = 130
 
 class _Commands(TyperGroup):
     """Runs every command with the house's failure rules: one clear message, a hint, an exit code, and
-    with `--json` one document on stdout however the command ends (DESIGN.md, "Contracts the CLI keeps").
+    with `--json` one document on stdout however the command ends (docs/architecture.md, "Promises the
+    command line keeps").
     """
 
     def resolve_command(self, ctx: Context, args: list[str]):  # type: ignore[override]

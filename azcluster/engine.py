@@ -248,7 +248,8 @@ def urn_type(urn: str) -> str:
 
 
 class EngineError(AzclusterError):
-    """A failure from the engine, phrased for people (message + hint) with DESIGN.md's exit code."""
+    """A failure from the engine, phrased for people (message + hint), with the exit code
+    docs/architecture.md defines."""
 
 
 class PulumiCliMissing(EngineError):

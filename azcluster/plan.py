@@ -48,7 +48,7 @@ class PlanResult:
         return not has_errors(self.findings)
 
     def to_json(self) -> dict[str, Any]:
-        """The `plan --json` document DESIGN.md defines."""
+        """The `plan --json` document (README, docs/architecture.md)."""
         return {
             "stack": self.stack,
             "location": self.location,

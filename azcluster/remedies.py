@@ -10,7 +10,7 @@ in a text, and `primary_code` picks the one a person can act on (the inner cause
 Codes and remedies follow Microsoft's "common Azure deployment errors" page and the allocation-failure
 troubleshooting guide (https://learn.microsoft.com/azure/azure-resource-manager/troubleshooting/
 common-deployment-errors, https://learn.microsoft.com/troubleshoot/azure/virtual-machines/windows/
-allocation-failure), as collected in shared/reference/azure-gpu-clusters.md.
+allocation-failure), summarised in docs/azure-facts.md ("When Azure says no").
 
 Each remedy also has a `kind` (capacity, quota, ...). A caller that knows more than the code, like ops
 knowing which island of which size failed to start, words its hint by kind; so a code added here with a

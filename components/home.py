@@ -26,8 +26,8 @@ Nodes mount `<account>.file.core.windows.net:/<account>/<share>` (mount-nfs-shar
 the account name then the share name). The account name is derived (subscription-salted, like the blob
 account's), so the nodes' cloud-init never waits for the share: they retry until it resolves privately.
 
-Data rule (DESIGN.md): the account and the share are protected and retained (`down` keeps them) unless
-the caller turns that off for `down --delete-data`.
+Data rule (docs/architecture.md, CLI promises): the account and the share are protected and retained
+(`down` keeps them) unless the caller turns that off for `down --delete-data`.
 """
 
 from __future__ import annotations

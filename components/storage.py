@@ -22,10 +22,10 @@ without it the component warns and leaves that grant to the user.
 Nothing waits for the file system except one DNS record: `lustre.<cluster zone>` -> the MGS address, so
 nodes can be created at once and mount `lustre.<zone>@tcp:/lustrefs` when the name resolves.
 
-Data rule (DESIGN.md): the account, its containers and the file system get `protect` (refuse to delete)
-and `retain_on_delete` (a destroy forgets them and leaves them in Azure) unless the caller turns those off
-for `down --delete-data`. Note that deleting the resource group deletes everything in it:
-ClusterNetworkArgs.retain_resource_group keeps the group for that reason.
+Data rule (docs/architecture.md, CLI promises): the account, its containers and the file system get
+`protect` (refuse to delete) and `retain_on_delete` (a destroy forgets them and leaves them in Azure)
+unless the caller turns those off for `down --delete-data`. Note that deleting the resource group deletes
+everything in it: ClusterNetworkArgs.retain_resource_group keeps the group for that reason.
 """
 
 from __future__ import annotations

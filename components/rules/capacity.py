@@ -54,7 +54,7 @@ def stand_in_size_unknown(spec: ClusterSpec) -> Iterator[Problem]:
 def stand_in_size_does_not_fit_image(spec: ClusterSpec) -> Iterator[Problem]:
     """Every island of a pool boots the pool's one image. An image built for NVIDIA GPUs (CUDA) brings no
     AMD GPU up (ROCm) and the other way round, and an x64 image does not boot on an Arm64 size such as
-    GB200 v6 (AZC018, AZC055 check the pool's own size; shared/reference/azure-gpu-clusters.md "Images and
+    GB200 v6 (AZC018, AZC055 check the pool's own size; docs/azure-facts.md "Images and
     node preparation"). A stand-in must share the pool's GPU vendor and CPU architecture.
     """
     for index, pool in enumerate(spec.pools):

@@ -57,7 +57,7 @@ def image_does_not_fit_size(spec: ClusterSpec) -> Iterator[Problem]:
     CUDA (non-ROCm) image, and GB200 v6 (Arm64, NVMe) needs Ubuntu 24.04 for Arm64
     (microsoft-dsvm:ubuntu-hpc:2404-gb; AZC055 checks the architecture).
 
-    Sources: shared/reference/azure-gpu-clusters.md ("Images and node preparation"), Azure/azhpc-images.
+    Sources: Azure/azhpc-images; docs/azure-facts.md ("Images and what a node runs at first boot").
     Only Marketplace URNs are checked; a custom image id cannot be read offline.
     """
     for index, pool in enumerate(spec.pools):

@@ -110,7 +110,7 @@ def island_above_placement_group_maximum(spec: ClusterSpec) -> Iterator[Problem]
 
     Sources (100 VMs per single placement group):
     https://learn.microsoft.com/azure/virtual-machine-scale-sets/virtual-machine-scale-sets-placement-groups
-    and shared/reference/azure-gpu-clusters.md (support raises it to 300).
+    and docs/azure-facts.md ("InfiniBand islands": support raises it to 300).
     """
     for index, pool in enumerate(spec.pools):
         largest = max(pool.island_sizes())
@@ -153,7 +153,7 @@ def island_needs_support_request(spec: ClusterSpec) -> Iterator[Problem]:
 def pool_split_into_islands(spec: ClusterSpec) -> Iterator[Problem]:
     """VMs share an InfiniBand fabric only inside one scale set; a pool larger than its island limit becomes
     several scale sets, and a job spanning two of them falls back to Ethernet. Schedulers must place jobs
-    per island (shared/reference/azure-gpu-clusters.md, "InfiniBand rules").
+    per island (docs/azure-facts.md, "InfiniBand islands").
     """
     for index, pool in enumerate(spec.pools):
         islands = pool.island_sizes()

@@ -1,8 +1,8 @@
 """`--json`: one JSON document on stdout however a command ends, failures in one shape for all commands.
 
-`{"stack", "ok": false, "error": {"message", "hint", "exit_code"}}` (DESIGN.md), printed in one place
-(cli._Commands) unless the command already printed its own document (validate and plan print theirs, with
-the findings, before they exit 1).
+`{"stack", "ok": false, "error": {"message", "hint", "exit_code"}}` (docs/architecture.md), printed in one
+place (cli._Commands) unless the command already printed its own document (validate and plan print theirs,
+with the findings, before they exit 1).
 """
 
 from __future__ import annotations
