@@ -18,6 +18,7 @@ One module per domain, one registry (`registry.py`):
     access.py    AZC043-048          admin user and SSH keys (sshkey.py parses keys)
     tags.py      AZC049-052          tags
     suppress.py  AZC053              the spec's own `suppress:` list
+    boot.py      AZC062              each role's cloud-config within Azure's custom data limit
     slurm.py     AZC070-075          Slurm (ids AZC070-079)
     home.py      AZC085-086          the shared home (ids AZC080-089)
     elastic.py   AZC093-097          elastic pools (ids AZC090-099)
@@ -33,7 +34,7 @@ Adding a rule:
    `common.pool_at(i, "field")`. A rule must cope with any spec `parse_cluster` accepts (a property test
    feeds it generated specs): a rule that crashes hides every other finding.
 3. Choose the id: the next free one in the domain's block, or a new block of ten for a new domain.
-   Next free: AZC062 (domains without a block), AZC076 (Slurm), AZC087 (home), AZC098 (elastic),
+   Next free: AZC063 (domains without a block), AZC076 (Slurm), AZC087 (home), AZC098 (elastic),
    AZC107 (capacity); a new domain takes the next unused block, AZC110-119 (then AZC120-129, ...) and
    lists it above.
    Ids are stable: a retired rule's id is never reused.
@@ -49,6 +50,7 @@ from __future__ import annotations
 from ..findings import Finding
 from . import (
     access,
+    boot,
     capacity,
     elastic,
     home,
@@ -79,6 +81,7 @@ DOMAINS = (
     access,
     tags,
     suppress,
+    boot,
     slurm,
     home,
     elastic,

@@ -18,10 +18,12 @@ from typing import Any
 import pytest
 
 from azcluster import mockrun as harness
-from azcluster.components import cluster, rules
+from azcluster.components import bootstrap, cluster, rules
+from azcluster.components.cluster_key import new_key
 from azcluster.components.program import build as build_program
 
 from .cases import CRG_ID, GALLERY_IMAGE, NC, VNET_ID, build
+from .test_boot import ELASTIC_1000_ISLANDS
 
 # (edits to the baseline, what the component says when it refuses, the rule that reports it first)
 REFUSALS = [
@@ -118,3 +120,24 @@ def test_what_validates_clean_the_stack_program_builds(edits: dict[str, Any]) ->
     assert [f for f in rules.check(spec) if f.severity == "error"] == []
     capture = harness.run(lambda: build_program(spec))
     assert capture.of_type("azure-native:compute:VirtualMachineScaleSet")
+
+
+def test_a_login_cloud_config_past_the_custom_data_limit_is_a_rule_first() -> None:
+    """Run through the whole program this case takes 20 s (1,000 scale sets), so the login node's boot is
+    rendered here as LoginNode renders it: the Slurm controller of an elastic cluster with a shared home."""
+    spec = build(ELASTIC_1000_ISLANDS)
+    guid = "0b1f6471-1bf0-4dda-aec3-cb9272f09590"
+    home = bootstrap.StorageValues(
+        home_source="demohome1234abcd.file.core.windows.net:/demohome1234abcd/home"
+    )
+    boot = bootstrap.LoginBoot.for_cluster(
+        spec,
+        home,
+        power_subscription=guid,
+        power_client_id=guid,
+        munge_key=new_key(),
+        dns_zone="demo.azcluster.internal",
+    )
+    with pytest.raises(ValueError, match="login node: custom data is .* bytes after gzip and base64"):
+        boot.custom_data()
+    assert "AZC062" in [f.id for f in rules.check(spec) if f.severity == "error"]
