@@ -83,6 +83,28 @@ SLURM_PACKAGES = (
 )
 """What the real-Slurm suites need inside a root."""
 
+BOOT_PACKAGES = (
+    "slurmctld",
+    "slurmd",
+    "slurm-client",
+    "munge",
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "cloud-init",
+    # cloud-init needs python3-cryptography, which depends on a virtual package that python3-cffi-backend
+    # provides; debootstrap's resolver does not follow virtual packages, so name it.
+    "python3-cffi-backend",
+    "python3",
+    "iproute2",
+    "procps",
+)
+"""What a root needs to boot nodes the way Azure does (tests/components/test_boot_real.py): systemd as
+init, cloud-init, and what the images and Microsoft's packages give the node scripts."""
+
+BOOT_SUITES = ("trixie",)
+"""Suites whose boot roots `python -m tests.realroots` builds beside the Slurm roots."""
+
 BUILD_TIMEOUT_S = 1800
 INFO_FILE = ".azcluster-root.json"
 
@@ -414,15 +436,17 @@ def _main(argv: list[str]) -> int:
     if reason:
         print(f"realroots: cannot build roots here: {reason}", file=sys.stderr)
         return 0
+    wanted = [(suite, SLURM_PACKAGES, suite) for suite in suites]
+    wanted += [(suite, BOOT_PACKAGES, f"{suite} (boot)") for suite in BOOT_SUITES if suite in suites]
     failed = 0
-    with ThreadPoolExecutor(max_workers=len(suites)) as pool:
-        futures = {suite: pool.submit(ensure_root, suite) for suite in suites}
-        for suite, future in futures.items():
+    with ThreadPoolExecutor(max_workers=len(wanted)) as pool:
+        futures = {label: pool.submit(ensure_root, suite, packages) for suite, packages, label in wanted}
+        for label, future in futures.items():
             try:
                 root = future.result()
-                print(f"realroots: {suite}: {root} (Slurm {root_info(root)['slurm']})")
+                print(f"realroots: {label}: {root} (Slurm {root_info(root)['slurm']})")
             except Exception as err:  # report every suite, then fail
-                print(f"realroots: {suite}: {err}", file=sys.stderr)
+                print(f"realroots: {label}: {err}", file=sys.stderr)
                 failed = 1
     return failed
 
