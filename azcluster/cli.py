@@ -566,6 +566,63 @@ def start(
 
 
 @app.command()
+def grow(
+    stack: StackArg,
+    wait: Annotated[
+        str | None,
+        typer.Option(
+            "--wait",
+            metavar="DURATION",
+            help="Keep trying with back-off for this long (90s, 45m, 2h); default: each pool's "
+            "capacity.wait_minutes (0: one try).",
+        ),
+    ] = None,
+    json: JsonOpt = False,
+    hostfiles: HostfilesOpt = True,
+    subscription: SubscriptionOpt = None,
+    auth: AuthOpt = None,
+    cloud: CloudOpt = None,
+) -> None:
+    """Bring every island to the nodes its pool asks for, keeping what Azure places.
+
+    Failed instances are removed, the gap is asked for again (with --wait, with back-off until the
+    deadline, a line per island saying what Azure last said and when the next try is), and each island
+    ends with requested vs obtained. Exit 1 when an island has fewer nodes than its pool's
+    `capacity.min_nodes` (default: the whole island); a partial island the pool accepts is exit 0.
+    """
+    from . import azure, render
+    from .durations import parse_duration
+    from .ops.cluster import load_spec
+    from .ops.grow import grow_cluster
+    from .ops.grow_view import print_growth
+
+    seconds = parse_duration(wait, "--wait") if wait is not None else None
+    name, spec = load_spec(stack)
+    longest = (
+        seconds if seconds is not None else max((p.capacity.wait_minutes * 60 for p in spec.pools), default=0)
+    )
+    ctx = azure.connect(subscription, auth, cloud, deadline_s=longest + GROW_DEADLINE_MARGIN_S)
+    report = grow_cluster(spec, ctx, name, wait_seconds=seconds, progress=not json)
+    if not json:
+        print_growth(report)
+    refreshed = None
+    if hostfiles and report.changed:  # the login node's hostfiles list exactly the nodes that exist
+        from .ops import loginhosts
+
+        refreshed = loginhosts.refresh(spec, name, lambda: ctx, progress=not json)
+        loginhosts.print_refresh(refreshed, name)
+    if json:
+        render.print_json({**report.to_json(), "hostfiles": refreshed.to_json() if refreshed else None})
+    if not report.ok:
+        raise typer.Exit(EXIT_REFUSED)
+
+
+GROW_DEADLINE_MARGIN_S = 3600.0
+"""What `grow` is given beyond its wait: the last try's scale-out and removals (allocating a large island
+takes many minutes)."""
+
+
+@app.command()
 def hosts(
     stack: StackArg,
     island: Annotated[

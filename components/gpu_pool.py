@@ -12,6 +12,13 @@ Every GPU scale set carries the Application Health extension (Rich Health States
 probing the endpoint the bootstrap installs (`bootstrap.HEALTH_PORT`/`HEALTH_PATH`), so `azcluster status`
 sees each node's health in the instance view; automatic instance repairs are on only when the pool asks.
 
+An island's node count is requested here (`sku.capacity`) and owned by azcluster afterwards: the scale set
+is created asking for the whole island, with `ignoreChanges: ["sku.capacity"]`, and `azcluster grow`
+keeps what Azure placed, removes failed instances and asks for the gap later through the Compute API
+(azcluster/ops/grow.py says why). Without that, a shortfall would be drift Pulumi keeps trying to undo,
+each later update asking again for the whole island and failing again. The same holds for the count
+elastic changes by deallocating and starting instances: Pulumi never sees it.
+
 Property names follow pulumi-azure-native 3.x (`compute.VirtualMachineScaleSet`, API 2024-11-01).
 """
 
@@ -50,6 +57,10 @@ REPAIR_ACTION = "Replace"
 bad across a reimage or restart on the same host; Replace gets a new host."""
 
 OS_DISK_STORAGE = "Premium_LRS"
+
+CAPACITY_PROPERTY = "sku.capacity"
+"""The input Pulumi ignores after creation: the island's node count, which azcluster owns from then on
+(property path as Pulumi's `ignoreChanges` takes it: the input's camelCase name, dotted)."""
 
 CustomData = Callable[[int], pulumi.Input[str]] | Sequence[pulumi.Input[str]] | None
 """Per-island custom data (base64): a function of the island index, or one value per island, or none."""
@@ -311,7 +322,8 @@ class GpuPool(pulumi.ComponentResource):
         super().__init__(TYPE_TOKEN, name, None, opts)
         self.size = size
         self.islands = islands
-        child = pulumi.ResourceOptions(parent=self)
+        # The count is azcluster's once the island exists (module docstring; ops/grow.py).
+        child = pulumi.ResourceOptions(parent=self, ignore_changes=[CAPACITY_PROPERTY])
         self.scale_sets = [
             compute.VirtualMachineScaleSet(
                 f"{name}-ib{island.index}" if size.has_infiniband else f"{name}-vmss",
