@@ -266,14 +266,31 @@ class SlurmView:
     nodes: list[SlurmNode] = field(default_factory=list)
     error: str | None = None  # why Slurm's view could not be read; None when it was
     unmatched: list[SlurmNode] = field(default_factory=list)  # Slurm nodes with no VM in Azure
+    mpi: Any = None  # the login node's MPI record (components.bootstrap.slurm_mpi.SlurmMpi), if read
+    mpi_error: str | None = None  # why it was not read
+
+    @property
+    def mpi_problem(self) -> str | None:
+        """Why MPI jobs will fail on this cluster's Slurm; None when it has PMIx or nothing was read."""
+        return self.mpi.problem() if self.mpi is not None else None
 
     def to_json(self) -> dict[str, Any]:
+        mpi = self.mpi
         return {
             "read": self.error is None,
             "error": self.error,
             "nodes": len(self.nodes),
             "states": self.counts(),
             "without_vm": [node.to_json() for node in self.unmatched],
+            "mpi": {
+                "read": mpi is not None,
+                "error": self.mpi_error if mpi is None else None,
+                "slurm": mpi.slurm if mpi else None,
+                "pmix": mpi.pmix if mpi else None,
+                "plugins": list(mpi.plugins) if mpi else None,
+                "mpi_default": mpi.mpi_default if mpi else None,
+                "problem": self.mpi_problem,
+            },
         }
 
     def counts(self) -> dict[str, int]:

@@ -13,6 +13,12 @@ Run Command returns only the last 4 KiB of stdout (runcommand.OUTPUT_LIMIT), and
 sinfo is tens of KiB. So the login node keeps the listing gzip'ed and base64'ed in /run (a file named by
 this run), and each call prints one chunk of it; a small cluster takes one call. Slurm's view is extra:
 when it cannot be read, `status` says why and shows Azure's view alone.
+
+The first call also prints the login node's MPI record (components/bootstrap/slurm_mpi.py): whether the
+cluster's Slurm has a PMIx plugin, so `status` can say why MPI jobs will fail before one does. The login
+node's record answers for the cluster: the controller and every node pin one Slurm version from one
+repository (catalog/slurm.yaml), and users launch srun there (srun itself refuses an MPI type its build
+lacks). It costs no Run Command of its own.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import re
 import secrets
 from typing import Any
 
+from azcluster.components.bootstrap.slurm_mpi import SLURM_MPI_PATH, SlurmMpi, parse_slurm_mpi
 from azcluster.components.spec import ClusterSpec
 
 from . import runcommand
@@ -31,6 +38,7 @@ from .model import ClusterStatus, SlurmNode, SlurmView
 
 SINFO_FORMAT = "%N|%T|%n|%o|%E"
 CHUNK = 3600  # base64 characters per call: under Run Command's 4 KiB with the marker lines
+MPI_RECORD_LIMIT = 512  # bytes of the MPI record the first call prints (its chunk is that much shorter)
 MAX_CALLS = 12
 TIMEOUT_S = 120.0
 _HEADER = re.compile(r"^AZC-SINFO (?P<size>\d+) (?P<start>\d+)$")
@@ -62,12 +70,35 @@ def script(run_id: str, start: int) -> list[str]:
             'mkdir -p "$(dirname "$f")"',
             f"sinfo -h -N -o '{SINFO_FORMAT}' | gzip -9 | base64 -w0 >\"$f\"",
         ]
+    size = CHUNK if start else CHUNK - MPI_RECORD_LIMIT  # the first call also prints the MPI record
     lines += [
         'echo "AZC-SINFO $(wc -c <"$f" | tr -d " ") ' + str(start) + '"',
-        f'cut -c {start + 1}-{start + CHUNK} "$f"; echo',
+        f'cut -c {start + 1}-{start + size} "$f"; echo',
         "echo AZC-SINFO-END",
     ]
+    if start == 0:
+        record = f"${{AZC_ROOT:-}}{SLURM_MPI_PATH}"
+        lines += [
+            "echo AZC-MPI",
+            f'{{ head -c {MPI_RECORD_LIMIT} "{record}" | tr -d "\\n"; }} 2>&1 || true',
+            "echo; echo AZC-MPI-END",
+        ]
     return lines
+
+
+def _mpi(stdout: str) -> tuple[SlurmMpi | None, str | None]:
+    """(the login node's MPI record, None) from the first call's stdout, or (None, why it is missing)."""
+    lines = [line.strip() for line in stdout.splitlines()]
+    if "AZC-MPI" not in lines or "AZC-MPI-END" not in lines:
+        return None, "the login node did not answer for it"
+    start = lines.index("AZC-MPI")
+    text = "\n".join(lines[start + 1 : lines.index("AZC-MPI-END", start)]).strip()
+    if not text or "no such file" in text.lower():
+        return None, f"no {SLURM_MPI_PATH} on the login node yet (written once Slurm runs there)"
+    try:
+        return parse_slurm_mpi(text), None
+    except ValueError as err:
+        return None, f"{SLURM_MPI_PATH} on the login node: {err}"
 
 
 def _chunk(stdout: str) -> tuple[int, str]:
@@ -89,14 +120,17 @@ def read_slurm(
     `SlurmView.error` (Slurm's view is extra to `status`, never its failure)."""
     run_id = run_id or secrets.token_hex(4)
     encoded = ""
+    mpi: tuple[SlurmMpi | None, str | None] = (None, "not read")
     try:
         for _ in range(MAX_CALLS):
             output = runcommand.run_shell(begin, script(run_id, len(encoded)), timeout)
+            if not encoded:
+                mpi = _mpi(output.stdout)
             try:
                 size, chunk = _chunk(output.stdout)
             except ValueError:
                 why = runcommand.first_line(output.stderr) or "no answer"
-                return SlurmView(error=f"sinfo failed on the login node: {why}")
+                return SlurmView(error=f"sinfo failed on the login node: {why}", mpi=mpi[0], mpi_error=mpi[1])
             encoded += chunk
             if len(encoded) >= size or not chunk:
                 break
@@ -107,7 +141,7 @@ def read_slurm(
         return SlurmView(error=f"Run Command on the login node: {err.detail}")
     except (binascii.Error, OSError, EOFError) as err:
         return SlurmView(error=f"Slurm's node list came back damaged: {err}")
-    return SlurmView(nodes=parse_sinfo(text))
+    return SlurmView(nodes=parse_sinfo(text), mpi=mpi[0], mpi_error=mpi[1])
 
 
 def attach(status: ClusterStatus, view: SlurmView) -> None:

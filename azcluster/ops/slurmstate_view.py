@@ -20,13 +20,27 @@ def slurm_cell(node: SlurmNode | None) -> Any:
     return node.describe()
 
 
-def slurm_lines(view: SlurmView | None) -> Sequence[str]:
-    """Plain lines for the human status: counts by state, Slurm nodes without a VM, or why it is unread."""
+def slurm_lines(view: SlurmView | None) -> Sequence[Any]:
+    """Lines for the human status: counts by state, Slurm nodes without a VM, or why it is unread; then,
+    in red, why MPI jobs will fail when the cluster's Slurm has no PMIx plugin."""
     if view is None:
         return []
     if view.error:
-        return [f"slurm: not read ({view.error})"]
-    states = ", ".join(f"{count} {state}" for state, count in view.counts().items()) or "no nodes registered"
-    lines = [f"slurm: {states}"]
-    lines += [f"  {node.name}: {node.describe()} (no VM in Azure)" for node in view.unmatched]
-    return lines
+        lines: list[Any] = [f"slurm: not read ({view.error})"]
+    else:
+        states = ", ".join(f"{n} {state}" for state, n in view.counts().items()) or "no nodes registered"
+        lines = [f"slurm: {states}"]
+        lines += [f"  {node.name}: {node.describe()} (no VM in Azure)" for node in view.unmatched]
+    return lines + mpi_lines(view)
+
+
+def mpi_lines(view: SlurmView) -> list[Any]:
+    """'slurm: MPI jobs will fail: ...' in red when the login node's record says there is no PMIx; a
+    plain note when the record could not be read (nothing when it says PMIx is there)."""
+    from ..render import markup
+
+    if view.mpi_problem:
+        return [markup("[bold red]slurm: MPI jobs will fail[/]: {}", view.mpi_problem)]
+    if view.mpi is None and view.mpi_error:
+        return [markup("slurm: MPI support not read ({})", view.mpi_error)]
+    return []
