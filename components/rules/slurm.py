@@ -77,12 +77,16 @@ def slurm_reserved_cores_too_many(spec: ClusterSpec) -> Iterator[Problem]:
             )
 
 
-@rule("AZC074", "info", "slurm-containers-nvidia-only", "Pyxis and Enroot are not installed on AMD nodes")
+@rule("AZC074", "info", "slurm-containers-nvidia-only", "AMD nodes get Docker, not Pyxis and Enroot")
 def slurm_containers_nvidia_only(spec: ClusterSpec) -> Iterator[Problem]:
     """Pyxis (NVIDIA's Slurm plugin for `srun --container-image`) runs containers through Enroot, whose
     GPU support is NVIDIA's container toolkit; on AMD (ROCm) nodes azcluster leaves them out, so
-    `--container-image` jobs there fail. Source: https://github.com/NVIDIA/pyxis,
-    https://github.com/NVIDIA/enroot (GPU support via libnvidia-container).
+    `--container-image` jobs there fail. What those nodes have instead is the image's: Azure's ROCm HPC
+    images install and enable Docker (moby-engine) and no Apptainer/Singularity (Azure/azhpc-images
+    distros/ubuntu22.04/install.sh and distros/ubuntu24.04/install.sh, the `GPU = AMD` branch), and ROCm
+    containers reach the GPUs through /dev/kfd and /dev/dri (AMD's ROCm documentation, "Running ROCm
+    Docker containers"). Sources: https://github.com/NVIDIA/pyxis, https://github.com/NVIDIA/enroot
+    (GPU support via libnvidia-container), https://github.com/Azure/azhpc-images.
     """
     if not (_slurm(spec) and spec.slurm.containers):
         return
@@ -92,9 +96,11 @@ def slurm_containers_nvidia_only(spec: ClusterSpec) -> Iterator[Problem]:
             yield (
                 pool_at(index, "size"),
                 f"pool {pool.name!r} ({size.name}) has AMD GPUs: Pyxis and Enroot are not installed there, "
-                "so `srun --container-image` does not work in that partition.",
-                "Run containers on AMD nodes with Apptainer or Docker inside the job, or suppress this "
-                "finding.",
+                "so `srun --container-image` does not work in that partition. Its nodes get Docker instead "
+                "(Azure's ROCm HPC image installs and enables it; it has no Apptainer or Singularity).",
+                "Run containers inside the job with `docker run --device=/dev/kfd --device=/dev/dri "
+                "--group-add video IMAGE` (Docker's containers run outside the job's cgroup: pass on the "
+                "GPUs Slurm gave the job with -e ROCR_VISIBLE_DEVICES), or suppress this finding.",
             )
 
 
