@@ -15,7 +15,14 @@ def zones_text(policy: PoolCapacity) -> str:
     for zone in policy.zones:
         far = " (storage in another zone)" if policy.cross_zone(zone) else ""
         parts.append(f"{zone}{far}")
-    return ", then ".join(parts)
+    text = ", then ".join(parts)
+    moved = [
+        f"island {index} in zone {zone}"
+        + (" (reads storage across zones)" if policy.cross_zone(zone) else "")
+        for index, zone in enumerate(policy.placed)
+        if zone != policy.zones[0]
+    ]
+    return text + ("\nnow: " + "; ".join(moved) if moved else "")
 
 
 def size_text(size: SizeChoice) -> str:

@@ -76,6 +76,8 @@ class PoolCapacity:
     smallest: tuple[int, ...]
     """Fewest nodes worth keeping per island (equal to `islands` for whole islands only)."""
     wait_minutes: int
+    placed: tuple[str | None, ...] = ()
+    """The zone each island is built in now: its entry in `capacity.island_zones`, else the first."""
 
     @property
     def whole_islands_only(self) -> bool:
@@ -98,12 +100,25 @@ class PoolCapacity:
             "storage_zone": self.storage_zone,
             "sizes": [size.to_json() for size in self.sizes],
             "islands": [
-                {"island": index, "requested": asked, "smallest": low}
+                {
+                    "island": index,
+                    "requested": asked,
+                    "smallest": low,
+                    "zone": self.placed[index] if index < len(self.placed) else None,
+                    "cross_zone": self.cross_zone(self.placed[index] if index < len(self.placed) else None),
+                }
                 for index, (asked, low) in enumerate(zip(self.islands, self.smallest, strict=True))
             ],
             "whole_islands_only": self.whole_islands_only,
             "wait_minutes": self.wait_minutes,
         }
+
+
+def island_zone(pool: PoolSpec, index: int, cluster_zone: str | None) -> str | None:
+    """The zone island `index` is built in: where azcluster moved it (`capacity.island_zones`), else the
+    first zone the policy lists, else the cluster's zone. GpuPool and `plan` both ask here."""
+    policy = pool.capacity
+    return policy.island_zones.get(str(index)) or (policy.zones[0] if policy.zones else cluster_zone)
 
 
 def size_choice(name: str, *, stand_in: bool) -> SizeChoice:
@@ -148,6 +163,7 @@ def pool_capacity(spec: ClusterSpec, pool: PoolSpec) -> PoolCapacity:
         islands=islands,
         smallest=tuple(policy.smallest_island(n) for n in islands),
         wait_minutes=policy.wait_minutes,
+        placed=tuple(island_zone(pool, index, home_zone) for index in range(len(islands))),
     )
 
 

@@ -34,6 +34,7 @@ import pulumi
 from pulumi_azure_native import compute
 
 from . import bootstrap, catalog
+from .capacity import island_zone
 from .images import image_reference, purchase_plan
 from .placement import cluster_zone, zones_for
 from .spec import ClusterSpec, PoolSpec
@@ -322,8 +323,15 @@ class GpuPool(pulumi.ComponentResource):
         super().__init__(TYPE_TOKEN, name, None, opts)
         self.size = size
         self.islands = islands
-        # The count is azcluster's once the island exists (module docstring; ops/grow.py).
-        child = pulumi.ResourceOptions(parent=self, ignore_changes=[CAPACITY_PROPERTY])
+        # The count is azcluster's once the island exists (module docstring; ops/grow.py). A scale set's
+        # zones cannot change in place, and its Azure name stays the island's: moving an island to
+        # another zone (capacity.island_zones) deletes it, then creates it there.
+        child = pulumi.ResourceOptions(
+            parent=self,
+            ignore_changes=[CAPACITY_PROPERTY],
+            replace_on_changes=["zones"],
+            delete_before_replace=True,
+        )
         self.scale_sets = [
             compute.VirtualMachineScaleSet(
                 f"{name}-ib{island.index}" if size.has_infiniband else f"{name}-vmss",
@@ -411,7 +419,9 @@ def _scale_set_args(args: GpuPoolArgs, size: catalog.GpuSize, island: Island) ->
     else:
         # Without InfiniBand nothing needs one placement group, and without it a set may pass 100 VMs.
         kwargs["single_placement_group"] = False
-    zones = zones_for(args.location, args.zone)  # never in a region without zones (placement.py)
+    # An island lives whole in one zone: where the capacity policy put it (capacity.py; never split).
+    zone = island_zone(args.pool, island.index, args.zone)
+    zones = zones_for(args.location, zone)  # never in a region without zones (placement.py)
     if zones:
         kwargs["zones"] = zones
     if pool.repair:

@@ -224,6 +224,24 @@ class CapacityPolicy(_Strict):
         "before reporting what they obtained; 0 is one try. `--wait-for-capacity` overrides it.",
     )
 
+    island_zones: dict[str, str] = Field(
+        default_factory=dict,
+        description="Where azcluster placed islands outside the first zone, by island index ('0', '1', "
+        "...): written by `up --wait-for-capacity` when it moved an island whole to the next zone in "
+        "`zones`. Delete an entry to bring the island back to the first zone on the next `up` (its "
+        "nodes are recreated there).",
+    )
+
+    @field_validator("island_zones")
+    @classmethod
+    def _zone_names(cls, zones: dict[str, str]) -> dict[str, str]:
+        for island, zone in zones.items():
+            if not island.isdigit():
+                raise ValueError(f"island {island!r} is not an island index such as '0'")
+            if zone not in ("1", "2", "3"):
+                raise ValueError(f"zone {zone!r} of island {island} is not '1', '2' or '3'")
+        return zones
+
     @field_validator("zones", "stand_in_sizes")
     @classmethod
     def _no_repeats(cls, values: list[str]) -> list[str]:

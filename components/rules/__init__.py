@@ -22,7 +22,7 @@ One module per domain, one registry (`registry.py`):
     slurm.py     AZC070-075          Slurm (ids AZC070-079)
     home.py      AZC085-086          the shared home (ids AZC080-089)
     elastic.py   AZC093-097          elastic pools (ids AZC090-099)
-    capacity.py  AZC100-106          capacity policy: zones, stand-in sizes, partial islands, reservations
+    capacity.py  AZC100-108          capacity policy: zones, stand-in sizes, partial islands, reservations
                                      (ids AZC100-109)
 
 Adding a rule:
@@ -35,7 +35,7 @@ Adding a rule:
    feeds it generated specs): a rule that crashes hides every other finding.
 3. Choose the id: the next free one in the domain's block, or a new block of ten for a new domain.
    Next free: AZC063 (domains without a block), AZC076 (Slurm), AZC087 (home), AZC098 (elastic),
-   AZC107 (capacity); a new domain takes the next unused block, AZC110-119 (then AZC120-129, ...) and
+   AZC109 (capacity); a new domain takes the next unused block, AZC110-119 (then AZC120-129, ...) and
    lists it above.
    Ids are stable: a retired rule's id is never reused.
 4. Add a case that fires and one that stays quiet to the FIRES and QUIET tables of the domain's test,

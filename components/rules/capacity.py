@@ -1,4 +1,4 @@
-"""Capacity policy (AZC100-AZC106): zones to try, stand-in sizes, the smallest island worth keeping, and
+"""Capacity policy (AZC100-AZC108): zones to try, stand-in sizes, the smallest island worth keeping, and
 capacity reservations where Azure offers them (components/capacity.py resolves the policy)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from .. import catalog
 from ..spec import ClusterSpec, PoolSpec
-from .common import did_you_mean, plural, pool_at
+from .common import did_you_mean, lustre_enabled, plural, pool_at
 from .registry import Problem, rule
 
 RESERVATION_UNSUPPORTED_SERIES = (("ND", "ND-series"), ("NC H100 v5", "NCads H100 v5-series"))
@@ -247,3 +247,71 @@ def capacity_min_nodes_above_islands(spec: ClusterSpec) -> Iterator[Problem]:
                 f"min_nodes counts nodes per island; use a number below {max(islands)} (or min_fraction, "
                 "e.g. 0.75) to keep islands Azure places in part.",
             )
+
+
+@rule(
+    "AZC107",
+    "warning",
+    "capacity-zone-away-from-lustre",
+    "A pool may place islands outside Managed Lustre's zone, where they cannot mount it",
+)
+def capacity_zone_away_from_lustre(spec: ClusterSpec) -> Iterator[Problem]:
+    """Managed Lustre is zonal and its clients must be in the file system's zone ("Clients must reside in
+    the same Availability Zone in which the cluster resides": learn.microsoft.com/azure/azure-managed-lustre/
+    connect-clients, client prerequisites; components/placement.py). An island moved to another zone
+    (`capacity.zones`) runs, but without Lustre; storage never moves for a compute shortage.
+    """
+    from ..placement import cluster_zone
+
+    if not lustre_enabled(spec):
+        return
+    home = cluster_zone(spec).zone
+    if home is None:
+        return
+    for index, pool in enumerate(spec.pools):
+        away = [zone for zone in pool.capacity.zones if zone != home]
+        if away:
+            yield (
+                _capacity_path(index, "zones"),
+                f"pool {pool.name!r} may place islands in zone {', '.join(away)}, but Managed Lustre is in "
+                f"zone {home} and its clients must be in that zone: islands there would run without Lustre.",
+                "Keep Lustre-bound pools in the cluster's zone (try waiting or a stand-in size instead), or "
+                "accept it for pools that read from blob storage or the shared home only.",
+            )
+
+
+@rule(
+    "AZC108",
+    "error",
+    "island-zone-not-allowed",
+    "An island is placed in a zone its pool's policy does not list, or the island does not exist",
+)
+def island_zone_not_allowed(spec: ClusterSpec) -> Iterator[Problem]:
+    """`capacity.island_zones` records where azcluster moved an island; it must name an island the pool
+    has and a zone the pool allows (its `zones`, or the cluster's zone), or the next `up` would build the
+    island somewhere the user never agreed to (components/capacity.py island_zone).
+    """
+    from ..capacity import island_counts
+    from ..placement import cluster_zone
+
+    home = cluster_zone(spec).zone
+    for index, pool in enumerate(spec.pools):
+        allowed = set(pool.capacity.zones) | ({home} if home else set())
+        count = len(island_counts(pool))
+        for island, zone in pool.capacity.island_zones.items():
+            path = _capacity_path(index, f"island_zones.{island}")
+            if int(island) >= count:
+                yield (
+                    path,
+                    f"pool {pool.name!r} has {plural(count, 'island')}; there is no island {island} "
+                    "to place.",
+                    "Remove the entry (it was written for a larger pool).",
+                )
+            elif zone not in allowed:
+                yield (
+                    path,
+                    f"pool {pool.name!r} island {island} is placed in zone {zone}, which the pool's "
+                    f"`capacity.zones` does not list ({', '.join(sorted(allowed)) or 'none'}).",
+                    f"Add zone {zone} to `capacity.zones`, or remove the entry to build the island in the "
+                    "first zone again.",
+                )

@@ -55,11 +55,15 @@ def test_plan_json_has_the_policy_per_pool(tmp_path):
         ("Standard_ND96isr_H100_v5", False, "standardNDSH100v5Family", 98.32),
         ("Standard_ND96isr_H200_v5", True, "standardNDISRH200V5Family", 84.80),
     ]
-    assert train["islands"] == [{"island": 0, "requested": 256, "smallest": 192}]
+    assert train["islands"] == [
+        {"island": 0, "requested": 256, "smallest": 192, "zone": "1", "cross_zone": False}
+    ]
     assert train["whole_islands_only"] is False and train["wait_minutes"] == 90
     # A pool that says nothing gets the defaults: the cluster's zone, its own size, whole islands, one try.
     assert small["zones"] == ["1"] and [s["size"] for s in small["sizes"]] == ["Standard_NC96ads_A100_v4"]
-    assert small["islands"] == [{"island": 0, "requested": 2, "smallest": 2}]
+    assert small["islands"] == [
+        {"island": 0, "requested": 2, "smallest": 2, "zone": "1", "cross_zone": False}
+    ]
     assert small["whole_islands_only"] is True and small["wait_minutes"] == 0
 
 
@@ -81,3 +85,13 @@ def test_a_policy_with_an_error_is_still_shown_in_json(tmp_path):
     document = json.loads(result.stdout)
     assert any(f["id"] == "AZC101" for f in document["findings"])
     assert document["capacity"][0]["sizes"][1]["size"] == "Standard_ND96isr_MI300X_v5"
+
+
+def test_plan_says_where_a_moved_island_is_and_that_it_reads_storage_across_zones(tmp_path):
+    moved = POLICY.replace('zones: ["1", "3"]', 'zones: ["1", "3"]\n    island_zones: {"0": "3"}')
+    json_result = run_cli("plan", str(write_stack(tmp_path, moved)), "--json")
+    assert json_result.exit_code == 0, json_result.stderr
+    [island] = json.loads(json_result.stdout)["capacity"][0]["islands"]
+    assert island["zone"] == "3" and island["cross_zone"] is True
+    human = run_cli("plan", str(write_stack(tmp_path, moved)), env={"COLUMNS": "250"})
+    assert "now: island 0 in zone 3 (reads storage across zones)" in human.stdout

@@ -17,3 +17,26 @@ def test_every_island_asks_for_its_nodes_and_ignores_later_changes_to_the_count(
 def test_only_the_count_is_ignored_so_every_other_change_still_deploys():
     _, [vmss] = build(make_args(NC_H100, 2))
     assert vmss.ignore_changes == ["sku.capacity"]  # not sku.name, zones, image or tags
+
+
+def test_an_island_is_built_whole_in_the_zone_the_policy_placed_it():
+    args = make_args(
+        H100, 200, island_max_nodes=100, capacity={"zones": ["1", "3"], "island_zones": {"1": "3"}}
+    )
+    args.zone = "1"
+    _, sets = build(args)
+    assert [vmss.inputs["zones"] for vmss in sets] == [["1"], ["3"]]
+
+
+def test_the_first_zone_the_policy_lists_is_where_islands_start():
+    args = make_args(H100, 4, capacity={"zones": ["2", "1"]})
+    args.zone = "1"
+    _, [vmss] = build(args)
+    assert vmss.inputs["zones"] == ["2"]
+
+
+def test_moving_an_island_replaces_its_scale_set_deleting_first():
+    """zones cannot change in place, and the new set keeps the island's Azure name: delete, then create."""
+    _, [vmss] = build(make_args(H100, 4))
+    assert vmss.replace_on_changes == ["zones"]
+    assert vmss.delete_before_replace is True

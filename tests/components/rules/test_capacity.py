@@ -45,6 +45,9 @@ FIRES = [
     ),
     ("AZC105", {"pools.0.capacity": {"stand_in_sizes": [H200]}}, "standardNDISRH200V5Family"),
     ("AZC106", {"pools.0.capacity": {"min_nodes": 4}}, "min_nodes 4"),
+    ("AZC107", {"pools.0.capacity": {"zones": ["1", "3"]}}, "would run without Lustre"),
+    ("AZC108", {"pools.0.capacity": {"island_zones": {"0": "2"}}}, "does not list (1)"),
+    ("AZC108", {"pools.0.capacity": {"zones": ["1", "2"], "island_zones": {"1": "2"}}}, "no island 1"),
 ]
 
 QUIET = [
@@ -59,6 +62,9 @@ QUIET = [
     ("AZC105", {"pools.0.capacity": {"zones": ["2"]}}),
     ("AZC106", {"pools.0.capacity": {"min_nodes": 3}}),
     ("AZC106", {"pools.0.nodes": 150, "pools.0.capacity": {"min_nodes": 60}}),
+    ("AZC107", {"pools.0.capacity": {"zones": ["1"]}}),
+    ("AZC107", {"storage.lustre": DELETE, "pools.0.capacity": {"zones": ["1", "3"]}}),
+    ("AZC108", {"pools.0.capacity": {"zones": ["1", "3"], "island_zones": {"0": "3"}}}),
 ]
 
 
@@ -146,6 +152,8 @@ def test_min_nodes_caps_at_the_island() -> None:
         ({"wait_minutes": -1}, "greater than or equal to 0"),
         ({"wait_minutes": True}, "must be a number"),
         ({"retries": 3}, "Extra inputs"),
+        ({"island_zones": {"first": "2"}}, "not an island index"),
+        ({"island_zones": {"0": "4"}}, "is not '1', '2' or '3'"),
     ],
 )
 def test_bad_policies_are_shape_errors(capacity: dict[str, Any], says: str) -> None:
