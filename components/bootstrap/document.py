@@ -74,6 +74,9 @@ class Piece:
     start: tuple[str, ...] = ()
     before: tuple[tuple[str, ...], ...] = ()
     """runcmd steps run before systemd is told about the units (e.g. systemd-tmpfiles)."""
+    bootcmd: tuple[tuple[str, ...], ...] = ()
+    """Commands cloud-init runs early in every boot, before multi-user.target: for what must happen before
+    systemd starts the services that boot is queued to start (runcmd runs only after multi-user.target)."""
 
 
 def env_file(values: Mapping[str, Any]) -> str:
@@ -117,7 +120,8 @@ def assemble(header: str, pieces: Iterable[Piece]) -> str:
     runcmd = None
     if start:
         runcmd = [list(step) for piece in pieces for step in piece.before] + units_runcmd(start)
-    return dump(header, files, runcmd)
+    bootcmd = [list(step) for piece in pieces for step in piece.bootcmd] or None
+    return dump(header, files, runcmd, bootcmd)
 
 
 def check_units_written(files: Iterable[Mapping[str, Any]], started: Iterable[str]) -> None:
@@ -164,10 +168,19 @@ def _literal(text: str, indent: int) -> str:
     return f"|{indicator}{chomp}\n{lines}"
 
 
-def dump(header: str, files: Iterable[Mapping[str, Any]], runcmd: Sequence[Sequence[str]] | None) -> str:
+def dump(
+    header: str,
+    files: Iterable[Mapping[str, Any]],
+    runcmd: Sequence[Sequence[str]] | None,
+    bootcmd: Sequence[Sequence[str]] | None = None,
+) -> str:
     """The cloud-config text. Emitted by hand (not a YAML library) because it is simple and rendering
     runs once per island in every `plan`; tests parse it back and run cloud-init's schema validator."""
-    out = ["#cloud-config", header, "write_files:"]
+    out = ["#cloud-config", header]
+    if bootcmd:
+        out.append("bootcmd:")
+        out.extend(f"  - {json.dumps(list(argv))}" for argv in bootcmd)
+    out.append("write_files:")
     for entry in files:
         out.append(f"  - path: {json.dumps(entry['path'])}")
         out.append(f"    owner: {json.dumps(entry['owner'])}")

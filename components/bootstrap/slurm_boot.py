@@ -36,6 +36,24 @@ SLURM_CONTROLLER_UNITS = (
 )
 """Written on the controller; the reaper's service runs from its timer only (it is never started itself)."""
 
+SLURMD_OPTIONS_PATH = "/etc/default/slurmd"
+"""Where azc-slurm-node.sh writes slurmd's options (its Slurm node name and the controller), which
+slurmd.service reads (Debian's and SchedMD's units: EnvironmentFile=-/etc/default/slurmd)."""
+HOLD_SLURMD = (
+    "sh",
+    "-c",
+    f"grep -qs '^SLURMD_OPTIONS=' {SLURMD_OPTIONS_PATH}"
+    " || systemctl stop --no-block slurmd.service 2>/dev/null || true",
+)
+"""A node's bootcmd: until azc-slurm-node.sh has claimed this node's Slurm name and written its
+SLURMD_OPTIONS line to SLURMD_OPTIONS_PATH (Debian's package ships that file with the line commented out),
+cancel the slurmd start that boot has queued. On an image that already has slurmd
+(its package enables it) slurmd would otherwise start with no controller to ask, retry DNS SRV lookups
+every 10 s ("fetch_config: DNS SRV lookup failed") and, being Type=notify, hold multi-user.target, and so
+cloud-init's runcmd and the node's join, until systemd gives up on it after 90 s (seen booting the node
+under systemd 257, tests/components/test_boot_real.py). Without slurmd installed, or with options
+written (a reboot), it does nothing."""
+
 
 @dataclass(frozen=True)
 class SlurmBoot:
@@ -108,4 +126,5 @@ def slurm_node_piece(
         units=SLURM_NODE_UNITS,
         files=(_munge_key(slurm),),
         start=SLURM_NODE_UNITS,
+        bootcmd=(HOLD_SLURMD,),
     )

@@ -132,6 +132,7 @@ class Cluster:
     slurm_version: str
     booted_s: float
     joined_s: float
+    cloud_init_s: dict[str, float] = field(default_factory=dict)  # per host: boot to cloud-init done
 
     @property
     def all(self) -> list[Node]:
@@ -262,14 +263,22 @@ def boot(root: Path, work: Path) -> Iterator[Cluster]:
             started = time.monotonic()
             for node in nodes.values():
                 node.container.start()
-            for name, node in nodes.items():
-                _wait(
-                    f"{name} to finish booting and cloud-init",
-                    lambda node=node: (
-                        node.sh("cloud-init status").stdout.split(":")[-1].strip() in {"done", "error"}
-                    ),
-                    lambda node=node: node.container.console(),
-                )
+            ready: dict[str, float] = {}
+
+            def cloud_init_done() -> bool:
+                for name, node in nodes.items():
+                    if name not in ready and node.sh("cloud-init status").stdout.split(":")[-1].strip() in {
+                        "done",
+                        "error",
+                    }:
+                        ready[name] = time.monotonic() - started
+                return len(ready) == len(nodes)
+
+            _wait(
+                "every node to finish booting and cloud-init",
+                cloud_init_done,
+                lambda: "\n".join(n.container.console() for k, n in nodes.items() if k not in ready),
+            )
             booted = time.monotonic() - started
             login = nodes[login_name]
             _wait(
@@ -292,6 +301,7 @@ def boot(root: Path, work: Path) -> Iterator[Cluster]:
                 version,
                 booted_s=booted,
                 joined_s=time.monotonic() - started,
+                cloud_init_s=ready,
             )
         finally:
             for node in nodes.values():
@@ -350,6 +360,10 @@ def test_cloud_init_ran_the_cloud_config_to_the_end_on_every_node(cluster) -> No
             assert node.sh(f"test -e {path}").returncode == 0, (
                 f"{node.container.hostname}: {path} not written"
             )
+        # Slurm came from the root's packages: slurm_install found the pinned version and added no
+        # repository (Microsoft's would be /etc/apt/sources.list.d/slurm.list).
+        assert node.sh("test -e /etc/apt/sources.list.d/slurm.list").returncode != 0
+        assert node.sh("slurmd -V || slurmctld -V").stdout.split()[-1] == cluster.slurm_version
 
 
 def test_every_unit_the_cloud_config_writes_loads(cluster) -> None:
@@ -376,6 +390,15 @@ def test_the_gpu_nodes_join_slurm_by_themselves(cluster) -> None:
         if state != "idle":
             reason = cluster.login.sh(f"sinfo -h -n {joined[name][0]} -o %E").stdout
             assert reason.startswith("azc-health: gpu:"), reason
+
+
+def test_slurmd_never_starts_before_the_node_has_claimed_its_name(cluster) -> None:
+    """The root has slurmd installed and enabled, as an image that ships the pinned Slurm would: boot must
+    not start it before azc-slurm-node.sh wrote its options (it would hold boot for 90 s asking DNS)."""
+    for node in cluster.nodes:
+        log = node.sh("journalctl -b --no-pager -o cat -u slurmd.service").stdout
+        assert "DNS SRV lookup failed" not in log, log[-2000:]
+        assert node.show("slurmd.service", "ActiveState")["ActiveState"] == "active"
 
 
 def test_controller_and_node_units_are_active_and_never_restarted(cluster) -> None:
