@@ -39,6 +39,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_ops.py
 	$(BIN)/python benchmarks/bench_plan_scale.py
 	$(BIN)/python benchmarks/bench_slurm.py
+	$(BIN)/python benchmarks/bench_boot.py
 
 up: setup
 	$(BIN)/azcluster up $(STACK)
