@@ -328,6 +328,41 @@ EXTRA_OUTPUTS: dict[str, Callable[[dict[str, Any], str, str], dict[str, Any]]] =
 report another output that Azure computes (applied after the built-in ones)."""
 
 
+_CUSTOM_DATA_PATHS = {
+    "azure-native:compute:VirtualMachineScaleSet": ("virtualMachineProfile", "osProfile"),
+    "azure-native:compute:VirtualMachine": ("osProfile",),
+}
+
+
+def _without_custom_data(typ: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """The inputs a mocked resource echoes back, less its custom data: Azure never returns a VM's or a
+    scale set's customData (write-only; unlike user data it cannot be read back,
+    learn.microsoft.com/azure/virtual-machines/custom-data), and the SDK would otherwise keep a second copy
+    of every scale set's ~27 KB as an output nobody reads."""
+    path = _CUSTOM_DATA_PATHS.get(typ)
+    return _drop(inputs, (*path, "customData")) if path is not None else inputs
+
+
+def _drop(value: Any, path: tuple[str, ...]) -> Any:
+    """`value` less the key at `path`, copying only the dicts on the way; secret wrappers (which
+    `deserialize_properties` puts on the top-level property holding a secret) are looked through."""
+    from pulumi.runtime import rpc
+
+    if not isinstance(value, dict):
+        return value
+    if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+        return {**value, "value": _drop(value.get("value"), path)}
+    key, rest = path[0], path[1:]
+    if key not in value:
+        return value
+    out = dict(value)
+    if rest:
+        out[key] = _drop(value[key], rest)
+    else:
+        del out[key]
+    return out
+
+
 class _PlanMocks:
     """Answers for the mocked engine: inputs echoed back plus a name, an id and the outputs programs read.
 
@@ -359,7 +394,7 @@ class _PlanMocks:
             return "", inputs
         azure_name = azure_resource_name(args.typ, args.name, inputs)
         resource_id = _azure_id(args.typ, azure_name, inputs)
-        outputs = {**inputs, "name": azure_name, "id": resource_id}
+        outputs = {**_without_custom_data(args.typ, inputs), "name": azure_name, "id": resource_id}
         identity = inputs.get("identity")
         if isinstance(identity, dict) and isinstance(identity.get("userAssignedIdentities"), list):
             # Input: a list of identity ids; output: a map from id to that identity's principal and client.

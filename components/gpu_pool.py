@@ -166,26 +166,28 @@ def _bootstrap_custom_data(
     """
     if blob_account is None:
         client_id = None  # only BlobFuse2 needs the identity's client id
-    gathered: dict[tuple[Any, ...], bootstrap.PoolBoot] = {}
+    values = [lustre_host, blob_account, client_id, home_source, munge_key]
 
-    def pool_boot(values: list[Any]) -> bootstrap.PoolBoot:
-        """One PoolBoot for all islands: they resolve the same values, so gather once per pool."""
-        key = tuple(values)
-        if key not in gathered:
-            host, account, client, home, munge = values
-            slurm = bootstrap.SlurmBoot(munge, dns_zone) if munge is not None and dns_zone else None
-            storage = bootstrap.StorageValues(host, account, client, home_source=home)
-            gathered[key] = bootstrap.PoolBoot.gather(spec, pool, storage, slurm)
-        return gathered[key]
+    def gather(resolved: list[Any]) -> bootstrap.PoolBoot:
+        host, account, client, home, munge = resolved
+        slurm = bootstrap.SlurmBoot(munge, dns_zone) if munge is not None and dns_zone else None
+        storage = bootstrap.StorageValues(host, account, client, home_source=home)
+        return bootstrap.PoolBoot.gather(spec, pool, storage, slurm)
+
+    # One PoolBoot for all the pool's islands (they resolve the same values): gathered once, and once
+    # per pool the Outputs it waits for, however many scale sets the pool has.
+    boot: Any = None
 
     def render(island: int) -> pulumi.Input[str]:
-        def encode(values: list[Any]) -> str:
-            return pool_boot(values).custom_data(island)
-
-        values = [lustre_host, blob_account, client_id, home_source, munge_key]
-        if any(isinstance(value, pulumi.Output) for value in values):
-            return pulumi.Output.all(*values).apply(encode)
-        return encode(values)
+        nonlocal boot
+        if boot is None:
+            if any(isinstance(value, pulumi.Output) for value in values):
+                boot = pulumi.Output.all(*values).apply(gather)
+            else:
+                boot = gather(values)
+        if isinstance(boot, pulumi.Output):
+            return boot.apply(lambda pool_boot: pool_boot.custom_data(island))
+        return boot.custom_data(island)
 
     return render
 

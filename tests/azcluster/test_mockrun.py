@@ -65,3 +65,28 @@ def test_a_plan_deserialises_each_registration_once_tests_twice(monkeypatch):
     capture = mockrun.run(_network(fail=False), stack="demo")
     assert [r.name for r in capture.resources] == ["net", "sub"]
     assert len(calls) >= in_plan + 2  # the captured copy of each of the two resources
+
+
+def test_a_scale_set_reads_back_everything_but_its_custom_data_which_azure_never_returns():
+    def program():
+        import pulumi
+        import pulumi_azure_native as azure
+
+        secret = pulumi.Output.secret("c2VjcmV0")
+        vmss = azure.compute.VirtualMachineScaleSet(
+            "vmss",
+            resource_group_name="rg",
+            vm_scale_set_name="set",
+            virtual_machine_profile={
+                "os_profile": {"computer_name_prefix": "n-", "admin_username": "me", "custom_data": secret}
+            },
+        )
+        return vmss.virtual_machine_profile
+
+    capture = mockrun.run(program)
+    registered = capture.one("compute:VirtualMachineScaleSet")
+    assert registered.inputs["virtualMachineProfile"]["osProfile"]["customData"] == "c2VjcmV0"
+    profile = capture.value["os_profile"]
+    assert profile["computer_name_prefix"] == "n-" and profile["admin_username"] == "me"
+    assert profile.get("custom_data") is None
+    assert "customData" not in registered.outputs["virtualMachineProfile"]["value"]["osProfile"]
