@@ -906,6 +906,15 @@ def up(
     ] = False,
     suppress: SuppressOpt = None,
     hostfiles: HostfilesOpt = True,
+    wait_for_capacity: Annotated[
+        str | None,
+        typer.Option(
+            "--wait-for-capacity",
+            metavar="DURATION",
+            help="When Azure cannot place whole islands, keep what it placed, move empty islands to the "
+            "next zone their pool allows, and keep asking with back-off for this long (90s, 45m, 2h).",
+        ),
+    ] = None,
     backend: BackendOpt = None,
     secrets_provider: SecretsOpt = None,
     subscription: SubscriptionOpt = None,
@@ -919,7 +928,9 @@ def up(
     --cloud choose how preflight and that refresh reach Azure, as for `azcluster preflight`.
     """
     from . import lifecycle
+    from .durations import parse_duration
 
+    wait = parse_duration(wait_for_capacity, "--wait-for-capacity") if wait_for_capacity is not None else None
     _lifecycle(
         json,
         stack,
@@ -933,6 +944,7 @@ def up(
             quiet=json,
             connection=lifecycle.AzureOptions(subscription, auth, cloud),
             hostfiles=hostfiles,
+            wait_for_capacity=wait,
         ),
         lifecycle.render_up,
     )

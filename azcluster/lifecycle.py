@@ -267,9 +267,14 @@ def up(
     quiet: bool = False,
     connection: AzureOptions | None = None,
     hostfiles: bool = True,
+    wait_for_capacity: float | None = None,
 ) -> dict[str, Any]:
-    """validate -> preflight -> preview -> confirm -> deploy (live view) -> login node's hostfiles ->
-    what a user needs to log in.
+    """validate -> preflight -> preview -> confirm -> deploy (live view) -> capacity -> login node's
+    hostfiles -> what a user needs to log in.
+
+    Capacity (capacity_up.py): when Azure placed some island only in part, or with `wait_for_capacity`
+    (seconds), every island keeps what it got, empty ones move whole to the next allowed zone, and the
+    rest is asked for again until the deadline; the document's `capacity` says requested vs obtained.
 
     `connection` is how preflight and the hostfile refresh reach Azure (subscription, credential, cloud).
     `hostfiles`: refresh them on the login node (best effort; the node addresses exist only now).
@@ -327,20 +332,144 @@ def up(
             yes=yes,
             action="deploy",
         )
-        update = _deploy(target, spec, refresh, document)
-        outputs = update.outputs
-        document["changes"] = count_changes(update.changes)
-        document["seconds"] = update.seconds
+        short = None
+        try:
+            update = _deploy(target, spec, refresh, document)
+        except UpdateFailed as err:
+            from .capacity_up import capacity_only
+
+            if not capacity_only(err):
+                raise
+            short, update = err, None
+        outputs = update.outputs if update is not None else target.engine.outputs(target.ref)
+        document["changes"] = count_changes(update.changes) if update is not None else {}
+        document["seconds"] = update.seconds if update is not None else None
     else:
         console.print(f"{name} is up to date: nothing to deploy")
         outputs = target.engine.outputs(target.ref)
         document["changes"] = count_changes(preview.changes)
+        short = None
+    if short is not None or wait_for_capacity is not None:
+        spec = _settle_capacity(
+            target, spec, connection or AzureOptions(), wait_for_capacity, short, document, quiet
+        )
+        outputs = target.engine.outputs(target.ref)
     document["outputs"] = masked(outputs, show_secrets=False)
     document["access"] = access(name, spec, outputs)
     document["hostfiles"] = (
         _refresh_hostfiles(spec, name, connection or AzureOptions()) if hostfiles else None
     )
     return document
+
+
+def _default_capacity(
+    target: Target,
+    spec: ClusterSpec,
+    connection: AzureOptions,
+    wait: float,
+    move: Callable[[list[Any]], ClusterSpec],
+) -> Any:
+    from . import azure, capacity_up
+
+    ctx = azure.connect(
+        connection.subscription, connection.auth, connection.cloud, deadline_s=wait + CAPACITY_MARGIN_S
+    )
+    say = _console().print
+    return capacity_up.settle(spec, ctx, target.name, wait_seconds=wait, move=move, say=say)
+
+
+CAPACITY_MARGIN_S = 3600.0
+"""What the capacity step is given beyond its wait: the last round's scale-outs and removals."""
+
+capacity_runner: Callable[..., Any] = _default_capacity
+"""Runs the capacity step of `up` (capacity_up.settle) with a connection as the options say; returns a
+CapacityResult. Tests replace it to reach the ARM fake."""
+
+
+def _settle_capacity(
+    target: Target,
+    spec: ClusterSpec,
+    connection: AzureOptions,
+    wait: float | None,
+    short: UpdateFailed | None,
+    document: dict[str, Any],
+    quiet: bool = False,
+) -> ClusterSpec:
+    """The capacity step: islands keep what Azure placed, move zone when empty, wait if asked; a stack
+    whose islands end below their pools' minimum fails `up` (exit 1) with the document."""
+    from . import placement_file, render, stackfile
+
+    if not spec.pools:
+        return spec
+
+    def move(moves: list[Any]) -> ClusterSpec:
+        for item in moves:
+            placement_file.record_island_zone(Path(target.loaded.path), item.pool, item.island, item.to_zone)
+        target.loaded = stackfile.load_stack(str(target.loaded.path))
+        moved = validated(target, quiet=True)
+        try:
+            with _live(f"up {target.name} (moving islands)") as view:
+                target.engine.up(target.ref, view, refresh=False)
+        except UpdateFailed as err:
+            from .capacity_up import capacity_only
+
+            if not capacity_only(err):
+                raise
+        return moved
+
+    if short is not None:
+        _console().print(
+            render.markup(
+                "[yellow]Azure placed some islands only in part[/] ({}); keeping what it placed",
+                ", ".join(sorted({f.code or "?" for f in short.failures})),
+            ),
+            soft_wrap=True,
+        )
+    try:
+        result = capacity_runner(target, spec, connection, wait or 0.0, move)
+    except AzclusterError as err:
+        if short is None:
+            raise
+        # Azure could not be asked about the islands (no credential, no route): the update's own failure
+        # stands, as it did before there was a capacity step.
+        document["capacity"] = {"error": err.message, "hint": err.hint}
+        raise _ShortUpdate(short, {**document, "ok": False}) from None
+    document["capacity"] = result.to_json()
+    if not quiet:  # with --json, stdout holds the one document
+        from .ops.grow_view import print_growth
+
+        print_growth(result.report)
+    spec = target.loaded.spec or spec
+    if not result.ok and short is not None:
+        raise _ShortUpdate(
+            short, {**document, "ok": False}, f"`azcluster grow {target.name} --wait 2h` keeps trying"
+        )
+    if not result.ok:
+        raise CommandFailed(
+            AzclusterError(
+                f"stack {target.name}: some islands have fewer nodes than their pools' minimum "
+                f"({result.report.to_json()['obtained']} of {result.report.to_json()['requested']} nodes)",
+                f"`azcluster grow {target.name} --wait 2h` keeps trying; the explanations above say what "
+                "else to change (zones, stand-in sizes, quota)",
+                EXIT_REFUSED,
+            ),
+            {**document, "ok": False},
+        )
+    return spec
+
+
+class _ShortUpdate(UpdateFailed):
+    """An update Azure could not place whole, after the capacity step: the resources that failed (as
+    `up` always lists them) and the capacity document (what each island obtained and why)."""
+
+    def __init__(self, err: UpdateFailed, document: dict[str, Any], hint: str = "") -> None:
+        super().__init__(err.stack, err.operation, err.failures, err.detail)
+        self.document = document
+        if hint:
+            self.hint = f"{hint}; or {self.hint}"
+
+    def document_fields(self) -> dict[str, Any]:
+        return self.document
 
 
 role_wait: Callable[[float], None] = time.sleep

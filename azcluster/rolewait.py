@@ -27,7 +27,9 @@ WAIT_SECONDS = 300
 def blob_integration_roles(spec: ClusterSpec) -> bool:
     """Whether the stack grants the HPC Cache Resource Provider its roles (so they may be brand new)."""
     lustre = spec.storage.lustre
-    return bool(lustre.enabled and lustre.import_container and lustre.provider_principal_id)
+    return bool(
+        lustre is not None and lustre.enabled and lustre.import_container and lustre.provider_principal_id
+    )
 
 
 def propagation_failure(err: UpdateFailed, spec: ClusterSpec) -> str | None:
