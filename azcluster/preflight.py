@@ -173,6 +173,10 @@ class PreflightResult:
     blockers: list[Blocker]
     alternatives: list[Alternative]
     notes: list[str] = field(default_factory=list)
+    capacity_zones: list[Any] = field(default_factory=list)
+    """Per pool with `capacity.zones`: whether each zone offers its size (preflight_capacity.py)."""
+    stand_ins: list[Any] = field(default_factory=list)
+    """Per stand-in size a pool allows: offered, quota for a whole island, price (preflight_capacity.py)."""
 
     @property
     def ok(self) -> bool:
@@ -190,6 +194,8 @@ class PreflightResult:
             "blockers": [blocker.to_json() for blocker in self.blockers],
             "alternatives": [alt.to_json() for alt in self.alternatives],
             "notes": self.notes,
+            "capacity_zones": [item.to_json() for item in self.capacity_zones],
+            "stand_ins": [item.to_json() for item in self.stand_ins],
         }
 
 
@@ -390,7 +396,36 @@ def evaluate(
         notes.append(
             "vCPUs this cluster's scale sets already hold are counted as in use and not needed again"
         )
-    return PreflightResult(stack, location, zone, subscription, reports, quota, blockers, alternatives, notes)
+    from .preflight_capacity import SkuFacts, policy_readiness
+
+    def facts(size: str) -> SkuFacts:
+        sku = find_sku(skus, size, location)
+        if sku is None:
+            return SkuFacts(False)
+        zones, restricted = zones_offered(sku, location)
+        return SkuFacts(
+            True,
+            location_restriction(sku, location) is not None,
+            tuple(zones),
+            tuple(restricted),
+            str(sku.get("family") or "") or None,
+            _int(capability(sku, "vCPUs")),
+        )
+
+    capacity_zones, stand_ins = policy_readiness(spec, facts, usages, zone)
+    return PreflightResult(
+        stack,
+        location,
+        zone,
+        subscription,
+        reports,
+        quota,
+        blockers,
+        alternatives,
+        notes,
+        capacity_zones,
+        stand_ins,
+    )
 
 
 def _check_size(
@@ -700,6 +735,10 @@ def print_report(result: PreflightResult) -> None:
             for item in alt.locations
         )
         stdout.print(f"{alt.size} is also offered to this subscription in: {places or 'no other region'}")
+    if result.capacity_zones or result.stand_ins:
+        from .preflight_capacity import print_readiness
+
+        print_readiness(result.capacity_zones, result.stand_ins)
     for note in result.notes:
         console.print(markup("[dim]note: {}[/]", note))
     if result.ok:
