@@ -386,6 +386,12 @@ class ClusterStatus:
     resources: list[ResourceCost] = field(default_factory=list)
     """The other resources the spec builds (Lustre, home, Bastion, NAT...), priced from the catalogue
     (cost.price_resources): billed while they exist, whether or not a node runs. Empty when not found."""
+    storage_zone: str | None = None
+    """The cluster's zone, where storage stays: an island in another zone reads it across zones."""
+
+    def cross_zone(self, island: Island) -> bool:
+        """Whether `island` runs outside the storage's zone (moved by the capacity policy)."""
+        return bool(self.storage_zone and island.zones and self.storage_zone not in island.zones)
 
     @property
     def found(self) -> bool:
@@ -422,6 +428,7 @@ class ClusterStatus:
             "cluster": self.cluster,
             "resource_group": self.resource_group,
             "location": self.location,
+            "storage_zone": self.storage_zone,
             "found": self.found,
             "pools": [{"pool": name, "islands": islands} for name, islands in pools.items()],
             "missing_islands": [island.to_json() for island in self.missing],

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from azcluster.components.placement import cluster_zone
 from azcluster.components.spec import ClusterSpec
 
 from ..cost import price_resources
@@ -52,6 +53,7 @@ def cluster_status(
         login = find_login(client, ctx, spec) if spec.login.enabled else None
     status = ClusterStatus(stack, spec.name, spec.resource_group_name, spec.location, islands, login)
     status.missing = missing_islands(spec, sets)
+    status.storage_zone = cluster_zone(spec).zone
     if status.found:  # storage, Bastion, NAT... bill whether or not a node runs (cost.py)
         status.resources = price_resources(spec)[0]
     status.diagnosis = DiagnosisRun(enabled=diagnose, limit=diagnose_limit)

@@ -21,9 +21,12 @@ def print_status(status: ClusterStatus) -> None:
         )
         return
     for island in status.islands:
+        zone = f", zone {'/'.join(island.zones)}" if island.zones else ""
+        if status.cross_zone(island):
+            zone += f", storage in zone {status.storage_zone}: read across zones"
         title = (
             f"pool {island.pool} island {island.island}: {island.scale_set} ({island.size}, "
-            f"capacity {island.capacity}, {island.provisioning_state or 'unknown'})"
+            f"capacity {island.capacity}{zone}, {island.provisioning_state or 'unknown'})"
         )
         table = Table(title=title)
         slurm = status.slurm is not None and not status.slurm.error

@@ -247,3 +247,25 @@ def test_cli_grow_refuses_a_bad_duration(arm, tmp_path, bad):
     result = run_cli("grow", str(write_stack(tmp_path)), "--wait", bad)
     assert result.exit_code == 2
     assert "--wait" in result.stderr and "2h" in result.stderr
+
+
+def test_status_says_which_island_is_where_and_which_reads_storage_across_zones(arm, capsys):
+    from azcluster.ops.status import cluster_status
+    from azcluster.ops.status_view import print_status
+
+    home, moved = islands(arm, [2, 2])
+    moved.zones = ["3"]
+    status = cluster_status(
+        spec(nodes=4, island_max=2, zones=["1", "3"], island_zones={"1": "3"}),
+        arm.context(),
+        "big",
+        diagnose=False,
+        slurm=False,
+    )
+    assert status.storage_zone == "1"
+    assert [status.cross_zone(island) for island in status.islands] == [False, True]
+    assert status.to_json()["storage_zone"] == "1"
+    print_status(status)
+    out = " ".join(capsys.readouterr().out.split())  # titles wrap at the terminal's width
+    assert "capacity 2, zone 1, " in out
+    assert "capacity 2, zone 3, storage in zone 1: read across zones" in out
