@@ -66,6 +66,10 @@ config:
         nodes: 2
         # Spot VMs are cheaper but can be evicted at any time (true/false).
         spot: false
+        # When Azure cannot place a whole island: zones to try in order, the smallest island worth
+        # keeping, how long `up --wait-for-capacity`/`grow` keep trying (default: this zone, whole
+        # islands, one try). See `azcluster plan` and the README, "When Azure has no capacity".
+        # capacity: {zones: ["1", "2"], min_fraction: 0.75, wait_minutes: 60}
     login:
       # A small VM to log in to, reached through Bastion (`azcluster ssh __STACK__`).
       enabled: true
