@@ -102,7 +102,7 @@ BOOT_PACKAGES = (
 """What a root needs to boot nodes the way Azure does (tests/components/test_boot_real.py): systemd as
 init, cloud-init, and what the images and Microsoft's packages give the node scripts."""
 
-BOOT_SUITES = ("trixie",)
+BOOT_SUITES = ("trixie", "sid")
 """Suites whose boot roots `python -m tests.realroots` builds beside the Slurm roots."""
 
 BUILD_TIMEOUT_S = 1800

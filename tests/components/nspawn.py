@@ -31,6 +31,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+UNIFIED = {"SYSTEMD_NSPAWN_UNIFIED_HIERARCHY": "1"}
+"""Give the container the cgroup v2 hierarchy alone. On a hybrid host (this one: v1 controllers, v2 at
+/sys/fs/cgroup/unified) nspawn would otherwise hand a hybrid layout to the container, which systemd 258
+and later refuse ("Detected unsupported legacy cgroup hierarchy, refusing execution", seen with sid's
+systemd 262); Azure's images boot with cgroup v2 alone too."""
 
 
 def cgroup2_mount() -> Path | None:
@@ -116,7 +121,7 @@ class Container:
                 stdout=console,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                env={"PATH": PATH, "SYSTEMD_LOG_COLOR": "0", "TERM": "dumb"},
+                env={"PATH": PATH, "SYSTEMD_LOG_COLOR": "0", "TERM": "dumb", **UNIFIED},
             )
         self.started = time.monotonic()
         return self

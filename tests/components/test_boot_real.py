@@ -1,30 +1,36 @@
 """A login node and two GPU nodes booted the way Azure boots them: real systemd, real cloud-init, the rendered
 cloud-config handed over through a NoCloud seed, on Debian 13 (trixie: systemd 257, cloud-init 25.1,
-Slurm 24.11).
+Slurm 24.11) and Debian sid (systemd 262, cloud-init 26.2, Slurm 26.05).
 
-Each node is a `systemd-nspawn --boot` container (tests/components/nspawn.py) over one cached root
-(tests/realroots.py) that holds what the Azure images and Microsoft's packages would: systemd, cloud-init,
-Slurm, munge, python3. cloud-init finds its data in /var/lib/cloud/seed/nocloud/{user-data,meta-data}
-(`datasource_list: [NoCloud]`, as Azure's image names Azure) and runs the cloud-config exactly as Azure's
-custom data would: write_files, then runcmd (daemon-reload, enable, start --no-block). One boot of the
-three containers serves every test here (a module fixture); they are always killed at the end.
+Each node is a `systemd-nspawn --boot` container (tests/components/nspawn.py) over one cached root per
+suite (tests/realroots.py, BOOT_PACKAGES) that holds what the Azure images and Microsoft's packages would:
+systemd, cloud-init, Slurm, munge, python3. cloud-init finds its data in
+/var/lib/cloud/seed/nocloud/{user-data,meta-data} (`datasource_list: [NoCloud]`, as Azure's image names
+Azure) and runs the cloud-config as Azure's custom data would: bootcmd, write_files, then runcmd
+(daemon-reload, enable, start --no-block). One boot of the three containers per suite serves every test
+here (a module fixture); they are always killed at the end, SIGTERM included.
 
 What the test machine changes, each named (everything else is the rendered text):
 - Slurm comes from the root's Debian packages, not from Microsoft's repository (no network here):
   node.env's AZC_SLURM_VERSION is set to the root's Slurm version, so `slurm_install` finds it installed
-  and asks no repository, exactly as on an image that already has the pinned version.
+  and asks no repository, exactly as on an image that already has the pinned version. For the same
+  reason the Enroot/Pyxis download from GitHub fails on the GPU nodes, which log it and go on.
 - The three machines share one loopback-only network namespace, so they cannot all listen on 6818 and
   8585: slurm.conf gives each node slot its own slurmd port (SlurmSettings.per_slot_ports) and the second
   GPU node's health endpoint listens on another port (node.env AZC_HEALTH_PORT).
 - slurm.conf declares the containers' hardware (this machine's CPUs, a little memory, no GPUs) instead of
-  an H100's, and proctrack/linuxproc + task/none: this host mounts the CPU, memory and cpuset controllers
-  on cgroup v1 hierarchies, so the cgroup v2 tree the containers get has none for Slurm's cgroup plugins.
+  an H100's, and proctrack/linuxproc + task/none; cgroup.conf says `CgroupPlugin=disabled`. This host
+  mounts its CPU, memory and cpuset controllers on cgroup v1 hierarchies (hybrid), so the cgroup v2 tree
+  the containers get has no controller for Slurm, and Slurm 26.05's slurmd refuses a hybrid host outright
+  ("fatal: Hybrid mode is not supported"). Azure's images run cgroup v2 alone.
 - The cluster's private DNS zone (slurmctld.<zone> -> the login node) is an /etc/hosts file.
+- One root serves both roles, so the Debian daemon a role never has (slurmd on the login node, slurmctld
+  on a GPU node) is masked.
 Units that fail or retry because this machine has no GPU, InfiniBand, NVMe, Lustre or network are listed
-in EXPECTED, each with why; any other failed unit fails the test.
+in EXPECTED and RETRYING, each with why; any other failed or restarted unit fails the test.
 
 Skipped, saying why, only without root, systemd-nspawn (Debian: systemd-container), debootstrap or a cgroup
-v2 hierarchy; `.ci/run` installs what it needs and builds the root.
+v2 hierarchy; `.ci/run` installs what it needs and builds the roots.
 """
 
 from __future__ import annotations
@@ -50,6 +56,8 @@ from tests import realroots
 from tests.components import nspawn
 
 SUITE = "trixie"
+SUITES = ("trixie", "sid")
+"""Debian 13 (systemd 257, cloud-init 25.1, Slurm 24.11); sid (systemd 262, cloud-init 26.2, Slurm 26.05)."""
 ZONE = "lab.azcluster.internal"
 LUSTRE = f"lustre-mgs.{ZONE}"
 WAIT_S = 240
@@ -188,6 +196,14 @@ def _settings(spec: ClusterSpec) -> slurm.SlurmSettings:
     )
 
 
+def _without_cgroups(text: str) -> str:
+    """cgroup.conf with `CgroupPlugin=disabled`: this host lists cgroup v1 hierarchies in every process's
+    /proc/self/cgroup, so Slurm 26.05's slurmd stops with "fatal: Hybrid mode is not supported" even where
+    no cgroup plugin is used (seen booting sid); Azure's images run cgroup v2 alone."""
+    lines = [line for line in text.splitlines() if not line.strip().lower().startswith("cgroupplugin")]
+    return "\n".join([*lines, "CgroupPlugin=disabled"]) + "\n"
+
+
 def _wait(what: str, predicate, why=lambda: "", timeout: float = WAIT_S) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -202,10 +218,10 @@ def _hostnames(spec: ClusterSpec, count: int) -> list[str]:
     return [f"{prefix}{index:06d}" for index in range(count)]
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory) -> Iterator[Cluster]:
-    root = realroots.root_or_skip(SUITE, realroots.BOOT_PACKAGES)
-    with boot(root, tmp_path_factory.mktemp("boot")) as booted:
+@pytest.fixture(scope="module", params=SUITES)
+def cluster(request, tmp_path_factory) -> Iterator[Cluster]:
+    root = realroots.root_or_skip(request.param, realroots.BOOT_PACKAGES)
+    with boot(root, tmp_path_factory.mktemp(f"boot-{request.param}")) as booted:
         yield booted
 
 
@@ -230,6 +246,8 @@ def boot(root: Path, work: Path) -> Iterator[Cluster]:
     login_doc = _yaml().load(bootstrap.render_login_cloud_config(spec, LUSTRE, None, slurm=boot))
     _set_env(login_doc, AZC_SLURM_VERSION=version)
     for name, text in slurm.render_configs(spec, _settings(spec), boot.extra).items():
+        if name == "cgroup.conf":
+            text = _without_cgroups(text)
         _replace_file(login_doc, f"{slurm.SLURM_ETC}/{name}", text)
     node_text = bootstrap.render_cloud_config(spec, "gpu", 0, LUSTRE, slurm=boot)
     documents = {login_name: ("login", login_doc)}
