@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 from typer.core import TyperGroup
@@ -343,11 +343,28 @@ def init(
 
 
 @app.command()
-def plan(stack: StackArg, json: JsonOpt = False, suppress: SuppressOpt = None) -> None:
+def plan(
+    stack: StackArg,
+    json: JsonOpt = False,
+    suppress: SuppressOpt = None,
+    show_boot: Annotated[
+        Path | None,
+        typer.Option(
+            "--show-boot",
+            metavar="DIR",
+            help="Also write what each node runs at first boot, to review before `up`: one cloud-config "
+            "per VM and scale set, DIR/<Azure name>.yaml (the login node, each pool's IB islands), decoded, "
+            "with the munge key masked as [secret]. DIR is created if missing.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
     """Run the stack's program offline under Pulumi mocks (no Azure, no credentials, no Pulumi CLI).
 
     Shows the findings, every resource with its key settings, and the summary: nodes, GPUs, scale sets,
     InfiniBand islands, estimated cost and the vCPU quota per family. Exit 1 when there are error findings.
+    With --json, a custom data that holds a secret (the munge key) is shown decoded with that file masked:
+    {"cloudConfig": ..., "secretsMasked": [...]}.
     """
     from . import plan as planner
     from . import render, stackfile
@@ -358,9 +375,29 @@ def plan(stack: StackArg, json: JsonOpt = False, suppress: SuppressOpt = None) -
         planner.show_messages(result)  # stderr
     else:
         planner.show(result)
+    if show_boot is not None and result.ok:
+        _write_boot(planner, result, show_boot)
     planner.settle_before_exit()  # the process ends next: spare its exit a collector pass (~0.3 s)
     if not result.ok:
         raise planner.refusal(result)
+
+
+def _write_boot(planner: Any, result: Any, directory: Path) -> None:
+    """--show-boot: the files go to DIR; what was written (or left out) is said on stderr."""
+    from . import render
+
+    written, unshown = planner.write_boot_documents(result, directory)
+    for name in unshown:
+        render.console.print(
+            render.markup(
+                "[yellow]warning:[/] the custom data of {} is not shown: it holds a secret outside the files "
+                "known to hold one",
+                name,
+            )
+        )
+    render.console.print(
+        render.markup("wrote {} cloud-config(s) to {} (secrets masked)", len(written), str(directory))
+    )
 
 
 # --- end plan ------------------------------------------------------------------------------------------

@@ -60,6 +60,9 @@ class PlannedResource:
     """Inputs as registered (Pulumi's camelCase), secrets replaced by "[secret]"."""
     custom: bool
     """True for cloud resources, False for components (which only group children)."""
+    custom_data: str | None = field(default=None, repr=False, compare=False)
+    """A VM's or scale set's osProfile.customData as registered, secret or not (never printed: it may hold
+    a secret; `azcluster.plan` shows it decoded with its secret files masked)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -83,6 +86,8 @@ class ProgramRun:
     """Tokens of the provider functions the program called."""
     messages: list[tuple[str, str]] = field(default_factory=list)
     """(level, text) of what the program logged through `pulumi.log` at info level and above."""
+    secrets: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+    """Every secret string the program registered: what masked output is checked against."""
 
 
 # --- running a program under mocks -----------------------------------------------------------------------
@@ -235,6 +240,7 @@ def _run_in_fresh_context(
         logger.removeHandler(handler)
     result = ProgramRun(
         resources=recorder.planned(),
+        secrets=frozenset(recorder.secrets),
         outputs=outputs,
         invokes=list(recorder.mocks.invokes),
         messages=messages,
@@ -503,6 +509,7 @@ def _recording_monitor_class() -> type:
             self._captured: list[Resource] = []
             self._stack_urn = ""
             self._record_lock = threading.Lock()
+            self.secrets: set[str] = set()
 
         def make_urn(self, parent: str, type_: str, name: str) -> str:
             # The engine qualifies a child's type with its parent's whole type chain, except the root stack's
@@ -527,9 +534,13 @@ def _recording_monitor_class() -> type:
                 name=request.name,
                 parent=request.parent or None,
                 depends_on=sorted(dependencies),
-                inputs=_inputs_json(request.object),
+                inputs=_inputs_json(request.object, seen := _Seen()),
                 custom=bool(request.custom),
+                custom_data=seen.custom_data,
             )
+            if seen.secrets:
+                with self._record_lock:
+                    self.secrets.update(seen.secrets)
             if not self._capture:
                 with self._record_lock:
                     self._records.append(record)
@@ -575,6 +586,7 @@ def _recording_monitor_class() -> type:
                     [dep for dep in r.depends_on if dep != stack],
                     r.inputs,
                     r.custom,
+                    r.custom_data,
                 )
                 for r in self._records
             ]
@@ -603,18 +615,27 @@ def _sibling_key(record: PlannedResource) -> tuple[bool, str, str]:
     return (record.custom is False, record.type, record.name)
 
 
-def _inputs_json(struct: Any) -> dict[str, Any]:
+@dataclass
+class _Seen:
+    """What walking one registration's inputs found besides them: its custom data (raw) and its secrets."""
+
+    custom_data: str | None = None
+    secrets: set[str] = field(default_factory=set)
+
+
+def _inputs_json(struct: Any, seen: _Seen | None = None) -> dict[str, Any]:
     """A registered inputs struct as JSON-ready values, each secret replaced where it sits.
 
     `rpc.deserialize_properties` would push a secret's secretness up to the top-level property (masking a
     whole virtualMachineProfile for one secret field), so this walks the struct itself and hands only the
-    special values (assets, archives, resource references) to `deserialize_properties`.
+    special values (assets, archives, resource references) to `deserialize_properties`. `seen` collects
+    the secret strings and an osProfile's customData on the way.
     """
-    value = _struct_value(struct)
+    value = _struct_value(struct, seen if seen is not None else _Seen())
     return value if isinstance(value, dict) else {}
 
 
-def _struct_value(value: Any) -> Any:
+def _struct_value(value: Any, seen: _Seen, key: str = "") -> Any:
     from google.protobuf import struct_pb2
     from pulumi.runtime import rpc
 
@@ -622,17 +643,37 @@ def _struct_value(value: Any) -> Any:
         # A protobuf Struct has no .get(); `in` then `[]` is the way.
         signature = value[rpc._special_sig_key] if rpc._special_sig_key in value else None  # noqa: SIM401
         if signature == rpc._special_secret_sig:
+            inner = value["value"] if "value" in value else None  # noqa: SIM401 (a Struct has no .get)
+            if key == "customData" and isinstance(inner, str):
+                seen.custom_data = inner  # secret because of what it carries, found where that registers
+            else:
+                _collect_strings(inner, seen.secrets)
             return SECRET_MASK
         if signature is not None:
             return _special_value(rpc.deserialize_properties(value, keep_unknowns=True))
-        return {key: _struct_value(value[key]) for key in sorted(value.keys())}
+        return {name: _struct_value(value[name], seen, name) for name in sorted(value.keys())}
     if isinstance(value, struct_pb2.ListValue):
-        return [_struct_value(item) for item in value]
+        return [_struct_value(item, seen) for item in value]
     if value == rpc.UNKNOWN:
         return UNKNOWN_MASK
     if isinstance(value, float) and value.is_integer():
         return int(value)
+    if key == "customData" and isinstance(value, str):
+        seen.custom_data = value
     return value
+
+
+def _collect_strings(value: Any, into: set[str]) -> None:
+    from google.protobuf import struct_pb2
+
+    if isinstance(value, str):
+        into.add(value)
+    elif isinstance(value, struct_pb2.Struct):
+        for name in value:
+            _collect_strings(value[name], into)
+    elif isinstance(value, struct_pb2.ListValue):
+        for item in value:
+            _collect_strings(item, into)
 
 
 def _unwrap_secrets(value: Any) -> Any:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from azcluster.components.capacity import PoolCapacity, capacity_plan
@@ -18,8 +20,9 @@ from azcluster.components.findings import Finding, has_errors
 from azcluster.components.spec import ClusterSpec
 
 from .cost import HOURS_PER_MONTH, Summary, summarize
-from .errors import EXIT_REFUSED, AzclusterError
-from .mockrun import PlannedResource, ProgramRun, azure_resource_name, run_program
+from .errors import EXIT_REFUSED, EXIT_USAGE, AzclusterError
+from .mockrun import SECRET_MASK, PlannedResource, ProgramRun, azure_resource_name, run_program
+from .render import LazyList
 
 if TYPE_CHECKING:
     from .stackfile import LoadedStack
@@ -42,6 +45,8 @@ class PlanResult:
     """What the program logged (`pulumi.log`): shown on stderr, not part of the JSON document."""
     capacity: list[PoolCapacity] = field(default_factory=list)
     """Each pool's capacity policy, resolved (components/capacity.py): what `up` and `grow` will try."""
+    secrets: frozenset[str] = field(default=frozenset(), repr=False)
+    """Every secret the program registered: masked custom data is checked against them."""
 
     @property
     def ok(self) -> bool:
@@ -53,10 +58,109 @@ class PlanResult:
             "stack": self.stack,
             "location": self.location,
             "findings": [finding.to_json() for finding in self.findings],
-            "resources": [resource.to_json() for resource in self.resources],
+            # made one at a time as print_json writes them: each may hold a decoded cloud-config (~70 KB)
+            "resources": LazyList(self.resources, lambda resource: _resource_json(resource, self.secrets)),
             "summary": self.summary.to_json(),
             "capacity": [policy.to_json() for policy in self.capacity],
         }
+
+
+# --- custom data people can review -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BootDocument:
+    """One VM's or scale set's cloud-config, decoded, with its secret files masked."""
+
+    resource: PlannedResource
+    azure_name: str
+    cloud_config: str | None
+    """None when it cannot be shown: a secret outside the files known to hold one (or not decodable)."""
+    masked: list[str]
+    """The write_files paths whose content reads "[secret]"."""
+
+
+def boot_documents(result: PlanResult) -> list[BootDocument]:
+    """The cloud-config of every resource with custom data (the login node, each scale set), in plan
+    order, with the munge key masked (components/bootstrap/review.py)."""
+    from azcluster.components.bootstrap.review import masked_cloud_config
+
+    documents = []
+    for resource in result.resources:
+        if resource.custom_data is None:
+            continue
+        name = azure_resource_name(resource.type, resource.name, resource.inputs)
+        try:
+            text, masked = masked_cloud_config(resource.custom_data, result.secrets)
+        except ValueError:
+            text, masked = None, []
+        documents.append(BootDocument(resource, name, text, masked))
+    return documents
+
+
+def _resource_json(resource: PlannedResource, secrets: frozenset[str]) -> dict[str, Any]:
+    """A resource for `plan --json`: a secret custom data shown decoded with its secret files masked,
+    `{"cloudConfig": text, "secretsMasked": [paths]}`, instead of "[secret]" (which stays when it cannot
+    be masked safely). Custom data that is not secret stays as registered (base64 of gzip)."""
+    document = resource.to_json()
+    if resource.custom_data is None:
+        return document
+    from azcluster.components.bootstrap.review import masked_cloud_config
+
+    try:
+        text, masked = masked_cloud_config(resource.custom_data, secrets)
+    except ValueError:
+        return document
+    document["inputs"] = _replace_secret_custom_data(
+        document["inputs"], {"cloudConfig": text, "secretsMasked": masked}
+    )
+    return document
+
+
+def _replace_secret_custom_data(value: Any, shown: dict[str, Any]) -> Any:
+    """`value` with every customData that reads "[secret]" replaced by `shown` (dicts on the way copied)."""
+    if not isinstance(value, dict):
+        return value
+    out = {}
+    for key, item in value.items():
+        if key == "customData" and item == SECRET_MASK:
+            out[key] = shown
+        else:
+            out[key] = _replace_secret_custom_data(item, shown) if isinstance(item, dict) else item
+    return out
+
+
+def write_boot_documents(result: PlanResult, directory: Path) -> tuple[list[Path], list[str]]:
+    """`plan --show-boot DIR`: one `<Azure name>.yaml` per VM and scale set with custom data. Returns the
+    files written and the Azure names of the documents that cannot be shown (a secret outside the files
+    known to hold one), which are left out."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise AzclusterError(
+            f"cannot write the cloud-configs to {directory}: {err.strerror or err}",
+            "give --show-boot a directory you can write to (it is created if missing)",
+            EXIT_USAGE,
+        ) from None
+    written, unshown = [], []
+    for document in boot_documents(result):
+        if document.cloud_config is None:
+            unshown.append(document.azure_name)
+            continue
+        path = directory / f"{_SAFE_NAME.sub('-', document.azure_name)}.yaml"
+        try:
+            path.write_text(document.cloud_config, encoding="utf-8")
+        except OSError as err:
+            raise AzclusterError(
+                f"cannot write {path}: {err.strerror or err}",
+                "give --show-boot a directory you can write to",
+                EXIT_USAGE,
+            ) from None
+        written.append(path)
+    return written, unshown
+
+
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 
 
 # --- plan ------------------------------------------------------------------------------------------------
@@ -91,6 +195,7 @@ def plan_stack(loaded: LoadedStack, suppress: Iterable[str] = ()) -> PlanResult:
         source=source,
         messages=run.messages,
         capacity=capacity,
+        secrets=run.secrets,
     )
 
 

@@ -148,10 +148,48 @@ documents_printed = 0
 
 
 def print_json(document: Any) -> None:
+    """One JSON document on stdout, written as it is encoded: a list in it may be a `LazyList`, whose items
+    are made one at a time (a plan's decoded cloud-configs), so a large document is never all in memory."""
     global documents_printed
-    sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
+    buffer: list[str] = []
+    size = 0
+    for chunk in json.JSONEncoder(indent=2, default=str).iterencode(document):
+        buffer.append(chunk)
+        size += len(chunk)
+        if size > 1 << 16:
+            sys.stdout.write("".join(buffer))
+            buffer, size = [], 0
+    sys.stdout.write("".join(buffer) + "\n")
     sys.stdout.flush()
     documents_printed += 1
+
+
+class LazyList(list):
+    """A list whose items are `make(item)` for each of `items`, made when read: for `print_json`.
+
+    json's encoder with `indent` (pure Python) asks a list for its length and iterates it, which these
+    methods answer without ever holding all made items."""
+
+    def __init__(self, items: list[Any], make: Any) -> None:
+        super().__init__()
+        self._items = items
+        self._make = make
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Any:
+        return (self._make(item) for item in self._items)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self._make(item) for item in self._items[index]]
+        return self._make(self._items[index])
+
+    def __eq__(self, other: object) -> bool:
+        return list(self) == other
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 def error(message: str, hint: str = "") -> None:
