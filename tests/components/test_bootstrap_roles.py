@@ -175,3 +175,37 @@ def test_shared_data_sits_below_bootstrap_and_elastic_with_no_import_back():
             if isinstance(node, ast.ImportFrom):
                 assert not (node.level == 1 and node.module is None), f"{path.name}: from . import ..."
                 assert node.module != "azcluster.components.bootstrap", path.name
+
+
+STACKS = COMPONENTS.parent / "stacks"
+
+
+@pytest.mark.parametrize("stack", sorted(p.name for p in STACKS.glob("Pulumi.*.yaml")))
+def test_the_scale_sets_of_each_shipped_stack_differ_only_in_their_island(stack):
+    """Every scale set's custom data, as the stack program registers it, is its pool's one document with
+    the island's number in three places (the header, AZC_ISLAND, AZC_ISLAND_KEY); each starts what it
+    writes."""
+    import base64
+    import gzip
+
+    from azcluster import mockrun, stackfile
+    from azcluster.components.cluster import Cluster
+
+    spec = stackfile.load_stack(str(STACKS / stack)).spec
+    capture = mockrun.run(lambda: Cluster(spec.name, spec).outputs)
+    by_pool: dict[str, dict[int, list[str]]] = {}
+    for resource in capture.of_type("compute:VirtualMachineScaleSet"):
+        data = resource.inputs["virtualMachineProfile"]["osProfile"]["customData"]
+        text = gzip.decompress(base64.b64decode(data)).decode()
+        tags = resource.inputs["tags"]
+        pool, island = tags["azcluster-pool"], int(tags["azcluster-island"])
+        assert f"AZC_ISLAND_KEY={bootstrap.island_key(pool, island)}\n" in text
+        _started(_load(text))  # parses; assemble() already refused unwritten units
+        by_pool.setdefault(pool, {})[island] = text.splitlines()
+    assert by_pool, stack
+    for pool, islands in by_pool.items():
+        first = islands[min(islands)]
+        for island, lines in islands.items():
+            assert len(lines) == len(first)
+            changed = {a for a, b in zip(first, lines, strict=True) if a != b}
+            assert len(changed) == (0 if island == min(islands) else 3), (pool, island, changed)
