@@ -24,8 +24,13 @@ plan: setup          ## Plan the example cluster offline (no Azure, no Pulumi CL
 validate: setup
 	$(BIN)/azcluster validate $(STACK)
 
+# In parallel: one worker per CPU, each test module a group, the real-daemon suites one group started
+# first (tests/groups.py). TEST_WORKERS=0 runs everything in this process; TESTS picks files or options,
+# e.g. `make test TESTS="tests/components -k slurm"`.
+TEST_WORKERS ?= auto
+TESTS ?=
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(TESTS)
 
 # ruff, then the layering contracts in pyproject.toml [tool.importlinter] (no circles; components never
 # import the CLI side; ops readers never import views). CI runs this before the tests (.ci/run).

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.checkout import copy_tracked
+
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 SCRIPT = Path(sys.executable).parent / "azcluster"
@@ -42,7 +44,7 @@ def checkout(tmp_path):
     if not SCRIPT.exists():
         pytest.skip(f"no installed azcluster script beside {sys.executable}")
     root = tmp_path / "checkout"
-    shutil.copytree(ROOT / "stacks", root / "stacks", ignore=shutil.ignore_patterns("__pycache__"))
+    copy_tracked("stacks", root / "stacks")  # a fresh clone's: never a stack file someone left there
     (root / ".venv" / "bin").mkdir(parents=True)
     (root / ".venv" / "bin" / "azcluster").symlink_to(SCRIPT)
     home = tmp_path / "home"

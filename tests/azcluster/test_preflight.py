@@ -152,7 +152,8 @@ def test_vcpus_the_cluster_already_holds_are_not_needed_twice(arm) -> None:
 
 def test_sku_list_is_paged_and_faults_are_retried(arm) -> None:
     arm.fake.sku_page_size = 2
-    arm.fake.inject("GET", "/usages", 429, headers={"Retry-After": "1"})
+    # Retry-After 0: retried after the test's short backoff (test_azure proves a real Retry-After is waited)
+    arm.fake.inject("GET", "/usages", 429, headers={"Retry-After": "0"})
     arm.fake.inject("GET", "/skus", 500)
     result = run_preflight(spec(2), arm.context(), "demo")
     assert result.ok

@@ -31,12 +31,16 @@ from azcluster.components.bootstrap import slurm
 from tests.components.test_elastic_programs import RG, World, cluster_spec
 from tests.fakes.arm import TOKEN, FakeArm, FakeArmServer
 from tests.fakes.imds import FakeImds, FakeImdsServer
+from tests.groups import REAL_DAEMONS
 
-pytestmark = pytest.mark.skipif(
-    not all(shutil.which(tool) for tool in ("slurmctld", "slurmd", "munged", "sbatch", "scontrol"))
-    or os.geteuid() != 0,
-    reason="needs root and Slurm's daemons (apt-get install -y slurmctld slurmd slurm-client munge)",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not all(shutil.which(tool) for tool in ("slurmctld", "slurmd", "munged", "sbatch", "scontrol"))
+        or os.geteuid() != 0,
+        reason="needs root and Slurm's daemons (apt-get install -y slurmctld slurmd slurm-client munge)",
+    ),
+    pytest.mark.xdist_group(REAL_DAEMONS),  # one daemon suite at a time, on its own worker
+]
 
 CLIENT_ID = "5b1c2f0e-0000-4000-8000-00000000c1d0"
 

@@ -39,17 +39,21 @@ import pytest
 from azcluster.components import bootstrap, cluster_key
 from azcluster.components.bootstrap import slurm
 from azcluster.components.spec import ClusterSpec
+from tests.groups import REAL_DAEMONS
 
 BINARIES = ("slurmctld", "slurmd", "scontrol", "sinfo", "srun", "sbatch", "squeue", "munged", "unshare")
 SCRIPTS = Path(bootstrap.__file__).parent / "scripts"
 WAIT_S = 60
 """Upper bound for any one thing the daemons must do (a loaded CI machine is slow); never a timing assert."""
 
-pytestmark = pytest.mark.skipif(
-    any(shutil.which(name) is None for name in BINARIES) or os.geteuid() != 0,
-    reason="real Slurm tests need root and slurmctld, slurmd, slurm-client and munge "
-    "(Debian/Ubuntu: apt-get install -y slurmctld slurmd slurm-client munge; .ci/run does)",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        any(shutil.which(name) is None for name in BINARIES) or os.geteuid() != 0,
+        reason="real Slurm tests need root and slurmctld, slurmd, slurm-client and munge "
+        "(Debian/Ubuntu: apt-get install -y slurmctld slurmd slurm-client munge; .ci/run does)",
+    ),
+    pytest.mark.xdist_group(REAL_DAEMONS),  # one daemon suite at a time, on its own worker
+]
 
 
 def _spec() -> ClusterSpec:

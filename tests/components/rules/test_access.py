@@ -112,6 +112,9 @@ def test_private_key_hint_warns_about_the_secret() -> None:
         (openssh(ec.generate_private_key(ec.SECP521R1()).public_key()), "ecdsa-sha2-nistp521", 521),
         (DSA_KEY, "ssh-dss", 1024),
     ],
+    # ids that are the same in every process (pytest-xdist's workers must collect identical test ids;
+    # the default id of a generated key changed with each run)
+    ids=["ed25519", "ed25519-rfc4716", "rsa-2048", "rsa-1024", "ecdsa-256", "ecdsa-384", "ecdsa-521", "dsa"],
 )
 def test_parse_ssh_public_key(key: str, key_type: str, bits: int) -> None:
     parsed = rules.parse_ssh_public_key(key)

@@ -14,6 +14,7 @@ from ruamel.yaml import YAML
 from azcluster.components import rules
 from azcluster.components.findings import SCHEMA_ERROR_ID, sort_findings
 from azcluster.components.spec import CLUSTER_CONFIG_KEY, parse_cluster
+from tests.checkout import tracked
 
 from .cases import build, ids
 
@@ -74,7 +75,7 @@ def test_baseline_has_no_findings() -> None:
     assert rules.check(build()) == []
 
 
-@pytest.mark.parametrize("stack", sorted((REPO / "stacks").glob("Pulumi.*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("stack", tracked("stacks", "Pulumi.*.yaml"), ids=lambda p: p.name)
 def test_shipped_stacks_have_no_errors(stack: Path) -> None:
     config = YAML(typ="safe").load(stack.read_text(encoding="utf-8"))["config"]
     if not isinstance(config.get(CLUSTER_CONFIG_KEY), dict):
