@@ -6,9 +6,12 @@ start real daemons (Slurm now; monitoring, databases, sshd to come) add themselv
 
     pytestmark = pytest.mark.xdist_group(REAL_DAEMONS)
 
-so those suites run one after another on one worker, never two controllers at once, and that chain is
-handed out first while the other workers take the rest. Each daemon suite still picks free ports and
-keeps its state under its own tmp_path: it must be safe beside another checkout's suite as well.
+so those suites run one after another on one worker, never two controllers at once. A suite that runs
+its daemons in namespaces of its own and takes minutes may name a group of its own instead (the boot
+test's "boot-real"), to run beside them on another worker. Named groups are handed out first (they are
+the longest chains), the module groups after them. Every daemon suite picks free ports (or runs in its
+own network namespace) and keeps its state under its own tmp_path: it must be safe beside another
+checkout's suite as well.
 
 Why this module schedules instead of xdist's own `loadgroup`: xdist 3.8 passes the group by appending
 `@group` to `item._nodeid`, which pytest 9.2's structured node ids no longer read, so its groups are
@@ -29,6 +32,10 @@ import pytest
 
 REAL_DAEMONS = "real-daemons"
 """The group of the modules that start real daemons."""
+
+_TERMINAL = {name: os.environ.get(name) for name in ("COLUMNS", "LINES")}
+"""The terminal size variables this process was started with (read when pytest imports tests/conftest.py)."""
+_TERMINAL_KEY = "azcluster_terminal"
 
 _ENV = "AZCLUSTER_TEST_GROUPS_DIR"
 """Where workers write {test id: group} (set by the controller, inherited by the workers it starts)."""
@@ -62,14 +69,28 @@ class GroupPlugin:
             getattr(config.option, "loadgroup", False)
         )
 
-    @pytest.hookimpl(tryfirst=True)
     def pytest_configure(self, config: pytest.Config) -> None:
-        if hasattr(config, "workerinput") or not self.wanted(config):
+        workerinput = getattr(config, "workerinput", None)
+        if workerinput is not None:
+            # A worker comes out of its start-up with COLUMNS=80 and LINES=24 in its environment (readline,
+            # which it loads, exports them). azcluster's rich consoles read COLUMNS once, when render.py is
+            # imported (at collection), and keep that width: tests that set COLUMNS for one wide table got
+            # 80 columns under `make test`. Put back what the controller was started with.
+            for name, value in workerinput.get(_TERMINAL_KEY, {}).items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+            return
+        if not self.wanted(config):
             return
         # The groups go out in the order set below (the daemons first), not xdist's "most tests first"
         # (which would start with test_rules' hundreds of quick tests and end with the daemons).
         config.option.loadscopereorder = False
         os.environ[_ENV] = tempfile.mkdtemp(prefix="azcluster-test-groups-")
+
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput[_TERMINAL_KEY] = _TERMINAL
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
@@ -99,7 +120,8 @@ class GroupPlugin:
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         if not self.wanted(config):
             return
-        items.sort(key=lambda item: group_of(item) != REAL_DAEMONS)  # stable: otherwise as collected
+        # Named groups (the daemon suites: the longest chains) go out first; otherwise as collected.
+        items.sort(key=lambda item: group_of(item) == item.nodeid.split("::", 1)[0])
         folder = os.environ.get(_ENV)
         worker = os.environ.get("PYTEST_XDIST_WORKER")
         if folder and worker:

@@ -147,6 +147,16 @@ def test_controller_down_or_run_command_refused_is_a_note_not_a_failure(arm, slu
     )
 
 
+def test_a_login_vm_without_slurm_says_so_whatever_this_machine_has_installed(arm):
+    """No FakeSlurm on the VM: sinfo is not found there, even where the test machine has Slurm (.ci/run
+    installs it; its sinfo, given no slurm.conf, would ask DNS for a controller and leave loopback)."""
+    demo.add_to(arm.fake)
+    status = cluster_status(demo.spec(), arm.context(), "demo", diagnose=False)
+    assert status.found and "sinfo: command not found" in status.slurm.error
+    (script,) = arm.fake.vms[("demo-rg", "demo-login")].scripts
+    assert any(line.startswith("sinfo ") for line in script)
+
+
 def test_no_slurm_no_call(arm, slurm):
     status = cluster_status(demo.spec(scheduler="none"), arm.context(), "demo", diagnose=False)
     assert status.slurm is None and not arm.fake.vms[("demo-rg", "demo-login")].scripts

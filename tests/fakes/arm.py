@@ -18,12 +18,16 @@ for from `FakeArm.requests`.
 
 from __future__ import annotations
 
+import atexit
+import functools
 import http.server
 import json
 import re
 import shlex
+import shutil
 import ssl
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -958,7 +962,39 @@ class FakeArm:
 
 def _vm_path(vm: LoginVm) -> str:
     """PATH of a Run Command script: the system's, after the VM's own programs when a test installs some."""
-    return f"{vm.programs}:/usr/bin:/bin" if vm.programs else "/usr/bin:/bin"
+    return f"{vm.programs}:{_system_bin()}" if vm.programs else _system_bin()
+
+
+SLURM_CLIENT_COMMANDS = frozenset(
+    # Debian's slurm-client package, /usr/bin (`dpkg -L slurm-client`), and the daemons
+    {
+        *("sacct", "sacctmgr", "salloc", "sattach", "sbatch", "sbcast", "scancel", "scontrol", "sdiag"),
+        *("sinfo", "sprio", "squeue", "sreport", "srun", "sshare", "sstat", "strigger", "scrontab", "sview"),
+        *("slurmctld", "slurmd", "slurmdbd", "slurmrestd"),
+    }
+)
+
+
+@functools.cache
+def _system_bin() -> str:
+    """The host's /usr/bin and /bin as a VM without Slurm has them: every program but Slurm's.
+
+    The house's Run Command scripts call `sinfo`; a test that gives the VM no Slurm (no `programs`) means a
+    VM where it is not installed. The host may have Slurm (.ci/run installs it for the real-daemon
+    tests): its `sinfo`, with no slurm.conf, asks DNS for the controller (configless `_slurmctld._tcp`
+    SRV), which leaves loopback and, where DNS is slow, took ~9 s per status call. So scripts see a folder
+    of links to the host's programs without Slurm's, made once per test process.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="azcluster-fake-vm-bin-"))
+    atexit.register(shutil.rmtree, folder, True)
+    for system in (Path("/usr/bin"), Path("/bin")):
+        if not system.is_dir():
+            continue
+        for program in system.iterdir():
+            link = folder / program.name
+            if program.name not in SLURM_CLIENT_COMMANDS and not link.exists() and not link.is_symlink():
+                link.symlink_to(program)
+    return str(folder)
 
 
 def _script(query: dict[str, list[str]]) -> list[str]:
