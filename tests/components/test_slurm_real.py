@@ -10,10 +10,11 @@ a node that stopped answering (leave), and the health hook draining and resuming
 What differs from a cluster, and why: the daemons run as root with their own ports, state and log
 directories under a temporary directory; `proctrack/linuxproc` and `task/none` (no cgroups in a test
 container); no MPI plugin (Debian's Slurm has no PMIx library); tiny node hardware (CPUs=1, no GPUs) so a
-laptop's slurmd satisfies the node records. Several slurmd share one host through per-slot ports
-(SlurmSettings.per_slot_ports). slurmd fetches its configuration before it has read AuthInfo, so it
-looks for munge at the default socket: each slurmd runs in its own mount namespace (`unshare -m`) where
-the test's munge directory is bind-mounted on /run/munge.
+laptop's slurmd satisfies the node records; SlurmdTimeout 5 s and SuspendTimeout 2 s, so a node that
+stops answering is noticed and its slot hidden in seconds. Several slurmd share one host through
+per-slot ports (SlurmSettings.per_slot_ports). slurmd fetches its configuration before it has read
+AuthInfo, so it looks for munge at the default socket: each slurmd runs in its own mount namespace
+(`unshare -m`) where the test's munge directory is bind-mounted on /run/munge.
 
 Skipped, saying why, only where the binaries (Debian: slurmctld slurmd slurm-client munge) or root are
 missing; `.ci/run` installs them. Every daemon is stopped at the end, also when a test fails.
@@ -25,6 +26,7 @@ import base64
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -71,8 +73,13 @@ def _spec() -> ClusterSpec:
 
 
 def _free_port_block(count: int) -> int:
-    """A base port with `count` free ports after it (checked by binding each on loopback)."""
-    for base in range(23000, 60000, 97):
+    """A base port with `count` free ports after it (checked by binding each on loopback).
+
+    Blocks are tried in a random order: other checkouts on the machine run this suite too, and two that
+    both began at the first block could both find it free before either's daemons bound it."""
+    bases = list(range(23000, 60000, 97))
+    random.shuffle(bases)
+    for base in bases:
         sockets = []
         try:
             for port in range(base, base + count):
@@ -154,8 +161,9 @@ class LoopbackSlurm:
         script = 'mount --bind "$1" /run/munge && exec slurmd -N "$2" --conf-server "$3"'
         self.run("unshare", "-m", "--", "sh", "-c", script, "sh", str(self.munge_dir), slot, conf_server)
         pid_file = self.root / "run" / f"slurmd-{slot}.pid"
-        self.wait_for(f"slurmd {slot} to start", pid_file.exists)
-        self.slurmd_pids[slot] = int(pid_file.read_text().split()[0])
+        # slurmd creates the file before it writes the number: wait for the number (an empty file was read)
+        self.wait_for(f"slurmd {slot} to start", lambda: _pid(pid_file) is not None)
+        self.slurmd_pids[slot] = _pid(pid_file)
         self.wait_for(f"{slot} to register", lambda: "IDLE" in self.node(slot).get("State", ""))
         activated = self.script("azc-slurm-node.sh", "activate", slot, extra_env=_island(slot))
         assert activated.returncode == 0, activated.stderr
@@ -177,13 +185,21 @@ def _kill(pid: int) -> None:
         return
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not _running(pid):
             return
         time.sleep(0.1)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
+
+
+def _running(pid: int) -> bool:
+    """Whether `pid` still runs. An exited daemon (it forked away from us) stays a zombie until this
+    machine's init reaps it, which can take seconds: `kill(pid, 0)` succeeds on a zombie, /proc says Z."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"  # the state follows the parenthesised command name
 
 
 def _pid(path: Path) -> int | None:
@@ -227,7 +243,9 @@ def lab(tmp_path_factory) -> Iterator[LoopbackSlurm]:
         per_slot_ports=True,
         hardware={"gpu": tiny, "infer": tiny},
     )
-    for name, text in slurm.render_configs(spec, settings).items():
+    # SuspendTimeout 2 s instead of Slurm's 30: a freed slot (power_down_force) is hidden once that time has
+    # passed, and the test of a node that leaves waited those 30 s; what Slurm does is the same.
+    for name, text in slurm.render_configs(spec, settings, {"SuspendTimeout": "2"}).items():
         (root / "etc" / name).write_text(text)
     # The cluster's key is made the way ClusterKey makes it, and installed the way azc-slurm-lib does.
     key_file = root / "munge.key"
