@@ -35,7 +35,9 @@ v2 hierarchy; `.ci/run` installs what it needs and builds the roots.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import gzip
 import json
 import os
 import signal
@@ -454,3 +456,32 @@ def test_no_unit_failed_but_what_this_machine_cannot_have(cluster) -> None:
         allowed = EXPECTED[node.role].keys() | RETRYING.keys()  # a retrying unit is "failed" between tries
         unexpected = {unit: node.journal(unit, 15) for unit in failed if unit not in allowed}
         assert not unexpected, (node.container.hostname, unexpected)
+
+
+def test_status_reads_slurm_on_the_booted_login_node(cluster) -> None:
+    """What `azcluster status` runs on the login node through Run Command (slurmstate.script), run on the
+    booted one: its parser reads the real sinfo of this Slurm version, and the login node's MPI record."""
+    from azcluster.ops import slurmstate
+
+    encoded, first = "", ""
+    for _ in range(slurmstate.MAX_CALLS):
+        lines = slurmstate.script("0badc0de", len(encoded))
+        out = cluster.login.container.run(["bash", "-c", "\n".join(lines)]).stdout
+        first = first or out
+        size, chunk = slurmstate._chunk(out)
+        encoded += chunk
+        if len(encoded) >= size or not chunk:
+            break
+    assert len(first.encode()) <= 4096  # all of it comes back through Run Command's 4 KiB
+    nodes = slurmstate.parse_sinfo(gzip.decompress(base64.b64decode(encoded)).decode())
+    by_host = {node.hostname: node for node in nodes}
+    for node in cluster.nodes:
+        shown = by_host[node.container.hostname]
+        assert shown.name.startswith("gpu-i0-") and shown.base_state in {"idle", "drained", "draining"}
+    mpi, why = slurmstate._mpi(first)
+    if "slurm-mpi.json" in bootstrap.read_script("azc-slurm-lib.sh"):  # the node side writes the record
+        assert mpi is not None, why
+        assert mpi.slurm == cluster.slurm_version
+        assert mpi.pmix or mpi.mpi_default != "pmix"  # never MpiDefault=pmix without the plugin
+    else:
+        assert why.startswith("no /var/lib/azcluster/slurm-mpi.json on the login node yet"), why
