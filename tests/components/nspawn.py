@@ -15,7 +15,8 @@ container's changes vanish with it, and several containers boot from one root at
 Container(root, hostname, workdir, netns=None, binds={inside: host}, binds_ro={inside: host})
     .start() / .close() (or a `with` block), .pid1 (the container's systemd as the host numbers it)
     .run(argv) -> CompletedProcess inside it (nsenter into its namespaces), .console() (its boot output)
-`missing()` says why this machine cannot run them (or None).
+`missing()` says why this machine cannot run them (or None); `sweep_orphans()` kills what a run killed
+with SIGKILL left behind (each cgroup is named after the pid of the run that made it).
 """
 
 from __future__ import annotations
@@ -62,6 +63,44 @@ def missing() -> str | None:
     return None
 
 
+PREFIX = "azc-test-"
+
+
+def sweep_orphans() -> list[str]:
+    """Kill and remove the containers of test runs that no longer exist (a run killed with SIGKILL never
+    reaches its `close()`): cgroups named PREFIX<pid>-... whose pid is gone. Returns their names."""
+    mount = cgroup2_mount()
+    swept = []
+    for cgroup in sorted(mount.glob(f"{PREFIX}*")) if mount else []:
+        owner = cgroup.name[len(PREFIX) :].split("-", 1)[0]
+        if not owner.isdigit() or Path(f"/proc/{owner}").exists():
+            continue
+        _kill_cgroup(cgroup)
+        swept.append(cgroup.name)
+    return swept
+
+
+def _kill_cgroup(cgroup: Path) -> None:
+    with contextlib.suppress(OSError):
+        (cgroup / "cgroup.kill").write_text("1")
+    deadline = time.monotonic() + 20
+    while _pids(cgroup) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for directory in sorted((p for p in cgroup.rglob("*") if p.is_dir()), reverse=True):
+        with contextlib.suppress(OSError):
+            directory.rmdir()
+    with contextlib.suppress(OSError):
+        cgroup.rmdir()
+
+
+def _pids(cgroup: Path) -> list[int]:
+    pids: list[int] = []
+    for procs in cgroup.rglob("cgroup.procs"):
+        with contextlib.suppress(OSError, ValueError):
+            pids += [int(pid) for pid in procs.read_text().split()]
+    return pids
+
+
 class Container:
     """One booted machine over `root` (see the module docstring)."""
 
@@ -83,7 +122,8 @@ class Container:
         mount = cgroup2_mount()
         if mount is None:
             raise RuntimeError("no cgroup v2 hierarchy")
-        self.cgroup = mount / f"azc-test-{hostname}-{uuid.uuid4().hex[:8]}"
+        # The owner's pid is in the name, so a later run can kill what a killed run left (sweep_orphans).
+        self.cgroup = mount / f"{PREFIX}{os.getpid()}-{hostname}-{uuid.uuid4().hex[:8]}"
         self.proc: subprocess.Popen | None = None
         self._pid1: int | None = None
         self.started = 0.0
@@ -152,11 +192,7 @@ class Container:
         raise RuntimeError(f"{self.hostname}: no init in the container after 30 s\n{self.console()}")
 
     def _cgroup_pids(self) -> list[int]:
-        pids: list[int] = []
-        for procs in self.cgroup.rglob("cgroup.procs"):
-            with contextlib.suppress(OSError, ValueError):
-                pids += [int(pid) for pid in procs.read_text().split()]
-        return pids
+        return _pids(self.cgroup)
 
     def run(
         self, argv: Sequence[str], timeout: float = 60, env: Mapping[str, str] | None = None
@@ -185,16 +221,7 @@ class Container:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
         if self.cgroup.exists():
-            with contextlib.suppress(OSError):
-                (self.cgroup / "cgroup.kill").write_text("1")
-            deadline = time.monotonic() + 20
-            while self._cgroup_pids() and time.monotonic() < deadline:
-                time.sleep(0.1)
-            for directory in sorted((p for p in self.cgroup.rglob("*") if p.is_dir()), reverse=True):
-                with contextlib.suppress(OSError):
-                    directory.rmdir()
-            with contextlib.suppress(OSError):
-                self.cgroup.rmdir()
+            _kill_cgroup(self.cgroup)
         if self.proc is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=10)

@@ -223,6 +223,7 @@ def _hostnames(spec: ClusterSpec, count: int) -> list[str]:
 @pytest.fixture(scope="module", params=SUITES)
 def cluster(request, tmp_path_factory) -> Iterator[Cluster]:
     root = realroots.root_or_skip(request.param, realroots.BOOT_PACKAGES)
+    nspawn.sweep_orphans()
     with boot(root, tmp_path_factory.mktemp(f"boot-{request.param}")) as booted:
         yield booted
 
