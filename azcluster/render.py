@@ -203,6 +203,7 @@ def finding_head(finding: Finding, source: str = "") -> Text:
     head = Text()
     head.append(finding.severity, style=SEVERITY_STYLE[finding.severity])
     head.append(clean(f" {finding.id}"), style="bold")
+    source = finding.file or source
     if source:
         head.append(clean(f"  {_shown_path(source)}" + (f":{finding.line}" if finding.line else "")))
     return head

@@ -42,13 +42,52 @@ class LoadedStack:
     document: Any = field(repr=False)
     spec: ClusterSpec | None = None
     schema_findings: list[Finding] = field(default_factory=list)
+    team_file: Path | None = None
+    team_document: Any = field(default=None, repr=False)
 
     def line_of(self, yaml_path: str) -> int | None:
         """1-based line of a finding's YAML path (or of its nearest existing ancestor)."""
         return _line_of(self.document, yaml_path)
 
     def locate(self, findings: Iterable[Finding]) -> list[Finding]:
-        return [f if f.line else replace(f, line=self.line_of(f.path)) for f in findings]
+        """Findings with their line: in the team file for what it holds, else in the stack file."""
+        located = []
+        for finding in findings:
+            inside = _team_file_path(finding.path) if self.team_file is not None else None
+            if inside is not None and not finding.file:
+                line = _path_line(self.team_document, inside)
+                finding = replace(finding, file=str(self.team_file), line=line or finding.line)
+            elif not finding.line:
+                finding = replace(finding, line=self.line_of(finding.path))
+            located.append(finding)
+        return located
+
+
+TEAM_PATH = f"{CLUSTER_CONFIG_KEY}.team"
+TEAM_FILE_KEYS = ("users", "groups", "accounts")
+"""What a team file (`team.file`) holds at its top level: the same keys as the stack file's `team:`."""
+
+
+def _team_file_path(yaml_path: str) -> str | None:
+    """`users[0].uid` for `azcluster:cluster.team.users[0].uid` (what a team file holds), else None."""
+    rest = yaml_path.removeprefix(TEAM_PATH + ".")
+    if rest == yaml_path or not rest.startswith(TEAM_FILE_KEYS):
+        return None
+    return rest
+
+
+def _path_line(document: Any, relative: str) -> int | None:
+    """The 1-based line of `users[0].uid` in a YAML document (or of its nearest existing ancestor)."""
+    node, line = document, None
+    for key, index in _PATH_STEP.findall("." + relative):
+        step: Any = int(index) if index else key
+        try:
+            found = _key_line(node, step)
+            node = node[step]
+        except (KeyError, IndexError, TypeError):
+            break
+        line = found or line
+    return line
 
 
 def stacks_dir() -> Path:
@@ -87,22 +126,26 @@ def resolve(stack: str) -> tuple[str, Path]:
     return stack, stacks_dir() / f"Pulumi.{stack}.yaml"
 
 
-def read_document(path: Path) -> Any:
-    """Parse YAML keeping line numbers; missing or broken files are exit-2 errors naming the line."""
+def read_document(path: Path, kind: str = "stack file") -> Any:
+    """Parse YAML keeping line numbers; missing or broken files are exit-2 errors naming the line.
+
+    `kind` names the file in messages: the stack file, or a team file it names (same loader, same limits).
+    """
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
     try:
-        text = read_small_text(path, STACK_FILE_MAX_BYTES, "stack file")
+        text = read_small_text(path, STACK_FILE_MAX_BYTES, kind)
     except FileNotFoundError:
-        raise AzclusterError(f"stack file {path} does not exist", _missing_hint(path), EXIT_USAGE) from None
+        hint = _missing_hint(path) if kind == "stack file" else f"create it, or fix the path to the {kind}"
+        raise AzclusterError(f"{kind} {path} does not exist", hint, EXIT_USAGE) from None
     except UnsafeFile as err:
-        raise AzclusterError(str(err), "give the path of a stack file (YAML)", EXIT_USAGE) from None
+        raise AzclusterError(str(err), f"give the path of a {kind} (YAML)", EXIT_USAGE) from None
     except OSError as err:
         why = err.strerror or err
-        raise AzclusterError(f"cannot read stack file {path}: {why}", "", EXIT_USAGE) from None
+        raise AzclusterError(f"cannot read {kind} {path}: {why}", "", EXIT_USAGE) from None
     except UnicodeDecodeError as err:
-        raise AzclusterError(f"stack file {path} is not UTF-8 text: {err.reason}", "", EXIT_USAGE) from None
+        raise AzclusterError(f"{kind} {path} is not UTF-8 text: {err.reason}", "", EXIT_USAGE) from None
     try:
         return YAML(typ="rt").load(text)
     except RecursionError:
@@ -153,11 +196,60 @@ def parse_document(name: str, path: Path, document: Any) -> LoadedStack:
             )
         ]
         return loaded
+    team_dir = _merge_team_file(loaded)
     try:
-        loaded.spec = spec_module.parse_cluster(config, base_dir=path.parent)
+        loaded.spec = spec_module.parse_cluster(config, base_dir=path.parent, team_dir=team_dir)
     except ValidationError as err:
         loaded.schema_findings = loaded.locate(_schema_findings(err, config))
     return loaded
+
+
+def _merge_team_file(loaded: LoadedStack) -> Path | None:
+    """Read the team file the stack names (`team.file`) into the config's `team:`; its directory, where the
+    keys it names are read from. Read like the stack file: same loader and limits, errors name its line."""
+    cluster = loaded.config[CLUSTER_CONFIG_KEY]
+    team = cluster.get("team")
+    if not isinstance(team, dict) or not isinstance(team.get("file"), str):
+        return None
+    line = loaded.line_of(f"{TEAM_PATH}.file")
+    where = f"{loaded.path}:{line}" if line else str(loaded.path)
+    inline = [key for key in TEAM_FILE_KEYS if key in team]
+    if inline:
+        line = loaded.line_of(f"{TEAM_PATH}.{inline[0]}")
+        where = f"{loaded.path}:{line}" if line else str(loaded.path)
+        raise AzclusterError(
+            f"{where}: `team.file` names a team file and `team.{inline[0]}` is given here too",
+            "keep the team in one place: move the users, groups and accounts into the team file",
+            EXIT_USAGE,
+        )
+    try:
+        team_path = Path(team["file"]).expanduser()
+    except RuntimeError as err:  # `~nosuchuser/...`
+        message = f"{where}: cannot find team file {team['file']}: {err}"
+        raise AzclusterError(message, "", EXIT_USAGE) from None
+    if not team_path.is_absolute():
+        team_path = loaded.path.parent / team_path
+    document = read_document(team_path, "team file")
+    if document is None:
+        document = {}
+    if not isinstance(document, dict):
+        raise AzclusterError(
+            f"{team_path}: a team file is a mapping with `users:`, `groups:` and `accounts:`",
+            f"it is named by {where}; see README's team section for an example",
+            EXIT_USAGE,
+        )
+    content = _plain(document, team_path)
+    for key in content:
+        if key not in TEAM_FILE_KEYS:
+            key_line = _key_line(document, key)
+            raise AzclusterError(
+                f"{team_path}:{key_line}: unknown key `{key}` in a team file",
+                f"a team file holds {', '.join(TEAM_FILE_KEYS)} (as `team:` in a stack file does)",
+                EXIT_USAGE,
+            )
+    cluster["team"] = {**team, **content}
+    loaded.team_file, loaded.team_document = team_path, document
+    return team_path.parent
 
 
 def validate(loaded: LoadedStack, suppress: Iterable[str] = ()) -> list[Finding]:

@@ -23,11 +23,14 @@ class Finding:
     message: str
     hint: str = ""
     line: int | None = None
+    file: str | None = None
+    """The file the line is in when it is not the stack file (a team file the stack names)."""
 
     def to_json(self) -> dict[str, str]:
-        """The contract's shape: id, severity, path, message, hint (line is shown to people only)."""
+        """The contract's shape: id, severity, path, message, hint (line and file: for people only)."""
         data = asdict(self)
         data.pop("line")
+        data.pop("file")
         return data
 
 

@@ -479,6 +479,76 @@ def _read_key(value: str, base: Path) -> str:
         raise ValueError(f"SSH public key file {path} is not text (UTF-8)") from None
 
 
+class TeamGroup(_Strict):
+    """A Linux group made on every node with the same GID, so group-owned files on the shared home and
+    Lustre mean the same group everywhere."""
+
+    name: str = Field(
+        description="Group name: a POSIX name (lower-case letter or '_' first, then "
+        "lower-case letters, digits, '_' or '-'; at most 32 characters)."
+    )
+    gid: int = Field(
+        description="Group id, the same on every node: 1000-60000 (below 1000 is the "
+        "system's; 65534 is nobody)."
+    )
+
+
+class TeamUser(_Strict):
+    """A person who logs in: a Linux user made on every node with the same UID, so a job runs as them on
+    every GPU node and writes to their own home on the shared home."""
+
+    name: str = Field(
+        description="User name: a POSIX name (lower-case letter or '_' first, then "
+        "lower-case letters, digits, '_' or '-'; at most 32 characters)."
+    )
+    uid: int = Field(
+        description="User id, the same on every node: 1000-60000 (below 1000 is the "
+        "system's; 65534 is nobody). Never reuse a removed user's id: their files keep it."
+    )
+    ssh_keys: list[str] = Field(
+        default_factory=list,
+        description="OpenSSH public keys that may log in as this user, each the key text or a path to a "
+        ".pub file (relative to the file that lists the user, `~` allowed).",
+    )
+    groups: list[str] = Field(
+        default_factory=list,
+        description="Names of `team.groups` the user belongs to; the first is the user's primary group "
+        "(default: a group of the user's own name with GID = UID, as useradd makes).",
+    )
+    account: str | None = Field(
+        None,
+        description="Slurm account (project) the user's jobs are charged to by default; default: none.",
+    )
+    admin: bool = Field(False, description="May run any command as root with sudo (no password).")
+
+    @field_validator("ssh_keys", mode="before")
+    @classmethod
+    def _read_key_files(cls, keys: Any, info: ValidationInfo) -> Any:
+        """Replace `*.pub` paths with the key they hold, so everything downstream sees key text."""
+        if not isinstance(keys, list):
+            return keys
+        base = Path((info.context or {}).get("team_dir") or (info.context or {}).get("base_dir", "."))
+        return [_read_key(key, base) if _looks_like_path(key) else key for key in keys]
+
+
+class TeamSpec(_Strict):
+    """The people of the cluster, beside the admin user. Changing them never changes a VM: the list is
+    handed to the cluster as a file on the shared home, and every node applies it by itself
+    (components/team.py, bootstrap/scripts/azc-users.py)."""
+
+    file: str | None = Field(
+        None,
+        description="A YAML file holding `users:` and `groups:` (relative to the stack file, `~` allowed), "
+        "so a large team's list lives apart from the cluster; then leave `users` and `groups` out here.",
+    )
+    groups: list[TeamGroup] = Field(default_factory=list, description="Groups made on every node.")
+    users: list[TeamUser] = Field(default_factory=list, description="Users made on every node.")
+    accounts: list[str] = Field(
+        default_factory=list,
+        description="Slurm accounts (projects) users may be charged to (`users[].account`).",
+    )
+
+
 class SlurmAccountingSpec(_Strict):
     """Slurm job accounting (sacct, fair-share): slurmdbd and its database on the controller."""
 
@@ -548,6 +618,10 @@ class ClusterSpec(_Strict):
         "one topology switch per InfiniBand island); `none`: nodes and one hostfile per island only.",
     )
     slurm: SlurmSpec = Field(default_factory=SlurmSpec, description="Slurm settings (scheduler: slurm).")
+    team: TeamSpec = Field(
+        default_factory=TeamSpec,
+        description="Users and groups on every node beside the admin user; default: the admin user only.",
+    )
     suppress: list[str] = Field(default_factory=list, description="Finding ids to silence, e.g. AZC012.")
 
     @field_validator("location")
@@ -576,10 +650,14 @@ class ClusterSpec(_Strict):
             return None
 
 
-def parse_cluster(config: dict[str, Any], base_dir: Path | str = ".") -> ClusterSpec:
+def parse_cluster(
+    config: dict[str, Any], base_dir: Path | str = ".", team_dir: Path | str | None = None
+) -> ClusterSpec:
     """Build a ClusterSpec from a stack file's `config:` mapping.
 
     Raises pydantic.ValidationError for shape errors; callers turn those into findings with YAML paths.
+    `team_dir`: the directory of the team file the stack names (`team.file`), where its users' key paths
+    are read from; the stack file reader merges that file into `team:` (azcluster/stackfile.py).
     """
     cluster = config.get(CLUSTER_CONFIG_KEY)
     if not isinstance(cluster, dict):
@@ -587,7 +665,8 @@ def parse_cluster(config: dict[str, Any], base_dir: Path | str = ".") -> Cluster
     data = dict(cluster)
     if LOCATION_CONFIG_KEY in config and "location" not in data:
         data["location"] = config[LOCATION_CONFIG_KEY]
-    return ClusterSpec.model_validate(data, context={"base_dir": str(base_dir)})
+    context = {"base_dir": str(base_dir), "team_dir": str(team_dir) if team_dir is not None else None}
+    return ClusterSpec.model_validate(data, context=context)
 
 
 def yaml_path(loc: tuple[Any, ...], config: dict[str, Any]) -> str:

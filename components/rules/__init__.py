@@ -24,6 +24,7 @@ One module per domain, one registry (`registry.py`):
     elastic.py   AZC093-097          elastic pools (ids AZC090-099)
     capacity.py  AZC100-108          capacity policy: zones, stand-in sizes, partial islands, reservations
                                      (ids AZC100-109)
+    team.py      AZC110-119          users and groups on every node (the `team:` section)
 
 Adding a rule:
 1. Open the domain's module (a new domain, e.g. monitoring: create `monitoring.py` and add it to the
@@ -35,7 +36,7 @@ Adding a rule:
    feeds it generated specs): a rule that crashes hides every other finding.
 3. Choose the id: the next free one in the domain's block, or a new block of ten for a new domain.
    Next free: AZC063 (domains without a block), AZC076 (Slurm), AZC087 (home), AZC098 (elastic),
-   AZC109 (capacity); a new domain takes the next unused block, AZC110-119 (then AZC120-129, ...) and
+   AZC109 (capacity); a new domain takes the next unused block, AZC120-129 (then AZC130-139, ...) and
    lists it above.
    Ids are stable: a retired rule's id is never reused.
 4. Add a case that fires and one that stays quiet to the FIRES and QUIET tables of the domain's test,
@@ -64,6 +65,7 @@ from . import (
     storage,
     suppress,
     tags,
+    team,
 )
 from .names import scale_set_names
 from .network import SUBNET_ROLES, lustre_subnet_prefix
@@ -86,6 +88,7 @@ DOMAINS = (
     home,
     elastic,
     capacity,
+    team,
 )
 """The domain modules; importing one registers its rules. A new domain is imported above and added here."""
 
