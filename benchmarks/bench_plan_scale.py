@@ -7,6 +7,12 @@ then the cost of one more scale set (the slope between the smallest and the larg
 grows. CPU time is the figure to compare between runs: wall time also counts whatever else the machine
 is doing.
 
+Where a scale set's time goes (cProfile, 400 sets, December 2026): about half is `gzip -9` of its ~72 KB
+cloud-config (~5.5 ms on the 2-core development machine). That is the floor while custom data must stay
+byte-identical (any other compression changes it and re-images every scale set); rendering is ~0.1 ms (a
+pool's islands share one PoolBoot). Most of the rest is the Pulumi SDK registering the scale set. The
+`plan --json` document also carries each set's decoded cloud-config (munge key masked), ~75 KB a set.
+
 Run: `make bench`, or `.venv/bin/python benchmarks/bench_plan_scale.py [--sets 100 400 1429]`.
 """
 
