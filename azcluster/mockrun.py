@@ -411,6 +411,13 @@ class _PlanMocks:
                     for ident in identity["userAssignedIdentities"]
                 },
             }
+        if isinstance(identity, dict) and "SystemAssigned" in str(identity.get("type", "")):
+            # Azure gives a system-assigned identity its own principal (what role assignments name).
+            outputs["identity"] = {
+                **outputs.get("identity", identity),
+                "principalId": str(uuid.uuid5(_MOCK_NAMESPACE, f"{resource_id}/identity")),
+                "tenantId": ZERO_GUID,
+            }
         outputs.update(self._extras(args.typ, azure_name, resource_id, inputs))
         extra = EXTRA_OUTPUTS.get(args.typ)
         if extra is not None:
@@ -465,6 +472,12 @@ class _PlanMocks:
                     for kind in ("blob", "dfs", "file", "queue", "table")
                 }
             }
+        if typ == "azure-native:dashboard:Grafana":
+            # Azure's endpoint is https://<name>-<hash>.<region code>.grafana.azure.com.
+            endpoint = f"https://{name}-{guid[:8]}.eus.grafana.azure.com"
+            return {"properties": {**(inputs.get("properties") or {}), "endpoint": endpoint}}
+        if typ == "azure-native:monitor:DataCollectionRule":
+            return {"immutableId": f"dcr-{guid.replace('-', '')}"}
         if typ == "azure-native:compute:VirtualMachineScaleSet":
             return {"uniqueId": guid, "provisioningState": "Succeeded"}
         if typ == "azure-native:compute:VirtualMachine":
@@ -723,10 +736,19 @@ _NAME_INPUT = {
     "azure-native:privatedns:PrivateRecordSet": "relativeRecordSetName",
     "azure-native:privatedns:RecordSet": "relativeRecordSetName",
     "azure-native:network:PublicIPAddress": "publicIpAddressName",
+    "azure-native:dashboard:Grafana": "workspaceName",
 }
 """Where the Azure name sits when it is not `<lowerCamel type>Name` (e.g. Subnet -> subnetName)."""
 _RECORD_SET_PATH = "Microsoft.Network/privateDnsZones/{privateZoneName}/{recordType}"
 _CHILD_PATHS = {
+    # Types whose ARM path is not <namespace>/<plural of the Pulumi type> (components/monitoring.py).
+    "azure-native:monitor:AzureMonitorWorkspace": "Microsoft.Monitor/accounts",
+    "azure-native:monitor:DataCollectionEndpoint": "Microsoft.Insights/dataCollectionEndpoints",
+    "azure-native:monitor:DataCollectionRule": "Microsoft.Insights/dataCollectionRules",
+    "azure-native:dashboard:Grafana": "Microsoft.Dashboard/grafana",
+    "azure-native:dashboard:ManagedPrivateEndpoint": (
+        "Microsoft.Dashboard/grafana/{workspaceName}/managedPrivateEndpoints"
+    ),
     "azure-native:network:Subnet": "Microsoft.Network/virtualNetworks/{virtualNetworkName}/subnets",
     "azure-native:network:SecurityRule": (
         "Microsoft.Network/networkSecurityGroups/{networkSecurityGroupName}/securityRules"

@@ -63,7 +63,8 @@ class Cluster(pulumi.ComponentResource):
 
     The outputs below are attributes (and, together, `outputs`); absent parts are None. Children:
     `network`, `identity`, `storage` (None without Lustre and blob), `home` (None when
-    `storage.home.enabled` is false), `pools` (by pool name), `login` (None when disabled), `power`
+    `storage.home.enabled` is false), `monitoring` (ClusterMonitoring; None unless `monitoring.enabled`),
+    `pools` (by pool name), `login` (None when disabled), `power`
     (ElasticPower: the login node's power identity and role; None unless the spec is elastic).
     """
 
@@ -87,6 +88,8 @@ class Cluster(pulumi.ComponentResource):
     """Name of the blob data account (None without one)."""
     elastic_client_id: pulumi.Output[str] | None
     """Client id of the login node's power identity (None unless the spec is elastic)."""
+    grafana_endpoint: pulumi.Output[str] | None
+    """URL of the cluster's Azure Managed Grafana (None without monitoring or with an existing Grafana)."""
     home_nfs_source: pulumi.Output[str] | None
     """What the nodes mount at the shared home, `<account>.file.core.windows.net:/<account>/home` (None
     when `storage.home.enabled` is false)."""
@@ -115,6 +118,7 @@ class Cluster(pulumi.ComponentResource):
         )
         self.storage = self._storage(name, spec, child)
         self.home = self._home(name, spec, child)
+        self.monitoring = self._monitoring(name, spec, child)
 
         storage = self.storage
         # A DNS name the storage component fills in once Lustre exists: nodes never wait for the file system.
@@ -204,10 +208,22 @@ class Cluster(pulumi.ComponentResource):
             "blob_account_name": blob_name,
             "elastic_client_id": self.power.client_id if self.power is not None else None,
             "home_nfs_source": home_source,
+            "grafana_endpoint": self.monitoring.grafana_endpoint if self.monitoring is not None else None,
         }
         for output_name, value in self.outputs.items():
             setattr(self, output_name, value)
         self.register_outputs(self.outputs)
+
+    def _monitoring(self, name: str, spec: ClusterSpec, child: pulumi.ResourceOptions) -> Any:
+        if not spec.monitoring.enabled:
+            return None
+        from .monitoring import ClusterMonitoring, ClusterMonitoringArgs
+
+        return ClusterMonitoring(
+            f"{name}-monitoring",
+            ClusterMonitoringArgs.from_spec(spec, self.network, self.identity),
+            opts=child,
+        )
 
     def _home(self, name: str, spec: ClusterSpec, child: pulumi.ResourceOptions) -> Any:
         if not spec.storage.home.enabled:

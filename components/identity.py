@@ -29,6 +29,10 @@ BUILTIN_ROLES: dict[str, str] = {
     "Storage Blob Data Reader": "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1",
     "Storage Blob Data Owner": "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
     "Storage Account Contributor": "17d1049b-9a84-46fb-8f53-869881c3d3ab",
+    # built-in-roles/monitor: publish metrics to a data collection rule; read a workspace's metrics
+    "Monitoring Metrics Publisher": "3913510d-42f4-4e42-8a64-420c390055eb",
+    "Monitoring Data Reader": "b0d8363b-8ddd-447d-831f-62ca05bff136",
+    "Grafana Admin": "22926164-76b3-42b3-bc55-97df8dab3e41",
 }
 
 # Fixed namespace for role assignment names: uuid5(namespace, "scope|principal|role").
@@ -73,9 +77,13 @@ def assign_role(
     scope: pulumi.Input[str],
     principal_id: pulumi.Input[str],
     role: str,
+    principal_type: str = "ServicePrincipal",
     opts: pulumi.ResourceOptions | None = None,
 ) -> authorization.RoleAssignment:
-    """Give a service principal (managed identities included) one role on exactly `scope`.
+    """Give a principal one role on exactly `scope`.
+
+    `principal_type` is ServicePrincipal (managed identities included, the default), User or Group: it
+    must match the principal, or Azure refuses the assignment (UnmatchedPrincipalType).
 
     `scope` must be one resource's id (a storage account, a container); a subscription or resource group
     scope fails the deployment with a clear message (checked when the id is known).
@@ -88,7 +96,7 @@ def assign_role(
         resource_name,
         scope=pulumi.Output.from_input(scope).apply(require_resource_scope),
         principal_id=principal_id,
-        principal_type=authorization.PrincipalType.SERVICE_PRINCIPAL,
+        principal_type=principal_type,
         role_definition_id=subscription_id.apply(lambda sub: role_definition_id(sub, guid)),
         role_assignment_name=pulumi.Output.all(scope, principal_id).apply(
             lambda values: role_assignment_name(values[0], values[1], guid)

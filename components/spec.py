@@ -590,6 +590,74 @@ class SlurmSpec(_Strict):
     )
 
 
+MONITORING_SCRAPE_INTERVAL_DEFAULT = 30
+"""Seconds between scrapes: Azure Monitor managed Prometheus's own default scrape interval (its
+ama-metrics settings, `default-scrape-settings`: 30s)."""
+
+
+class MonitoringSpec(_Strict):
+    """Azure Monitor managed Prometheus and Azure Managed Grafana for the cluster (components/monitoring.py).
+
+    Retention has no setting: an Azure Monitor workspace keeps Prometheus metrics 18 months, and that
+    cannot be changed (learn.microsoft.com/azure/azure-monitor/service-limits, "Prometheus metrics").
+    """
+
+    enabled: bool = Field(
+        False,
+        description="Create the metrics side in Azure: an Azure Monitor workspace, its data collection "
+        "endpoint and rule, Azure Managed Grafana linked to it, and the alert rules. Off by default for "
+        "now: the node side (exporters and the collector that remote-writes to the rule) is not built "
+        "yet, so the workspace would stay empty. It becomes the default once nodes send metrics.",
+    )
+    existing_workspace_id: str | None = Field(
+        None,
+        description="Resource id of an existing Azure Monitor workspace (Microsoft.Monitor/accounts) to "
+        "send metrics to instead of creating one, e.g. a hub team's shared workspace. The data "
+        "collection endpoint and rule are still the cluster's own.",
+    )
+    existing_grafana_id: str | None = Field(
+        None,
+        description="Resource id of an existing Azure Managed Grafana (Microsoft.Dashboard/grafana) to use "
+        "instead of creating one. azcluster does not change it: link it to the workspace and grant its "
+        "identity Monitoring Data Reader there yourself (or let the hub team do it).",
+    )
+    scrape_interval_seconds: int = Field(
+        MONITORING_SCRAPE_INTERVAL_DEFAULT,
+        ge=1,
+        le=3600,
+        description="Seconds between two scrapes of each node's exporters (default 30, Azure managed "
+        "Prometheus's default). Ingestion is billed per sample: 15 s costs twice 30 s.",
+    )
+    public_network_access: bool = Field(
+        True,
+        description="Reach Grafana and the workspace's query endpoint from the internet (Entra ID sign-in "
+        "still required). false: both are reached only through private endpoints in the cluster's "
+        "`endpoints` subnet, so only machines in (or peered with) the network see the dashboards.",
+    )
+    alert_emails: list[str] = Field(
+        default_factory=list,
+        description="E-mail addresses that receive the cluster's alerts (an Azure Monitor action group). "
+        "Default: none (alerts still show in Grafana and the Azure portal).",
+    )
+    alert_webhook: str | None = Field(
+        None,
+        description="An https:// URL that receives the cluster's alerts as a POST (Azure Monitor's common "
+        "alert schema), e.g. a Slack, Teams or PagerDuty endpoint.",
+    )
+    grafana_admin_principal_id: str | None = Field(
+        None,
+        description="Object id (GUID) of the Entra user or group made Grafana Admin on the cluster's "
+        "Grafana. Default: the principal that runs `up`.",
+    )
+    grafana_admin_principal_type: Literal["User", "Group", "ServicePrincipal"] | None = Field(
+        None,
+        description="What the Grafana Admin is: User, Group or ServicePrincipal (Azure refuses a role "
+        "assignment whose type does not match the principal). Default: Group when "
+        "`grafana_admin_principal_id` is given, else User (the person running `up`); a pipeline that "
+        "runs `up` as a service principal sets ServicePrincipal, or names a group.",
+    )
+
+
 class ClusterSpec(_Strict):
     """A whole cluster: network, GPU pools, login node, shared storage and access."""
 
@@ -621,6 +689,11 @@ class ClusterSpec(_Strict):
     team: TeamSpec = Field(
         default_factory=TeamSpec,
         description="Users and groups on every node beside the admin user; default: the admin user only.",
+    )
+    monitoring: MonitoringSpec = Field(
+        default_factory=MonitoringSpec,
+        description="Metrics, dashboards and alerts in Azure Monitor managed Prometheus and Azure Managed "
+        "Grafana (preview: the Azure side only; off by default).",
     )
     suppress: list[str] = Field(default_factory=list, description="Finding ids to silence, e.g. AZC012.")
 

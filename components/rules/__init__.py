@@ -25,9 +25,11 @@ One module per domain, one registry (`registry.py`):
     capacity.py  AZC100-108          capacity policy: zones, stand-in sizes, partial islands, reservations
                                      (ids AZC100-109)
     team.py      AZC110-119          users and groups on every node (the `team:` section)
+    monitoring.py AZC120-127         Azure Monitor workspace, Grafana, alert receivers, ingestion limits
+                                     (ids AZC120-129)
 
 Adding a rule:
-1. Open the domain's module (a new domain, e.g. monitoring: create `monitoring.py` and add it to the
+1. Open the domain's module (a new domain, e.g. dashboards: create `dashboards.py` and add it to the
    import list at the bottom of this file; that import is what registers its rules).
 2. Write a function that takes the `ClusterSpec` and yields `(path, message, hint)`, decorated with
    `@rule("AZC0nn", "error" | "warning" | "info", "kebab-case-name", "One-line title")`. Its docstring says
@@ -36,8 +38,8 @@ Adding a rule:
    feeds it generated specs): a rule that crashes hides every other finding.
 3. Choose the id: the next free one in the domain's block, or a new block of ten for a new domain.
    Next free: AZC063 (domains without a block), AZC076 (Slurm), AZC087 (home), AZC098 (elastic),
-   AZC109 (capacity); a new domain takes the next unused block, AZC120-129 (then AZC130-139, ...) and
-   lists it above.
+   AZC109 (capacity), AZC128 (monitoring); a new domain takes the next unused block, AZC130-139
+   (then AZC140-149, ...) and lists it above.
    Ids are stable: a retired rule's id is never reused.
 4. Add a case that fires and one that stays quiet to the FIRES and QUIET tables of the domain's test,
    tests/components/rules/test_<domain>.py (a registry test fails until every rule has both there).
@@ -57,6 +59,7 @@ from . import (
     home,
     images,
     login,
+    monitoring,
     names,
     network,
     pools,
@@ -89,6 +92,7 @@ DOMAINS = (
     elastic,
     capacity,
     team,
+    monitoring,
 )
 """The domain modules; importing one registers its rules. A new domain is imported above and added here."""
 

@@ -1,0 +1,397 @@
+"""ClusterMonitoring: the Azure side of the cluster's metrics (Azure Monitor managed Prometheus, Azure
+Managed Grafana), built when `monitoring.enabled` (preview: nothing on the nodes sends metrics yet).
+
+Why each setting is what it is:
+- Azure Monitor workspace (`Microsoft.Monitor/accounts`, API 2023-04-03 in pulumi-azure-native 3): the
+  store of managed Prometheus. It keeps metrics 18 months, fixed, so there is no retention setting
+  (learn.microsoft.com/azure/azure-monitor/service-limits, "Prometheus metrics"). A hub team's workspace
+  may be used instead (`existing_workspace_id`): hub teams share one.
+- Data collection endpoint and rule (API 2022-06-01): a collector outside Kubernetes remote-writes to the
+  rule's ingestion URL, `<endpoint>/dataCollectionRules/<immutable id>/streams/Microsoft-PrometheusMetrics/
+  api/v1/write`, authenticating with the node's managed identity, which needs *Monitoring Metrics
+  Publisher* on that rule (learn.microsoft.com/azure/azure-monitor/containers/
+  prometheus-remote-write-virtual-machines). The rule has the shape of the workspace's own default rule:
+  kind `Linux`, a `prometheusForwarder` source and a `monitoringAccounts` destination, one flow of the
+  stream `Microsoft-PrometheusMetrics` (data-collection-rule-structure). The cluster gets its own endpoint
+  and rule even with a shared workspace, so its nodes can write there and nowhere else.
+- Least privilege, each role on one resource (identity.assign_role): Monitoring Metrics Publisher
+  (3913510d-42f4-4e42-8a64-420c390055eb) for the nodes' identity on the rule only; Monitoring Data Reader
+  (b0d8363b-8ddd-447d-831f-62ca05bff136) for Grafana's identity on the workspace only (the portal grants it
+  on the whole subscription; we do not); Grafana Admin (22926164-76b3-42b3-bc55-97df8dab3e41) on the Grafana
+  for the group the spec names, else the principal that runs `up`
+  (learn.microsoft.com/azure/role-based-access-control/built-in-roles/monitor).
+- Azure Managed Grafana (`Microsoft.Dashboard/grafana`, API 2024-10-01), SKU Standard (Essential has no
+  private endpoints and no SLA; managed-grafana/overview "Service tiers"), a system-assigned identity (how
+  it reads the workspace), linked to the workspace through `grafanaIntegrations.
+  azureMonitorWorkspaceIntegrations` (which adds the Prometheus data source), API keys off (Entra sign-in
+  only), zone redundancy off (it costs extra and the cluster itself lives in one zone).
+- Private where Azure allows (`monitoring.public_network_access: false`): the workspace's query endpoint
+  and Grafana get `publicNetworkAccess: Disabled` and private endpoints in the `endpoints` subnet (group
+  ids `prometheusMetrics` and `grafana`; DNS zones `privatelink.<region>.prometheus.monitor.azure.com` and
+  `privatelink.grafana.azure.com`, created and linked when the cluster creates its network), and Grafana
+  reaches the workspace through a Grafana managed private endpoint (azure-monitor/metrics/
+  azure-monitor-workspace-private-endpoint, managed-grafana/how-to-connect-to-data-source-privately).
+  Ingestion stays on the endpoint's public address (Entra-authenticated, TLS): private ingestion needs an
+  Azure Monitor Private Link Scope, not built here. `public_surfaces()` says this in `plan`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import pulumi
+from pulumi_azure_native import authorization, dashboard, monitor, network, privatedns
+
+from .identity import assign_role
+from .tags import cluster_tags
+
+if TYPE_CHECKING:
+    from .identity import NodeIdentity
+    from .network import ClusterNetwork
+    from .spec import ClusterSpec
+
+MONITORING_ROLE = "monitoring"
+PROMETHEUS_STREAM = "Microsoft-PrometheusMetrics"
+WORKSPACE_DESTINATION = "clusterWorkspace"
+"""The rule's name for the workspace destination; the data flow refers to it."""
+GRAFANA_SKU = "Standard"
+WORKSPACE_PRIVATE_LINK_GROUP = "prometheusMetrics"
+GRAFANA_PRIVATE_LINK_GROUP = "grafana"
+GRAFANA_DNS_ZONE = "privatelink.grafana.azure.com"
+GRAFANA_NAME_MAX = 23
+NODE_PUBLISHER_ROLE = "Monitoring Metrics Publisher"
+GRAFANA_READER_ROLE = "Monitoring Data Reader"
+GRAFANA_ADMIN_ROLE = "Grafana Admin"
+
+
+def workspace_dns_zone(location: str) -> str:
+    """The workspace's private-link zone is regional (azure-monitor-workspace-private-endpoint)."""
+    return f"privatelink.{location}.prometheus.monitor.azure.com"
+
+
+def grafana_name(cluster_name: str) -> str:
+    """`<cluster>-grafana` within Grafana's 2-23 characters (letters, digits, hyphens, starting with a
+    letter, ending alphanumeric; managed-grafana quickstart): a long cluster name is cut, not refused."""
+    stem = cluster_name if cluster_name[:1].isalpha() else f"g{cluster_name}"
+    stem = stem[: GRAFANA_NAME_MAX - len("-grafana")].rstrip("-")
+    return f"{stem}-grafana"
+
+
+@dataclass
+class ClusterMonitoringArgs:
+    """Inputs of ClusterMonitoring (`from_spec` fills them from the spec, the network and the identity)."""
+
+    cluster_name: str
+    location: str
+    resource_group_name: pulumi.Input[str]
+    node_principal_id: pulumi.Input[str]
+    endpoints_subnet_id: pulumi.Input[str] | None = None
+    vnet_id: pulumi.Input[str] | None = None
+    """The network to link new private DNS zones to; None: leave the records to the network's own DNS."""
+    tags: dict[str, str] = field(default_factory=dict)
+    existing_workspace_id: str | None = None
+    existing_grafana_id: str | None = None
+    public_network_access: bool = True
+    grafana_admin_principal_id: str | None = None
+    grafana_admin_principal_type: str | None = None
+    """None: Group when `grafana_admin_principal_id` is given, else User (the deploying person)."""
+    alert_emails: list[str] = field(default_factory=list)
+    alert_webhook: str | None = None
+
+    @classmethod
+    def from_spec(
+        cls, spec: ClusterSpec, net: ClusterNetwork, identity: NodeIdentity
+    ) -> ClusterMonitoringArgs:
+        mon = spec.monitoring
+        return cls(
+            cluster_name=spec.name,
+            location=spec.location,
+            resource_group_name=net.resource_group_name,
+            node_principal_id=identity.principal_id,
+            endpoints_subnet_id=net.subnet_ids["endpoints"],
+            vnet_id=net.vnet_id if spec.network.existing_vnet_id is None else None,
+            tags=dict(spec.tags),
+            existing_workspace_id=_stripped(mon.existing_workspace_id),
+            existing_grafana_id=_stripped(mon.existing_grafana_id),
+            public_network_access=mon.public_network_access,
+            grafana_admin_principal_id=_stripped(mon.grafana_admin_principal_id),
+            grafana_admin_principal_type=mon.grafana_admin_principal_type,
+            alert_emails=[email.strip() for email in mon.alert_emails],
+            alert_webhook=_stripped(mon.alert_webhook),
+        )
+
+
+def _stripped(value: str | None) -> str | None:
+    return value.strip() if value is not None else None
+
+
+def public_surfaces(args: ClusterMonitoringArgs) -> list[str]:
+    """What of the monitoring side answers on a public address, and why (shown by `plan`)."""
+    surfaces = [
+        "data collection endpoint (metrics ingestion): public address, Entra ID token and TLS required; "
+        "private ingestion needs an Azure Monitor Private Link Scope, which azcluster does not build yet"
+    ]
+    if args.public_network_access:
+        if args.existing_grafana_id is None:
+            surfaces.append("Grafana: public, Entra ID sign-in required (monitoring.public_network_access)")
+        if args.existing_workspace_id is None:
+            surfaces.append(
+                "Azure Monitor workspace query endpoint: public, Entra ID token required "
+                "(monitoring.public_network_access)"
+            )
+    return surfaces
+
+
+class ClusterMonitoring(pulumi.ComponentResource):
+    """Azure Monitor workspace, data collection endpoint and rule, Azure Managed Grafana and their roles.
+
+    Outputs: `workspace_id`, `data_collection_rule_id`, `data_collection_rule_immutable_id`,
+    `data_collection_endpoint_id`, `grafana_id` (the given one with `existing_grafana_id`), `grafana_endpoint`
+    (None with an existing Grafana), and `public_surfaces` (plain list of str).
+    """
+
+    def __init__(self, name: str, args: ClusterMonitoringArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("azcluster:index:ClusterMonitoring", name, None, opts)
+        self._name = name
+        self._args = args
+        child = pulumi.ResourceOptions(parent=self)
+        tags = cluster_tags(args.cluster_name, MONITORING_ROLE, args.tags)
+        self._tags = tags
+        public = "Enabled" if args.public_network_access else "Disabled"
+
+        self.workspace: monitor.AzureMonitorWorkspace | None = None
+        if args.existing_workspace_id:
+            self.workspace_id: pulumi.Output[str] = pulumi.Output.from_input(args.existing_workspace_id)
+        else:
+            self.workspace = monitor.AzureMonitorWorkspace(
+                f"{name}-workspace",
+                azure_monitor_workspace_name=f"{args.cluster_name}-metrics",
+                resource_group_name=args.resource_group_name,
+                location=args.location,
+                public_network_access=public,
+                tags=tags,
+                opts=child,
+            )
+            self.workspace_id = self.workspace.id
+
+        self.collection_endpoint = monitor.DataCollectionEndpoint(
+            f"{name}-dce",
+            data_collection_endpoint_name=f"{args.cluster_name}-metrics-dce",
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            kind="Linux",
+            description="azcluster: where the cluster's nodes remote-write Prometheus metrics",
+            network_acls=monitor.DataCollectionEndpointNetworkAclsArgs(public_network_access="Enabled"),
+            tags=tags,
+            opts=child,
+        )
+        self.collection_rule = monitor.DataCollectionRule(
+            f"{name}-dcr",
+            data_collection_rule_name=f"{args.cluster_name}-prometheus",
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            kind="Linux",
+            description="azcluster: the cluster's Prometheus metrics into its Azure Monitor workspace",
+            data_collection_endpoint_id=self.collection_endpoint.id,
+            data_sources=monitor.DataCollectionRuleDataSourcesArgs(
+                prometheus_forwarder=[
+                    monitor.PrometheusForwarderDataSourceArgs(
+                        name="PrometheusDataSource", streams=[PROMETHEUS_STREAM], label_include_filter={}
+                    )
+                ]
+            ),
+            destinations=monitor.DataCollectionRuleDestinationsArgs(
+                monitoring_accounts=[
+                    monitor.MonitoringAccountDestinationArgs(
+                        account_resource_id=self.workspace_id, name=WORKSPACE_DESTINATION
+                    )
+                ]
+            ),
+            data_flows=[
+                monitor.DataFlowArgs(streams=[PROMETHEUS_STREAM], destinations=[WORKSPACE_DESTINATION])
+            ],
+            tags=tags,
+            opts=child,
+        )
+        self.node_publisher = assign_role(
+            f"{name}-nodes-publish",
+            scope=self.collection_rule.id,
+            principal_id=args.node_principal_id,
+            role=NODE_PUBLISHER_ROLE,
+            opts=child,
+        )
+
+        self.grafana: dashboard.Grafana | None = None
+        self.grafana_reader: authorization.RoleAssignment | None = None
+        self.grafana_admin: authorization.RoleAssignment | None = None
+        self.grafana_endpoint: pulumi.Output[str] | None = None
+        if args.existing_grafana_id:
+            self.grafana_id: pulumi.Output[str] = pulumi.Output.from_input(args.existing_grafana_id)
+        else:
+            self._grafana(name, args, public, child)
+
+        self.private_endpoints: list[network.PrivateEndpoint] = []
+        if not args.public_network_access:
+            self._private_access(name, args, child)
+
+        self.data_collection_rule_id = self.collection_rule.id
+        self.data_collection_rule_immutable_id = self.collection_rule.immutable_id
+        self.data_collection_endpoint_id = self.collection_endpoint.id
+        self.public_surfaces = public_surfaces(args)
+        self.register_outputs(
+            {
+                "workspace_id": self.workspace_id,
+                "data_collection_rule_id": self.data_collection_rule_id,
+                "data_collection_endpoint_id": self.data_collection_endpoint_id,
+                "grafana_id": self.grafana_id,
+                "grafana_endpoint": self.grafana_endpoint,
+            }
+        )
+
+    def _grafana(
+        self, name: str, args: ClusterMonitoringArgs, public: str, child: pulumi.ResourceOptions
+    ) -> None:
+        grafana = dashboard.Grafana(
+            f"{name}-grafana",
+            workspace_name=grafana_name(args.cluster_name),
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            sku=dashboard.ResourceSkuArgs(name=GRAFANA_SKU),
+            identity=dashboard.ManagedServiceIdentityArgs(type="SystemAssigned"),
+            properties=dashboard.ManagedGrafanaPropertiesArgs(
+                public_network_access=public,
+                api_key="Disabled",
+                deterministic_outbound_ip="Disabled",
+                zone_redundancy="Disabled",
+                grafana_integrations=dashboard.GrafanaIntegrationsArgs(
+                    azure_monitor_workspace_integrations=[
+                        dashboard.AzureMonitorWorkspaceIntegrationArgs(
+                            azure_monitor_workspace_resource_id=self.workspace_id
+                        )
+                    ]
+                ),
+            ),
+            tags=self._tags,
+            opts=child,
+        )
+        self.grafana = grafana
+        self.grafana_id = grafana.id
+        self.grafana_endpoint = grafana.properties.apply(lambda props: props.endpoint)
+        grafana_principal = grafana.identity.apply(lambda ident: ident.principal_id if ident else None)
+        self.grafana_reader = assign_role(
+            f"{name}-grafana-reads",
+            scope=self.workspace_id,
+            principal_id=grafana_principal,
+            role=GRAFANA_READER_ROLE,
+            opts=child,
+        )
+        # Azure refuses an assignment whose principalType does not match the principal
+        # (UnmatchedPrincipalType), and pulumi-azure-native sends "User" when none is given.
+        if args.grafana_admin_principal_id:
+            admin: pulumi.Input[str] = args.grafana_admin_principal_id
+            admin_type = args.grafana_admin_principal_type or "Group"
+        else:  # the principal running `up`: a person at a laptop unless the spec says otherwise
+            admin = authorization.get_client_config_output(
+                opts=pulumi.InvokeOutputOptions(parent=self)
+            ).object_id
+            admin_type = args.grafana_admin_principal_type or "User"
+        self.grafana_admin = assign_role(
+            f"{name}-grafana-admin",
+            scope=grafana.id,
+            principal_id=admin,
+            role=GRAFANA_ADMIN_ROLE,
+            principal_type=admin_type,
+            opts=child,
+        )
+
+    def _private_access(self, name: str, args: ClusterMonitoringArgs, child: pulumi.ResourceOptions) -> None:
+        """Private endpoints for what the cluster created (a given workspace or Grafana is its owner's),
+        and Grafana's own managed private endpoint to the workspace so its queries stay private."""
+        if args.endpoints_subnet_id is None:
+            raise ValueError("monitoring without public network access needs the endpoints subnet")
+        targets: list[tuple[str, pulumi.Input[str], str, str]] = []
+        if self.workspace is not None:
+            targets.append(
+                (
+                    "workspace",
+                    self.workspace.id,
+                    WORKSPACE_PRIVATE_LINK_GROUP,
+                    workspace_dns_zone(args.location),
+                )
+            )
+        if self.grafana is not None:
+            targets.append(("grafana", self.grafana.id, GRAFANA_PRIVATE_LINK_GROUP, GRAFANA_DNS_ZONE))
+        for label, target_id, group, zone_name in targets:
+            azure_name = f"{args.cluster_name}-{label}-pe"
+            endpoint = network.PrivateEndpoint(
+                f"{name}-{label}-pe",
+                private_endpoint_name=azure_name,
+                custom_network_interface_name=f"{azure_name}-nic",
+                resource_group_name=args.resource_group_name,
+                location=args.location,
+                subnet=network.SubnetArgs(id=args.endpoints_subnet_id),
+                private_link_service_connections=[
+                    network.PrivateLinkServiceConnectionArgs(
+                        name=group, private_link_service_id=target_id, group_ids=[group]
+                    )
+                ],
+                tags=self._tags,
+                opts=child,
+            )
+            self.private_endpoints.append(endpoint)
+            if args.vnet_id is not None:
+                self._dns_zone(f"{name}-{label}", args, endpoint, group, zone_name, child)
+        if self.grafana is not None:
+            self.grafana_workspace_link = dashboard.ManagedPrivateEndpoint(
+                f"{name}-grafana-to-workspace",
+                managed_private_endpoint_name="workspace",
+                workspace_name=self.grafana.name,
+                resource_group_name=args.resource_group_name,
+                location=args.location,
+                private_link_resource_id=self.workspace_id,
+                private_link_resource_region=args.location,
+                group_ids=[WORKSPACE_PRIVATE_LINK_GROUP],
+                request_message="azcluster: Grafana queries the cluster's workspace privately",
+                tags=self._tags,
+                opts=child,
+            )
+
+    def _dns_zone(
+        self,
+        prefix: str,
+        args: ClusterMonitoringArgs,
+        endpoint: network.PrivateEndpoint,
+        group: str,
+        zone_name: str,
+        child: pulumi.ResourceOptions,
+    ) -> None:
+        zone = privatedns.PrivateZone(
+            f"{prefix}-zone",
+            private_zone_name=zone_name,
+            resource_group_name=args.resource_group_name,
+            location="global",
+            tags=self._tags,
+            opts=child,
+        )
+        privatedns.VirtualNetworkLink(
+            f"{prefix}-zone-link",
+            private_zone_name=zone.name,
+            virtual_network_link_name=f"{args.cluster_name}-vnet",
+            resource_group_name=args.resource_group_name,
+            location="global",
+            virtual_network=privatedns.SubResourceArgs(id=args.vnet_id),
+            registration_enabled=False,
+            tags=self._tags,
+            opts=child,
+        )
+        network.PrivateDnsZoneGroup(
+            f"{prefix}-dns",
+            private_endpoint_name=endpoint.name,
+            private_dns_zone_group_name="default",
+            resource_group_name=args.resource_group_name,
+            private_dns_zone_configs=[
+                network.PrivateDnsZoneConfigArgs(name=group, private_dns_zone_id=zone.id)
+            ],
+            opts=child,
+        )

@@ -1,0 +1,262 @@
+"""Monitoring (AZC120-AZC127; Azure Monitor managed Prometheus and Azure Managed Grafana,
+components/monitoring.py). Every rule here is quiet while `monitoring.enabled` is false.
+
+The ingestion limits are those of one Azure Monitor workspace (learn.microsoft.com/azure/azure-monitor/
+service-limits, "Prometheus metrics" > Ingestion): 1,000,000 active time series (series reported in the
+last ~12 hours) and 1,000,000 events (samples) per minute, both raisable on request.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+from ..spec import ClusterSpec
+from .common import GUID, RESOURCE_GROUP, at, plural, preview
+from .registry import Problem, rule
+
+WORKSPACE_ACTIVE_SERIES_LIMIT = 1_000_000
+WORKSPACE_EVENTS_PER_MINUTE_LIMIT = 1_000_000
+"""Azure Monitor workspace defaults (service-limits, "Prometheus metrics" > Ingestion); raisable."""
+
+SERIES_PER_GPU_NODE_ESTIMATE = 6_500
+"""Active series one GPU node sends with the usual exporters (DCGM exporter on 8 GPUs, node exporter with
+its InfiniBand collector on 8 HCAs). An estimate until the node side exists and benchmarks/ measures it:
+it is the figure behind "about one million series is around 150 ND nodes" (1,000,000 / 150 = 6,667),
+rounded down."""
+SERIES_PER_LOGIN_NODE_ESTIMATE = 1_500
+"""The login node: node exporter and the Slurm exporter (no GPUs, no InfiniBand). An estimate, as above."""
+
+SCRAPE_INTERVAL_MIN = 10
+SCRAPE_INTERVAL_MAX = 300
+"""Below 10 s, every node sends three times the samples of the 30 s default (cost and the per-minute
+limit); from 300 s on, Prometheus's 5-minute lookback (`--query.lookback-delta`, default 5m,
+prometheus.io/docs/prometheus/latest/command-line/prometheus/) finds no sample between two scrapes, so
+series and alerts blink out."""
+
+ACTION_GROUP_EMAIL_MAX = 64
+"""Azure Monitor action groups: "the character limit in email address is 64" (service-limits, Action
+groups)."""
+
+WORKSPACE_ID = re.compile(
+    rf"^/subscriptions/{GUID}/resourceGroups/{RESOURCE_GROUP}/providers/Microsoft\.Monitor/"
+    r"accounts/[A-Za-z0-9][A-Za-z0-9_-]{2,42}[A-Za-z0-9]$",
+    re.IGNORECASE,
+)
+"""Azure Monitor workspace names: 4-44 characters, alphanumerics, hyphens and underscores, starting and
+ending alphanumeric (Microsoft.Monitor/accounts, resource-name-rules)."""
+GRAFANA_ID = re.compile(
+    rf"^/subscriptions/{GUID}/resourceGroups/{RESOURCE_GROUP}/providers/Microsoft\.Dashboard/"
+    r"grafana/[A-Za-z][A-Za-z0-9-]{0,21}[A-Za-z0-9]$",
+    re.IGNORECASE,
+)
+"""Azure Managed Grafana names: 2-23 characters, alphanumerics and hyphens, starting with a letter and
+ending alphanumeric (learn.microsoft.com/azure/managed-grafana/quickstart-managed-grafana-portal)."""
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+OBJECT_ID = re.compile(rf"^{GUID}$")
+
+
+def _on(spec: ClusterSpec) -> bool:
+    return spec.monitoring.enabled
+
+
+@rule(
+    "AZC120",
+    "error",
+    "monitoring-workspace-id-malformed",
+    "monitoring.existing_workspace_id is not an Azure Monitor workspace resource id",
+)
+def workspace_id_malformed(spec: ClusterSpec) -> Iterator[Problem]:
+    """The data collection rule sends to the workspace by its resource id; a name, or the id of a Log
+    Analytics workspace (Microsoft.OperationalInsights, a different service), fails the deployment."""
+    value = spec.monitoring.existing_workspace_id
+    if _on(spec) and value is not None and not WORKSPACE_ID.fullmatch(value.strip()):
+        yield (
+            at("monitoring.existing_workspace_id"),
+            f"{preview(value, 60)!r} is not an Azure Monitor workspace resource id.",
+            "Use /subscriptions/<guid>/resourceGroups/<group>/providers/Microsoft.Monitor/accounts/<name> "
+            "(`az monitor account show -g <group> -n <name> --query id`); a Log Analytics workspace "
+            "does not hold Prometheus metrics.",
+        )
+
+
+@rule(
+    "AZC121",
+    "error",
+    "monitoring-grafana-id-malformed",
+    "monitoring.existing_grafana_id is not an Azure Managed Grafana resource id",
+)
+def grafana_id_malformed(spec: ClusterSpec) -> Iterator[Problem]:
+    """The existing Grafana is named by its resource id (Microsoft.Dashboard/grafana); anything else
+    leaves the cluster without dashboards."""
+    value = spec.monitoring.existing_grafana_id
+    if _on(spec) and value is not None and not GRAFANA_ID.fullmatch(value.strip()):
+        yield (
+            at("monitoring.existing_grafana_id"),
+            f"{preview(value, 60)!r} is not an Azure Managed Grafana resource id.",
+            "Use /subscriptions/<guid>/resourceGroups/<group>/providers/Microsoft.Dashboard/grafana/<name> "
+            "(`az grafana show -g <group> -n <name> --query id`).",
+        )
+
+
+@rule(
+    "AZC122",
+    "warning",
+    "monitoring-scrape-interval-out-of-range",
+    "The scrape interval is below 10 s or 5 minutes or more",
+)
+def scrape_interval_out_of_range(spec: ClusterSpec) -> Iterator[Problem]:
+    """Below 10 s each node sends three times the 30 s default's samples: three times the ingestion bill
+    and a third of the nodes before the workspace's per-minute limit. From 300 s on, Prometheus's 5-minute
+    lookback finds no sample between two scrapes: panels show gaps and alerts resolve and fire again.
+    Sources: SCRAPE_INTERVAL_MIN/MAX above."""
+    interval = spec.monitoring.scrape_interval_seconds
+    if not _on(spec):
+        return
+    if interval < SCRAPE_INTERVAL_MIN:
+        yield (
+            at("monitoring.scrape_interval_seconds"),
+            f"a scrape every {interval} s sends {30 / interval:.0f}x the samples of the 30 s default "
+            "(ingestion is billed per sample, and the workspace takes 1,000,000 a minute).",
+            f"Use {SCRAPE_INTERVAL_MIN} s or more (30 s is the default).",
+        )
+    elif interval >= SCRAPE_INTERVAL_MAX:
+        yield (
+            at("monitoring.scrape_interval_seconds"),
+            f"a scrape every {interval} s is not within Prometheus's 5-minute lookback: series vanish "
+            "between scrapes and alerts flap.",
+            "Use less than 300 s (30 s is the default; 60 s halves the samples).",
+        )
+
+
+@rule(
+    "AZC123",
+    "error",
+    "monitoring-alert-webhook-not-https",
+    "monitoring.alert_webhook is not an https:// URL",
+)
+def alert_webhook_not_https(spec: ClusterSpec) -> Iterator[Problem]:
+    """An action group posts the alert (host names, node states) to the webhook: over plain http anyone on
+    the path reads it, and a URL without a host cannot be called at all. Azure Monitor action groups
+    take a webhook's service URI (learn.microsoft.com/azure/azure-monitor/alerts/action-groups)."""
+    url = spec.monitoring.alert_webhook
+    if not _on(spec) or url is None:
+        return
+    parts = urlsplit(url.strip())
+    if parts.scheme.lower() != "https" or not parts.hostname:
+        yield (
+            at("monitoring.alert_webhook"),
+            f"{preview(url, 60)!r} is not an https:// URL with a host name.",
+            "Give the receiver's https:// URL, e.g. https://hooks.example.com/azcluster.",
+        )
+
+
+@rule(
+    "AZC124",
+    "error",
+    "monitoring-alert-email-malformed",
+    "An address in monitoring.alert_emails is not an e-mail address Azure accepts",
+)
+def alert_email_malformed(spec: ClusterSpec) -> Iterator[Problem]:
+    """The action group refuses an address without a user, an @ and a domain, or one longer than 64
+    characters (Azure Monitor service limits, Action groups: "the character limit in email address is
+    64"), and the whole deployment fails with it."""
+    if not _on(spec):
+        return
+    for index, email in enumerate(spec.monitoring.alert_emails):
+        address = email.strip()
+        if not EMAIL.fullmatch(address) or len(address) > ACTION_GROUP_EMAIL_MAX:
+            yield (
+                at(f"monitoring.alert_emails[{index}]"),
+                f"{preview(email, 70)!r} is not an e-mail address of at most {ACTION_GROUP_EMAIL_MAX} "
+                "characters.",
+                "Write one address per item, e.g. hpc-oncall@example.com.",
+            )
+
+
+@rule(
+    "AZC125",
+    "error",
+    "monitoring-grafana-admin-not-object-id",
+    "monitoring.grafana_admin_principal_id is not an object id (GUID)",
+)
+def grafana_admin_not_object_id(spec: ClusterSpec) -> Iterator[Problem]:
+    """A role assignment names its principal by Entra object id; a user name, e-mail or group name is
+    refused by Azure Resource Manager (learn.microsoft.com/azure/role-based-access-control/
+    role-assignments-template: principalId is the object id)."""
+    value = spec.monitoring.grafana_admin_principal_id
+    if _on(spec) and value is not None and not OBJECT_ID.fullmatch(value.strip()):
+        yield (
+            at("monitoring.grafana_admin_principal_id"),
+            f"{preview(value, 60)!r} is not an object id.",
+            "Give the group's or user's object id: `az ad group show -g <name> --query id -o tsv` or "
+            "`az ad user show --id <upn> --query id -o tsv`.",
+        )
+
+
+def estimated_series(spec: ClusterSpec) -> int:
+    """Active series the cluster sends: every GPU node plus the login node (estimates, above)."""
+    login = SERIES_PER_LOGIN_NODE_ESTIMATE if spec.login.enabled else 0
+    return spec.total_nodes * SERIES_PER_GPU_NODE_ESTIMATE + login
+
+
+def _raise_hint(what: str, wanted: int) -> str:
+    return (
+        f"Ask Azure for a higher {what} limit on the workspace before `up`: Azure portal > Help + support "
+        f"> Create a support request, issue type 'Service and subscription limits (quotas)', naming the "
+        f"Azure Monitor workspace and asking for {wanted:,} {what}. Or send fewer series (fewer nodes per "
+        "workspace, a longer `monitoring.scrape_interval_seconds`)."
+    )
+
+
+@rule(
+    "AZC126",
+    "warning",
+    "monitoring-series-above-workspace-limit",
+    "The cluster would send more active series than a workspace takes by default",
+)
+def series_above_limit(spec: ClusterSpec) -> Iterator[Problem]:
+    """An Azure Monitor workspace takes 1,000,000 active series by default; above that Azure drops the
+    samples of new series, so nodes added last have no metrics. A shared workspace
+    (`existing_workspace_id`) already holds other clusters' series, so the margin is smaller still."""
+    if not _on(spec):
+        return
+    series = estimated_series(spec)
+    if series > WORKSPACE_ACTIVE_SERIES_LIMIT:
+        yield (
+            at("pools"),
+            f"about {series:,} active series ({plural(spec.total_nodes, 'GPU node')} x "
+            f"~{SERIES_PER_GPU_NODE_ESTIMATE:,}) is above the workspace's default limit of "
+            f"{WORKSPACE_ACTIVE_SERIES_LIMIT:,}.",
+            _raise_hint("active time series", _rounded_up(series)),
+        )
+
+
+@rule(
+    "AZC127",
+    "warning",
+    "monitoring-samples-above-workspace-limit",
+    "The cluster would send more samples a minute than a workspace takes by default",
+)
+def samples_above_limit(spec: ClusterSpec) -> Iterator[Problem]:
+    """An Azure Monitor workspace ingests 1,000,000 events (samples) a minute by default; every series
+    sends 60 / scrape interval samples a minute, so at the 30 s default this limit is met at half the
+    series limit."""
+    if not _on(spec):
+        return
+    per_minute = estimated_series(spec) * 60 // spec.monitoring.scrape_interval_seconds
+    if per_minute > WORKSPACE_EVENTS_PER_MINUTE_LIMIT:
+        yield (
+            at("monitoring.scrape_interval_seconds"),
+            f"about {per_minute:,} samples a minute (a scrape every "
+            f"{spec.monitoring.scrape_interval_seconds} s) is above the workspace's default limit of "
+            f"{WORKSPACE_EVENTS_PER_MINUTE_LIMIT:,} events per minute.",
+            _raise_hint("events per minute", _rounded_up(per_minute)),
+        )
+
+
+def _rounded_up(value: int) -> int:
+    """The next 500,000 above `value`: a figure to ask support for, with headroom."""
+    step = 500_000
+    return (value // step + 1) * step

@@ -1,0 +1,96 @@
+"""Monitoring rules (AZC120-AZC127).
+
+Each case edits the baseline cluster (cases.py) and must fire, or stay quiet. Every rule is quiet while
+monitoring is off, so each QUIET table has the firing value with `monitoring.enabled: false` too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from azcluster.components import rules
+from azcluster.components.rules import monitoring as monitoring_rules
+
+from .cases import GUID, assert_fires, assert_quiet, build, case_id
+
+ON = {"monitoring.enabled": True}
+OFF = {"monitoring.enabled": False}
+WORKSPACE_ID = f"/subscriptions/{GUID}/resourceGroups/hub-rg/providers/Microsoft.Monitor/accounts/hub-amw"
+LA_WORKSPACE_ID = (
+    f"/subscriptions/{GUID}/resourceGroups/hub-rg/providers/Microsoft.OperationalInsights/workspaces/hub-la"
+)
+GRAFANA_ID = f"/subscriptions/{GUID}/resourceGroups/hub-rg/providers/Microsoft.Dashboard/grafana/hub-grafana"
+# 154 GPU nodes x 6,500 + the login node's 1,500 = 1,002,500 active series: just above 1,000,000.
+OVER_SERIES = {"pools.0.nodes": 154, "monitoring.scrape_interval_seconds": 120}
+# 77 x 6,500 + 1,500 = 502,000 series at 30 s = 1,004,000 samples a minute: just above 1,000,000.
+OVER_SAMPLES = {"pools.0.nodes": 77}
+
+FIRES = [
+    ("AZC120", {**ON, "monitoring.existing_workspace_id": "hub-amw"}, "not an Azure Monitor workspace"),
+    ("AZC120", {**ON, "monitoring.existing_workspace_id": LA_WORKSPACE_ID}, "not an Azure Monitor workspace"),
+    ("AZC121", {**ON, "monitoring.existing_grafana_id": WORKSPACE_ID}, "not an Azure Managed Grafana"),
+    ("AZC122", {**ON, "monitoring.scrape_interval_seconds": 5}, "6x the samples"),
+    ("AZC122", {**ON, "monitoring.scrape_interval_seconds": 300}, "5-minute lookback"),
+    ("AZC123", {**ON, "monitoring.alert_webhook": "http://hooks.example.com/x"}, "not an https:// URL"),
+    ("AZC123", {**ON, "monitoring.alert_webhook": "https:///path-only"}, "not an https:// URL"),
+    ("AZC124", {**ON, "monitoring.alert_emails": ["ops@example.com", "oncall"]}, "'oncall'"),
+    ("AZC124", {**ON, "monitoring.alert_emails": ["a" * 60 + "@example.com"]}, "at most 64"),
+    ("AZC125", {**ON, "monitoring.grafana_admin_principal_id": "hpc-admins"}, "not an object id"),
+    ("AZC126", {**ON, **OVER_SERIES}, "about 1,002,500 active series"),
+    ("AZC127", {**ON, **OVER_SAMPLES}, "about 1,004,000 samples a minute"),
+]
+
+QUIET = [
+    ("AZC120", {**ON, "monitoring.existing_workspace_id": WORKSPACE_ID}),
+    ("AZC120", {**OFF, "monitoring.existing_workspace_id": "hub-amw"}),
+    ("AZC121", {**ON, "monitoring.existing_grafana_id": GRAFANA_ID}),
+    ("AZC121", {**OFF, "monitoring.existing_grafana_id": WORKSPACE_ID}),
+    ("AZC122", {**ON, "monitoring.scrape_interval_seconds": 10}),
+    ("AZC122", {**ON, "monitoring.scrape_interval_seconds": 299}),
+    ("AZC122", {**OFF, "monitoring.scrape_interval_seconds": 5}),
+    ("AZC123", {**ON, "monitoring.alert_webhook": "https://hooks.example.com/services/T0/B0"}),
+    ("AZC123", {**OFF, "monitoring.alert_webhook": "http://hooks.example.com/x"}),
+    ("AZC124", {**ON, "monitoring.alert_emails": ["ops@example.com", "hpc.oncall@lab.example.org"]}),
+    ("AZC124", {**OFF, "monitoring.alert_emails": ["oncall"]}),
+    ("AZC125", {**ON, "monitoring.grafana_admin_principal_id": GUID}),
+    ("AZC125", {**OFF, "monitoring.grafana_admin_principal_id": "hpc-admins"}),
+    ("AZC126", {**ON, "pools.0.nodes": 153, "monitoring.scrape_interval_seconds": 120}),
+    ("AZC126", {**OFF, **OVER_SERIES}),
+    ("AZC127", {**ON, "pools.0.nodes": 76}),
+    ("AZC127", {**ON, **OVER_SAMPLES, "monitoring.scrape_interval_seconds": 60}),
+    ("AZC127", {**OFF, **OVER_SAMPLES}),
+]
+
+
+@pytest.mark.parametrize(("rule_id", "edits", "expected"), FIRES, ids=case_id)
+def test_rule_fires(rule_id: str, edits: dict[str, Any], expected: str) -> None:
+    assert_fires(rule_id, edits, expected)
+
+
+@pytest.mark.parametrize(("rule_id", "edits"), QUIET, ids=case_id)
+def test_rule_stays_quiet(rule_id: str, edits: dict[str, Any]) -> None:
+    assert_quiet(rule_id, edits)
+
+
+def test_monitoring_is_off_by_default_until_nodes_send_metrics() -> None:
+    """The node side is not built yet: a new stack must not create an empty, billed workspace."""
+    assert build().monitoring.enabled is False
+
+
+def test_series_estimate_counts_gpu_nodes_and_the_login_node() -> None:
+    with_login = build({"pools.0.nodes": 10})
+    without_login = build({"pools.0.nodes": 10, "login.enabled": False})
+    per_node = monitoring_rules.SERIES_PER_GPU_NODE_ESTIMATE
+    assert monitoring_rules.estimated_series(without_login) == 10 * per_node
+    assert monitoring_rules.estimated_series(with_login) == 10 * per_node + (
+        monitoring_rules.SERIES_PER_LOGIN_NODE_ESTIMATE
+    )
+
+
+def test_the_raise_request_names_a_figure_above_the_estimate() -> None:
+    spec = build({**ON, **OVER_SERIES})
+    [finding] = [f for f in rules.check(spec) if f.id == "AZC126"]
+    assert "1,500,000 active time series" in finding.hint
+    assert "support request" in finding.hint
