@@ -208,6 +208,8 @@ PRICERS: dict[str, Pricer] = {
     "azure-native:network:PrivateEndpoint": _per_hour,  # + per GB processed (usage)
     "azure-native:privatedns:PrivateZone": _per_month,  # + per million queries (usage)
     "azure-native:compute:Disk": _per_month,  # a VM's OS disk: flat per month by Premium SSD tier
+    "azure-native:dashboard:Grafana": _per_hour,  # by SKU + per active user (usage)
+    "azure-native:monitor:AzureMonitorWorkspace": _nothing_fixed,  # per sample ingested and queried
 }
 """Resource kind -> the function that prices it from its catalogue row (prices.yaml `unit`). A price
 function returns (rate, USD per hour), or None when the catalogue has no rate for that SKU."""
@@ -523,11 +525,64 @@ def _disk_billables(spec: ClusterSpec) -> list[Billable]:
     return items
 
 
+GRAFANA_SKU = "Standard"
+"""components/monitoring.py's Grafana SKU, restated so pricing never imports pulumi (the plan-graph test
+compares the SKU in the graph with the one priced here)."""
+
+
+def _monitoring_billables(spec: ClusterSpec) -> list[Billable]:
+    """What components/monitoring.py builds: the workspace and Grafana unless given, and with public
+    access off their private endpoints and (in a network the cluster creates) their two privatelink
+    zones. The data collection endpoint and rule cost nothing of their own (prices.yaml `free`)."""
+    mon = spec.monitoring
+    if not mon.enabled:
+        return []
+    items: list[Billable] = []
+    private: list[str] = []
+    if mon.existing_workspace_id is None:
+        items.append(
+            Billable("azure-native:monitor:AzureMonitorWorkspace", "monitoring", "Azure Monitor workspace")
+        )
+        private.append("workspace")
+    if mon.existing_grafana_id is None:
+        items.append(
+            Billable(
+                "azure-native:dashboard:Grafana",
+                "monitoring",
+                f"Azure Managed Grafana {GRAFANA_SKU}",
+                sku=GRAFANA_SKU,
+            )
+        )
+        private.append("Grafana")
+    if mon.public_network_access or not private:
+        return items
+    what = " and ".join(private)
+    items.append(
+        Billable(
+            "azure-native:network:PrivateEndpoint",
+            "endpoints",
+            f"private endpoint{'s' if len(private) != 1 else ''} (monitoring: {what})",
+            count=len(private),
+        )
+    )
+    if spec.network.existing_vnet_id is None:
+        items.append(
+            Billable(
+                "azure-native:privatedns:PrivateZone",
+                "dns",
+                f"private DNS zone{'s' if len(private) != 1 else ''} (monitoring: {what})",
+                count=len(private),
+            )
+        )
+    return items
+
+
 BILLABLES: tuple[Callable[[ClusterSpec], list[Billable]], ...] = (
     _disk_billables,
     _storage_billables,
     _network_billables,
     _dns_billables,
+    _monitoring_billables,
 )
 """What the spec builds besides VMs, one function per area of the components."""
 

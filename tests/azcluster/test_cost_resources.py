@@ -260,6 +260,9 @@ config:
       home:
         size_gib: 4096
         redundancy: ZRS
+    monitoring:
+      enabled: true
+      public_network_access: false
     ssh:
       public_keys: ["{key}"]
 """
@@ -531,3 +534,53 @@ def test_status_of_a_cluster_that_is_not_there_prices_nothing(arm):
     status = cluster_status(demo.spec(), arm.context(), "demo", diagnose=False, slurm=False)
     assert not status.found and status.resources == []
     assert status.to_json()["cost_per_hour_usd"] == 0.0
+
+
+# --- monitoring ------------------------------------------------------------------------------------------
+
+GRAFANA = "azure-native:dashboard:Grafana"
+WORKSPACE = "azure-native:monitor:AzureMonitorWorkspace"
+
+
+def test_monitoring_off_adds_no_line():
+    summary = cost.summarize(spec_of({}))
+    assert not lines(summary, GRAFANA) and not lines(summary, WORKSPACE)
+
+
+def test_grafana_is_an_hourly_rate_and_the_workspace_usage_only():
+    summary = cost.summarize(spec_of({"monitoring": {"enabled": True}}))
+    grafana, workspace = only(summary, GRAFANA), only(summary, WORKSPACE)
+    assert grafana.usd_per_hour == pytest.approx(price(GRAFANA).rate("Standard"))
+    assert grafana.to_json()["usage_based"][0]["per"] == "user-month"
+    assert workspace.usd_per_hour == 0.0
+    assert workspace.to_json()["usage_based"][0]["per"] == "10 million samples"
+    assert grafana.price.estimate and workspace.price.estimate  # not verified against the retail API
+
+
+def test_a_hub_workspace_and_grafana_cost_the_cluster_nothing():
+    hub = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/hub/providers/"
+    summary = cost.summarize(
+        spec_of(
+            {
+                "monitoring": {
+                    "enabled": True,
+                    "public_network_access": False,
+                    "existing_workspace_id": hub + "Microsoft.Monitor/accounts/hub-metrics",
+                    "existing_grafana_id": hub + "Microsoft.Dashboard/grafana/hub-grafana",
+                }
+            }
+        )
+    )
+    assert not lines(summary, GRAFANA) and not lines(summary, WORKSPACE)
+    assert not [item for item in summary.resources if "monitoring" in item.item.label]
+
+
+def test_private_monitoring_adds_two_endpoints_and_two_zones():
+    public = cost.summarize(spec_of({"monitoring": {"enabled": True}}))
+    private = cost.summarize(spec_of({"monitoring": {"enabled": True, "public_network_access": False}}))
+
+    def count(summary, kind):
+        return sum(item.item.count for item in lines(summary, kind))
+
+    assert count(private, ENDPOINT) == count(public, ENDPOINT) + 2
+    assert count(private, ZONE) == count(public, ZONE) + 2
