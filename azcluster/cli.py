@@ -952,6 +952,14 @@ def up(
             "next zone their pool allows, and keep asking with back-off for this long (90s, 45m, 2h).",
         ),
     ] = None,
+    fill: Annotated[
+        bool | None,
+        typer.Option(
+            "--fill/--no-fill",
+            help="After deploying, give islands an earlier run left short one more try (best effort). "
+            "Default: as --hostfiles, the other step that asks Azure after deploying.",
+        ),
+    ] = None,
     backend: BackendOpt = None,
     secrets_provider: SecretsOpt = None,
     subscription: SubscriptionOpt = None,
@@ -982,6 +990,7 @@ def up(
             connection=lifecycle.AzureOptions(subscription, auth, cloud),
             hostfiles=hostfiles,
             wait_for_capacity=wait,
+            fill=hostfiles if fill is None else fill,
         ),
         lifecycle.render_up,
     )

@@ -268,6 +268,7 @@ def up(
     connection: AzureOptions | None = None,
     hostfiles: bool = True,
     wait_for_capacity: float | None = None,
+    fill: bool = True,
 ) -> dict[str, Any]:
     """validate -> preflight -> preview -> confirm -> deploy (live view) -> capacity -> login node's
     hostfiles -> what a user needs to log in.
@@ -275,6 +276,7 @@ def up(
     Capacity (capacity_up.py): when Azure placed some island only in part, or with `wait_for_capacity`
     (seconds), every island keeps what it got, empty ones move whole to the next allowed zone, and the
     rest is asked for again until the deadline; the document's `capacity` says requested vs obtained.
+    Otherwise, with `fill`, islands an earlier run left short get one more try (best effort).
 
     `connection` is how preflight and the hostfile refresh reach Azure (subscription, credential, cloud).
     `hostfiles`: refresh them on the login node (best effort; the node addresses exist only now).
@@ -354,6 +356,21 @@ def up(
             target, spec, connection or AzureOptions(), wait_for_capacity, short, document, quiet
         )
         outputs = target.engine.outputs(target.ref)
+    elif fill and spec.pools:
+        # Pulumi had nothing to say about capacity (the count is azcluster's): one try to fill islands an
+        # earlier run left short. Best effort, like the hostfiles: Azure out of reach is a warning.
+        try:
+            spec = _settle_capacity(target, spec, connection or AzureOptions(), None, None, document, quiet)
+        except CommandFailed:
+            raise
+        except AzclusterError as err:
+            if not quiet:
+                from .render import markup
+
+                _console().print(
+                    markup("[yellow]warning:[/] islands not checked for missing nodes: {}", err.message),
+                    soft_wrap=True,
+                )
     document["outputs"] = masked(outputs, show_secrets=False)
     document["access"] = access(name, spec, outputs)
     document["hostfiles"] = (
@@ -435,8 +452,9 @@ def _settle_capacity(
         document["capacity"] = {"error": err.message, "hint": err.hint}
         raise _ShortUpdate(short, {**document, "ok": False}) from None
     document["capacity"] = result.to_json()
-    if not quiet:  # with --json, stdout holds the one document
-        from .ops.grow_view import print_growth
+    asked = wait is not None or short is not None
+    if not quiet and (asked or not result.report.complete or result.report.changed):
+        from .ops.grow_view import print_growth  # with --json, stdout holds the one document
 
         print_growth(result.report)
     spec = target.loaded.spec or spec

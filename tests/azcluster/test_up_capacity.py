@@ -190,12 +190,24 @@ def test_an_island_of_256_that_gets_200_keeps_200_and_a_second_up_fills_the_gap(
     azure_matches_the_graph(arm, path)
 
     arm.fake.capacity.add(H100, "1", 56)
-    second = run_cli("up", "cap", "--yes", "--json", "--wait-for-capacity", "1h")
+    second = run_cli("up", "cap", "--yes", "--json")  # no wait: one more try for what is missing
     assert second.exit_code == 0, second.stderr
     capacity = json.loads(second.stdout)["capacity"]
     assert capacity["complete"] is True and capacity["islands"][0]["before"] == 200
     assert engine.methods().count("up") == 2  # Pulumi had nothing to change: the count is azcluster's
+    assert arm.fake.capacity.asked[-1] == (H100, "1", 56, 56)  # only the gap was asked for
     azure_matches_the_graph(arm, path)
+
+    third = run_cli("up", "cap", "--yes", "--no-fill", "--json")
+    assert third.exit_code == 0 and "capacity" not in json.loads(third.stdout)
+
+
+def test_a_whole_cluster_prints_nothing_about_capacity(world):
+    arm, path, _, _ = world
+    path.write_text(stack_text(4, 4, "{}"), encoding="utf-8")
+    result = run_cli("up", "cap", "--yes", env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.stderr
+    assert "grow cap" not in result.stdout and "placed" not in result.stderr
 
 
 def test_waiting_ends_at_the_deadline_with_the_document(world):
