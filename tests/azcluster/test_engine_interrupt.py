@@ -20,6 +20,15 @@ STEP = 2.0
 """Seconds each resource step of the stand-in takes."""
 
 
+# A terminal's foreground job starts with SIGINT at its default. One started in the background of a shell
+# without job control (`cmd &` in a script, as a CI runner or `nohup make test &` may start the suite)
+# inherits SIGINT ignored, and so would azcluster: Ctrl-C then did nothing and these tests failed.
+AS_FROM_A_TERMINAL = (
+    "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "from azcluster.cli import main; main()"
+)
+
+
 @pytest.fixture
 def running(cli, tmp_path):  # noqa: F811 - the fixture imported above
     """Start `azcluster up example` and return (process, lock folder) once a step is in flight."""
@@ -30,7 +39,7 @@ def running(cli, tmp_path):  # noqa: F811 - the fixture imported above
     cli.write(program=_program("example"), step_seconds=STEP)
     env = {**os.environ, "AZCLUSTER_STACKS_DIR": str(stacks), "COLUMNS": "300"}
     process = subprocess.Popen(
-        [sys.executable, "-c", "from azcluster.cli import main; main()", "up", "example", "--yes"]
+        [sys.executable, "-c", AS_FROM_A_TERMINAL, "up", "example", "--yes"]
         + ["--skip-preflight", "--no-hostfiles"],
         env=env,
         stdout=subprocess.PIPE,
