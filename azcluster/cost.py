@@ -9,7 +9,7 @@ OS disk, Managed Lustre, the shared home, Bastion, the NAT gateway, public IPs, 
 zones, from prices.yaml). Charges billed by use (GB processed, GB stored, queries) are named with their
 rates and never added: azcluster cannot know the traffic. `cost_per_hour_usd` is the sum of the two parts.
 
-Pricing a new resource (a monitoring workspace, Grafana, a MySQL flexible server): give its type a row in
+Pricing a new resource (a MySQL flexible server, say): give its type a row in
 components/catalog/prices.yaml (unit, rates by SKU, usage meters, source, date), an entry in `PRICERS`
 (the function for its unit), and a `Billable` from the spec in one of the `BILLABLES` functions; the
 plan-graph test (tests/azcluster/test_cost_resources.py) fails until all three agree with what the
@@ -210,6 +210,7 @@ PRICERS: dict[str, Pricer] = {
     "azure-native:compute:Disk": _per_month,  # a VM's OS disk: flat per month by Premium SSD tier
     "azure-native:dashboard:Grafana": _per_hour,  # by SKU + per active user (usage)
     "azure-native:monitor:AzureMonitorWorkspace": _nothing_fixed,  # per sample ingested and queried
+    "azure-native:monitor:ActionGroup": _nothing_fixed,  # per notification sent
 }
 """Resource kind -> the function that prices it from its catalogue row (prices.yaml `unit`). A price
 function returns (rate, USD per hour), or None when the catalogue has no rate for that SKU."""
@@ -554,6 +555,8 @@ def _monitoring_billables(spec: ClusterSpec) -> list[Billable]:
             )
         )
         private.append("Grafana")
+    if mon.alert_emails or mon.alert_webhook:
+        items.append(Billable("azure-native:monitor:ActionGroup", "monitoring", "alert notifications"))
     if mon.public_network_access or not private:
         return items
     what = " and ".join(private)

@@ -25,6 +25,9 @@ Why each setting is what it is:
   it reads the workspace), linked to the workspace through `grafanaIntegrations.
   azureMonitorWorkspaceIntegrations` (which adds the Prometheus data source), API keys off (Entra sign-in
   only), zone redundancy off (it costs extra and the cluster itself lives in one zone).
+- Alerts: catalog/alerts.yaml (Prometheus's rule-file format, checked by promtool in the tests) becomes
+  one `PrometheusRuleGroup` (API 2023-03-01) per group, scoped to the workspace, each rule routed to an
+  action group (location Global, the common alert schema) when the spec names an e-mail or a webhook.
 - Private where Azure allows (`monitoring.public_network_access: false`): the workspace's query endpoint
   and Grafana get `publicNetworkAccess: Disabled` and private endpoints in the `endpoints` subnet (group
   ids `prometheusMetrics` and `grafana`; DNS zones `privatelink.<region>.prometheus.monitor.azure.com` and
@@ -37,12 +40,15 @@ Why each setting is what it is:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import pulumi
-from pulumi_azure_native import authorization, dashboard, monitor, network, privatedns
+from pulumi_azure_native import alertsmanagement, authorization, dashboard, monitor, network, privatedns
 
+from . import catalog
+from .exposure import PublicSurface, monitoring_surfaces
 from .identity import assign_role
 from .tags import cluster_tags
 
@@ -63,6 +69,24 @@ GRAFANA_NAME_MAX = 23
 NODE_PUBLISHER_ROLE = "Monitoring Metrics Publisher"
 GRAFANA_READER_ROLE = "Monitoring Data Reader"
 GRAFANA_ADMIN_ROLE = "Grafana Admin"
+ACTION_GROUP_SHORT_NAME_MAX = 12
+"""An action group's short name (shown in SMS and e-mail) has at most 12 characters (monitor ActionGroup)."""
+ALERT_AUTO_RESOLVE = "PT10M"
+"""An Azure alert resolves itself once its condition has been false this long."""
+_DURATION = re.compile(r"^(\d+)([smh])$")
+
+
+def iso_duration(duration: str) -> str:
+    """Prometheus's `5m` as Azure's ISO 8601 `PT5M` (the form PrometheusRuleGroup takes for `for` and
+    `interval`); only the single-unit forms alerts.yaml uses."""
+    match = _DURATION.fullmatch(duration.strip())
+    if match is None:
+        raise ValueError(f"duration {duration!r} is not a number of seconds, minutes or hours (e.g. 5m)")
+    return f"PT{match.group(1)}{match.group(2).upper()}"
+
+
+def action_group_short_name(cluster_name: str) -> str:
+    return f"azc-{cluster_name}"[:ACTION_GROUP_SHORT_NAME_MAX].rstrip("-")
 
 
 def workspace_dns_zone(location: str) -> str:
@@ -126,21 +150,13 @@ def _stripped(value: str | None) -> str | None:
     return value.strip() if value is not None else None
 
 
-def public_surfaces(args: ClusterMonitoringArgs) -> list[str]:
+def public_surfaces(args: ClusterMonitoringArgs) -> list[PublicSurface]:
     """What of the monitoring side answers on a public address, and why (shown by `plan`)."""
-    surfaces = [
-        "data collection endpoint (metrics ingestion): public address, Entra ID token and TLS required; "
-        "private ingestion needs an Azure Monitor Private Link Scope, which azcluster does not build yet"
-    ]
-    if args.public_network_access:
-        if args.existing_grafana_id is None:
-            surfaces.append("Grafana: public, Entra ID sign-in required (monitoring.public_network_access)")
-        if args.existing_workspace_id is None:
-            surfaces.append(
-                "Azure Monitor workspace query endpoint: public, Entra ID token required "
-                "(monitoring.public_network_access)"
-            )
-    return surfaces
+    return monitoring_surfaces(
+        public_network_access=args.public_network_access,
+        creates_workspace=args.existing_workspace_id is None,
+        creates_grafana=args.existing_grafana_id is None,
+    )
 
 
 class ClusterMonitoring(pulumi.ComponentResource):
@@ -148,7 +164,7 @@ class ClusterMonitoring(pulumi.ComponentResource):
 
     Outputs: `workspace_id`, `data_collection_rule_id`, `data_collection_rule_immutable_id`,
     `data_collection_endpoint_id`, `grafana_id` (the given one with `existing_grafana_id`), `grafana_endpoint`
-    (None with an existing Grafana), and `public_surfaces` (plain list of str).
+    (None with an existing Grafana), and `public_surfaces` (what answers on a public address, and why).
     """
 
     def __init__(self, name: str, args: ClusterMonitoringArgs, opts: pulumi.ResourceOptions | None = None):
@@ -235,6 +251,10 @@ class ClusterMonitoring(pulumi.ComponentResource):
         if not args.public_network_access:
             self._private_access(name, args, child)
 
+        self.action_group: monitor.ActionGroup | None = None
+        self.rule_groups: list[alertsmanagement.PrometheusRuleGroup] = []
+        self._alerts(name, args, child)
+
         self.data_collection_rule_id = self.collection_rule.id
         self.data_collection_rule_immutable_id = self.collection_rule.immutable_id
         self.data_collection_endpoint_id = self.collection_endpoint.id
@@ -304,6 +324,69 @@ class ClusterMonitoring(pulumi.ComponentResource):
             principal_type=admin_type,
             opts=child,
         )
+
+    def _alerts(self, name: str, args: ClusterMonitoringArgs, child: pulumi.ResourceOptions) -> None:
+        """One Prometheus rule group per group of catalog/alerts.yaml, evaluated in the workspace, and an
+        action group that mails or calls the receivers the spec names (none named: alerts still show in
+        Grafana and the portal, routed nowhere)."""
+        actions = None
+        if args.alert_emails or args.alert_webhook:
+            self.action_group = monitor.ActionGroup(
+                f"{name}-alerts",
+                action_group_name=f"{args.cluster_name}-alerts",
+                group_short_name=action_group_short_name(args.cluster_name),
+                resource_group_name=args.resource_group_name,
+                location="Global",
+                enabled=True,
+                email_receivers=[
+                    monitor.MicrosoftCommonEmailReceiverArgs(
+                        name=f"email-{index}", email_address=email, use_common_alert_schema=True
+                    )
+                    for index, email in enumerate(args.alert_emails)
+                ],
+                webhook_receivers=[
+                    monitor.WebhookReceiverArgs(
+                        name="webhook", service_uri=args.alert_webhook, use_common_alert_schema=True
+                    )
+                ]
+                if args.alert_webhook
+                else [],
+                tags=self._tags,
+                opts=child,
+            )
+            actions = [alertsmanagement.PrometheusRuleGroupActionArgs(action_group_id=self.action_group.id)]
+        for group in catalog.alert_rule_groups():
+            rules = [
+                alertsmanagement.PrometheusRuleArgs(
+                    alert=rule["alert"],
+                    expression=rule["expr"],
+                    for_=iso_duration(rule["for"]) if "for" in rule else None,
+                    severity=int(rule.get("labels", {}).get("severity", 3)),
+                    labels=dict(rule.get("labels", {})),
+                    annotations=dict(rule.get("annotations", {})),
+                    enabled=True,
+                    actions=actions,
+                    resolve_configuration=alertsmanagement.PrometheusRuleResolveConfigurationArgs(
+                        auto_resolved=True, time_to_resolve=ALERT_AUTO_RESOLVE
+                    ),
+                )
+                for rule in group["rules"]
+            ]
+            self.rule_groups.append(
+                alertsmanagement.PrometheusRuleGroup(
+                    f"{name}-{group['name']}",
+                    rule_group_name=f"{args.cluster_name}-{group['name']}",
+                    resource_group_name=args.resource_group_name,
+                    location=args.location,
+                    scopes=[self.workspace_id],
+                    description=f"azcluster: {group['name']} alerts of cluster {args.cluster_name}",
+                    interval=iso_duration(group.get("interval", "1m")),
+                    enabled=True,
+                    rules=rules,
+                    tags=self._tags,
+                    opts=child,
+                )
+            )
 
     def _private_access(self, name: str, args: ClusterMonitoringArgs, child: pulumi.ResourceOptions) -> None:
         """Private endpoints for what the cluster created (a given workspace or Grafana is its owner's),

@@ -412,3 +412,9 @@ def slurm_image(image: str) -> SlurmImage | None:
     """The Slurm package source of a marketplace image URN (any version), or None when unknown."""
     parts = image.lower().split(":")
     return slurm_images().get(":".join(parts[:3])) if len(parts) >= 3 else None
+
+
+@cache
+def alert_rule_groups() -> list[dict[str, Any]]:
+    """The cluster's Prometheus alert rule groups (alerts.yaml, Prometheus's rule-file format)."""
+    return list(_load("alerts.yaml")["groups"])

@@ -263,6 +263,7 @@ config:
     monitoring:
       enabled: true
       public_network_access: false
+      alert_emails: [hpc-oncall@example.com]
     ssh:
       public_keys: ["{key}"]
 """
