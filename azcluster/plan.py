@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from azcluster.components.capacity import PoolCapacity, capacity_plan
+from azcluster.components.exposure import PublicSurface, public_surfaces
 from azcluster.components.findings import Finding, has_errors
 from azcluster.components.spec import ClusterSpec
 
@@ -45,6 +46,8 @@ class PlanResult:
     """What the program logged (`pulumi.log`): shown on stderr, not part of the JSON document."""
     capacity: list[PoolCapacity] = field(default_factory=list)
     """Each pool's capacity policy, resolved (components/capacity.py): what `up` and `grow` will try."""
+    public: list[PublicSurface] = field(default_factory=list)
+    """What the cluster exposes on a public address, and why (components/exposure.py)."""
     secrets: frozenset[str] = field(default=frozenset(), repr=False)
     """Every secret the program registered: masked custom data is checked against them."""
 
@@ -62,6 +65,7 @@ class PlanResult:
             "resources": LazyList(self.resources, lambda resource: _resource_json(resource, self.secrets)),
             "summary": self.summary.to_json(),
             "capacity": [policy.to_json() for policy in self.capacity],
+            "public": [surface.to_json() for surface in self.public],
         }
 
 
@@ -195,6 +199,7 @@ def plan_stack(loaded: LoadedStack, suppress: Iterable[str] = ()) -> PlanResult:
         source=source,
         messages=run.messages,
         capacity=capacity,
+        public=public_surfaces(spec),
         secrets=run.secrets,
     )
 
@@ -382,6 +387,8 @@ def summary_table(result: PlanResult) -> Any:
             f"${elastic.all_idle_usd_per_hour:,.2f} (elastic: nodes idle {elastic.idle_minutes} min are "
             f"deallocated; {elastic.keep_warm_islands} island(s) per pool kept warm)",
         )
+    for surface in result.public:
+        table.add_row("public", f"{surface.what}: {surface.why}")
     table.add_row("", Text(price_note(summary), style="dim"))
     return table
 
