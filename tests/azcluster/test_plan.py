@@ -21,7 +21,7 @@ from tests.clirunner import run_cli
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHKj4pWdg/ReSLrZ3fdZsxMlItQCf8coEJHP4cALGc42 test"
 STACKS = Path(__file__).resolve().parents[2] / "stacks"
-DOCUMENT_KEYS = {"stack", "location", "findings", "resources", "summary", "capacity"}
+DOCUMENT_KEYS = {"stack", "location", "findings", "resources", "summary", "capacity", "public"}
 RESOURCE_KEYS = {"urn", "type", "name", "parent", "depends_on", "inputs"}
 SUMMARY_KEYS = {"nodes", "gpus", "scale_sets", "ib_islands", "cost_per_hour_usd", "quota"}
 VMSS = "azure-native:compute:VirtualMachineScaleSet"
