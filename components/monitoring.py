@@ -425,7 +425,20 @@ class ClusterMonitoring(pulumi.ComponentResource):
             self.private_endpoints.append(endpoint)
             if args.vnet_id is not None:
                 self._dns_zone(f"{name}-{label}", args, endpoint, group, zone_name, child)
+            else:  # joining a hub network: its zones (or Azure Policy) hold the records
+                pulumi.log.info(
+                    f"monitoring: the {label}'s private endpoint is not registered in {zone_name}; its DNS "
+                    "record is left to the network's own private DNS.",
+                    resource=self,
+                )
         if self.grafana is not None:
+            # Azure creates this connection pending on the workspace; it carries no data until approved.
+            pulumi.log.warn(
+                "monitoring: after `up`, approve Grafana's managed private endpoint on the Azure Monitor "
+                "workspace (portal: the workspace > Networking > Private endpoint connections, the one "
+                "requested by Grafana); until then Grafana cannot query the workspace (public access off).",
+                resource=self,
+            )
             self.grafana_workspace_link = dashboard.ManagedPrivateEndpoint(
                 f"{name}-grafana-to-workspace",
                 managed_private_endpoint_name="workspace",

@@ -64,3 +64,11 @@ def test_human_plan_lists_the_public_surfaces(tmp_path):
     assert result.exit_code == 0, result.stderr
     rows = [line for line in result.stdout.splitlines() if "│ public " in line]
     assert any("Grafana: Entra ID sign-in required" in row for row in rows), result.stdout
+
+
+def test_private_plan_names_the_approval_step_left_to_do(tmp_path):
+    stack = tmp_path / "Pulumi.watched.yaml"
+    stack.write_text(textwrap.dedent(STACK).format(public="false", key=KEY), encoding="utf-8")
+    result = run_cli("plan", str(stack))
+    assert result.exit_code == 0, result.stderr
+    assert "approve Grafana's managed private endpoint" in " ".join(result.stderr.split())
