@@ -83,11 +83,12 @@ from .slurm_boot import (
     SLURM_NODE_UNITS,
     SlurmBoot,
 )
+from .users_boot import USERS_SCRIPTS, USERS_TIMER_INTERVAL_S, USERS_UNITS, users_file_path, users_piece
 
 
 def script_names() -> tuple[str, ...]:
     """Names of the scripts every GPU node gets (from `components/bootstrap/scripts/`)."""
-    return (*NODE_SCRIPTS, *HEALTH_SCRIPTS, *MOUNT_SCRIPTS)
+    return (*NODE_SCRIPTS, *HEALTH_SCRIPTS, *MOUNT_SCRIPTS, *USERS_SCRIPTS)
 
 
 def slurm_script_names() -> tuple[str, ...]:
@@ -104,10 +105,16 @@ def unit_names() -> tuple[str, ...]:
         *ELASTIC_UNITS,
         *SLURM_NODE_UNITS,
         *SLURM_CONTROLLER_UNITS,
+        *USERS_UNITS,
     )
 
 
 __all__ = [
+    "USERS_SCRIPTS",
+    "USERS_TIMER_INTERVAL_S",
+    "USERS_UNITS",
+    "users_file_path",
+    "users_piece",
     "AZNHC_SIZES",
     "BLOB_MOUNT_ROOT",
     "COMPUTER_NAME_PREFIX_MAX",

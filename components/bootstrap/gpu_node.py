@@ -7,7 +7,8 @@ What goes in, piece by piece (`PoolBoot.pieces`), within Azure's 64 KB of custom
   Application Health extension probes): bootstrap/health.py;
 - mounts: Lustre, blob and shared-home services that retry in the background: bootstrap/mounts.py;
 - slurm (scheduler: slurm): the island's slot range, the munge key and the service that joins Slurm at
-  every boot: bootstrap/slurm_boot.py.
+  every boot: bootstrap/slurm_boot.py;
+- users (a shared home): the team's users applier and its timer, never the list: bootstrap/users_boot.py.
 
 cloud-init runs it once per instance; the units make reboots, deallocation and re-images converge to the
 same state. A pool's islands differ only in their number: `PoolBoot` gathers everything else once.
@@ -28,6 +29,7 @@ from .document import Piece, assemble, encode_custom_data
 from .health import health_piece
 from .mounts import NVME_MOUNT, StorageValues, lustre_client_package, mounts_piece
 from .slurm_boot import SlurmBoot, slurm_env, slurm_node_piece
+from .users_boot import users_piece
 
 NODE_SCRIPTS = ("azc-lib.sh", "azc-prepare-node.sh")
 NODE_UNITS = ("azc-prepare.service",)
@@ -135,6 +137,8 @@ class PoolBoot:
         if self.slurm is not None:
             slots = self.slots[min(island, len(self.slots) - 1)]
             pieces.append(slurm_node_piece(self.spec, self.size, slots, self.slurm, self.slurm_env))
+        if (users := users_piece(self.spec)) is not None:
+            pieces.append(users)
         return pieces
 
     def cloud_config(self, island: int) -> str:

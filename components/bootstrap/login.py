@@ -7,7 +7,8 @@ What goes in, piece by piece (`LoginBoot.pieces`), within Azure's 64 KB of custo
 - slurm (scheduler: slurm): the controller, slurm.conf and friends, the munge key, the reaper
   (bootstrap/slurm_boot.py);
 - hostfiles: one MPI/NCCL hostfile per IB island under /etc/azcluster/hostfiles (components/topology.py);
-- elastic (a spec with `elastic:`): the power programs and their timer (bootstrap/elastic_boot.py).
+- elastic (a spec with `elastic:`): the power programs and their timer (bootstrap/elastic_boot.py);
+- users (a shared home): the team's users applier and its timer, never the list (bootstrap/users_boot.py).
 
 `LoginBoot.for_cluster` gathers all of it in one pass from the spec and the deployment's values, as
 components/login.py does; `cloud_config()` renders it once.
@@ -29,6 +30,7 @@ from .document import HOSTFILE_DIR, Piece, assemble, encode_custom_data, file_en
 from .elastic_boot import elastic_piece
 from .mounts import FROM_IMAGE, StorageValues, lustre_client_package, mounts_piece
 from .slurm_boot import SlurmBoot, slurm_controller_piece
+from .users_boot import users_piece
 
 LOGIN_SCRIPTS = ("azc-lib.sh",)
 LOGIN_BLOB_CACHE = "/mnt/blobfuse2-cache"
@@ -108,6 +110,8 @@ class LoginBoot:
         pieces.append(hostfiles_piece(self.hostfiles))
         if self.elastic_config is not None:
             pieces.append(elastic_piece(self.elastic_config))
+        if (users := users_piece(spec)) is not None:
+            pieces.append(users)
         return pieces
 
     def cloud_config(self) -> str:

@@ -118,6 +118,20 @@ def parse_ssh_public_key(text: str) -> SshPublicKey:
     return SshPublicKey(inner, bits, comment)
 
 
+def openssh_line(text: str) -> str:
+    """The key as one authorized_keys line, `type base64 [comment]`: RFC 4716 keys converted, the comment
+    flattened to one line (a line break in it would start a second authorized_keys line, with options of
+    the writer's choosing). Raises SshKeyError when the key is malformed."""
+    key = parse_ssh_public_key(text)
+    stripped = text.strip()
+    if stripped.startswith("---- BEGIN SSH2 PUBLIC KEY ----"):
+        body = _rfc4716_body(stripped)
+    else:
+        body = stripped.split(None, 2)[1]
+    comment = " ".join(key.comment.split())
+    return f"{key.type} {body} {comment}" if comment else f"{key.type} {body}"
+
+
 def _key_bits(key_type: str, reader: _WireReader) -> int:
     if key_type == "ssh-rsa":
         exponent, modulus = reader.mpint(), reader.mpint()

@@ -109,6 +109,7 @@ def test_cloud_config_without_storage_is_valid_and_mounts_nothing(tmp_path):
         "azc-prepare.service",
         "azc-health.timer",
         "azc-health-server.service",
+        "azc-users.timer",
     ]
 
 
@@ -141,6 +142,8 @@ def test_cloud_config_carries_the_shipped_scripts_and_units_and_starts_them():
         "azc-health-server.service",
         "azc-mount-lustre.service",
         "azc-mount-blob.service",
+        "azc-users.service",
+        "azc-users.timer",
     }
     for content in units.values():  # every ExecStart names a file the cloud-config writes
         for line in content.splitlines():
@@ -289,13 +292,18 @@ def test_login_cloud_config_has_the_mounts_and_one_hostfile_per_island(tmp_path)
         "--no-block",
         "azc-mount-lustre.service",
         "azc-mount-blob.service",
+        "azc-users.timer",
     ]
 
 
 def test_login_cloud_config_without_storage_or_hosts_is_valid(tmp_path):
     text = bootstrap.render_login_cloud_config(_spec(blob=False), None, None)
     _schema_check(tmp_path, text)
-    assert "runcmd" not in _load(text)
+    # nothing is mounted or started but the team's users applier, which waits for the shared home's file
+    assert _load(text)["runcmd"][1:] == [
+        ["systemctl", "enable", "azc-users.timer"],
+        ["systemctl", "start", "--no-block", "azc-users.timer"],
+    ]
     with pytest.raises(ValueError, match="hostfile name"):
         bootstrap.render_login_cloud_config(_spec(), None, None, {"../etc/passwd": "x\n"})
 

@@ -109,15 +109,25 @@ def test_assemble_refuses_a_document_that_starts_a_timer_without_its_service():
 
 
 def test_each_role_lists_its_pieces_in_one_table():
-    assert [p.name for p in _login("slurm").pieces()] == ["login", "mounts", "slurm", "hostfiles", "elastic"]
-    assert [p.name for p in _login("none").pieces()] == ["login", "mounts", "hostfiles", "elastic"]
+    assert [p.name for p in _login("slurm").pieces()] == [
+        "login",
+        "mounts",
+        "slurm",
+        "hostfiles",
+        "elastic",
+        "users",
+    ]
+    assert [p.name for p in _login("none").pieces()] == ["login", "mounts", "hostfiles", "elastic", "users"]
     boot = bootstrap.PoolBoot.gather(_spec(), "h100", STORAGE, bootstrap.SlurmBoot(KEY, ZONE))
-    assert [p.name for p in boot.pieces(0)] == ["node", "health", "mounts", "slurm"]
+    assert [p.name for p in boot.pieces(0)] == ["node", "health", "mounts", "slurm", "users"]
     assert [p.name for p in bootstrap.PoolBoot.gather(_spec(scheduler="none"), "h100").pieces(0)] == [
         "node",
         "health",
         "mounts",
+        "users",
     ]
+    no_home = _spec(storage={"home": {"enabled": False}})
+    assert "users" not in [p.name for p in bootstrap.PoolBoot.gather(no_home, "h100").pieces(0)]
 
 
 def test_the_login_node_gets_the_power_config_the_elastic_module_renders():
