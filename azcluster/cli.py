@@ -728,6 +728,57 @@ def hosts(
         hosts_view.print_hostfiles(files, fmt, out)
 
 
+users_app = typer.Typer(
+    cls=_Commands,
+    name="users",
+    help="The team's users and groups on every node (the stack's `team:`).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(users_app)
+
+
+@users_app.command("sync")
+def users_sync(
+    stack: StackArg,
+    json: JsonOpt = False,
+    subscription: SubscriptionOpt = None,
+    auth: AuthOpt = None,
+    cloud: CloudOpt = None,
+) -> None:
+    """Hand the team's users file to the cluster: every node applies it within about 2 minutes.
+
+    The file goes to the shared home through Run Command on the login node (needs Virtual Machine
+    Contributor); no VM is changed or re-imaged. Exit 1 when the team has validation errors or the login
+    node could not take the file.
+    """
+    from azcluster.components.findings import has_errors
+
+    from . import lifecycle, render, stackfile
+    from .ops import users
+
+    loaded = stackfile.load_stack(stack)
+    findings = stackfile.validate(loaded)
+    if loaded.spec is None or has_errors(findings):
+        if not json:
+            render.print_findings(findings, str(loaded.path))
+        raise lifecycle.CommandFailed(
+            AzclusterError(
+                f"stack {loaded.name} has validation errors; nothing was handed over",
+                f"fix them (`azcluster validate {loaded.name}` lists them with file:line)",
+                EXIT_REFUSED,
+            ),
+            {"findings": [f.to_json() for f in findings]},
+        )
+    users.require_login_and_home(loaded.spec, loaded.name)  # exit 2 before asking Azure anything
+    ctx = _connect(subscription, auth, cloud, "users sync")
+    result = users.sync_users(loaded.spec, ctx, loaded.name, progress=not json)
+    if json:
+        render.print_json({"stack": loaded.name, "ok": True, "sync": result.to_json()})
+    else:
+        users.print_sync(result, render.stdout)
+
+
 @app.command("test")
 def test_cluster(
     stack: StackArg,

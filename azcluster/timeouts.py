@@ -62,6 +62,7 @@ COMMAND_DEADLINES_S = {
     "stop": 3600.0,
     "start": 3600.0,
     "test": 3 * 3600.0,
+    "users sync": 1800.0,  # one Run Command per ~96 KiB of users file, one after another
 }
 MALFORMED_POLL_RETRIES = 3
 

@@ -9,7 +9,7 @@ health where the scale set's Application Health extension reads it. They are ren
 - gpu_node.py: one per pool and IB island (`PoolBoot`); login.py: the login node (`LoginBoot`). Each
   lists, piece by piece, what goes into its 64 KB of custom data.
 - One module per capability holds its boot pieces: health.py, mounts.py, slurm_boot.py (with slurm.py,
-  Slurm's configuration), elastic_boot.py.
+  Slurm's configuration), elastic_boot.py, users_boot.py (the team's users applier).
 - document.py: the layout both roles share (paths, node.env, the YAML text, custom data and its limit).
 
 Host names, island keys, hostfiles and Slurm slots are components/topology.py (re-exported here).
