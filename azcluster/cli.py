@@ -1020,8 +1020,9 @@ def up(
     """Deploy the cluster: validate, preflight, preview with cost, confirm, then deploy with live progress.
 
     Re-running converges: a deployed stack shows no changes, a failed one resumes from what exists. Last,
-    the login node's hostfiles are refreshed (`--no-hostfiles` skips it). --subscription, --auth and
-    --cloud choose how preflight and that refresh reach Azure, as for `azcluster preflight`.
+    the login node's hostfiles are refreshed (`--no-hostfiles` skips it), and a stack with `team:` hands
+    its users file over (as `azcluster users sync`). --subscription, --auth and --cloud choose how
+    preflight and those steps reach Azure, as for `azcluster preflight`.
     """
     from . import lifecycle
     from .durations import parse_duration

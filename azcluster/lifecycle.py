@@ -90,6 +90,21 @@ def _default_hostfile_refresh(spec: ClusterSpec, stack: str, connection: AzureOp
 
 
 hostfile_refresher: Callable[[ClusterSpec, str, AzureOptions], Any] = _default_hostfile_refresh
+
+
+def _default_users_handover(spec: ClusterSpec, stack: str, connection: AzureOptions) -> Any:
+    from . import azure
+    from .ops import users
+
+    def connect() -> Any:
+        return azure.connect(connection.subscription, connection.auth, connection.cloud)
+
+    return users.hand_over(spec, stack, connect)
+
+
+users_handover: Callable[[ClusterSpec, str, AzureOptions], Any] = _default_users_handover
+"""Hands the team's users file to the login node after `up` (ops/users.py); returns a users.Handover
+(never raises: a failure is its warning)."""
 """Writes the login node's hostfiles after `up`, connected as the options say; returns a
 loginhosts.Refresh (never raises: a failure is its warning)."""
 
@@ -271,7 +286,7 @@ def up(
     fill: bool = True,
 ) -> dict[str, Any]:
     """validate -> preflight -> preview -> confirm -> deploy (live view) -> capacity -> login node's
-    hostfiles -> what a user needs to log in.
+    hostfiles -> the team's users file (a stack with `team:`) -> what a user needs to log in.
 
     Capacity (capacity_up.py): when Azure placed some island only in part, or with `wait_for_capacity`
     (seconds), every island keeps what it got, empty ones move whole to the next allowed zone, and the
@@ -376,6 +391,7 @@ def up(
     document["hostfiles"] = (
         _refresh_hostfiles(spec, name, connection or AzureOptions()) if hostfiles else None
     )
+    document["users"] = _hand_over_users(spec, name, connection or AzureOptions())
     return document
 
 
@@ -521,6 +537,18 @@ def _refresh_hostfiles(spec: ClusterSpec, stack: str, connection: AzureOptions) 
 
     result = hostfile_refresher(spec, stack, connection)
     loginhosts.print_refresh(result, stack)
+    return result.to_json()
+
+
+def _hand_over_users(spec: ClusterSpec, stack: str, connection: AzureOptions) -> dict[str, Any] | None:
+    """After the hostfiles: the team's users file to the shared home, when the stack has a team (the nodes
+    apply it by themselves; nothing of it is in a VM's model). Says on stderr how it went; never raises."""
+    from .ops import users
+
+    if not users.has_team(spec):
+        return None
+    result = users_handover(spec, stack, connection)
+    users.print_handover(result, stack)
     return result.to_json()
 
 

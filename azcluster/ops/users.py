@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -222,4 +223,64 @@ def print_sync(result: Sync, out: Any = None) -> None:
             USERS_TIMER_INTERVAL_S // 60,
         ),
         soft_wrap=True,
+    )
+
+
+# --- the last step of `up` -----------------------------------------------------------------------------
+
+
+@dataclass
+class Handover:
+    """The outcome of handing the users file over at the end of `up` (best effort, like the hostfiles)."""
+
+    state: str  # handed-over | failed
+    sync: Sync | None = None
+    reason: str | None = None
+    hint: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "sync": self.sync.to_json() if self.sync else None,
+            "reason": self.reason,
+            "hint": self.hint,
+        }
+
+
+def has_team(spec: ClusterSpec) -> bool:
+    """Whether the stack manages a team: it has a `team:` section (an emptied one too, so removing the
+    last user still reaches the nodes), a login node and a shared home. Stacks without one never get a
+    users file, and `up` sends them nothing more."""
+    return "team" in spec.model_fields_set and spec.login.enabled and spec.storage.home.enabled
+
+
+def hand_over(
+    spec: ClusterSpec, stack: str, connect: Callable[[], AzureContext], *, progress: bool = True
+) -> Handover:
+    """`sync_users`, with whatever goes wrong as the warning: the cluster `up` built is fine without it."""
+    try:
+        sync = sync_users(spec, connect(), stack, progress=progress)
+    except AzclusterError as err:
+        return Handover("failed", reason=err.message, hint=err.hint)
+    except Exception as err:  # a side step must not fail the command that built the cluster
+        return Handover(
+            "failed", reason=f"unexpected {type(err).__name__}: {err}", hint="report it if it persists"
+        )
+    return Handover("handed-over", sync=sync)
+
+
+def print_handover(result: Handover, stack: str) -> None:
+    """A line on stderr: what was handed over, or the warning and how to retry."""
+    from ..render import console, markup
+
+    if result.sync is not None:
+        print_sync(result.sync)
+        return
+    console.print(
+        markup("[yellow]warning:[/] the team's users file was not handed over: {}", result.reason or ""),
+        soft_wrap=True,
+    )
+    hint = f"{result.hint}; " if result.hint else ""
+    console.print(
+        markup("  [dim]hint:[/] {}retry with `azcluster users sync {}`", hint, stack), soft_wrap=True
     )
