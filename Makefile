@@ -45,6 +45,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_plan_scale.py
 	$(BIN)/python benchmarks/bench_slurm.py
 	$(BIN)/python benchmarks/bench_boot.py
+	$(BIN)/python benchmarks/bench_users.py
 
 up: setup
 	$(BIN)/azcluster up $(STACK)

@@ -102,6 +102,12 @@ BOOT_PACKAGES = (
 """What a root needs to boot nodes the way Azure does (tests/components/test_boot_real.py): systemd as
 init, cloud-init, and what the images and Microsoft's packages give the node scripts."""
 
+SSH_PACKAGES = ("openssh-server", "openssh-client", "python3", "iproute2", "procps")
+"""A node people log in to: OpenSSH's server and client (with PAM, as Debian configures them) and the
+python3 azc-users.py runs with (tests/components/test_users_ssh_real.py)."""
+SSH_SUITES = ("trixie",)
+"""Suites whose sshd roots `python -m tests.realroots` builds."""
+
 BOOT_SUITES = ("trixie", "sid")
 """Suites whose boot roots `python -m tests.realroots` builds beside the Slurm roots."""
 
@@ -438,6 +444,7 @@ def _main(argv: list[str]) -> int:
         return 0
     wanted = [(suite, SLURM_PACKAGES, suite) for suite in suites]
     wanted += [(suite, BOOT_PACKAGES, f"{suite} (boot)") for suite in BOOT_SUITES if suite in suites]
+    wanted += [(suite, SSH_PACKAGES, f"{suite} (sshd)") for suite in SSH_SUITES if suite in suites]
     failed = 0
     with ThreadPoolExecutor(max_workers=len(wanted)) as pool:
         futures = {label: pool.submit(ensure_root, suite, packages) for suite, packages, label in wanted}
