@@ -12,7 +12,8 @@ Why each setting is what it is:
   Publisher* on that rule (learn.microsoft.com/azure/azure-monitor/containers/
   prometheus-remote-write-virtual-machines). The rule has the shape of the workspace's own default rule:
   kind `Linux`, a `prometheusForwarder` source and a `monitoringAccounts` destination, one flow of the
-  stream `Microsoft-PrometheusMetrics` (data-collection-rule-structure). The cluster gets its own endpoint
+  stream `Microsoft-PrometheusMetrics` (data-collection-rule-structure; the same body the Azure CLI's own
+  managed-Prometheus onboarding sends, azure-cli `acs` module `create_dcr`). The cluster gets its own endpoint
   and rule even with a shared workspace, so its nodes can write there and nowhere else.
 - Least privilege, each role on one resource (identity.assign_role): Monitoring Metrics Publisher
   (3913510d-42f4-4e42-8a64-420c390055eb) for the nodes' identity on the rule only; Monitoring Data Reader
