@@ -374,9 +374,9 @@ class Machine:
         self.init_pid = _child_pid(self.proc.pid)
 
     def _enter(self) -> list[str]:
-        # nsenter's --wd changes directory before it changes root (util-linux 2.38): cd inside instead.
-        enter = ["nsenter", f"--target={self.init_pid}", "--all", "--root", "--"]
-        return [*enter, "/bin/sh", "-c", 'cd / && exec "$@"', "sh"]
+        # nsenter's --wd changes directory before it changes root (util-linux 2.38), which leaves the
+        # command in a directory outside its root: env changes to / inside instead.
+        return ["nsenter", f"--target={self.init_pid}", "--all", "--root", "--", "/usr/bin/env", "--chdir=/"]
 
     def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         base = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
