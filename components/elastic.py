@@ -195,7 +195,7 @@ def warm_slots(spec: ClusterSpec) -> list[str]:
     for pool in spec.pools:
         if not pool.nodes:
             continue
-        for slots in island_slots(pool, catalog.find_size(pool.size)):
+        for slots in island_slots(pool, catalog.find_size(pool.size), elastic=spec.elastic_enabled):
             if slots.island < spec.elastic.keep_warm_islands:
                 out.append(slots.hostlist)
     return out

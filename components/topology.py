@@ -148,19 +148,28 @@ class IslandSlots:
         return f"{self.key}-[{0:0{self.width}d}-{self.count - 1:0{self.width}d}]"
 
 
-def island_slots(pool: PoolSpec, size: GpuSize | None) -> list[IslandSlots]:
+def island_slots(pool: PoolSpec, size: GpuSize | None, elastic: bool = False) -> list[IslandSlots]:
     """One slot range per island of the pool.
 
     InfiniBand islands hold at most `island_max_nodes` VMs (one placement group), so that many slots cover
     every node the island can ever have, replacements included (a replaced node's slot is reaped).
     A pool without InfiniBand is one scale set: as many slots as nodes, at least `island_max_nodes`.
+    elastic: the cluster powers nodes on and off (spec.elastic_enabled): as many slots as the island has
+    VMs, since Slurm resumes any slot it knows and only a VM can answer (the name width stays that of
+    the island's maximum, so names do not change when a pool grows).
     """
     if size is not None and not size.has_infiniband:
-        count = max(pool.nodes, pool.island_max_nodes)
-        return [IslandSlots(pool.name, 0, island_key(pool.name, 0), count, max(3, len(str(count - 1))))]
-    count = pool.island_max_nodes
-    width = max(3, len(str(count - 1)))
+        most = max(pool.nodes, pool.island_max_nodes)
+        count = max(pool.nodes, 1) if elastic else most
+        return [IslandSlots(pool.name, 0, island_key(pool.name, 0), count, max(3, len(str(most - 1))))]
+    width = max(3, len(str(pool.island_max_nodes - 1)))
     return [
-        IslandSlots(pool.name, index, island_key(pool.name, index), count, width)
-        for index in range(len(pool.island_sizes()))
+        IslandSlots(
+            pool.name,
+            index,
+            island_key(pool.name, index),
+            max(nodes, 1) if elastic else pool.island_max_nodes,
+            width,
+        )
+        for index, nodes in enumerate(pool.island_sizes())
     ]

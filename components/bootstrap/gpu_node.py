@@ -98,7 +98,7 @@ class PoolBoot:
             health=health_piece(size.name, idle_watched(spec)),
             mounts=mounts_piece(spec, storage, cache_root, client),
             slurm=slurm,
-            slots=tuple(island_slots(pool_spec, size)) if slurm is not None else (),
+            slots=tuple(island_slots(pool_spec, size, spec.elastic_enabled)) if slurm is not None else (),
             slurm_env=slurm_env(spec, slurm) if slurm is not None else {},
         )
 

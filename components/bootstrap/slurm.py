@@ -1,27 +1,63 @@
-"""Slurm's configuration, rendered from the cluster spec: slurm.conf, topology.conf, gres.conf, cgroup.conf.
+"""Slurm's configuration, rendered from the cluster spec: slurm.conf, topology.conf, gres.conf, cgroup.conf,
+plugstack.conf.
 
 The controller (slurmctld on the login node) holds these files; every GPU node's slurmd fetches them from it
 (configless, `SlurmctldParameters=enable_configless`, https://slurm.schedmd.com/configless_slurm.html), so
-they are rendered once, into the login node's cloud-config, never into the nodes'.
+they are rendered once, into the login node's cloud-config, never into the nodes'. Every option is valid on
+Slurm 24.11, 25.x and 26.05 (no `error:`, `defunct` or `deprecated` line from slurmctld, slurmd or a client
+command: tests/components/test_slurm_real.py runs them on Debian's 22.05, 24.11 and 26.05).
 
 How nodes join and leave without anyone listing them. Scale-set host names are only known once a VM
 exists and change when automatic repairs replace a node, so slurm.conf does not name hosts. It names
 *slots*: per InfiniBand island (one scale set) as many node records as the island can ever hold
-(`PoolSpec.island_max_nodes`, the placement-group limit), `<pool>-i<island>-<nnn>`, in `State=CLOUD`. A
+(`PoolSpec.island_max_nodes`, the placement-group limit), `<pool>-i<island>-<nnn>`, in `State=CLOUD`;
+with elastic power, exactly as many as the island has VMs (every slot is backed by a VM that Slurm can
+resume; declaring more would let Slurm resume, and requeue jobs onto, slots no VM can answer for). A
 booting node claims a free slot of its own island (azc-slurm-node.sh) and starts `slurmd -N <slot>`;
-with `SlurmctldParameters=cloud_reg_addrs` slurmctld learns the slot's address and host name from that
-registration (slurm.conf(5): cloud_reg_addrs). Unclaimed CLOUD slots are hidden from sinfo and never
-scheduled. A deleted node stops answering; the controller's reaper (azc-slurm-reaper.sh) returns its slot
-to FUTURE state, which hides it again until a new node claims it.
+slurmctld learns the slot's address and host name from that registration (since 23.11 always for CLOUD
+nodes; 22.05 needed `SlurmctldParameters=cloud_reg_addrs`, which 24.11 and 26.05 call defunct). A node
+that stops answering is handed back by the controller's reaper (azc-slurm-reaper.sh) once it has been
+gone longer than a reboot; the next node that boots in that island takes the slot.
 
-Why slots and not Slurm's dynamic nodes (`slurmd -Z`): topology. Dynamic nodes are created after
-slurmctld has built its switch table, so with topology/tree they belong to no switch and no job can ever
-use them ("Requested node configuration is not available", checked against Slurm 22.05.8 on loopback);
-slots exist in slurm.conf, so topology.conf can list them and every job stays inside one island.
+Capacity no VM backs is never given a job. Since 23.x an unclaimed CLOUD slot is shown and scheduled
+(`IDLE+CLOUD+POWERED_DOWN`: Slurm would "power it up" for a job and wait for a boot that never comes;
+seen on 24.11.5 and 26.05.5), where 22.05 hid it. So the controller drains every slot no node has
+claimed (reason `azc-slot: free`) right after slurmctld starts and every minute after (the reaper), and
+a node takes that drain back only once its own slurmd has registered for the slot (activate). A job
+that needs more nodes than have joined stays PENDING (`ReqNodeNotAvail`), never CONFIGURING on a slot
+without a VM. With elastic power the slots are not drained: each is backed by a (deallocated) VM that
+the resume program starts.
+
+Why named slots and not Slurm's other ways of adding nodes, checked against the real daemons:
+- `State=FUTURE` records joined with `slurmd -N`: the registration does not set the address (24.11.5:
+  `NodeAddr` stays the slot name, srun fails "Can't find an address"), and a job asking for more nodes
+  than have joined is refused at submission ("Requested topology configuration is not available")
+  instead of waiting for them.
+- Dynamic future nodes (`slurmd -F<feature>`): slurmctld maps a node to a FUTURE record only when
+  CPUs, boards, sockets, cores and threads equal what the node's slurmd detects
+  (`_find_avail_future_node`, src/slurmctld/proc_req.c), so the catalogue would have to know every
+  size's socket and core layout exactly, or nodes never join.
+- Dynamic nodes (`slurmd -Z`): created after slurmctld has built its switch table, so with
+  topology/tree they belong to no switch and no multi-node job can use them on 22.05
+  ("Requested node configuration is not available"); setting a dynamic node's switch needs 25.05's
+  topology changes, not in 24.11.
+Named slots need neither: topology.conf lists them under their island's switch from the start.
+
+Claims do not collide: the claim reads slurmctld's node table (with a minimal client configuration
+naming the controller, since a configless node has none before slurmd runs: an unreadable table fails
+the claim, so systemd retries it, rather than looking empty), prefers the slot this host already holds
+(a reboot, a start after a stop), then a slot Slurm is powering up for a job, then a free one; after
+slurmd registers it checks that slurmctld shows this host on the slot and claims another if a node that
+booted at the same moment registered it last. The instance number only spreads the first choice.
 
 Topology: topology/tree with one switch per island and no common root, so a multi-node job lands inside
 one island and never spans two (topology.conf(5): "Jobs can only span nodes connected by the same switch
 fabric"). `scontrol show topology` lists the islands.
+
+MPI: `MpiDefault=pmix` (Microsoft's Slurm packages are built with PMIx). Where the installed build has no
+PMIx plugin (Debian sid's 26.05 has none), `MpiDefault=pmix` would make every plain `srun` fail
+("Invalid MPI type 'pmix'"): the controller then sets `MpiDefault=none` before slurmctld starts, and
+controller and nodes record the fact in /var/lib/azcluster/slurm-mpi.json and their log.
 
 Pure: no pulumi. `render_slurm_conf(spec, settings, extra)` takes `extra` (global `Key=Value` lines that
 replace or add to the rendered ones) so other features (power saving: SuspendProgram/ResumeProgram) build
@@ -84,6 +120,11 @@ def node_hardware(size: GpuSize, memory_reserve_percent: int = 5) -> NodeHardwar
     )
 
 
+def cluster_island_slots(spec: ClusterSpec, pool: PoolSpec) -> list[IslandSlots]:
+    """island_slots for a pool of this cluster (elastic when the cluster's power is)."""
+    return island_slots(pool, find_size(pool.size), elastic=spec.elastic_enabled)
+
+
 @dataclass(frozen=True)
 class SlurmSettings:
     """Where Slurm's daemons live and how they find each other. The defaults are the cluster's; tests that
@@ -107,7 +148,8 @@ class SlurmSettings:
     mpi_default: str = "pmix"
     """`srun` uses PMIx unless told otherwise (Microsoft's Slurm packages are built with PMIx 4.2.9)."""
     health_check_program: str | None = f"{INSTALL_DIR}/azc-slurm-health.sh"
-    health_check_interval_s: int = 60
+    health_check_interval_s: int = 120
+    """Longer than Slurm's HealthCheckTimeout (60 s; 26.05 refuses an interval that is not)."""
     task_prolog: str | None = f"{INSTALL_DIR}/azc-slurm-taskprolog.sh"
     slurmd_timeout_s: int = 300
     per_slot_ports: bool = False
@@ -137,8 +179,8 @@ def _hardware(spec: ClusterSpec, pool: PoolSpec, settings: SlurmSettings) -> Nod
     return node_hardware(size, spec.slurm.memory_reserve_percent)
 
 
-def _slots(pool: PoolSpec) -> list[IslandSlots]:
-    return island_slots(pool, find_size(pool.size))
+def _slots(spec: ClusterSpec, pool: PoolSpec) -> list[IslandSlots]:
+    return cluster_island_slots(spec, pool)
 
 
 def default_partition(spec: ClusterSpec) -> str | None:
@@ -172,9 +214,9 @@ def _global_parameters(spec: ClusterSpec, settings: SlurmSettings) -> dict[str, 
             "SlurmdPidFile": f"{s.run_dir}/slurmd" + ("-%n" if s.per_slot_ports else "") + ".pid",
             "SlurmctldLogFile": f"{s.log_dir}/slurmctld.log",
             "SlurmdLogFile": f"{s.log_dir}/slurmd" + ("-%n" if s.per_slot_ports else "") + ".log",
-            # configless: slurmd and the client commands fetch these files from slurmctld;
-            # cloud_reg_addrs: a CLOUD slot takes the address and host name of the slurmd that registers.
-            "SlurmctldParameters": "enable_configless,cloud_reg_addrs",
+            # configless: slurmd and the client commands fetch these files from slurmctld. A CLOUD slot
+            # takes the address and host name of the slurmd that registers (23.11 and later always).
+            "SlurmctldParameters": "enable_configless",
             # A node that was DOWN (not responding) becomes usable again when it registers; a DRAINED one
             # stays drained (only the health hook or an admin resumes it).
             "ReturnToService": "2",
@@ -251,7 +293,7 @@ def _node_lines(spec: ClusterSpec, settings: SlurmSettings) -> list[str]:
             parts.append(f"Gres=gpu:{hw.gpus}")
         if spec.slurm.reserved_cores:
             parts.append(f"CoreSpecCount={spec.slurm.reserved_cores}")
-        for island in _slots(pool):
+        for island in _slots(spec, pool):
             features = f"Feature={pool.name},{island.key}"
             tail = " ".join([*parts, features, "State=CLOUD"])
             if settings.per_slot_ports:
@@ -267,7 +309,7 @@ def _slot_number(spec: ClusterSpec, target: IslandSlots, index: int) -> int:
     """A slot's position among all slots of the cluster (for per-slot test ports)."""
     offset = 0
     for pool in spec.pools:
-        for island in _slots(pool):
+        for island in _slots(spec, pool):
             if island == target:
                 return offset + index
             offset += island.count
@@ -278,7 +320,7 @@ def _partition_lines(spec: ClusterSpec) -> list[str]:
     default = default_partition(spec)
     lines = []
     for pool in spec.pools:
-        nodes = ",".join(island.hostlist for island in _slots(pool))
+        nodes = ",".join(island.hostlist for island in _slots(spec, pool))
         flag = "YES" if pool.name == default else "NO"
         lines.append(f"PartitionName={pool.name} Nodes={nodes} Default={flag} MaxTime=INFINITE State=UP")
     return lines
@@ -306,7 +348,7 @@ def render_topology_conf(spec: ClusterSpec) -> str:
     places one job on two islands."""
     lines = ["# One switch per InfiniBand island, no common root: a job never spans two islands."]
     for pool in spec.pools:
-        for island in _slots(pool):
+        for island in _slots(spec, pool):
             lines.append(f"SwitchName={island.key} Nodes={island.hostlist}")
     return "\n".join(lines) + "\n"
 
@@ -331,26 +373,35 @@ def render_gres_conf(spec: ClusterSpec, settings: SlurmSettings) -> str:
         hw = _hardware(spec, pool, settings)
         if not hw.gpus:
             continue
-        nodes = ",".join(island.hostlist for island in _slots(pool))
+        nodes = ",".join(island.hostlist for island in _slots(spec, pool))
         lines.append(f"NodeName={nodes} Name=gpu File={gpu_device_files(hw.gpu_vendor, hw.gpus)}")
     return "\n".join(lines) + "\n"
 
 
 def render_cgroup_conf() -> str:
-    """cgroup.conf: jobs see only the cores, memory and GPUs they were given (`--gpus-per-node`)."""
-    return "ConstrainCores=yes\nConstrainRAMSpace=yes\nConstrainDevices=yes\n"
+    """cgroup.conf: jobs see only the cores, memory and GPUs they were given (`--gpus-per-node`).
+
+    `CgroupPlugin=cgroup/v2` explicitly: the Ubuntu HPC images boot with the unified hierarchy, and
+    autodetection would fall back to cgroup/v1, deprecated since 25.05 (cgroup.conf(5))."""
+    return "CgroupPlugin=cgroup/v2\nConstrainCores=yes\nConstrainRAMSpace=yes\nConstrainDevices=yes\n"
 
 
 PYXIS_PLUGIN = "/usr/local/lib/slurm/spank_pyxis.so"
 """Where azc-slurm-node.sh installs Pyxis (NVIDIA's SPANK plugin for `srun --container-image`)."""
+PLUGSTACK_LOCAL = f"{SLURM_ETC}/plugstack.local.conf"
+"""Each host's own SPANK plugin lines (azc-slurm-node.sh, azc-slurm-controller.sh write it at boot)."""
 
 
 def render_plugstack_conf(spec: ClusterSpec) -> str:
-    """plugstack.conf: Pyxis when containers are on. `optional`, so a node without the plugin (AMD
-    nodes, a failed install) still runs jobs that do not ask for a container (spank(8))."""
+    """plugstack.conf: `include` of each host's own plugin lines (spank(8); an absolute path outside the
+    configless cache, so every host reads its own file). NVIDIA nodes write Pyxis's line there once it is
+    installed; MI300X (AMD) nodes never install Pyxis and write none, so srun and sbatch there print no
+    dlopen errors (Pyxis and Enroot are NVIDIA's; AMD nodes run containers without a SPANK plugin). One
+    file, not a glob: Debian's 24.11 build refuses globs in plugstack.conf ("Slurm does not support glob
+    parsing")."""
     if not spec.slurm.containers:
         return "# containers are off (slurm.containers: false)\n"
-    return f"optional {PYXIS_PLUGIN}\n"
+    return f"include {PLUGSTACK_LOCAL}\n"
 
 
 def render_configs(
@@ -385,6 +436,6 @@ def parse_conf(text: str) -> list[dict[str, str]]:
 def slot_names(spec: ClusterSpec) -> Iterable[str]:
     """Every slot name of the cluster, island by island."""
     for pool in spec.pools:
-        for island in _slots(pool):
+        for island in _slots(spec, pool):
             for index in range(island.count):
                 yield island.name(index)

@@ -85,6 +85,8 @@ def slurm_env(spec: ClusterSpec, slurm: SlurmBoot) -> dict[str, Any]:
         "AZC_SLURM_VERSION": release.version,
         "AZC_SLURM_REPO_GROUP": release.repo_group,
         "AZC_SLURM_ACCOUNTING": int(spec.slurm.accounting.enabled),
+        # elastic power: every slot is backed by a VM the resume program starts, so none is drained
+        "AZC_SLURM_ELASTIC": int(spec.elastic_enabled),
     }
 
 

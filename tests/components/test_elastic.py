@@ -72,8 +72,9 @@ def test_slurm_keys_come_from_the_spec() -> None:
     assert keys["ResumeProgram"] == "/usr/local/lib/azcluster/azc-elastic-resume"
     assert keys["ResumeFailProgram"] == "/usr/local/lib/azcluster/azc-elastic-resume-fail"
     assert keys["SuspendTime"] == "3600" and keys["ResumeTimeout"] == "1500"
-    # islands kept warm are excluded by Slurm node name: the slots of island 0 of each pool
-    assert keys["SuspendExcNodes"] == "h100-i0-[000-015],nc-i0-[000-099]"
+    # islands kept warm are excluded by Slurm node name: the slots of island 0 of each pool, as many as
+    # the island has VMs (an elastic cluster declares only slots a VM backs: 3 nc VMs, not 100 slots)
+    assert keys["SuspendExcNodes"] == "h100-i0-[000-015],nc-i0-[000-002]"
 
 
 def test_slurm_programs_are_single_paths_that_run_the_program() -> None:

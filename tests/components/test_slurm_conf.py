@@ -100,7 +100,8 @@ def test_controller_is_found_by_dns_name_and_configless_is_on() -> None:
     spec = _spec([{"name": "h100", "size": H100, "nodes": 2}])
     params = _globals(slurm.render_slurm_conf(spec, _settings(spec)))
     assert params["SlurmctldHost"] == "llm-login(slurmctld.llm.azcluster.internal)"
-    assert params["SlurmctldParameters"].split(",") == ["enable_configless", "cloud_reg_addrs"]
+    # cloud_reg_addrs is defunct since 23.11 (its behaviour is the default): never rendered
+    assert params["SlurmctldParameters"].split(",") == ["enable_configless"]
     assert params["TopologyPlugin"] == "topology/tree"
     assert params["SelectType"] == "select/cons_tres"
     assert params["GresTypes"] == "gpu"
@@ -154,3 +155,37 @@ def test_pool_without_infiniband_has_slots_for_every_node() -> None:
     spec = _spec([{"name": "nc", "size": NC, "nodes": 150}])
     assert list(slurm.slot_names(spec))[-1] == "nc-i0-149"
     assert len(list(slurm.slot_names(spec))) == 150
+
+
+def test_health_check_interval_exceeds_slurms_health_check_timeout() -> None:
+    # 26.05: "HealthCheckTimeout (60) must be less than HealthCheckInterval"
+    spec = _spec([{"name": "h100", "size": H100, "nodes": 2}])
+    params = _globals(slurm.render_slurm_conf(spec, _settings(spec)))
+    assert int(params["HealthCheckInterval"]) > 60
+    assert "HealthCheckTimeout" not in params  # not a 24.11 key; its default (60) applies
+
+
+def test_cgroup_plugin_is_v2_explicitly() -> None:
+    assert "CgroupPlugin=cgroup/v2" in slurm.render_cgroup_conf().splitlines()
+
+
+def test_plugstack_includes_each_hosts_own_plugins_so_amd_nodes_load_no_pyxis() -> None:
+    spec = _spec([{"name": "h100", "size": H100, "nodes": 2}])
+    text = slurm.render_plugstack_conf(spec)
+    assert text == f"include {slurm.PLUGSTACK_LOCAL}\n"
+    assert "pyxis" not in text  # only an NVIDIA node's own file names Pyxis (azc-slurm-node.sh)
+
+
+def test_an_elastic_cluster_declares_only_the_slots_its_vms_back() -> None:
+    pools = [{"name": "h100", "size": H100, "nodes": 20, "island_max_nodes": 16}]
+    fixed = _spec(pools)
+    elastic = ClusterSpec.model_validate(
+        {"name": "llm", "location": "eastus", "pools": pools, "elastic": {"enabled": True}}
+    )
+    assert elastic.elastic_enabled
+    assert list(slurm.slot_names(fixed)).count("h100-i1-015") == 1  # 16 slots per island
+    names = list(slurm.slot_names(elastic))
+    sizes = elastic.pools[0].island_sizes()
+    assert sum(sizes) == 20 and len(names) == 20
+    for island, vms in enumerate(sizes):
+        assert f"h100-i{island}-{vms - 1:03d}" in names and f"h100-i{island}-{vms:03d}" not in names

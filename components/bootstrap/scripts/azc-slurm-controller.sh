@@ -52,8 +52,23 @@ CONF
     "$SYSTEMCTL" restart slurmdbd >&2
 }
 
+# mpi_default: MpiDefault=pmix only where this Slurm build has the PMIx plugin; otherwise every plain srun
+# would fail ("Invalid MPI type 'pmix'"), so set none and say why (log, /var/lib/azcluster/slurm-mpi.json).
+# Nodes fetch slurm.conf from here (configless) and run the same pinned version.
+mpi_default() {
+    local conf="$R/etc/slurm/slurm.conf" marker="# azc: this Slurm build has no PMIx plugin"
+    [[ -w "$conf" ]] || return 0
+    if [[ "$(mpi_report "$MPI_REPORT")" == none ]]; then
+        sed -i "s/^MpiDefault=pmix\$/MpiDefault=none $marker/" "$conf"
+    else
+        sed -i "s/^MpiDefault=none $marker\$/MpiDefault=pmix/" "$conf"
+    fi
+}
+
 slurm_install slurmctld
+mpi_default
 munge_setup
+[[ -e "$R/etc/slurm/plugstack.local.conf" ]] || plugstack_local ""
 id "$SLURM_USER" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "$SLURM_USER"
 install -d -o "$SLURM_USER" -m 0755 "$R/var/spool/slurmctld" "$R/var/log/slurm" "$R/run/slurm"
 if [[ "${AZC_SLURM_ACCOUNTING:-0}" == 1 ]]; then

@@ -4,18 +4,17 @@
 # Installs munge and the pinned Slurm (azc-slurm-lib.sh), installs the cluster's munge key, claims a
 # node slot of this node's InfiniBand island from slurmctld and starts slurmd configless:
 #   slurmd -N <slot> --conf-server <controller DNS name>:<port>
-# slurmctld learns the slot's address from the registration (cloud_reg_addrs), so the node is
-# schedulable in its pool's partition and its island's topology switch as soon as slurmd is up.
+# slurmctld learns the slot's address and host name from the registration, so the node is schedulable
+# in its pool's partition and under its island's topology switch as soon as slurmd is up (why slots:
+# components/bootstrap/slurm.py).
 #
-# Claiming (no coordinator needed): the slot this host already holds, else a slot Slurm is powering up
-# for a job (when power saving is on), else the first free slot starting
-# at the host's instance number (the base-36 suffix of its scale-set host name) modulo the slot count,
-# so nodes created together never pick the same one. A slot is free when slurmctld does not show it
-# (never claimed: a powered-down CLOUD record, which the reaper keeps drained so no job is placed on it)
-# or shows it NOT_RESPONDING and DOWN or drained (its VM is gone). Once slurmd has registered, the node
-# takes back the reaper's drain (activate). After slurmd
-# registers, the claim is checked: if another host registered the same slot last, this node stops
-# slurmd and claims another one.
+# Claiming (no coordinator needed), from slurmctld's node table (client_conf: readable before slurmd has
+# a configuration; an unreadable table fails the claim and systemd retries): the slot this host already
+# holds (a reboot, a start after a stop), else a slot Slurm is powering up for a job (elastic power),
+# else a free slot (slot_is_free: powered down, or its VM gone), looking first at the host's instance
+# number modulo the slot count only to spread nodes created together. Once slurmd has registered, the
+# claim is checked: if another host registered the same slot last, this node stops slurmd and claims
+# another. Then the node takes back the controller's free-slot drain (activate).
 #
 # Usage: azc-slurm-node.sh [start|claim|activate SLOT]
 #   claim: print the slot this node would take, change nothing; activate: undrain SLOT once registered
@@ -42,21 +41,21 @@ instance_number() {
 # claim [EXCLUDED...]: print the slot to use.
 claim() {
     local table start i n slot host state waiting=""
-    local -A shown=()
-    table="$(node_table)"
+    local -A taken=()
+    table="$(node_table)" || {
+        log "cannot read slurmctld's node table (controller $AZC_SLURM_CONTROLLER); retrying later"
+        return 1
+    }
     while read -r slot host state _; do
         [[ -n "$slot" && "$slot" == "$AZC_ISLAND_KEY"-* ]] || continue
         printf '%s\n' "$@" | grep -qx "$slot" && continue
         if [[ "$host" == "$HOST" ]]; then
             echo "$slot" && return 0
         fi
-        if [[ "$state" == *POWERING_UP* && "$host" == "$slot" && -z "$waiting" ]]; then
-            waiting="$slot" # Slurm resumed this slot for a job (power saving): take it first
+        if [[ "$state" == *POWERING_UP* && -z "$waiting" ]]; then
+            waiting="$slot" # Slurm resumed this slot for a job (elastic power): take it first
         fi
-        if [[ "$state" == *NOT_RESPONDING* && ("$state" == DOWN* || "$state" == *DRAIN*) ]]; then
-            continue # its VM is gone: free
-        fi
-        shown[$slot]=1
+        slot_is_free "$state" || taken[$slot]=1
     done <<<"$table"
     if [[ -n "$waiting" ]]; then
         echo "$waiting" && return 0
@@ -65,7 +64,7 @@ claim() {
     for ((i = 0; i < COUNT; i++)); do
         n=$(((start + i) % COUNT))
         slot="$(slot_name "$n")"
-        [[ -z "${shown[$slot]:-}" ]] || continue
+        [[ -z "${taken[$slot]:-}" ]] || continue
         printf '%s\n' "$@" | grep -qx "$slot" && continue
         echo "$slot" && return 0
     done
@@ -93,12 +92,13 @@ containers() {
         install -D -m 0755 "$tmp/pyxis/spank_pyxis.so" "$R/usr/local/lib/slurm/spank_pyxis.so"
     fi
     rm -rf "$tmp"
+    plugstack_local "optional /usr/local/lib/slurm/spank_pyxis.so" # only nodes with Pyxis load it
 }
 
 # activate SLOT: once this node's slurmd has registered for SLOT, take back the drain the reaper puts on
 # free slots, so the node becomes schedulable. That drain shows reason "azc-slot: ..." or, after the
 # registration, none at all (Slurm 22.05 drops the reason of a powered-down CLOUD record when it
-# registers; an administrator's drain always has one): other drains stay.
+# registers; 24.11 and 26.05 keep it; an administrator's drain always has one): other drains stay.
 activate() {
     local line
     line="$("$SCONTROL" -o show node "$1")"
@@ -112,7 +112,9 @@ registered_host() { "$SCONTROL" -o show node "$1" 2>/dev/null | tr ' ' '\n' | se
 start() {
     local slot excluded=() attempt
     slurm_install slurmd
+    mpi_report "$MPI_REPORT" >/dev/null
     munge_setup
+    [[ -e "$R/etc/slurm/plugstack.local.conf" ]] || plugstack_local ""
     containers || log "Enroot/Pyxis could not be installed; jobs without --container-image still run"
     mkdir -p "$R/var/spool/slurmd" "$R/var/log/slurm"
     for attempt in 1 2 3 4 5; do
@@ -137,6 +139,7 @@ start() {
     return 1
 }
 
+client_conf
 case "${1:-start}" in
     start) start ;;
     claim) claim ;;
