@@ -168,6 +168,10 @@ def rate_text(cost: ResourceCost) -> str:
         return "usage-based only"
     if unit == "included":
         return "no charge of its own"
+    if unit == "vm-hour":
+        rate, reserved = cost.rate or 0.0, int(cost.item.quantity or 0)
+        total = money(rate * reserved)
+        return f"{money(rate)}/hour per reserved VM ({reserved} reserved: {total}/hour, used or not)"
     each = " each" if unit in ("hour", "month") and cost.item.count > 1 else ""
     return f"{money(cost.rate or 0.0)}/{unit}{each}"
 
@@ -197,6 +201,18 @@ def _nothing_fixed(item: Billable, price: ResourcePrice) -> tuple[float | None, 
     return None, 0.0
 
 
+def _reserved_vm_hours(item: Billable, price: ResourcePrice) -> tuple[float, float] | None:
+    """A capacity reservation of `quantity` VMs of size `sku`, each billed at the size's pay-as-you-go
+    rate (sizes.yaml) whether used or not. azcluster reserves exactly the pool's nodes, and VMs running in
+    a reservation are its charge, not on top of it: with the pool on, that charge is the pool's compute
+    line, so nothing is added here; powered off (elastic idle, `stop`) it is `rate x quantity` an hour
+    (the elastic summary's idle figure counts it)."""
+    size = catalog.find_size(item.sku) if item.sku else None
+    if size is None or item.quantity is None:
+        return None
+    return size.price.usd_per_hour, 0.0
+
+
 Pricer = Callable[[Billable, ResourcePrice], "tuple[float | None, float] | None"]
 PRICERS: dict[str, Pricer] = {
     "azure-native:storagecache:AmlFilesystem": _per_capacity_month,  # TiB-month by throughput tier
@@ -211,6 +227,7 @@ PRICERS: dict[str, Pricer] = {
     "azure-native:dashboard:Grafana": _per_hour,  # by SKU + per active user (usage)
     "azure-native:monitor:AzureMonitorWorkspace": _nothing_fixed,  # per sample ingested and queried
     "azure-native:monitor:ActionGroup": _nothing_fixed,  # per notification sent
+    "azure-native:compute:CapacityReservation": _reserved_vm_hours,  # reserved VMs at the size's rate
 }
 """Resource kind -> the function that prices it from its catalogue row (prices.yaml `unit`). A price
 function returns (rate, USD per hour), or None when the catalogue has no rate for that SKU."""
@@ -386,7 +403,16 @@ def _elastic_summary(spec: ClusterSpec, all_on: float) -> ElasticSummary | None:
     from azcluster.components.elastic import elastic_cost
 
     gpu = elastic_cost(spec)
-    idle = round(all_on - (gpu.all_on_usd_per_hour - gpu.floor_usd_per_hour), 2)
+    idle = all_on - (gpu.all_on_usd_per_hour - gpu.floor_usd_per_hour)
+    # A reservation keeps billing while the pool's nodes are powered off (the only thing left to cover).
+    from azcluster.components.elastic import plan_islands
+
+    warm = {island.pool for island in plan_islands(spec) if island.keep_warm}
+    for pool, size_name, count in reserved_vms(spec):
+        size = catalog.find_size(size_name)
+        if size is not None and pool not in warm:
+            idle += size.price.usd_per_hour * count
+    idle = round(idle, 2)
     return ElasticSummary(spec.elastic.idle_minutes, spec.elastic.keep_warm_islands, all_on, idle)
 
 
@@ -580,8 +606,35 @@ def _monitoring_billables(spec: ClusterSpec) -> list[Billable]:
     return items
 
 
+def reserved_vms(spec: ClusterSpec) -> list[tuple[str, str, int]]:
+    """(pool, size, VMs reserved) for each pool whose capacity reservation azcluster creates: the pool's
+    size and node count (components/gpu_pool.py); a group given by id is the user's and billed to them
+    whether or not azcluster runs."""
+    return [
+        (pool.name, pool.size, pool.nodes)
+        for pool in spec.pools
+        if pool.capacity.reservation is not None and pool.capacity.reservation.create and pool.nodes
+    ]
+
+
+def _reservation_billables(spec: ClusterSpec) -> list[Billable]:
+    """Each created capacity reservation (one per pool), priced per reserved VM at the size's rate."""
+    return [
+        Billable(
+            "azure-native:compute:CapacityReservation",
+            "reservation",
+            f"capacity reservation, pool {pool}: {count} x {size}, billed whether used or not (running "
+            "nodes are that charge, not extra) until `down` deletes it",
+            sku=size,
+            quantity=count,
+        )
+        for pool, size, count in reserved_vms(spec)
+    ]
+
+
 BILLABLES: tuple[Callable[[ClusterSpec], list[Billable]], ...] = (
     _disk_billables,
+    _reservation_billables,
     _storage_billables,
     _network_billables,
     _dns_billables,

@@ -750,6 +750,9 @@ _CHILD_PATHS = {
         "Microsoft.Dashboard/grafana/{workspaceName}/managedPrivateEndpoints"
     ),
     "azure-native:network:Subnet": "Microsoft.Network/virtualNetworks/{virtualNetworkName}/subnets",
+    "azure-native:compute:CapacityReservation": (
+        "Microsoft.Compute/capacityReservationGroups/{capacityReservationGroupName}/capacityReservations"
+    ),
     "azure-native:network:SecurityRule": (
         "Microsoft.Network/networkSecurityGroups/{networkSecurityGroupName}/securityRules"
     ),

@@ -19,6 +19,17 @@ keeps what Azure placed, removes failed instances and asks for the gap later thr
 each later update asking again for the whole island and failing again. The same holds for the count
 elastic changes by deallocating and starting instances: Pulumi never sees it.
 
+A pool with `capacity.reservation` allocates from a capacity reservation group: an existing one by id, or
+one created here (`compute.CapacityReservationGroup` in the zones the pool may use, and one
+`compute.CapacityReservation` with `sku {name: size, capacity: nodes}` in the zone its scale set is built
+in), referenced as `virtualMachineProfile.capacityReservation.capacityReservationGroup.id`; the scale set
+depends on the reservation, so it allocates from held capacity. Azure associates a Uniform scale set with
+a group only with `singlePlacementGroup: false` (InfiniBand islands cannot: AZC015) and reserves no
+ND-series size (AZC104); a zonal VM uses a reservation of its own zone (AZC109). Sources:
+learn.microsoft.com/azure/virtual-machines/capacity-reservation-overview and
+capacity-reservation-associate-virtual-machine-scale-set. A reservation holds no data and bills at the
+size's pay-as-you-go rate whether used or not, so it is never protected or retained: `down` deletes it.
+
 Property names follow pulumi-azure-native 3.x (`compute.VirtualMachineScaleSet`, API 2024-11-01).
 """
 
@@ -36,7 +47,7 @@ from pulumi_azure_native import compute
 from . import bootstrap, catalog
 from .capacity import island_zone
 from .images import image_reference, purchase_plan
-from .placement import cluster_zone, zones_for
+from .placement import cluster_zone, region_has_zones, zones_for
 from .spec import ClusterSpec, PoolSpec
 from .tags import ROLE_COMPUTE, cluster_tags
 
@@ -226,14 +237,14 @@ def _validate(args: GpuPoolArgs) -> tuple[catalog.GpuSize, list[Island]]:
             f"pool {args.pool.name!r}: no SSH public keys; password authentication is off, so nobody could "
             "log in. Add keys under ssh.public_keys."
         )
-    reservation = args.pool.capacity_reservation_group_id
+    reservation = args.pool.uses_reservation
     if reservation and size.has_infiniband:
         # learn.microsoft.com/azure/virtual-machines/capacity-reservation-associate-virtual-machine-scale-set:
         # a Uniform scale set uses a reservation only with singlePlacementGroup false, which IB rules out.
         raise ValueError(
             f"pool {args.pool.name!r}: {size.name} islands are Uniform scale sets with a single placement "
             "group, which Azure cannot associate with a capacity reservation group; remove "
-            "capacity_reservation_group_id (reservations work for sizes without InfiniBand)"
+            f"{args.pool.reservation_path()} (reservations work for sizes without InfiniBand)"
         )
     if reservation and args.pool.spot:
         raise ValueError(
@@ -334,11 +345,18 @@ class GpuPool(pulumi.ComponentResource):
             replace_on_changes=["zones"],
             delete_before_replace=True,
         )
+        self.reservation_group: compute.CapacityReservationGroup | None = None
+        self.reservation: compute.CapacityReservation | None = None
+        group_id: pulumi.Input[str] | None = args.pool.reservation_group_id
+        if args.pool.capacity.reservation is not None and args.pool.capacity.reservation.create:
+            self.reservation_group, self.reservation = _create_reservation(name, args, size, islands, self)
+            group_id = self.reservation_group.id
+            child = pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[self.reservation]))
         self.scale_sets = [
             compute.VirtualMachineScaleSet(
                 f"{name}-ib{island.index}" if size.has_infiniband else f"{name}-vmss",
                 opts=child,
-                **_scale_set_args(args, size, island),
+                **_scale_set_args(args, size, island, group_id),
             )
             for island in islands
         ]
@@ -347,7 +365,55 @@ class GpuPool(pulumi.ComponentResource):
         self.register_outputs({"scale_set_names": self.scale_set_names, "scale_set_ids": self.scale_set_ids})
 
 
-def _scale_set_args(args: GpuPoolArgs, size: catalog.GpuSize, island: Island) -> dict[str, Any]:
+def reservation_zones(args: GpuPoolArgs, islands: Sequence[Island]) -> tuple[list[str], list[str]]:
+    """(the group's zones, the reservation's zones): the group spans every zone the pool may use (an
+    island moved by the capacity policy still finds its group), the reservation sits where the scale set
+    is built (or in `capacity.reservation.zones`); both empty for a regional pool."""
+    pool = args.pool
+    if region_has_zones(args.location) is False:
+        return [], []
+    built = [zone for island in islands if (zone := island_zone(pool, island.index, args.zone))]
+    given = pool.capacity.reservation.zones if pool.capacity.reservation is not None else []
+    reserved = list(dict.fromkeys(given or built))
+    group = list(dict.fromkeys([*pool.capacity.zones, *([args.zone] if args.zone else []), *reserved]))
+    return group, reserved
+
+
+def _create_reservation(
+    name: str, args: GpuPoolArgs, size: catalog.GpuSize, islands: Sequence[Island], parent: pulumi.Resource
+) -> tuple[compute.CapacityReservationGroup, compute.CapacityReservation]:
+    """A group and one reservation for the pool's size and node count (compute.CapacityReservationGroup,
+    compute.CapacityReservation: pulumi-azure-native 3.x, API 2024-11-01)."""
+    group_zones, reserved_zones = reservation_zones(args, islands)
+    tags = cluster_tags(args.cluster_name, ROLE_COMPUTE, args.tags, pool=args.pool.name)
+    group_args: dict[str, Any] = {
+        "resource_group_name": args.resource_group_name,
+        "capacity_reservation_group_name": f"{args.cluster_name}-{args.pool.name}-crg",
+        "location": args.location,
+        "tags": tags,
+    }
+    if group_zones:
+        group_args["zones"] = group_zones
+    # A group's zones are fixed at creation, as are a reservation's: a change replaces them.
+    opts = pulumi.ResourceOptions(parent=parent, replace_on_changes=["zones"], delete_before_replace=True)
+    group = compute.CapacityReservationGroup(f"{name}-crg", opts=opts, **group_args)
+    reservation_args: dict[str, Any] = {
+        "resource_group_name": args.resource_group_name,
+        "capacity_reservation_group_name": group.name,
+        "capacity_reservation_name": f"{args.cluster_name}-{args.pool.name}-{size.name.lower()}",
+        "location": args.location,
+        "sku": {"name": size.name, "capacity": sum(island.nodes for island in islands)},
+        "tags": tags,
+    }
+    if reserved_zones:
+        reservation_args["zones"] = reserved_zones
+    reservation = compute.CapacityReservation(f"{name}-cr", opts=opts, **reservation_args)
+    return group, reservation
+
+
+def _scale_set_args(
+    args: GpuPoolArgs, size: catalog.GpuSize, island: Island, group_id: pulumi.Input[str] | None = None
+) -> dict[str, Any]:
     """Keyword arguments of one compute.VirtualMachineScaleSet (snake_case, pulumi-azure-native 3.x)."""
     pool = args.pool
     ib = size.has_infiniband
@@ -397,10 +463,8 @@ def _scale_set_args(args: GpuPoolArgs, size: catalog.GpuSize, island: Island) ->
         profile["priority"] = "Spot"
         profile["eviction_policy"] = "Delete"
         profile["billing_profile"] = {"max_price": -1}
-    if pool.capacity_reservation_group_id:
-        profile["capacity_reservation"] = {
-            "capacity_reservation_group": {"id": pool.capacity_reservation_group_id}
-        }
+    if group_id is not None:
+        profile["capacity_reservation"] = {"capacity_reservation_group": {"id": group_id}}
 
     kwargs: dict[str, Any] = {
         "resource_group_name": args.resource_group_name,

@@ -181,6 +181,42 @@ CAPACITY_WAIT_MAX_MINUTES = 7 * 24 * 60
 """The longest a capacity policy may keep trying (a week): longer is a reservation, not a wait."""
 
 
+class CapacityReservationSpec(_Strict):
+    """A capacity reservation group the pool's scale set allocates from: an existing one (`group_id`), or
+    one azcluster creates with a reservation for the pool's size and node count (`create: true`).
+
+    A reservation holds the capacity whether VMs use it or not and bills it at the size's pay-as-you-go
+    rate all the while (learn.microsoft.com/azure/virtual-machines/capacity-reservation-overview); one
+    azcluster created goes with `down`. Azure offers reservations for some GPU sizes only (NC A100 v4:
+    yes; ND-series: no, AZC104) and not for single-placement-group scale sets (InfiniBand islands, AZC015).
+    """
+
+    group_id: str | None = Field(
+        None,
+        description="Resource id of an existing capacity reservation group "
+        "(/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.Compute/capacityReservationGroups/"
+        "<name>) to allocate from; azcluster neither creates nor deletes it. Default: none.",
+    )
+    create: bool = Field(
+        False,
+        description="Create a capacity reservation group with one reservation for the pool's size and "
+        "node count in the zone its scale set is built in; billed whether used or not, deleted by `down`. "
+        "Default: false.",
+    )
+    zones: list[ZoneName] = Field(
+        default_factory=list,
+        description="Zones the reservation is in: for `group_id`, the zones of that group's reservations "
+        "(azcluster checks them against the pool's zones, AZC109); for `create`, where to reserve. "
+        "Default: none given (create: the zone the pool's scale set is built in).",
+    )
+
+    @model_validator(mode="after")
+    def _one_form(self) -> CapacityReservationSpec:
+        if self.create == (self.group_id is not None):
+            raise ValueError("give either group_id (an existing group) or create: true, exactly one")
+        return self
+
+
 class CapacityPolicy(_Strict):
     """What azcluster does when Azure cannot place a whole island (components/capacity.py).
 
@@ -222,6 +258,12 @@ class CapacityPolicy(_Strict):
         le=CAPACITY_WAIT_MAX_MINUTES,
         description="Minutes `up` and `grow` keep trying to place this pool's islands, with back-off, "
         "before reporting what they obtained; 0 is one try. `--wait-for-capacity` overrides it.",
+    )
+
+    reservation: CapacityReservationSpec | None = Field(
+        None,
+        description="A capacity reservation group to allocate from, existing (`group_id`) or created by "
+        "azcluster (`create: true`); for sizes Azure reserves (not ND-series). Default: none.",
     )
 
     island_zones: dict[str, str] = Field(
@@ -285,7 +327,9 @@ class PoolSpec(_Strict):
     )
     spot: bool = Field(False, description="Use Spot VMs (cheaper, can be evicted at any time).")
     capacity_reservation_group_id: str | None = Field(
-        None, description="Resource id of a capacity reservation group to allocate from."
+        None,
+        description="Resource id of a capacity reservation group to allocate from (the same as "
+        "`capacity.reservation.group_id`; give one of the two).",
     )
     island_max_nodes: int = Field(
         DEFAULT_ISLAND_MAX_NODES,
@@ -303,6 +347,39 @@ class PoolSpec(_Strict):
         "smallest island worth keeping, how long to keep trying. Default: the cluster's zone, no "
         "stand-in, whole islands, one try.",
     )
+
+    @model_validator(mode="after")
+    def _one_reservation(self) -> PoolSpec:
+        if self.capacity_reservation_group_id and self.capacity.reservation is not None:
+            raise ValueError(
+                "give capacity_reservation_group_id or capacity.reservation, not both "
+                "(capacity.reservation.group_id is the same as capacity_reservation_group_id)"
+            )
+        return self
+
+    @property
+    def reservation_group_id(self) -> str | None:
+        """The existing group the pool allocates from, in either form (None: none, or one to create)."""
+        reservation = self.capacity.reservation
+        return self.capacity_reservation_group_id or (reservation.group_id if reservation else None)
+
+    @property
+    def uses_reservation(self) -> bool:
+        """Whether the pool's scale set allocates from a capacity reservation group (existing or created)."""
+        return self.reservation_group_id is not None or (
+            self.capacity.reservation is not None and self.capacity.reservation.create
+        )
+
+    def reservation_path(self) -> str:
+        """Where the pool's reservation is given, relative to the pool (for findings)."""
+        if self.capacity_reservation_group_id:
+            return "capacity_reservation_group_id"
+        reservation = self.capacity.reservation
+        return (
+            "capacity.reservation.group_id"
+            if reservation and reservation.group_id
+            else "capacity.reservation"
+        )
 
     def island_sizes(self) -> list[int]:
         """Nodes per island: ceil(nodes / limit) scale sets, nodes spread as evenly as possible."""

@@ -126,9 +126,10 @@ class ResourcePrice(_Row):
     variant: str | None = None
     """For a type priced by what it is (a StorageAccount's `kind`: StorageV2 or FileStorage)."""
     title: str
-    unit: Literal["hour", "month", "GiB-month", "TiB-month", "usage", "included"]
+    unit: Literal["hour", "month", "GiB-month", "TiB-month", "usage", "included", "vm-hour"]
     quantity_input: str | None = None
-    """The input (Pulumi's camelCase) that holds the quantity priced per unit, e.g. storageCapacityTiB."""
+    """The input (Pulumi's camelCase, dotted for a nested one) that holds the quantity priced per unit,
+    e.g. storageCapacityTiB, sku.capacity."""
     rates: dict[str, float] = {}
     """USD per `unit` by SKU; `*` when the SKU does not change the price."""
     tiers: dict[str, int] = {}

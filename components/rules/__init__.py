@@ -22,7 +22,7 @@ One module per domain, one registry (`registry.py`):
     slurm.py     AZC070-075          Slurm (ids AZC070-079)
     home.py      AZC085-086          the shared home (ids AZC080-089)
     elastic.py   AZC093-097          elastic pools (ids AZC090-099)
-    capacity.py  AZC100-108          capacity policy: zones, stand-in sizes, partial islands, reservations
+    capacity.py  AZC100-109          capacity policy: zones, stand-in sizes, partial islands, reservations
                                      (ids AZC100-109)
     team.py      AZC110-119          users and groups on every node (the `team:` section)
     monitoring.py AZC120-127         Azure Monitor workspace, Grafana, alert receivers, ingestion limits
@@ -38,7 +38,8 @@ Adding a rule:
    feeds it generated specs): a rule that crashes hides every other finding.
 3. Choose the id: the next free one in the domain's block, or a new block of ten for a new domain.
    Next free: AZC063 (domains without a block), AZC076 (Slurm), AZC087 (home), AZC098 (elastic),
-   AZC109 (capacity), AZC128 (monitoring); a new domain takes the next unused block, AZC130-139
+   AZC128 (monitoring); the capacity block is full (a new capacity rule takes a new block). A new domain
+   takes the next unused block, AZC130-139
    (then AZC140-149, ...) and lists it above.
    Ids are stable: a retired rule's id is never reused.
 4. Add a case that fires and one that stays quiet to the FIRES and QUIET tables of the domain's test,

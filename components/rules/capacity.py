@@ -1,4 +1,4 @@
-"""Capacity policy (AZC100-AZC108): zones to try, stand-in sizes, the smallest island worth keeping, and
+"""Capacity policy (AZC100-AZC109): zones to try, stand-in sizes, the smallest island worth keeping, and
 capacity reservations where Azure offers them (components/capacity.py resolves the policy)."""
 
 from __future__ import annotations
@@ -148,7 +148,9 @@ def _reservation_unsupported(size: catalog.GpuSize) -> str | None:
 def capacity_reservation_size_unsupported(spec: ClusterSpec) -> Iterator[Problem]:
     """Azure's on-demand capacity reservations do not support ND-series nor NCads H100 v5: a reservation
     for them cannot be created, and a scale set of that size referencing a group is refused. Stand-in
-    sizes count too: an island that falls back to one could not use the pool's reservation.
+    sizes count too: an island that falls back to one could not use the pool's reservation. Both forms
+    count: an existing group (`capacity_reservation_group_id`, `capacity.reservation.group_id`) and one
+    azcluster would create (`capacity.reservation.create`).
 
     Source: https://learn.microsoft.com/azure/virtual-machines/capacity-reservation-overview ("Limitations
     and restrictions": support for ND-series and NCads H100 v5-series "isn't currently available"; NC A100
@@ -156,16 +158,17 @@ def capacity_reservation_size_unsupported(spec: ClusterSpec) -> Iterator[Problem
     policy: zones, stand-in sizes and best-effort islands.
     """
     for index, pool in enumerate(spec.pools):
-        if not pool.capacity_reservation_group_id:
+        if not pool.uses_reservation:
             continue
+        where = pool.reservation_path()
         size = catalog.find_size(pool.size)
         series = _reservation_unsupported(size) if size is not None else None
         if size is not None and series:
             yield (
-                pool_at(index, "capacity_reservation_group_id"),
+                pool_at(index, where),
                 f"pool {pool.name!r}: {size.name} is {series}, which Azure's capacity reservations do "
                 f"not support ({RESERVATION_SOURCE}).",
-                "Remove capacity_reservation_group_id and let the pool's `capacity:` policy get what it "
+                f"Remove {where} and let the pool's `capacity:` policy get what it "
                 "can (zones to try, stand-in sizes, min_nodes); reservations exist for NC A100 v4.",
             )
         for position, _name, stand_in in _stand_ins(pool):
@@ -176,7 +179,7 @@ def capacity_reservation_size_unsupported(spec: ClusterSpec) -> Iterator[Problem
                     f"pool {pool.name!r} allocates from a capacity reservation group, but stand-in "
                     f"{stand_in.name} is {series}, which Azure's capacity reservations do not support "
                     f"({RESERVATION_SOURCE}).",
-                    "Remove the stand-in, or remove capacity_reservation_group_id from the pool.",
+                    f"Remove the stand-in, or remove {where} from the pool.",
                 )
 
 
@@ -315,3 +318,57 @@ def island_zone_not_allowed(spec: ClusterSpec) -> Iterator[Problem]:
                     f"Add zone {zone} to `capacity.zones`, or remove the entry to build the island in the "
                     "first zone again.",
                 )
+
+
+def pool_zones(spec: ClusterSpec, pool: PoolSpec) -> list[str]:
+    """The zones a pool's islands may be built in: its `capacity.zones`, else the cluster's zone."""
+    from ..placement import cluster_zone
+
+    home = cluster_zone(spec).zone
+    return list(pool.capacity.zones) or ([home] if home else [])
+
+
+@rule(
+    "AZC109",
+    "error",
+    "capacity-reservation-zone-mismatch",
+    "A pool's capacity reservation is in a zone its scale set is not built in",
+)
+def capacity_reservation_zone_mismatch(spec: ClusterSpec) -> Iterator[Problem]:
+    """A zonal VM allocates from a reservation in its own zone only, and a regional VM from a regional
+    reservation only: Azure refuses the association otherwise, or (for a zone the pool never uses) bills a
+    reservation nothing runs in. `capacity.reservation.zones` must include the zone the pool's scale set is
+    built in and list no zone the pool's policy does not allow; a regional pool takes no zones.
+
+    Source: https://learn.microsoft.com/azure/virtual-machines/capacity-reservation-overview (a zonal
+    reservation serves VMs deployed in its zone; a regional one serves regional VMs) and the "associate a
+    VM scale set" page (capacity-reservation-associate-virtual-machine-scale-set).
+    """
+    from ..capacity import island_zone
+    from ..placement import cluster_zone
+
+    home = cluster_zone(spec).zone
+    for index, pool in enumerate(spec.pools):
+        reservation = pool.capacity.reservation
+        if reservation is None or not reservation.zones:
+            continue
+        path = _capacity_path(index, "reservation.zones")
+        allowed = pool_zones(spec, pool)
+        built = island_zone(pool, 0, home)
+        outside = [zone for zone in reservation.zones if zone not in allowed]
+        if built is None:
+            yield (
+                path,
+                f"pool {pool.name!r} is regional (no zone), but its reservation is in zone "
+                f"{', '.join(reservation.zones)}: a regional scale set cannot use a zonal reservation.",
+                "Remove `capacity.reservation.zones` (a regional reservation), or give the cluster a "
+                "`zone:`.",
+            )
+        elif outside or built not in reservation.zones:
+            yield (
+                path,
+                f"pool {pool.name!r}'s reservation is in zone {', '.join(reservation.zones)}, but its scale "
+                f"set is built in zone {built} (allowed: {', '.join(allowed)}): the VMs could not use it.",
+                f"Reserve in zone {built} (and only zones the pool lists in `capacity.zones`), or move the "
+                "pool to the reservation's zone.",
+            )

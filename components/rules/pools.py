@@ -224,12 +224,14 @@ def spot_with_capacity_reservation(spec: ClusterSpec) -> Iterator[Problem]:
     (Limitations and restrictions: "Spot VMs and Azure Dedicated Host Nodes aren't supported").
     """
     for index, pool in enumerate(spec.pools):
-        if pool.spot and pool.capacity_reservation_group_id:
+        if pool.spot and pool.uses_reservation:
+            group = pool.reservation_group_id
+            named = f"group {preview(group, 60)!r}" if group else "group (capacity.reservation.create)"
             yield (
-                pool_at(index, "capacity_reservation_group_id"),
-                f"pool {pool.name!r} is Spot and also names capacity reservation group "
-                f"{preview(pool.capacity_reservation_group_id, 60)!r}; Azure does not allow both.",
-                "Remove `spot: true` to use the reservation, or remove capacity_reservation_group_id.",
+                pool_at(index, pool.reservation_path()),
+                f"pool {pool.name!r} is Spot and also allocates from capacity reservation {named}; "
+                "Azure does not allow both.",
+                f"Remove `spot: true` to use the reservation, or remove {pool.reservation_path()}.",
             )
 
 
@@ -264,12 +266,12 @@ def capacity_reservation_on_infiniband_pool(spec: ClusterSpec) -> Iterator[Probl
     ("Limitations of scale sets in Uniform Orchestration").
     """
     for index, pool in enumerate(spec.pools):
-        if pool.capacity_reservation_group_id and _ib_size(pool) is not None:
+        if pool.uses_reservation and _ib_size(pool) is not None:
             yield (
-                pool_at(index, "capacity_reservation_group_id"),
+                pool_at(index, pool.reservation_path()),
                 f"pool {pool.name!r}: {pool.size} islands are Uniform scale sets with a single placement "
                 "group, which Azure cannot associate with a capacity reservation group.",
-                "Remove capacity_reservation_group_id from InfiniBand pools (ask your Azure account team "
+                f"Remove {pool.reservation_path()} from InfiniBand pools (ask your Azure account team "
                 "about capacity for ND sizes instead); reservations work for pools without InfiniBand.",
             )
 
@@ -289,13 +291,14 @@ CAPACITY_RESERVATION_GROUP_ID = re.compile(
 )
 def capacity_reservation_id_malformed(spec: ClusterSpec) -> Iterator[Problem]:
     """The scale set references the group by resource id; a name or a truncated id fails the deployment
-    with a LinkedInvalidPropertyId error.
+    with a LinkedInvalidPropertyId error. Either form counts: `capacity_reservation_group_id` and
+    `capacity.reservation.group_id`.
     """
     for index, pool in enumerate(spec.pools):
-        value = pool.capacity_reservation_group_id
+        value = pool.reservation_group_id
         if value is not None and not CAPACITY_RESERVATION_GROUP_ID.fullmatch(value.strip()):
             yield (
-                pool_at(index, "capacity_reservation_group_id"),
+                pool_at(index, pool.reservation_path()),
                 f"pool {pool.name!r}: {preview(value, 60)!r} is not a capacity reservation group "
                 "resource id.",
                 "Use the full id: /subscriptions/<subscription-guid>/resourceGroups/<group>/providers/"

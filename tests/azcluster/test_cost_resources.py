@@ -36,6 +36,10 @@ HUB_VNET = (
     "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/hub/providers/"
     "Microsoft.Network/virtualNetworks/hub"
 )
+HUB_CRG = (
+    "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/hub/providers/"
+    "Microsoft.Compute/capacityReservationGroups/held"
+)
 HUB_BLOB_ZONE = (
     "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/hub/providers/"
     "Microsoft.Network/privateDnsZones/privatelink.blob.core.windows.net"
@@ -231,6 +235,50 @@ def test_total_is_compute_plus_the_other_resources_and_a_missing_price_is_named(
     assert cost.PRICERS[BASTION](item, price(BASTION)) is None
 
 
+RESERVATION = "azure-native:compute:CapacityReservation"
+NC_A100 = "Standard_NC96ads_A100_v4"
+
+
+def test_a_created_reservation_bills_the_reserved_vms_at_their_rate_whether_used_or_not():
+    held = {"name": "held", "size": NC_A100, "nodes": 3, "capacity": {"reservation": {"create": True}}}
+    summary = cost.summarize(spec_of({"pools": [held]}))
+    line = only(summary, RESERVATION)
+    rate = catalog.find_size(NC_A100).price.usd_per_hour
+    assert (line.item.sku, line.item.quantity, line.rate) == (NC_A100, 3, rate)
+    # The pool's running nodes are the reservation's charge: the compute line, nothing on top of it.
+    assert line.usd_per_hour == 0.0
+    pool_line = [price_line for price_line in summary.prices if price_line.size == NC_A100]
+    assert [price_line.count for price_line in pool_line] == [3]
+    assert summary.cost_per_hour_usd == pytest.approx(
+        summary.compute_usd_per_hour + summary.resources_usd_per_hour
+    )
+    assert "whether used or not" in line.item.label and "`down` deletes it" in line.item.label
+    assert (
+        cost.rate_text(line)
+        == f"{cost.money(rate)}/hour per reserved VM (3 reserved: {cost.money(3 * rate)}/hour, used or not)"
+    )
+
+
+def test_an_existing_group_is_not_azclusters_to_bill_and_no_reservation_bills_nothing():
+    given = {"name": "held", "size": NC_A100, "nodes": 3, "capacity": {"reservation": {"group_id": HUB_CRG}}}
+    assert not lines(cost.summarize(spec_of({"pools": [given]})), RESERVATION)
+    assert not lines(cost.summarize(spec_of({})), RESERVATION)
+
+
+def test_an_idle_elastic_pool_still_pays_for_its_reservation():
+    def idle(reservation: dict | None) -> float:
+        pool = {"name": "held", "size": NC_A100, "nodes": 2}
+        if reservation:
+            pool["capacity"] = {"reservation": reservation}
+        spec = spec_of({"pools": [pool], "scheduler": "slurm", "elastic": {"enabled": True}})
+        summary = cost.summarize(spec)
+        assert summary.elastic is not None
+        return summary.elastic.all_idle_usd_per_hour
+
+    rate = catalog.find_size(NC_A100).price.usd_per_hour
+    assert idle({"create": True}) == pytest.approx(idle(None) + 2 * rate, abs=0.01)
+
+
 # --- the plan graph against the breakdown ----------------------------------------------------------------
 
 VARIANT = """\
@@ -251,6 +299,12 @@ config:
       - name: small
         size: Standard_NC80adis_H100_v5
         nodes: 2
+      - name: held
+        size: Standard_NC96ads_A100_v4
+        nodes: 2
+        capacity:
+          reservation:
+            create: true
     storage:
       lustre:
         sku: AMLFS-Durable-Premium-40
@@ -291,7 +345,11 @@ def _graph_key(resource: dict) -> tuple:
     variant = inputs.get("kind") if kind == ACCOUNT else None
     row = catalog.resource_prices()[(kind, variant)]
     sku = (inputs.get("sku") or {}).get("name")
-    quantity = inputs.get(row.quantity_input) if row.quantity_input else None
+    quantity: object = None
+    if row.quantity_input:
+        quantity = inputs
+        for key in row.quantity_input.split("."):  # dotted for a nested input: sku.capacity
+            quantity = quantity.get(key) if isinstance(quantity, dict) else None
     return kind, variant, sku, quantity
 
 

@@ -1,4 +1,4 @@
-"""Capacity policy rules (AZC100-AZC106) and the policy's shape in the spec.
+"""Capacity policy rules (AZC100-AZC109) and the policy's shape in the spec.
 
 Each case edits the baseline cluster (cases.py: 4 x ND H100 v5 in zone 1 of eastus) and must fire, or
 stay quiet.
@@ -43,11 +43,53 @@ FIRES = [
         },
         "stand-in Standard_NC80adis_H100_v5 is NCads H100 v5-series",
     ),
+    ("AZC104", {"pools.0.capacity": {"reservation": {"create": True}}}, "ND-series"),
+    ("AZC104", {"pools.0.capacity": {"reservation": {"group_id": CRG_ID}}}, "ND-series"),
+    (
+        "AZC104",
+        {
+            "pools.0.size": NC_A100,
+            "pools.0.capacity": {"reservation": {"create": True}, "stand_in_sizes": [NC]},
+        },
+        "remove capacity.reservation from the pool",
+    ),
     ("AZC105", {"pools.0.capacity": {"stand_in_sizes": [H200]}}, "standardNDISRH200V5Family"),
     ("AZC106", {"pools.0.capacity": {"min_nodes": 4}}, "min_nodes 4"),
     ("AZC107", {"pools.0.capacity": {"zones": ["1", "3"]}}, "would run without Lustre"),
     ("AZC108", {"pools.0.capacity": {"island_zones": {"0": "2"}}}, "does not list (1)"),
     ("AZC108", {"pools.0.capacity": {"zones": ["1", "2"], "island_zones": {"1": "2"}}}, "no island 1"),
+    (
+        "AZC109",
+        {"pools.0.size": NC_A100, "pools.0.capacity": {"reservation": {"create": True, "zones": ["2"]}}},
+        "built in zone 1",
+    ),
+    (
+        "AZC109",
+        {
+            "pools.0.size": NC_A100,
+            "pools.0.capacity": {"reservation": {"group_id": CRG_ID, "zones": ["1", "3"]}},
+        },
+        "reservation is in zone 1, 3",
+    ),
+    (
+        "AZC109",
+        {
+            "pools.0.size": NC_A100,
+            "pools.0.capacity": {"zones": ["2", "1"], "reservation": {"group_id": CRG_ID, "zones": ["1"]}},
+        },
+        "built in zone 2",
+    ),
+    (
+        "AZC109",
+        {
+            "location": "westus",
+            "zone": DELETE,
+            "storage.lustre": DELETE,
+            "pools.0.size": NC_A100,
+            "pools.0.capacity": {"reservation": {"create": True, "zones": ["1"]}},
+        },
+        "regional scale set cannot use a zonal reservation",
+    ),
 ]
 
 QUIET = [
@@ -59,12 +101,29 @@ QUIET = [
     ("AZC103", {"pools.0.capacity": {"zones": ["2", "3"]}}),
     ("AZC104", {"pools.0.size": NC_A100, "pools.0.capacity_reservation_group_id": CRG_ID}),
     ("AZC104", {"pools.0.capacity": {"stand_in_sizes": [H200]}}),
+    ("AZC104", {"pools.0.size": NC_A100, "pools.0.capacity": {"reservation": {"create": True}}}),
     ("AZC105", {"pools.0.capacity": {"zones": ["2"]}}),
     ("AZC106", {"pools.0.capacity": {"min_nodes": 3}}),
     ("AZC106", {"pools.0.nodes": 150, "pools.0.capacity": {"min_nodes": 60}}),
     ("AZC107", {"pools.0.capacity": {"zones": ["1"]}}),
     ("AZC107", {"storage.lustre": DELETE, "pools.0.capacity": {"zones": ["1", "3"]}}),
     ("AZC108", {"pools.0.capacity": {"zones": ["1", "3"], "island_zones": {"0": "3"}}}),
+    ("AZC109", {"pools.0.size": NC_A100, "pools.0.capacity": {"reservation": {"create": True}}}),
+    (
+        "AZC109",
+        {"pools.0.size": NC_A100, "pools.0.capacity": {"reservation": {"create": True, "zones": ["1"]}}},
+    ),
+    (
+        "AZC109",
+        {
+            "pools.0.size": NC_A100,
+            "pools.0.capacity": {
+                "zones": ["1", "2"],
+                "island_zones": {"0": "2"},
+                "reservation": {"group_id": CRG_ID, "zones": ["2"]},
+            },
+        },
+    ),
 ]
 
 
@@ -161,3 +220,39 @@ def test_bad_policies_are_shape_errors(capacity: dict[str, Any], says: str) -> N
         build({"pools.0.capacity": capacity})
     assert says in str(caught.value)
     assert all(error["loc"][:3] == ("pools", 0, "capacity") for error in caught.value.errors())
+
+
+# --- capacity reservations: the two forms ---------------------------------------------------------------
+
+
+def test_reservation_finding_points_at_the_form_used() -> None:
+    created = only(build({"pools.0.capacity": {"reservation": {"create": True}}}), "AZC104")
+    assert created.path == "azcluster:cluster.pools[0].capacity.reservation"
+    given = only(build({"pools.0.capacity": {"reservation": {"group_id": CRG_ID}}}), "AZC104")
+    assert given.path == "azcluster:cluster.pools[0].capacity.reservation.group_id"
+
+
+@pytest.mark.parametrize(
+    "reservation",
+    [{}, {"create": False}, {"create": True, "group_id": CRG_ID}, {"zones": ["1"]}],
+    ids=["empty", "create-false", "both", "zones-only"],
+)
+def test_a_reservation_is_an_existing_group_or_one_to_create(reservation: dict[str, Any]) -> None:
+    with pytest.raises(pydantic.ValidationError, match="exactly one"):
+        build({"pools.0.capacity": {"reservation": reservation}})
+
+
+def test_the_pool_level_id_and_the_policys_reservation_are_not_both_given() -> None:
+    with pytest.raises(pydantic.ValidationError, match="not both"):
+        build(
+            {
+                "pools.0.capacity_reservation_group_id": CRG_ID,
+                "pools.0.capacity": {"reservation": {"create": True}},
+            }
+        )
+
+
+def test_no_reservation_by_default() -> None:
+    pool = build().pools[0]
+    assert pool.capacity.reservation is None and not pool.uses_reservation
+    assert pool.reservation_group_id is None

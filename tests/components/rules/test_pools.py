@@ -39,6 +39,13 @@ FIRES = [
     ("AZC015", {"pools.0.capacity_reservation_group_id": CRG_ID}, H100),
     ("AZC016", {"pools.0.size": NC, "pools.0.capacity_reservation_group_id": "my-crg"}, "my-crg"),
     ("AZC016", {"pools.0.size": NC, "pools.0.capacity_reservation_group_id": CRG_ID + "/"}, "capacity"),
+    ("AZC016", {"pools.0.size": NC, "pools.0.capacity": {"reservation": {"group_id": "my-crg"}}}, "my-crg"),
+    (
+        "AZC013",
+        {"pools.0.size": NC, "pools.0.spot": True, "pools.0.capacity": {"reservation": {"create": True}}},
+        "Spot",
+    ),
+    ("AZC015", {"pools.0.capacity": {"reservation": {"create": True}}}, "single placement"),
 ]
 
 QUIET = [
