@@ -13,6 +13,7 @@ from azcluster.components import bootstrap
 from azcluster.components.bootstrap.document import Piece, assemble
 from azcluster.components.elastic import render_config
 from azcluster.components.spec import ClusterSpec
+from tests.checkout import tracked
 
 from .test_bootstrap_render import _files, _load
 
@@ -190,7 +191,7 @@ def test_shared_data_sits_below_bootstrap_and_elastic_with_no_import_back():
 STACKS = COMPONENTS.parent / "stacks"
 
 
-@pytest.mark.parametrize("stack", sorted(p.name for p in STACKS.glob("Pulumi.*.yaml")))
+@pytest.mark.parametrize("stack", [p.name for p in tracked("stacks", "Pulumi.*.yaml")])  # a clone's stacks
 def test_the_scale_sets_of_each_shipped_stack_differ_only_in_their_island(stack):
     """Every scale set's custom data, as the stack program registers it, is its pool's one document with
     the island's number in three places (the header, AZC_ISLAND, AZC_ISLAND_KEY); each starts what it
