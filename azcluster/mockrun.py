@@ -218,6 +218,7 @@ def _run_in_fresh_context(
     settings.SETTINGS.outputs.clear()
     restore_loop = _save_loop_state()
     loop = asyncio.new_event_loop()
+    loop.set_exception_handler(_note_loop_exception)
     asyncio.set_event_loop(loop)
     try:
         settings.ROOT.set(None)  # only in this context: a caller's own mocks setup is left alone
@@ -316,6 +317,22 @@ def _save_loop_state() -> Callable[[], None]:
     except RuntimeError:
         previous = None
     return lambda: asyncio.set_event_loop(previous)
+
+
+def _note_loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """What the loop reports after the fact, as one line without a traceback.
+
+    A failed program leaves Outputs whose futures hold the error it raised (already propagated to the
+    caller). Python reports each when the garbage collector frees it, which can happen anywhere later,
+    even inside `ast.parse`; asyncio's default handler then formats a traceback, and on Python 3.11
+    traceback formatting itself calls `ast.parse` (to place its ^^^ carets) from within the outer parse,
+    which breaks CPython's shared AST depth counter: the outer caller gets
+    `SystemError: AST constructor recursion depth mismatch` (python/cpython#106905 is the same counter).
+    So nothing here formats a traceback.
+    """
+    error = context.get("exception")
+    detail = f": {type(error).__name__}" if error is not None else ""
+    logging.getLogger("azcluster.mockrun.engine").debug("%s%s", context.get("message", "loop error"), detail)
 
 
 def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
