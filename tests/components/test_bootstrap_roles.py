@@ -13,7 +13,7 @@ from azcluster.components import bootstrap
 from azcluster.components.bootstrap.document import Piece, assemble
 from azcluster.components.elastic import render_config
 from azcluster.components.spec import ClusterSpec
-from tests.checkout import tracked
+from tests.checkout import python_ast, tracked
 
 from .test_bootstrap_render import _files, _load
 
@@ -161,7 +161,7 @@ def _imported_modules(path: Path) -> set[str]:
     """Every module `path` imports, at any depth (function-level imports included), made absolute."""
     package = ".".join(path.relative_to(COMPONENTS.parent).with_suffix("").parts[:-1])
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in ast.walk(python_ast(path)):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -182,7 +182,7 @@ def test_shared_data_sits_below_bootstrap_and_elastic_with_no_import_back():
     for path in (COMPONENTS / "bootstrap").glob("*.py"):
         if path.name == "__init__.py":
             continue
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in ast.walk(python_ast(path)):
             if isinstance(node, ast.ImportFrom):
                 assert not (node.level == 1 and node.module is None), f"{path.name}: from . import ..."
                 assert node.module != "azcluster.components.bootstrap", path.name

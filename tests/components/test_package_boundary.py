@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.checkout import python_ast
+
 COMPONENTS = Path(__file__).resolve().parents[2] / "components"
 
 
@@ -24,7 +26,7 @@ def component_modules() -> list[str]:
 def test_no_component_module_imports_the_cli_side():
     offenders = []
     for path in COMPONENTS.rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in ast.walk(python_ast(path)):
             names = []
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
