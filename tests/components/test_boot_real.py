@@ -486,3 +486,18 @@ def test_status_reads_slurm_on_the_booted_login_node(cluster) -> None:
         assert mpi.pmix or mpi.mpi_default != "pmix"  # never MpiDefault=pmix without the plugin
     else:
         assert why.startswith("no /var/lib/azcluster/slurm-mpi.json on the login node yet"), why
+
+
+def test_slurms_own_logs_have_no_error_line_but_the_test_machines(cluster) -> None:
+    """The issue-16 rule on a booted cluster: no `error:`, `defunct` or `deprecated` line in slurmctld's or
+    slurmd's log, except the artefacts of this machine the real-daemon suite names (slurmlab.ARTEFACTS)."""
+    from tests.components import slurmlab
+
+    for node in cluster.all:
+        text = node.sh("cat /var/log/slurm/*.log 2>/dev/null").stdout
+        bad = [
+            line
+            for line in text.splitlines()
+            if slurmlab.BAD_LINE.search(line) and not any(known in line for known in slurmlab.ARTEFACTS)
+        ]
+        assert text.strip() and not bad, (node.container.hostname, bad[:10])
