@@ -31,7 +31,8 @@ Machines
         overlay whose upper layer is under `workdir` (so the cached root is never written), and its own
         /tmp, /run and /dev/shm (tmpfs: each slurmd needs its own /tmp, or PMIx collides on
         `spmix_appdir ... File exists`). Machines given the same Loopback share its network namespace;
-        net=None gives the machine its own. `binds` bind-mounts host directories inside (read-write).
+        net=None gives the machine its own; net=HOST_NETWORK keeps the test's (to reach its fakes).
+        `binds` bind-mounts host directories inside (read-write).
         machine.run(argv, ...)    -> CompletedProcess: a command inside it (nsenter into its namespaces
                                      and root), as root
         machine.popen(argv, ...)  -> Popen, the same without waiting (daemons in the foreground)
@@ -293,7 +294,7 @@ def _end(proc: subprocess.Popen) -> None:
 
 _MACHINE_SETUP = r"""
 set -eu
-root="$1" upper="$2" work="$3" merged="$4" host="$5" own_net="$6"; shift 6
+root="$1" upper="$2" work="$3" merged="$4" host="$5" own_net="$6" host_net="$7"; shift 7
 mount --make-rprivate /
 hostname "$host"
 mount -t overlay overlay -o "lowerdir=$root,upperdir=$upper,workdir=$work" "$merged"
@@ -306,14 +307,20 @@ done
 while [ "$#" -gt 1 ]; do
     mkdir -p "$merged$1" && mount --bind "$2" "$merged$1"; shift 2
 done
+if [ "$host_net" = 1 ]; then addr=127.0.0.1; else addr=127.0.0.2; fi
 echo "127.0.0.1 localhost
-127.0.0.2 $host" > "$merged/etc/hosts"
+$addr $host" > "$merged/etc/hosts"
 echo "$host" > "$merged/etc/hostname"
 if [ "$own_net" = 1 ]; then
     chroot "$merged" sh -c 'ip link set lo up && ip addr add 127.0.0.2/8 dev lo'
 fi
 exec chroot "$merged" python3 -c "$REAPER"
 """
+
+
+HOST_NETWORK = "host"
+"""Machine(net=HOST_NETWORK): stay in the caller's network namespace (to reach a test's loopback fakes;
+the machine's daemons must then take free ports)."""
 
 
 class Machine:
@@ -324,7 +331,7 @@ class Machine:
         root: Path,
         hostname: str,
         workdir: Path,
-        net: Loopback | None = None,
+        net: Loopback | str | None = None,
         binds: Mapping[str, Path] | None = None,
     ) -> None:
         self.root = Path(root)
@@ -335,7 +342,8 @@ class Machine:
         bind_args: list[str] = []
         for inside, host in (binds or {}).items():
             bind_args += [inside, str(host)]
-        enter_net = ["nsenter", f"--net={net.ns}", "--"] if net is not None else []
+        host_net = net == HOST_NETWORK
+        enter_net = ["nsenter", f"--net={net.ns}", "--"] if isinstance(net, Loopback) else []
         own_net = ["--net"] if net is None else []
         argv = [
             *enter_net,
@@ -357,6 +365,7 @@ class Machine:
             str(self.workdir / "merged"),
             hostname,
             "1" if net is None else "0",
+            "1" if host_net else "0",
             *bind_args,
         ]
         self.proc = subprocess.Popen(
