@@ -52,12 +52,16 @@ def policy_table(policies: list[PoolCapacity]) -> Any:
     table.add_column("sizes, in order")
     table.add_column("smallest island kept")
     table.add_column("keep trying")
+    reserved = any(policy.reservation is not None for policy in policies)
+    if reserved:
+        table.add_column("capacity reservation")
     for policy in policies:
-        table.add_row(
+        row = [
             policy.pool,
             zones_text(policy),
             "\n".join(size_text(size) for size in policy.sizes),
             policy.minimum_text(),
             wait_text(policy.wait_minutes),
-        )
+        ]
+        table.add_row(*row, *([policy.reservation_text()] if reserved else []))
     return table

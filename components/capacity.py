@@ -13,6 +13,8 @@ it into the concrete choices `plan` shows and `up`/`grow` try in order:
 - The smallest island worth keeping (`CapacityPolicy.smallest_island`): an island Azure places in part is
   kept when at least that many nodes came up, the failed instances are removed, and a later `up` or
   `grow` asks for the gap.
+- A capacity reservation group (`reservation`), where Azure reserves the size: an existing group by id,
+  or one azcluster creates for the pool's size and node count in the zone it is built in (gpu_pool.py).
 - How long to keep trying (`wait_minutes`): the deadline of the back-off loop, which the CLI's
   `--wait-for-capacity` overrides.
 
@@ -78,6 +80,18 @@ class PoolCapacity:
     wait_minutes: int
     placed: tuple[str | None, ...] = ()
     """The zone each island is built in now: its entry in `capacity.island_zones`, else the first."""
+    reservation: dict[str, Any] | None = None
+    """The capacity reservation the pool allocates from (`reservation_json`), or None."""
+
+    def reservation_text(self) -> str:
+        """One line for `plan`: none, the user's group, or what azcluster reserves."""
+        held = self.reservation
+        if held is None:
+            return "none"
+        if held["form"] == "existing":
+            return f"group {str(held['group_id']).rsplit('/', 1)[-1]} (yours: not created nor deleted)"
+        where = f" in zone {', '.join(held['zones'])}" if held["zones"] else ""
+        return f"created: {held['vms']} x {held['size']}{where}, billed used or not; `down` deletes it"
 
     @property
     def whole_islands_only(self) -> bool:
@@ -111,6 +125,7 @@ class PoolCapacity:
             ],
             "whole_islands_only": self.whole_islands_only,
             "wait_minutes": self.wait_minutes,
+            "reservation": self.reservation,
         }
 
 
@@ -164,7 +179,24 @@ def pool_capacity(spec: ClusterSpec, pool: PoolSpec) -> PoolCapacity:
         smallest=tuple(policy.smallest_island(n) for n in islands),
         wait_minutes=policy.wait_minutes,
         placed=tuple(island_zone(pool, index, home_zone) for index in range(len(islands))),
+        reservation=reservation_json(pool, island_zone(pool, 0, home_zone)),
     )
+
+
+def reservation_json(pool: PoolSpec, built_zone: str | None) -> dict[str, Any] | None:
+    """The pool's reservation: `form` existing (the user's group, by id) or created (azcluster's, for the
+    pool's size and node count), its `zones` (given, else where the pool is built) and the VMs held."""
+    if not pool.uses_reservation:
+        return None
+    given = pool.capacity.reservation.zones if pool.capacity.reservation is not None else []
+    group_id = pool.reservation_group_id
+    return {
+        "form": "existing" if group_id else "created",
+        "group_id": group_id,
+        "zones": list(given) or ([built_zone] if built_zone and not group_id else []),
+        "size": pool.size,
+        "vms": None if group_id else pool.nodes,
+    }
 
 
 def capacity_plan(spec: ClusterSpec) -> list[PoolCapacity]:

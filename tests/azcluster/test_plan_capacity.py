@@ -95,3 +95,46 @@ def test_plan_says_where_a_moved_island_is_and_that_it_reads_storage_across_zone
     assert island["zone"] == "3" and island["cross_zone"] is True
     human = run_cli("plan", str(write_stack(tmp_path, moved)), env={"COLUMNS": "250"})
     assert "now: island 0 in zone 3 (reads storage across zones)" in human.stdout
+
+
+CRG = (
+    "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/hub/providers/"
+    "Microsoft.Compute/capacityReservationGroups/held"
+)
+RESERVED = f"""\
+- name: held
+  size: Standard_NC96ads_A100_v4
+  nodes: 3
+  capacity:
+    reservation:
+      create: true
+- name: theirs
+  size: Standard_NC96ads_A100_v4
+  nodes: 2
+  capacity:
+    reservation:
+      group_id: {CRG}
+      zones: ["1"]
+- name: plain
+  size: Standard_NC96ads_A100_v4
+  nodes: 1
+"""
+
+
+def test_plan_says_which_reservation_each_pool_allocates_from(tmp_path):
+    stack = write_stack(tmp_path, RESERVED)
+    result = run_cli("plan", str(stack), "--json")
+    assert result.exit_code == 0, result.stderr
+    held, theirs, plain = (pool["reservation"] for pool in json.loads(result.stdout)["capacity"])
+    assert held == {
+        "form": "created",
+        "group_id": None,
+        "zones": ["1"],
+        "size": "Standard_NC96ads_A100_v4",
+        "vms": 3,
+    }
+    assert theirs["form"] == "existing" and theirs["group_id"].endswith("/held") and theirs["vms"] is None
+    assert theirs["zones"] == ["1"] and plain is None
+    table = run_cli("plan", str(stack), env={"COLUMNS": "250"}).stdout
+    assert "created: 3 x Standard_NC96ads_A100_v4 in zone 1, billed used or not; `down` deletes it" in table
+    assert "group held (yours: not created nor deleted)" in table
