@@ -212,7 +212,9 @@ def install_hostfiles(
     for number, lines in enumerate(scripts, start=1):
         part = f" ({number} of {len(scripts)})" if len(scripts) > 1 else ""
         with (
-            _status(f"writing the hostfiles on {vm} through Run Command{part} (tens of seconds)", progress),
+            runcommand.waiting_line(
+                f"writing the hostfiles on {vm} through Run Command{part} (tens of seconds)", progress
+            ),
             azure_errors(ctx, f"writing the hostfiles on {vm}"),
         ):
             _run(target, lines, spec, stack, vm, timeout)
@@ -227,7 +229,10 @@ def _run(target: runcommand.Begin, lines: list[str], spec: ClusterSpec, stack: s
     except runcommand.RunCommandFailed as err:
         raise AzclusterError(
             f"could not write the hostfiles on {vm}: {err.detail}",
-            err.hint or _hint(err, spec, stack, vm),
+            err.hint
+            or runcommand.failure_hint(
+                err, spec.resource_group_name, vm, stack, f"azcluster hosts {stack} --install"
+            ),
             EXIT_REFUSED,
         ) from None
     if not any(line.startswith(MARKER) for line in output.stdout.splitlines()):
@@ -238,23 +243,6 @@ def _run(target: runcommand.Begin, lines: list[str], spec: ClusterSpec, stack: s
             f"`azcluster hosts {stack} --install` again",
             EXIT_REFUSED,
         )
-
-
-def _hint(err: runcommand.RunCommandFailed, spec: ClusterSpec, stack: str, vm: str) -> str:
-    rg = spec.resource_group_name
-    if err.code in ("ResourceNotFound", "NotFound", "ResourceGroupNotFound"):
-        return f"no VM {vm} in resource group {rg}: is the cluster up (`azcluster status {stack}`)?"
-    if err.code == "OperationNotAllowed":
-        return f"Run Command needs the VM running: `az vm start -g {rg} -n {vm}`, then run it again"
-    return f"run `azcluster hosts {stack} --install` again; if it persists, check the VM agent on {vm}"
-
-
-def _status(text: str, progress: bool) -> Any:
-    from contextlib import nullcontext
-
-    from ..render import console
-
-    return console.status(text) if progress else nullcontext()
 
 
 # --- reading the cluster, then installing --------------------------------------------------------------

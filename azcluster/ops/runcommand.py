@@ -231,3 +231,25 @@ def _unpack_streams(message: str) -> tuple[str, str]:
 def first_line(text: Any) -> str:
     lines = [line.strip() for line in str(text or "").splitlines() if line.strip()]
     return lines[0] if lines else ""
+
+
+def failure_hint(err: RunCommandFailed, resource_group: str, vm: str, stack: str, again: str) -> str:
+    """What to do when a Run Command on `vm` failed; `again` is the command that retries the step."""
+    if err.code in ("ResourceNotFound", "NotFound", "ResourceGroupNotFound"):
+        return (
+            f"no VM {vm} in resource group {resource_group}: is the cluster up (`azcluster status {stack}`)?"
+        )
+    if err.code == "OperationNotAllowed":
+        return (
+            f"Run Command needs the VM running: `az vm start -g {resource_group} -n {vm}`, then run it again"
+        )
+    return f"run `{again}` again; if it persists, check the VM agent on {vm}"
+
+
+def waiting_line(text: str, progress: bool) -> Any:
+    """A spinner with `text` on stderr while one long Run Command runs (nothing when not `progress`)."""
+    from contextlib import nullcontext
+
+    from ..render import console
+
+    return console.status(text) if progress else nullcontext()

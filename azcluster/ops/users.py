@@ -156,7 +156,9 @@ def sync_users(
     for number, lines in enumerate(scripts, start=1):
         part = f" ({number} of {len(scripts)})" if len(scripts) > 1 else ""
         with (
-            _status(f"handing the users file to {vm} through Run Command{part} (tens of seconds)", progress),
+            runcommand.waiting_line(
+                f"handing the users file to {vm} through Run Command{part} (tens of seconds)", progress
+            ),
             azure_errors(ctx, f"handing the users file to {vm}"),
         ):
             _run(target, lines, spec, stack, vm, timeout)
@@ -179,7 +181,10 @@ def _run(target: runcommand.Begin, lines: list[str], spec: ClusterSpec, stack: s
     except runcommand.RunCommandFailed as err:
         raise AzclusterError(
             f"could not hand the users file to {vm}: {err.detail}",
-            err.hint or _hint(err, spec, stack, vm),
+            err.hint
+            or runcommand.failure_hint(
+                err, spec.resource_group_name, vm, stack, f"azcluster users sync {stack}"
+            ),
             EXIT_REFUSED,
         ) from None
     if not any(line.startswith(MARKER) for line in output.stdout.splitlines()):
@@ -188,23 +193,6 @@ def _run(target: runcommand.Begin, lines: list[str], spec: ClusterSpec, stack: s
         if NOT_MOUNTED in output.stderr:
             hint = f"check the shared home's mount on {vm} (`systemctl status azc-mount-home`), then {hint}"
         raise AzclusterError(f"could not hand the users file to {vm}: {why}", hint, EXIT_REFUSED)
-
-
-def _hint(err: runcommand.RunCommandFailed, spec: ClusterSpec, stack: str, vm: str) -> str:
-    rg = spec.resource_group_name
-    if err.code in ("ResourceNotFound", "NotFound", "ResourceGroupNotFound"):
-        return f"no VM {vm} in resource group {rg}: is the cluster up (`azcluster status {stack}`)?"
-    if err.code == "OperationNotAllowed":
-        return f"Run Command needs the VM running: `az vm start -g {rg} -n {vm}`, then run it again"
-    return f"run `azcluster users sync {stack}` again; if it persists, check the VM agent on {vm}"
-
-
-def _status(text: str, progress: bool) -> Any:
-    from contextlib import nullcontext
-
-    from ..render import console
-
-    return console.status(text) if progress else nullcontext()
 
 
 def print_sync(result: Sync, out: Any = None) -> None:
