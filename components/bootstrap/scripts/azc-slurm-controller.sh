@@ -65,8 +65,21 @@ mpi_default() {
     fi
 }
 
+# mail_prog: slurmctld checks MailProg (default /bin/mail, else /usr/bin/mail) at start and logs
+# "error: Configured MailProg is invalid" on every start where neither exists, as on images without a
+# mailer. There, --mail-user requests have nowhere to go: say so once and point MailProg at /bin/true.
+mail_prog() {
+    local conf="$R/etc/slurm/slurm.conf"
+    [[ -w "$conf" ]] || return 0
+    grep -q '^MailProg=' "$conf" && return 0
+    [[ -x "$R/bin/mail" || -x "$R/usr/bin/mail" ]] && return 0
+    echo "MailProg=/bin/true # azc: no mail program on this host: sbatch --mail-user sends nothing" >>"$conf"
+    log "no mail program on this host: Slurm job e-mail (--mail-user) is off"
+}
+
 slurm_install slurmctld
 mpi_default
+mail_prog
 munge_setup
 [[ -e "$R/etc/slurm/plugstack.local.conf" ]] || plugstack_local ""
 id "$SLURM_USER" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "$SLURM_USER"
