@@ -355,7 +355,7 @@ def run_test(
     """Test the chosen islands through Slurm on the login node; a TestReport (AzclusterError when the login
     node cannot be asked at all)."""
     from ..azure import azure_errors, compute_client
-    from .loginhosts import _status, login_vm_name
+    from .loginhosts import login_vm_name
 
     require_login_and_home(spec, stack)
     plans = plan_islands(spec, stack, island)
@@ -369,7 +369,7 @@ def run_test(
         part = f" ({number} of {len(batches)})" if len(batches) > 1 else ""
         keys = ", ".join(p.key for p in batch)
         with (
-            _status(f"all-reduce on {keys} through Slurm on {vm}{part} (minutes)", progress),
+            runcommand.waiting_line(f"all-reduce on {keys} through Slurm on {vm}{part} (minutes)", progress),
             azure_errors(ctx, f"running the all-reduce test on {vm}"),
         ):
             stdout = _run(target, login_script(batch, spec, run_id), stack, vm, timeout)

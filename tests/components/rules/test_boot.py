@@ -22,7 +22,8 @@ ELASTIC_1000_ISLANDS = {
 }
 
 FIRES = [
-    ("AZC062", ELASTIC_1000_ISLANDS, "Largest parts: elastic"),
+    # Elastic and Slurm weigh about the same there (34 KiB each): the message names both among the largest.
+    ("AZC062", ELASTIC_1000_ISLANDS, "elastic ("),
 ]
 
 QUIET = [
