@@ -223,26 +223,21 @@ def install_hostfiles(
 
 
 def _run(target: runcommand.Begin, lines: list[str], spec: ClusterSpec, stack: str, vm: str, timeout: float):
-    """One script; AzclusterError unless it printed its marker."""
-    try:
-        output = runcommand.run_shell(target, lines, timeout)
-    except runcommand.RunCommandFailed as err:
-        raise AzclusterError(
-            f"could not write the hostfiles on {vm}: {err.detail}",
-            err.hint
-            or runcommand.failure_hint(
-                err, spec.resource_group_name, vm, stack, f"azcluster hosts {stack} --install"
-            ),
-            EXIT_REFUSED,
-        ) from None
-    if not any(line.startswith(MARKER) for line in output.stdout.splitlines()):
-        why = runcommand.first_line(output.stderr) or "the script stopped before its end"
-        raise AzclusterError(
-            f"could not write the hostfiles on {vm}: {why}",
-            f"on the login node, check that {HOSTFILE_DIR} is writable, then run "
-            f"`azcluster hosts {stack} --install` again",
-            EXIT_REFUSED,
-        )
+    again = f"azcluster hosts {stack} --install"
+    runcommand.run_step(
+        target,
+        lines,
+        timeout,
+        marker=MARKER,
+        failed=f"could not write the hostfiles on {vm}",
+        again=again,
+        resource_group=spec.resource_group_name,
+        vm=vm,
+        stack=stack,
+        unfinished_hint=lambda _: (
+            f"on the login node, check that {HOSTFILE_DIR} is writable, then run `{again}` again"
+        ),
+    )
 
 
 # --- reading the cluster, then installing --------------------------------------------------------------

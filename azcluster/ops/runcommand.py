@@ -233,6 +233,36 @@ def first_line(text: Any) -> str:
     return lines[0] if lines else ""
 
 
+def run_step(
+    target: Begin,
+    lines: list[str],
+    timeout: float,
+    *,
+    marker: str,
+    failed: str,
+    again: str,
+    resource_group: str,
+    vm: str,
+    stack: str,
+    unfinished_hint: Callable[[str], str],
+) -> None:
+    """Run one script of a multi-script step on `vm`; AzclusterError (exit 1) unless it printed `marker`.
+
+    `failed` starts each message ("could not write the hostfiles on VM"), `again` is the command that
+    retries the step, `unfinished_hint(stderr)` what to do when the script stopped before its end.
+    """
+    from ..errors import EXIT_REFUSED, AzclusterError
+
+    try:
+        output = run_shell(target, lines, timeout)
+    except RunCommandFailed as err:
+        hint = err.hint or failure_hint(err, resource_group, vm, stack, again)
+        raise AzclusterError(f"{failed}: {err.detail}", hint, EXIT_REFUSED) from None
+    if not any(line.startswith(marker) for line in output.stdout.splitlines()):
+        why = first_line(output.stderr) or "the script stopped before its end"
+        raise AzclusterError(f"{failed}: {why}", unfinished_hint(output.stderr), EXIT_REFUSED)
+
+
 def failure_hint(err: RunCommandFailed, resource_group: str, vm: str, stack: str, again: str) -> str:
     """What to do when a Run Command on `vm` failed; `again` is the command that retries the step."""
     if err.code in ("ResourceNotFound", "NotFound", "ResourceGroupNotFound"):

@@ -32,7 +32,7 @@ from azcluster.components.bootstrap import USERS_TIMER_INTERVAL_S
 from azcluster.components.spec import ClusterSpec
 from azcluster.components.team import USERS_DIR_NAME, USERS_FILE_NAME, render_users_file, users_file_path
 
-from ..errors import EXIT_REFUSED, EXIT_USAGE, AzclusterError
+from ..errors import EXIT_USAGE, AzclusterError
 from . import runcommand
 from .loginhosts import login_vm_name
 
@@ -175,24 +175,24 @@ def sync_users(
 
 
 def _run(target: runcommand.Begin, lines: list[str], spec: ClusterSpec, stack: str, vm: str, timeout: float):
-    """One script; AzclusterError unless it printed its marker."""
-    try:
-        output = runcommand.run_shell(target, lines, timeout)
-    except runcommand.RunCommandFailed as err:
-        raise AzclusterError(
-            f"could not hand the users file to {vm}: {err.detail}",
-            err.hint
-            or runcommand.failure_hint(
-                err, spec.resource_group_name, vm, stack, f"azcluster users sync {stack}"
-            ),
-            EXIT_REFUSED,
-        ) from None
-    if not any(line.startswith(MARKER) for line in output.stdout.splitlines()):
-        why = runcommand.first_line(output.stderr) or "the script stopped before its end"
+    def unfinished(stderr: str) -> str:
         hint = f"run `azcluster users sync {stack}` again"
-        if NOT_MOUNTED in output.stderr:
-            hint = f"check the shared home's mount on {vm} (`systemctl status azc-mount-home`), then {hint}"
-        raise AzclusterError(f"could not hand the users file to {vm}: {why}", hint, EXIT_REFUSED)
+        if NOT_MOUNTED in stderr:
+            return f"check the shared home's mount on {vm} (`systemctl status azc-mount-home`), then {hint}"
+        return hint
+
+    runcommand.run_step(
+        target,
+        lines,
+        timeout,
+        marker=MARKER,
+        failed=f"could not hand the users file to {vm}",
+        again=f"azcluster users sync {stack}",
+        resource_group=spec.resource_group_name,
+        vm=vm,
+        stack=stack,
+        unfinished_hint=unfinished,
+    )
 
 
 def print_sync(result: Sync, out: Any = None) -> None:
