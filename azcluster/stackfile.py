@@ -78,8 +78,12 @@ def _team_file_path(yaml_path: str) -> str | None:
 
 def _path_line(document: Any, relative: str) -> int | None:
     """The 1-based line of `users[0].uid` in a YAML document (or of its nearest existing ancestor)."""
-    node, line = document, None
-    for key, index in _PATH_STEP.findall("." + relative):
+    return _walk_lines(document, "." + relative, None)
+
+
+def _walk_lines(node: Any, steps: str, line: int | None) -> int | None:
+    """Follow `.key[0].key` steps down a ruamel document; the line of the deepest one found, else `line`."""
+    for key, index in _PATH_STEP.findall(steps):
         step: Any = int(index) if index else key
         try:
             found = _key_line(node, step)
@@ -318,16 +322,7 @@ def _line_of(document: Any, yaml_path: str) -> int | None:
     rest = (bracket + tail + ("." + rest if rest else "")) if bracket else ("." + rest if rest else "")
     if head not in node:
         return line
-    line, node = _key_line(node, head) or line, node[head]
-    for key, index in _PATH_STEP.findall(rest):
-        step: Any = int(index) if index else key
-        try:
-            found = _key_line(node, step)
-            node = node[step]
-        except (KeyError, IndexError, TypeError):
-            break
-        line = found or line
-    return line
+    return _walk_lines(node[head], rest, _key_line(node, head) or line)
 
 
 def _key_line(node: Any, step: Any) -> int | None:
