@@ -36,9 +36,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import pulumi
-from pulumi_azure_native import authorization, network, privatedns, storage
+from pulumi_azure_native import authorization, network, storage
 
 from .network import private_dns_zone
+from .private_dns import linked_private_zone
 from .storage import account_private_endpoint, storage_account_name
 from .tags import cluster_tags
 
@@ -215,24 +216,13 @@ class SharedHome(pulumi.ComponentResource):
             return args.existing_file_dns_zone_id
         if not args.create_file_dns_zone:
             return None
-        child = pulumi.ResourceOptions(parent=self)
-        zone = privatedns.PrivateZone(
+        zone = linked_private_zone(
             f"{name}-file-zone",
-            private_zone_name=args.file_dns_zone_name,
-            resource_group_name=args.resource_group_name,
-            location="global",
-            tags=tags,
-            opts=child,
-        )
-        privatedns.VirtualNetworkLink(
-            f"{name}-file-zone-link",
-            private_zone_name=zone.name,
-            virtual_network_link_name=f"{args.cluster_name}-vnet",
-            resource_group_name=args.resource_group_name,
-            location="global",
-            virtual_network=privatedns.SubResourceArgs(id=args.vnet_id),
-            registration_enabled=False,
-            tags=tags,
-            opts=child,
+            args.file_dns_zone_name,
+            args.resource_group_name,
+            args.cluster_name,
+            args.vnet_id,
+            tags,
+            pulumi.ResourceOptions(parent=self),
         )
         return zone.id

@@ -46,11 +46,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import pulumi
-from pulumi_azure_native import alertsmanagement, authorization, dashboard, monitor, network, privatedns
+from pulumi_azure_native import alertsmanagement, authorization, dashboard, monitor, network
 
 from . import catalog
 from .exposure import PublicSurface, monitoring_surfaces
 from .identity import assign_role
+from .private_dns import linked_private_zone
 from .tags import cluster_tags
 
 if TYPE_CHECKING:
@@ -463,24 +464,14 @@ class ClusterMonitoring(pulumi.ComponentResource):
         zone_name: str,
         child: pulumi.ResourceOptions,
     ) -> None:
-        zone = privatedns.PrivateZone(
+        zone = linked_private_zone(
             f"{prefix}-zone",
-            private_zone_name=zone_name,
-            resource_group_name=args.resource_group_name,
-            location="global",
-            tags=self._tags,
-            opts=child,
-        )
-        privatedns.VirtualNetworkLink(
-            f"{prefix}-zone-link",
-            private_zone_name=zone.name,
-            virtual_network_link_name=f"{args.cluster_name}-vnet",
-            resource_group_name=args.resource_group_name,
-            location="global",
-            virtual_network=privatedns.SubResourceArgs(id=args.vnet_id),
-            registration_enabled=False,
-            tags=self._tags,
-            opts=child,
+            zone_name,
+            args.resource_group_name,
+            args.cluster_name,
+            args.vnet_id,
+            self._tags,
+            child,
         )
         network.PrivateDnsZoneGroup(
             f"{prefix}-dns",

@@ -1,0 +1,44 @@
+"""A private DNS zone linked to the cluster's virtual network: what every private endpoint's name needs.
+
+A private endpoint answers on a private IP only if the client resolves the service's name through the
+`privatelink.*` zone Azure documents for that service, linked to the virtual network the client sits in
+(learn.microsoft.com/azure/private-link/private-endpoint-dns). The zone is global (location "global"), the
+link does not auto-register VM names (`registrationEnabled: false`: only endpoints belong in it).
+"""
+
+from __future__ import annotations
+
+import pulumi
+from pulumi_azure_native import privatedns
+
+
+def linked_private_zone(
+    resource_name: str,
+    zone_name: str,
+    resource_group_name: pulumi.Input[str],
+    cluster_name: str,
+    vnet_id: pulumi.Input[str],
+    tags: dict[str, str],
+    opts: pulumi.ResourceOptions,
+) -> privatedns.PrivateZone:
+    """The zone `zone_name` (resource `resource_name`) and its link `<resource_name>-link` to the VNet."""
+    zone = privatedns.PrivateZone(
+        resource_name,
+        private_zone_name=zone_name,
+        resource_group_name=resource_group_name,
+        location="global",
+        tags=tags,
+        opts=opts,
+    )
+    privatedns.VirtualNetworkLink(
+        f"{resource_name}-link",
+        private_zone_name=zone.name,
+        virtual_network_link_name=f"{cluster_name}-vnet",
+        resource_group_name=resource_group_name,
+        location="global",
+        virtual_network=privatedns.SubResourceArgs(id=vnet_id),
+        registration_enabled=False,
+        tags=tags,
+        opts=opts,
+    )
+    return zone
