@@ -70,18 +70,11 @@ def untracked(folder: str) -> list[str]:
 
 
 def python_ast(path: Path) -> ast.Module:
-    """`ast.parse` of a source file, again when CPython 3.11 fails it spuriously.
+    """`ast.parse` of a checked-out source file.
 
-    Its AST constructor keeps one depth counter for the whole interpreter and checks it at the end; when
-    another thread builds an AST meanwhile (a background thread an earlier test in the same process left
-    running), the check fails with "SystemError: AST constructor recursion depth mismatch"
-    (python/cpython#106905). Seen under `make test`, where a worker runs many modules in turn.
+    No retry: the spurious "SystemError: AST constructor recursion depth mismatch" seen under `make test`
+    came from asyncio formatting a traceback (which on Python 3.11 parses source) when the collector freed a
+    failed mock run's futures in the middle of this parse; azcluster.mockrun no longer formats one
+    (tests/azcluster/test_mockrun.py), so a failure here is real.
     """
-    source = path.read_text(encoding="utf-8")
-    for attempt in range(5):
-        try:
-            return ast.parse(source, str(path))
-        except SystemError:
-            if attempt == 4:
-                raise
-    raise AssertionError("unreachable")
+    return ast.parse(path.read_text(encoding="utf-8"), str(path))
