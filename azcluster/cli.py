@@ -308,6 +308,13 @@ def init(
     elastic: Annotated[
         bool, typer.Option("--elastic/--no-elastic", help="Power idle GPU nodes off and on by themselves.")
     ] = True,
+    monitoring: Annotated[
+        bool,
+        typer.Option(
+            "--monitoring/--no-monitoring",
+            help="Metrics, dashboards and alerts in Azure Monitor managed Prometheus and Managed Grafana.",
+        ),
+    ] = True,
 ) -> None:
     """Write a commented stack file, stacks/Pulumi.NAME.yaml, that validates as written.
 
@@ -319,7 +326,16 @@ def init(
     path = stackfile.stacks_dir() / f"Pulumi.{name}.yaml"
     try:
         result = scaffold.write_stack(
-            path, name, size, nodes, location, lustre_tib, force=force, ssh_key=ssh_key, elastic=elastic
+            path,
+            name,
+            size,
+            nodes,
+            location,
+            lustre_tib,
+            force=force,
+            ssh_key=ssh_key,
+            elastic=elastic,
+            monitoring=monitoring,
         )
     except scaffold.NotWritten as refused:
         render.print_findings(refused.findings, str(refused.path))

@@ -83,7 +83,7 @@ config:
       # OpenSSH public keys: key text, or a path to a .pub file (relative to this file, ~ allowed).
       public_keys:
         - ssh-key
-{elastic}    # Finding ids to silence (see `azcluster validate`), e.g. [AZC012].
+{elastic}{monitoring}    # Finding ids to silence (see `azcluster validate`), e.g. [AZC012].
     suppress: []
 """
 
@@ -106,6 +106,24 @@ ELASTIC_BLOCK = """\
       # InfiniBand islands per pool that are never powered off, so small jobs start at once.
       keep_warm_islands: 0
 """
+MONITORING_BLOCK = """\
+    # Metrics, dashboards and alerts: GPU, InfiniBand, node and Slurm metrics in Azure Monitor managed
+    # Prometheus, shown by Azure Managed Grafana (`azcluster dashboard __STACK__` prints its address).
+    # `azcluster plan` shows what it costs and what of it is public. Remove the section for none.
+    monitoring:
+      enabled: true
+      # Seconds between two scrapes of each node (ingestion is billed per sample: 15 costs twice 30).
+      scrape_interval_seconds: 30
+      # Where alerts go (an Azure Monitor action group); none: they show in Grafana and the portal only.
+      # alert_emails: [hpc-oncall@example.com]
+      # A hub team's workspace and Grafana instead of new ones (`az monitor account show --query id`,
+      # `az grafana show --query id`):
+      # existing_workspace_id: /subscriptions/<guid>/resourceGroups/<rg>/providers/Microsoft.Monitor/...
+      # existing_grafana_id: /subscriptions/<guid>/resourceGroups/<rg>/providers/Microsoft.Dashboard/...
+"""
+NO_MONITORING = (
+    "    # monitoring: {enabled: true}   # metrics, dashboards and alerts (Azure Monitor, Managed Grafana)\n"
+)
 NO_ELASTIC = "    # elastic: {idle_minutes: 60}   # power idle GPU nodes off and on by themselves\n"
 NO_LUSTRE = "      # lustre: {sku: AMLFS-Durable-Premium-250, capacity_tib: 8}   # Azure Managed Lustre\n"
 
@@ -185,12 +203,20 @@ def check_name(name: str) -> None:
 
 
 def render_stack(
-    name: str, size: str, nodes: int, location: str, lustre_tib: int, key: str, elastic: bool = True
+    name: str,
+    size: str,
+    nodes: int,
+    location: str,
+    lustre_tib: int,
+    key: str,
+    elastic: bool = True,
+    monitoring: bool = True,
 ) -> str:
     """The stack file's text: the commented template with the values set and emitted as YAML."""
     yaml = _yaml()
     text = TEMPLATE.replace("{lustre}", LUSTRE_BLOCK if lustre_tib else NO_LUSTRE)
     text = text.replace("{elastic}", ELASTIC_BLOCK if elastic else NO_ELASTIC)
+    text = text.replace("{monitoring}", MONITORING_BLOCK if monitoring else NO_MONITORING)
     document = yaml.load(text)
     config = document["config"]
     config["azure-native:location"] = location
@@ -229,6 +255,7 @@ def write_stack(
     force: bool = False,
     ssh_key: Path | None = None,
     elastic: bool = True,
+    monitoring: bool = True,
 ) -> ScaffoldResult:
     check_name(name)
     if path.exists() and not force:
@@ -245,7 +272,7 @@ def write_stack(
     else:  # made now, saved only once the stack is known to be good
         pair = sshkeys.new_key_pair()
         key = sshkeys.KeyChoice(pair.public_text, Path(f"{sshkeys.azcluster_key()}.pub"), created=True)
-    text = render_stack(name, size, nodes, location, lustre_tib, key.text, elastic)
+    text = render_stack(name, size, nodes, location, lustre_tib, key.text, elastic, monitoring)
     _refuse_invalid(text, path, name)
     if pair is not None:
         key = sshkeys.save(pair, sshkeys.azcluster_key())

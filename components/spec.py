@@ -682,9 +682,10 @@ class MonitoringSpec(_Strict):
     enabled: bool = Field(
         False,
         description="Create the metrics side in Azure: an Azure Monitor workspace, its data collection "
-        "endpoint and rule, Azure Managed Grafana linked to it, and the alert rules. Off by default for "
-        "now: the node side (exporters and the collector that remote-writes to the rule) is not built "
-        "yet, so the workspace would stay empty. It becomes the default once nodes send metrics.",
+        "endpoint and rule, Azure Managed Grafana linked to it with the cluster's dashboards, and the "
+        "alert rules. `azcluster init` writes it on for every new stack (`--no-monitoring` leaves it "
+        "out); a stack file without the section keeps planning as it did before monitoring existed "
+        "(off), so no existing cluster gains resources or cost by an upgrade.",
     )
     existing_workspace_id: str | None = Field(
         None,
@@ -770,7 +771,7 @@ class ClusterSpec(_Strict):
     monitoring: MonitoringSpec = Field(
         default_factory=MonitoringSpec,
         description="Metrics, dashboards and alerts in Azure Monitor managed Prometheus and Azure Managed "
-        "Grafana (preview: the Azure side only; off by default).",
+        "Grafana (written on by `azcluster init`; off when the section is left out).",
     )
     suppress: list[str] = Field(default_factory=list, description="Finding ids to silence, e.g. AZC012.")
 

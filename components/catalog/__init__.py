@@ -419,3 +419,20 @@ def slurm_image(image: str) -> SlurmImage | None:
 def alert_rule_groups() -> list[dict[str, Any]]:
     """The cluster's Prometheus alert rule groups (alerts.yaml, Prometheus's rule-file format)."""
     return list(_load("alerts.yaml")["groups"])
+
+
+DASHBOARDS = ("overview", "gpus", "infiniband", "job", "health")
+"""The cluster's Grafana dashboards, catalog/dashboards/<name>.json, in the order Grafana lists them."""
+
+
+@cache
+def _dashboard_texts() -> dict[str, str]:
+    folder = resources.files(__package__).joinpath("dashboards")
+    return {name: folder.joinpath(f"{name}.json").read_text(encoding="utf-8") for name in DASHBOARDS}
+
+
+def dashboards() -> dict[str, dict[str, Any]]:
+    """The dashboards (Grafana's dashboard JSON model), by name: fresh copies, the caller may change them."""
+    import json
+
+    return {name: json.loads(text) for name, text in _dashboard_texts().items()}

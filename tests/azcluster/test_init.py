@@ -80,3 +80,23 @@ def test_init_offers_elastic_on_and_no_elastic_leaves_it_out(home, tmp_path):
     assert check.exit_code == 0 and json.loads(check.stdout)["findings"] == []
     assert run_cli("init", "lab", "--no-elastic", "--force").exit_code == 0
     assert parse_cluster(YAML(typ="safe").load(path.read_text())["config"]).elastic is None
+
+
+def test_init_writes_monitoring_on_and_no_monitoring_leaves_it_out(home, tmp_path):
+    """New stacks get metrics, dashboards and alerts; a stack without the section stays as it was (off)."""
+    (home / ".ssh" / "id_ed25519.pub").write_text(KEY + "\n")
+    from ruamel.yaml import YAML
+
+    from azcluster.components.spec import parse_cluster
+
+    path = tmp_path / "stacks" / "Pulumi.lab.yaml"
+    assert run_cli("init", "lab", "--size", "Standard_ND96isr_H100_v5").exit_code == 0
+    spec = parse_cluster(YAML(typ="safe").load(path.read_text())["config"])
+    assert spec.monitoring.enabled and spec.monitoring.scrape_interval_seconds == 30
+    assert spec.monitoring.existing_workspace_id is None and spec.monitoring.existing_grafana_id is None
+    check = run_cli("validate", "lab", "--json")
+    assert check.exit_code == 0 and json.loads(check.stdout)["findings"] == []
+    assert run_cli("init", "lab", "--no-monitoring", "--force").exit_code == 0
+    text = path.read_text()
+    assert "# monitoring: {enabled: true}" in text
+    assert parse_cluster(YAML(typ="safe").load(text)["config"]).monitoring.enabled is False
