@@ -1157,6 +1157,65 @@ def outputs(
 
 
 @app.command()
+def dashboard(
+    stack: StackArg,
+    json: JsonOpt = False,
+    open_browser: Annotated[
+        bool,
+        typer.Option("--open", help="Also open the overview dashboard in a web browser, when one exists."),
+    ] = False,
+    install: Annotated[
+        bool,
+        typer.Option(
+            "--install",
+            help="Put the dashboards (back) into Grafana first, as `up` does (Grafana Editor or Admin).",
+        ),
+    ] = False,
+    backend: BackendOpt = None,
+    secrets_provider: SecretsOpt = None,
+    subscription: SubscriptionOpt = None,
+    auth: AuthOpt = None,
+    cloud: CloudOpt = None,
+) -> None:
+    """Print the cluster's Grafana URL and its dashboards' (from the stack's outputs).
+
+    Exit 1 when the stack has no monitoring or Grafana refused --install.
+    """
+    from . import lifecycle
+
+    document: dict = {}
+
+    def work() -> dict:
+        document.update(
+            lifecycle.dashboard(
+                stack,
+                install=install,
+                options=_engine_options(backend, secrets_provider),
+                connection=lifecycle.AzureOptions(subscription, auth, cloud),
+            )
+        )
+        return document
+
+    _lifecycle(json, stack, work, lifecycle.render_dashboard)
+    if open_browser:
+        _open_in_browser(document["dashboards"][0]["url"])
+
+
+def _open_in_browser(url: str) -> None:
+    """A browser when Python finds one ($BROWSER, a desktop's); on a server, say so on stderr."""
+    import webbrowser
+
+    from . import render
+
+    try:
+        opened = webbrowser.get().open(url)
+    except webbrowser.Error:
+        opened = False
+    if not opened:
+        render.console.print(f"no web browser here: open {url} yourself", soft_wrap=True, markup=False)
+
+
+@app.command()
 def cancel(
     stack: StackArg,
     yes: YesOpt = False,

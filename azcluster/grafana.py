@@ -26,14 +26,17 @@ Best effort, like the hostfiles: a Grafana that refuses or does not answer is a 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from azcluster.components import catalog
+from azcluster.components.spec import ClusterSpec
 
 from .errors import EXIT_REFUSED, AzclusterError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .azure import AzureContext
     from .dataplane import DataPlane
 
 UID_MAX = 40
@@ -162,3 +165,98 @@ def _json(response: Any) -> dict[str, Any]:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
+
+
+GRAFANA_API_VERSION = "2024-10-01"
+"""Microsoft.Dashboard/grafana, the version pulumi-azure-native 3 builds Grafana with."""
+INSTALL_DEADLINE_S = 180.0
+"""The whole install (a folder and five dashboards, each answered in well under a second); a Grafana that
+does not answer is named after two tries of the read timeout, long before this."""
+
+
+def endpoint_of(spec: ClusterSpec, outputs: Mapping[str, Any], ctx: Callable[[], AzureContext]) -> str:
+    """Grafana's URL: the stack's `grafana_endpoint` output, or, with `monitoring.existing_grafana_id`,
+    the given Grafana's `properties.endpoint` read from Resource Manager (`ctx` connects only then)."""
+    found = outputs.get("grafana_endpoint")
+    value = getattr(found, "value", found)
+    if isinstance(value, str) and value:
+        return value.rstrip("/")
+    given = spec.monitoring.existing_grafana_id
+    if not given:
+        raise AzclusterError(
+            "the stack has no Grafana endpoint output yet",
+            "run `azcluster up` first (Grafana is created with the stack when monitoring is on)",
+            EXIT_REFUSED,
+        )
+    from .azure import arm_get_pages, azure_errors, compute_client
+
+    azure = ctx()
+    with azure_errors(azure, f"reading Grafana {given.rsplit('/', 1)[-1]}"):
+        body = next(arm_get_pages(compute_client(azure), given.strip(), GRAFANA_API_VERSION), {})
+    endpoint = (body.get("properties") or {}).get("endpoint")
+    if not endpoint:
+        raise AzclusterError(
+            f"Grafana {given} has no endpoint", "is it still being created? Run it again", EXIT_REFUSED
+        )
+    return str(endpoint).rstrip("/")
+
+
+def connect(endpoint: str, azure: AzureContext) -> DataPlane:
+    """Grafana's API with the context's credential, for the cloud's Grafana audience."""
+    from . import dataplane
+    from .timeouts import Deadline
+
+    options = {
+        key: value
+        for key, value in azure.client_options.items()
+        if key.startswith(("retry_", "connection_verify"))
+    }
+    return dataplane.connect(
+        endpoint,
+        "Grafana",
+        azure.credential,
+        dataplane.scope_for(dataplane.GRAFANA_SCOPES, azure.cloud.name),
+        Deadline(min(INSTALL_DEADLINE_S, max(azure.deadline.remaining(), 1.0))),
+        azure.read_timeout,
+        **options,
+    )
+
+
+def install_for_stack(
+    spec: ClusterSpec, outputs: Mapping[str, Any], ctx: Callable[[], AzureContext]
+) -> InstallResult:
+    """`up`'s last step: never raises; a failure is the result's `error` (shown as a warning)."""
+    context: list[AzureContext] = []
+
+    def azure() -> AzureContext:
+        if not context:
+            context.append(ctx())
+        return context[0]
+
+    result = InstallResult(endpoint="")
+    try:
+        result.endpoint = endpoint_of(spec, outputs, azure)
+        return install(connect(result.endpoint, azure()), spec.name)
+    except AzclusterError as err:
+        result.error, result.hint = err.message, err.hint
+        return result
+
+
+def print_install(result: InstallResult, stack: str) -> None:
+    """One line on stderr: where the dashboards are, or the warning and how to retry."""
+    from .render import console, markup
+
+    if result.ok:
+        console.print(
+            markup("dashboards: {} installed in Grafana, {}", len(result.installed), result.endpoint),
+            soft_wrap=True,
+        )
+        return
+    console.print(
+        markup("[yellow]warning:[/] the dashboards were not installed: {}", result.error or ""),
+        soft_wrap=True,
+    )
+    hint = f"{result.hint}; " if result.hint else ""
+    console.print(
+        markup("  [dim]hint:[/] {}retry with `azcluster dashboard {} --install`", hint, stack), soft_wrap=True
+    )

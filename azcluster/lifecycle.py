@@ -103,6 +103,24 @@ def _default_users_handover(spec: ClusterSpec, stack: str, connection: AzureOpti
 
 
 users_handover: Callable[[ClusterSpec, str, AzureOptions], Any] = _default_users_handover
+
+
+def _default_dashboards_install(
+    spec: ClusterSpec, outputs: Mapping[str, OutputValue], connection: AzureOptions
+) -> Any:
+    from . import azure, grafana
+
+    def connect() -> Any:
+        return azure.connect(connection.subscription, connection.auth, connection.cloud)
+
+    return grafana.install_for_stack(spec, outputs, connect)
+
+
+dashboards_installer: Callable[[ClusterSpec, Mapping[str, OutputValue], AzureOptions], Any] = (
+    _default_dashboards_install
+)
+"""Puts the cluster's dashboards into its Grafana after `up` (grafana.py); returns a grafana.InstallResult
+(never raises: a failure is its warning)."""
 """Hands the team's users file to the login node after `up` (ops/users.py); returns a users.Handover
 (never raises: a failure is its warning)."""
 """Writes the login node's hostfiles after `up`, connected as the options say; returns a
@@ -392,6 +410,7 @@ def up(
         _refresh_hostfiles(spec, name, connection or AzureOptions()) if hostfiles else None
     )
     document["users"] = _hand_over_users(spec, name, connection or AzureOptions())
+    document["dashboards"] = _install_dashboards(spec, name, outputs, connection or AzureOptions())
     return document
 
 
@@ -552,6 +571,20 @@ def _hand_over_users(spec: ClusterSpec, stack: str, connection: AzureOptions) ->
     return result.to_json()
 
 
+def _install_dashboards(
+    spec: ClusterSpec, stack: str, outputs: Mapping[str, OutputValue], connection: AzureOptions
+) -> dict[str, Any] | None:
+    """After the users file: the dashboards into Grafana, when the stack has monitoring. Says on stderr
+    how it went; never raises."""
+    if not spec.monitoring.enabled:
+        return None
+    from . import grafana
+
+    result = dashboards_installer(spec, outputs, connection)
+    grafana.print_install(result, stack)
+    return result.to_json()
+
+
 def _private_key_for(spec: ClusterSpec) -> str:
     """The private key whose public half the spec carries, when it is one of the usual ~/.ssh files."""
     wanted = {" ".join(key.split()[:2]) for key in spec.ssh.public_keys}
@@ -596,6 +629,7 @@ def access(stack: str, spec: ClusterSpec, outputs: Mapping[str, OutputValue]) ->
         "hostfiles": f"azcluster hosts {stack}",
         "lustre_mount": value("lustre_mount_command"),
         "blob_account": value("blob_account_name"),
+        "grafana": value("grafana_endpoint"),
     }
 
 
@@ -922,6 +956,65 @@ def outputs(
     if target.loaded.spec is not None:
         document["access"] = access(target.name, target.loaded.spec, found)
     return document
+
+
+def dashboard(
+    stack: str,
+    *,
+    install: bool = False,
+    options: EngineOptions | None = None,
+    connection: AzureOptions | None = None,
+) -> dict[str, Any]:
+    """Grafana's URL and each dashboard's, from the stack's outputs (an existing Grafana's from Azure);
+    with `install`, the dashboards put (back) into Grafana first (exit 1 naming what Grafana said)."""
+    from azcluster.components import catalog
+
+    from . import grafana
+
+    target = open_target(stack, options or EngineOptions())
+    spec = target.loaded.spec
+    if spec is None or not spec.monitoring.enabled:
+        raise AzclusterError(
+            f"stack {target.name} has no monitoring, so no Grafana",
+            "add `monitoring: {enabled: true}` under azcluster:cluster in the stack file and run "
+            f"`azcluster up {target.name}`",
+            EXIT_REFUSED,
+        )
+    target.engine.check_secrets(target.ref)
+    found = target.engine.outputs(target.ref)
+    azure_ctx: list[Any] = []
+
+    def connect() -> Any:
+        from . import azure
+
+        if not azure_ctx:
+            conn = connection or AzureOptions()
+            azure_ctx.append(azure.connect(conn.subscription, conn.auth, conn.cloud))
+        return azure_ctx[0]
+
+    endpoint = grafana.endpoint_of(spec, found, connect)
+    document: dict[str, Any] = {
+        "stack": target.name,
+        "ok": True,
+        "grafana": endpoint,
+        "dashboards": [
+            {"name": name, "title": board["title"], "url": f"{endpoint}/d/{board['uid']}"}
+            for name, board in zip(catalog.DASHBOARDS, grafana.cluster_dashboards(spec.name), strict=True)
+        ],
+    }
+    if install:
+        document["installed"] = grafana.install(grafana.connect(endpoint, connect()), spec.name).to_json()
+    return document
+
+
+def render_dashboard(document: Mapping[str, Any]) -> None:
+    from .render import markup, stdout
+
+    stdout.print(markup("[bold]Grafana[/] {}", document["grafana"]), soft_wrap=True)
+    for board in document["dashboards"]:
+        stdout.print(markup("  {}  {}", board["title"], board["url"]), soft_wrap=True)
+    if document.get("installed"):
+        stdout.print(f"installed {len(document['installed']['installed'])} dashboards", soft_wrap=True)
 
 
 def render_outputs(document: Mapping[str, Any]) -> None:

@@ -25,7 +25,11 @@ import pytest
 from azcluster.components import catalog
 from azcluster.ops import gpu_usage
 
+from tests.groups import REAL_DAEMONS
+
 from . import synthetic_metrics as synthetic
+
+pytestmark = pytest.mark.xdist_group(REAL_DAEMONS)  # a real Prometheus (on a free port of its own)
 
 PROMTOOL = shutil.which("promtool")
 PROMETHEUS = shutil.which("prometheus")
