@@ -24,7 +24,6 @@ import pytest
 
 from azcluster.components import catalog
 from azcluster.ops import gpu_usage
-
 from tests.groups import REAL_DAEMONS
 
 from . import synthetic_metrics as synthetic
