@@ -513,6 +513,14 @@ def status(
             "login node (Azure Run Command).",
         ),
     ] = True,
+    metrics: Annotated[
+        bool,
+        typer.Option(
+            "--metrics/--no-metrics",
+            help="With monitoring on, show each island's GPU utilisation over the last hour, read from the "
+            "Azure Monitor workspace (needs Monitoring Data Reader on it).",
+        ),
+    ] = True,
     subscription: SubscriptionOpt = None,
     auth: AuthOpt = None,
     cloud: CloudOpt = None,
@@ -537,6 +545,7 @@ def status(
         diagnose_limit=diagnose_limit,
         progress=True,
         slurm=slurm,
+        metrics=metrics,
     )
     if json:
         render.print_json(result.to_json())

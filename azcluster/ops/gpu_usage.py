@@ -16,19 +16,19 @@ it needs Monitoring Data Reader on the workspace.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from azcluster.components.spec import ClusterSpec
 
 from ..errors import AzclusterError
+from .model import GPU_USAGE_WINDOW, GpuUsage, IslandUsage
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..azure import AzureContext
 
 WORKSPACE_API_VERSION = "2023-04-03"
 """Microsoft.Monitor/accounts, the version pulumi-azure-native 3 builds the workspace with."""
-WINDOW = "1h"
+WINDOW = GPU_USAGE_WINDOW
 QUERY_READ_TIMEOUT_S = 10.0
 """The query API answers an hour's average in well under a second; a silent endpoint is given up after two
 tries of this (timeouts.py: a GET gets one retry), so `status` is late by 20 s at most."""
@@ -46,42 +46,6 @@ def workspace_id(spec: ClusterSpec, subscription_id: str) -> str:
         f"/subscriptions/{subscription_id}/resourceGroups/{spec.resource_group_name}/providers/"
         f"Microsoft.Monitor/accounts/{spec.name}-metrics"
     )
-
-
-@dataclass
-class IslandUsage:
-    pool: str
-    island: str
-    percent: float
-
-    def to_json(self) -> dict[str, Any]:
-        return {"pool": self.pool, "island": self.island, "gpu_utilization_percent": round(self.percent, 1)}
-
-
-@dataclass
-class GpuUsage:
-    """What `status` shows under the islands: per island, the mean GPU utilisation of the last hour."""
-
-    window: str = WINDOW
-    endpoint: str | None = None
-    islands: list[IslandUsage] = field(default_factory=list)
-    error: str | None = None
-    hint: str | None = None
-
-    def percent(self, pool: str, island: int | str) -> float | None:
-        for row in self.islands:
-            if row.pool == pool and row.island == str(island):
-                return row.percent
-        return None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "window": self.window,
-            "endpoint": self.endpoint,
-            "islands": [row.to_json() for row in self.islands],
-            "error": self.error,
-            "hint": self.hint,
-        }
 
 
 def read_gpu_usage(spec: ClusterSpec, ctx: AzureContext, window: str = WINDOW) -> GpuUsage:

@@ -368,6 +368,47 @@ class ElasticStatus:
         }
 
 
+# Each island's GPU utilisation from the cluster's metrics workspace (gpu_usage.py)
+
+GPU_USAGE_WINDOW = "1h"
+
+
+@dataclass
+class IslandUsage:
+    pool: str
+    island: str
+    percent: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"pool": self.pool, "island": self.island, "gpu_utilization_percent": round(self.percent, 1)}
+
+
+@dataclass
+class GpuUsage:
+    """What `status` shows under the islands: per island, the mean GPU utilisation of the last hour."""
+
+    window: str = GPU_USAGE_WINDOW
+    endpoint: str | None = None
+    islands: list[IslandUsage] = field(default_factory=list)
+    error: str | None = None
+    hint: str | None = None
+
+    def percent(self, pool: str, island: int | str) -> float | None:
+        for row in self.islands:
+            if row.pool == pool and row.island == str(island):
+                return row.percent
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "window": self.window,
+            "endpoint": self.endpoint,
+            "islands": [row.to_json() for row in self.islands],
+            "error": self.error,
+            "hint": self.hint,
+        }
+
+
 # The whole cluster as `status` reads it (status.py)
 
 
@@ -383,6 +424,7 @@ class ClusterStatus:
     missing: list[MissingIsland] = field(default_factory=list)  # spec islands with no scale set in Azure
     elastic: ElasticStatus | None = None  # per island power state and why, for an elastic spec
     slurm: SlurmView | None = None  # Slurm's node states, when the cluster runs Slurm and asked
+    gpu_usage: GpuUsage | None = None  # per island, the last hour's GPU utilisation (monitoring on)
     resources: list[ResourceCost] = field(default_factory=list)
     """The other resources the spec builds (Lustre, home, Bastion, NAT...), priced from the catalogue
     (cost.price_resources): billed while they exist, whether or not a node runs. Empty when not found."""
@@ -450,6 +492,7 @@ class ClusterStatus:
             "diagnosis": self.diagnosis.to_json() if self.diagnosis else None,
             "elastic": self.elastic.to_json() if self.elastic else None,
             "slurm": self.slurm.to_json() if self.slurm else None,
+            "gpu_utilization": self.gpu_usage.to_json() if self.gpu_usage else None,
             "cost_per_hour_usd": self.total_cost_per_hour(),
             "cost_breakdown": {
                 "compute_usd_per_hour": self.cost_per_hour(),

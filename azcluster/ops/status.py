@@ -13,6 +13,7 @@ from ..cost import price_resources
 from .cluster import find_scale_sets, missing_islands
 from .diagnose import DIAGNOSE_LIMIT, DIAGNOSE_TIMEOUT_S, diagnose_nodes
 from .elastic import read_elastic
+from .gpu_usage import read_gpu_usage
 from .model import ClusterStatus, DiagnosisRun, Island, ScaleSet
 from .nodes import find_login, read_island
 from .parallel import parallel
@@ -32,10 +33,12 @@ def cluster_status(
     diagnose_timeout: float = DIAGNOSE_TIMEOUT_S,
     progress: bool = False,
     slurm: bool = True,
+    metrics: bool = True,
 ) -> ClusterStatus:
     """Every island's scale set and nodes (IP, power, health), the login node, the running cost; with
     `diagnose`, the failing checks of up to `diagnose_limit` unhealthy nodes (read on the nodes); with
-    `slurm` (and scheduler: slurm), each node's Slurm state, read on the login node (slurmstate.py)."""
+    `slurm` (and scheduler: slurm), each node's Slurm state, read on the login node (slurmstate.py); with
+    `metrics` (and monitoring on), each island's GPU utilisation over the last hour (gpu_usage.py)."""
     from ..azure import azure_errors, compute_client
 
     client = compute_client(ctx)
@@ -66,6 +69,8 @@ def cluster_status(
     if slurm:
         with azure_errors(ctx, f"reading Slurm's node states on the login node of {spec.name}"):
             read_for_status(client, spec, status, timeout=diagnose_timeout)
+    if metrics and spec.monitoring.enabled and status.found:
+        status.gpu_usage = read_gpu_usage(spec, ctx)
     return status
 
 

@@ -45,7 +45,10 @@ def print_status(status: ClusterStatus) -> None:
         states = (
             ", ".join(f"{count} {state}" for state, count in island.power_states.items()) or "no instances"
         )
-        stdout.print(f"  {states}; ${island.cost_per_hour() or 0:.2f}/h" + ("; spot" if island.spot else ""))
+        busy = _gpu_usage_text(status, island.pool, island.island)
+        stdout.print(
+            f"  {states}; ${island.cost_per_hour() or 0:.2f}/h" + ("; spot" if island.spot else "") + busy
+        )
     if status.login:
         login = status.login
         stdout.print(
@@ -54,6 +57,11 @@ def print_status(status: ClusterStatus) -> None:
         )
     for line in slurm_lines(status.slurm):
         stdout.print(line, soft_wrap=True)
+    usage = status.gpu_usage
+    if usage is not None and usage.error:
+        console.print(markup("[yellow]GPU utilisation not read:[/] {}", usage.error), soft_wrap=True)
+        if usage.hint:
+            console.print(markup("  [dim]hint:[/] {}", usage.hint), soft_wrap=True)
     if status.missing:
         _print_missing(status)
     unhealthy = status.unhealthy()
@@ -69,6 +77,18 @@ def print_status(status: ClusterStatus) -> None:
     if status.elastic is not None:
         _print_elastic(status)
     _print_cost(status)
+
+
+def _gpu_usage_text(status: ClusterStatus, pool: str, island: int) -> str:
+    """`; GPUs 87% busy (last hour)` from the metrics workspace; `; no GPU metrics (last hour)` when it
+    answered without this island (off all hour, or its nodes send nothing); nothing without monitoring."""
+    usage = status.gpu_usage
+    if usage is None or usage.error:
+        return ""
+    percent = usage.percent(pool, island)
+    if percent is None:
+        return f"; no GPU metrics (last {usage.window})"
+    return f"; GPUs {percent:.0f}% busy (last {usage.window})"
 
 
 def _print_cost(status: ClusterStatus) -> None:

@@ -187,6 +187,7 @@ class FakeArm:
         self.resource_groups: set[str] = set()
         self.scale_sets: dict[tuple[str, str], ScaleSet] = {}
         self.vms: dict[tuple[str, str], LoginVm] = {}
+        self.workspaces: dict[tuple[str, str], str] = {}  # Azure Monitor workspaces: their query endpoint
         self.faults: list[Fault] = []
         self.stalls: list[Stall] = []
         self.stopped = threading.Event()  # set when the server stops: requests held for ever end then
@@ -291,6 +292,10 @@ class FakeArm:
         vm = LoginVm(name, resource_group, "eastus", size, dict(tags), ip)
         self.vms[(resource_group.lower(), name.lower())] = vm
         return vm
+
+    def add_workspace(self, resource_group: str, name: str, query_endpoint: str) -> None:
+        """An Azure Monitor workspace whose Prometheus query API answers at `query_endpoint`."""
+        self.workspaces[(resource_group.lower(), name.lower())] = query_endpoint
 
     def usage(self, location: str, name: str) -> dict[str, Any]:
         for item in self.usages[location]:
@@ -451,6 +456,7 @@ class FakeArm:
                 self._vm_iv,
             ),
             (rg + r"/providers/Microsoft\.Network/networkInterfaces/(?P<name>[^/]+)", "GET", self._nic_get),
+            (rg + r"/providers/Microsoft\.Monitor/accounts/(?P<name>[^/]+)", "GET", self._workspace_get),
         ]
 
     # -- routes ----------------------------------------------------------------------------------------
@@ -800,6 +806,21 @@ class FakeArm:
         else:
             body["status"] = "Succeeded"
         return 200, {}, body
+
+    def _workspace_get(self, query: dict[str, list[str]], rg: str, name: str) -> tuple[int, dict, Any]:
+        endpoint = self.workspaces.get((rg.lower(), name.lower()))
+        if endpoint is None:
+            return (
+                404,
+                {},
+                _error(
+                    "ResourceNotFound",
+                    f"The Resource 'Microsoft.Monitor/accounts/{name}' under resource group '{rg}' was not "
+                    "found.",
+                ),
+            )
+        values = {"subscription": self.subscription_id, "rg": rg, "name": name, "endpoint": endpoint}
+        return 200, {}, _fill(fixture("monitor_account.json"), values)
 
     def _vm_list(self, query: dict[str, list[str]], rg: str) -> tuple[int, dict[str, str], Any]:
         missing = self._group(rg)
