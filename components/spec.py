@@ -347,6 +347,11 @@ class PoolSpec(_Strict):
         "smallest island worth keeping, how long to keep trying. Default: the cluster's zone, no "
         "stand-in, whole islands, one try.",
     )
+    allow_partial_racks: bool = Field(
+        False,
+        description="GB200/GB300 (NVL72 rack) sizes only: allow `nodes` that are not whole racks of 18 VMs. "
+        "Default false: a partial rack leaves part of an NVLink domain idle or shared (rule AZC130).",
+    )
 
     @model_validator(mode="after")
     def _one_reservation(self) -> PoolSpec:

@@ -8,8 +8,9 @@ health where the scale set's Application Health extension reads it. They are ren
 
 - gpu_node.py: one per pool and IB island (`PoolBoot`); login.py: the login node (`LoginBoot`). Each
   lists, piece by piece, what goes into its 64 KB of custom data.
-- One module per capability holds its boot pieces: health.py, mounts.py, slurm_boot.py (with slurm.py,
-  Slurm's configuration), elastic_boot.py, users_boot.py (the team's users applier).
+- One module per capability holds its boot pieces: health.py (gb_boot.py: GB200/GB300 only), mounts.py,
+  slurm_boot.py (with slurm.py, Slurm's configuration), elastic_boot.py, users_boot.py (the team's users
+  applier).
 - document.py: the layout both roles share (paths, node.env, the YAML text, custom data and its limit).
 
 Host names, island keys, hostfiles and Slurm slots are components/topology.py (re-exported here).
@@ -43,6 +44,7 @@ from .document import (
     read_script,
 )
 from .elastic_boot import ELASTIC_TMPFILES_PATH, ELASTIC_UNITS
+from .gb_boot import GB_HEALTH_SCRIPTS, gb_health_piece, is_rack_size
 from .gpu_node import NODE_SCRIPTS, NODE_UNITS, PoolBoot, custom_data, render_cloud_config
 from .health import (
     AZNHC_SIZES,
@@ -91,6 +93,11 @@ def script_names() -> tuple[str, ...]:
     return (*NODE_SCRIPTS, *HEALTH_SCRIPTS, *MOUNT_SCRIPTS, *USERS_SCRIPTS)
 
 
+def gb_script_names() -> tuple[str, ...]:
+    """Names of the scripts only GB200/GB300 nodes get (bootstrap/gb_boot.py)."""
+    return GB_HEALTH_SCRIPTS
+
+
 def slurm_script_names() -> tuple[str, ...]:
     """Names of the Slurm scripts (GPU nodes and controller) shipped beside them."""
     return tuple(dict.fromkeys((*SLURM_NODE_SCRIPTS, *SLURM_CONTROLLER_SCRIPTS)))
@@ -110,6 +117,10 @@ def unit_names() -> tuple[str, ...]:
 
 
 __all__ = [
+    "GB_HEALTH_SCRIPTS",
+    "gb_health_piece",
+    "gb_script_names",
+    "is_rack_size",
     "USERS_SCRIPTS",
     "USERS_TIMER_INTERVAL_S",
     "USERS_UNITS",

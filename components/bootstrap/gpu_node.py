@@ -5,6 +5,7 @@ What goes in, piece by piece (`PoolBoot.pieces`), within Azure's 64 KB of custom
   azc-lib.sh, and azc-prepare (check/repair the image's node preparation, NCCL environment; every boot);
 - health: azc-health.timer (checks every 10 minutes) and azc-health-server (the endpoint the scale set's
   Application Health extension probes): bootstrap/health.py;
+- gb-health (GB200/GB300 pools only): NVLink fabric, IMEX, XID and DCGM checks: bootstrap/gb_boot.py;
 - mounts: Lustre, blob and shared-home services that retry in the background: bootstrap/mounts.py;
 - slurm (scheduler: slurm): the island's slot range, the munge key and the service that joins Slurm at
   every boot: bootstrap/slurm_boot.py;
@@ -26,6 +27,7 @@ from ..elastic import scheduler
 from ..spec import ClusterSpec, PoolSpec
 from ..topology import IslandSlots, island_key, island_slots
 from .document import Piece, assemble, encode_custom_data
+from .gb_boot import gb_health_piece
 from .health import health_piece
 from .mounts import NVME_MOUNT, StorageValues, lustre_client_package, mounts_piece
 from .slurm_boot import SlurmBoot, slurm_env, slurm_node_piece
@@ -126,7 +128,7 @@ class PoolBoot:
             "AZC_GPU_VENDOR": size.gpu_vendor,
             "AZC_GPUS": size.gpus,
             "AZC_IB_PORTS": ib.ports if ib else 0,
-            "AZC_IB_GBPS": ib.gbps_per_port if ib else 0,
+            "AZC_IB_GBPS": ib.health_gbps if ib else 0,
             "AZC_NVME_DISKS": size.nvme_disks,
         }
         return Piece("node", env=env, scripts=NODE_SCRIPTS, units=NODE_UNITS, start=NODE_UNITS)
@@ -134,6 +136,8 @@ class PoolBoot:
     def pieces(self, island: int) -> list[Piece]:
         """What one island's nodes get, in the order the document lists it."""
         pieces = [self.node_piece(island), self.health, self.mounts]
+        if (gb := gb_health_piece(self.size)) is not None:
+            pieces.insert(2, gb)
         if self.slurm is not None:
             slots = self.slots[min(island, len(self.slots) - 1)]
             pieces.append(slurm_node_piece(self.spec, self.size, slots, self.slurm, self.slurm_env))

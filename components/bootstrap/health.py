@@ -40,6 +40,10 @@ AZNHC_SIZES = frozenset(
         "standard_nd96isr_h100_v5",
         "standard_nd96isr_h200_v5",
         "standard_nd96isr_mi300x_v5",
+        # conf/nd128isr_ndr_gb200_v6.conf (PR 165) and the Arm64 container (PR 164): only in AzNHC copies
+        # newer than its last tag (v0.4.5); azc-health.sh skips AzNHC, saying why, where the image's copy
+        # lacks either (rules/rack.py AZC133).
+        "standard_nd128isr_ndr_gb200_v6",
     }
 )
 

@@ -24,12 +24,21 @@ class Price(_Row):
     date: str
     confidence: Literal["high", "medium", "low"]
     source: str
+    estimate: bool = False
+    """True where no public price exists and the figure is worked out (its source says how)."""
 
 
 class InfiniBand(_Row):
     ports: int
     gbps_per_port: int
     generation: str
+    health_floor_gbps: int | None = None
+    """The lowest port rate the node health check accepts, where sources disagree on the rate (GB300:
+    Microsoft says 800 Gb/s, field reports 400); None: gbps_per_port."""
+
+    @property
+    def health_gbps(self) -> int:
+        return self.health_floor_gbps or self.gbps_per_port
 
 
 class GpuSize(_Row):
@@ -167,6 +176,9 @@ class AllReduceExpectation(_Row):
     ib_port_gbps: float
     confidence: Literal["high", "medium", "low"]
     source: str
+    nvlink_domain_gbps: float | None = None
+    """What an all-reduce over one whole NVLink domain (an NVL72 rack) should reach; GB sizes only."""
+    nvlink_domain_source: str | None = None
 
     def expected_gbps(self, nodes: int, ports: int) -> float:
         """Expected peak bus bandwidth (GB/s) for `nodes` nodes with `ports` InfiniBand ports each."""

@@ -27,6 +27,8 @@ One module per domain, one registry (`registry.py`):
     team.py      AZC110-119          users and groups on every node (the `team:` section)
     monitoring.py AZC120-127         Azure Monitor workspace, Grafana, alert receivers, ingestion limits
                                      (ids AZC120-129)
+    rack.py      AZC130-133          GB200/GB300 NVL72 racks: whole racks, interconnect groups, GB health
+                                     (ids AZC130-139: 130-134 racks and health, 135-139 the Slurm side)
 
 Adding a rule:
 1. Open the domain's module (a new domain, e.g. dashboards: create `dashboards.py` and add it to the
@@ -38,9 +40,9 @@ Adding a rule:
    feeds it generated specs): a rule that crashes hides every other finding.
 3. Choose the id: the next free one in the domain's block, or a new block of ten for a new domain.
    Next free: AZC063 (domains without a block), AZC076 (Slurm), AZC087 (home), AZC098 (elastic),
-   AZC128 (monitoring); the capacity block is full (a new capacity rule takes a new block). A new domain
-   takes the next unused block, AZC130-139
-   (then AZC140-149, ...) and lists it above.
+   AZC128 (monitoring), AZC134 (racks; AZC135-139 are the racks' Slurm side); the capacity block is full
+   (a new capacity rule takes a new block). A new domain takes the next block no one has
+   taken (ten ids) and lists it above.
    Ids are stable: a retired rule's id is never reused.
 4. Add a case that fires and one that stays quiet to the FIRES and QUIET tables of the domain's test,
    tests/components/rules/test_<domain>.py (a registry test fails until every rule has both there).
@@ -64,6 +66,7 @@ from . import (
     names,
     network,
     pools,
+    rack,
     region,
     slurm,
     storage,
@@ -94,6 +97,7 @@ DOMAINS = (
     capacity,
     team,
     monitoring,
+    rack,
 )
 """The domain modules; importing one registers its rules. A new domain is imported above and added here."""
 

@@ -54,7 +54,7 @@ def image_reference_malformed(spec: ClusterSpec) -> Iterator[Problem]:
 @rule("AZC018", "error", "image-does-not-fit-size", "A pool's image does not fit its GPUs")
 def image_does_not_fit_size(spec: ClusterSpec) -> Iterator[Problem]:
     """The wrong image boots but the GPUs never come up: MI300X needs a ROCm image, NVIDIA sizes need a
-    CUDA (non-ROCm) image, and GB200 v6 (Arm64, NVMe) needs Ubuntu 24.04 for Arm64
+    CUDA (non-ROCm) image, and GB200 v6 and GB300 v6 (Arm64, NVMe) need Ubuntu 24.04 for Arm64
     (microsoft-dsvm:ubuntu-hpc:2404-gb; AZC055 checks the architecture).
 
     Sources: Azure/azhpc-images; docs/azure-facts.md ("Images and what a node runs at first boot").
@@ -71,7 +71,7 @@ def image_does_not_fit_size(spec: ClusterSpec) -> Iterator[Problem]:
             problem = f"{size.name} has AMD GPUs but image {pool.image!r} is not a ROCm image"
         elif size.gpu_vendor != "amd" and "rocm" in image:
             problem = f"{size.name} has NVIDIA GPUs but image {pool.image!r} is a ROCm (AMD) image"
-        elif "gb200" in size.name.lower() and "2404" not in image:
+        elif size.rack_vms and "2404" not in image:
             problem = f"{size.name} needs Ubuntu 24.04 but image {pool.image!r} is not a 24.04 image"
         if problem:
             yield (
@@ -134,8 +134,10 @@ def node_software_missing(spec: ClusterSpec) -> Iterator[Problem]:
     """The bootstrap installs the Managed Lustre client (when the image has none) and BlobFuse2, and runs
     Azure's node health checks (AzNHC) where they have a configuration for the size. Not all of them exist
     everywhere: Microsoft builds the Lustre client for Arm64 only on Ubuntu 24.04 (client-install-plan
-    support matrix), and AzNHC has no configuration for GB200 v6 (Azure/azurehpc-health-checks). Said here,
-    at validate, instead of a node that quietly lacks a mount or checks less. Catalogue: images.yaml.
+    support matrix), and AzNHC has no configuration for some Arm64 sizes (Azure/azurehpc-health-checks).
+    GB200 and GB300 (rack sizes) run azcluster's own GB checks instead and AzNHC only where the image's copy
+    can (AZC133 says which). Said here, at validate, instead of a node that quietly lacks a mount or checks
+    less. Catalogue: images.yaml.
     """
     from ..bootstrap import AZNHC_SIZES
 
@@ -154,7 +156,7 @@ def node_software_missing(spec: ClusterSpec) -> Iterator[Problem]:
         blobfuse = catalog.node_software().get("BlobFuse2")
         if blob_mount and blobfuse is not None and size.architecture not in blobfuse.architectures:
             missing.append(f"BlobFuse2 ({size.architecture})")
-        if size.architecture != "x64" and size.name.lower() not in AZNHC_SIZES:
+        if size.architecture != "x64" and size.name.lower() not in AZNHC_SIZES and not size.rack_vms:
             missing.append("AzNHC, Azure's node health checks (no configuration for this size)")
         if missing:
             yield (

@@ -194,8 +194,9 @@ def multi_node_pool_without_infiniband(spec: ClusterSpec) -> Iterator[Problem]:
 @rule("AZC012", "info", "partial-nvl72-rack", "A GB200 pool does not fill whole NVL72 racks")
 def partial_nvl72_rack(spec: ClusterSpec) -> Iterator[Problem]:
     """A GB200 v6 VM is a 4-GPU slice of an NVL72 rack of 18 VMs; the NVLink domain spans the rack. Pools or
-    islands that are not whole racks leave NVLink domains partly filled or shared with other scale sets
-    (https://learn.microsoft.com/azure/virtual-machines/sizes/gpu-accelerated/nd-gb200-v6-series;
+    islands that are not whole racks leave NVLink domains partly filled or shared with other scale sets.
+    A pool that is not whole racks at all is AZC130's error; this one says when islands (scale sets) split
+    whole racks (https://learn.microsoft.com/azure/virtual-machines/sizes/gpu-accelerated/nd-gb200-v6-series;
     catalogue `rack_vms`).
     """
     for index, pool in enumerate(spec.pools):
@@ -203,6 +204,8 @@ def partial_nvl72_rack(spec: ClusterSpec) -> Iterator[Problem]:
         rack = size.rack_vms if size is not None else None
         if size is None or not rack or pool.nodes == 0:
             continue
+        if pool.nodes % rack and not pool.allow_partial_racks:
+            continue  # not whole racks at all: AZC130 (rack.py) says so, as an error
         islands = pool.island_sizes() if size.has_infiniband else [pool.nodes]
         uneven = [n for n in islands if n % rack]
         if uneven:

@@ -67,7 +67,7 @@ def _check(result: dict, name: str) -> dict:
 # --- shellcheck -----------------------------------------------------------------------------------
 
 
-SHIPPED = (*bootstrap.script_names(), *bootstrap.slurm_script_names())
+SHIPPED = (*bootstrap.script_names(), *bootstrap.slurm_script_names(), *bootstrap.gb_script_names())
 
 
 @pytest.mark.parametrize("script", [name for name in SHIPPED if name.endswith(".sh")])
@@ -326,18 +326,18 @@ def test_a_failed_aznhc_run_keeps_the_node_unhealthy_in_quick_mode(node):
 
 
 def test_sizes_without_aznhc_get_the_basic_checks_only(node):
-    node.node_env(_spec(), "gb200")
-    node.ib(ports=4)
-    node.gpus(4)
+    # NC H100 v5 has no AzNHC configuration azcluster runs (GB sizes: tests/components/test_gb_health.py)
+    node.node_env(_spec(), "nch100")
+    node.gpus(2)
     node.mounted("/dev/md128 /mnt/resource_nvme xfs rw 0 0")
-    node.write("etc/nccl.conf", "NCCL_IB_PCI_RELAXED_ORDERING=1\n")
-    _aznhc(node, "nd128isr_ndr_gb200_v6")  # present on the image, but not one azcluster runs
+    _aznhc(node, "nc80adis_h100_v5")  # present on the image, but not one azcluster runs
     code, result = _health(node, "--mode", "full")
     assert code == 0, result
     aznhc = _check(result, "aznhc")
     assert aznhc["skipped"] and "basic GPU and IB checks only" in aznhc["detail"]
     assert not [c for c in node.calls() if c.startswith("aznhc")]
     assert _check(result, "fabricmanager")["skipped"]
+    assert "nvlink_fabric" not in {c["name"] for c in result["checks"]}  # GB checks only on GB nodes
 
 
 def test_no_ib_on_an_ib_size_is_a_clear_failure(node):

@@ -12,7 +12,9 @@
 #   aznhc          Azure's node health checks (AzNHC, run-health-checks.sh on the HPC images) for the
 #                  sizes it has a configuration for. AzNHC runs NCCL and bandwidth tests that need idle
 #                  GPUs, so it runs once per boot (mode auto/full); later runs (mode quick) repeat its
-#                  last verdict, which therefore stays failed until a full run passes.
+#                  last verdict, which therefore stays failed until a full run passes. On Arm64 it runs
+#                  only where the image's AzNHC has its Arm64 container (AzNHC PR 164).
+#   GB200/GB300    (AZC_GB=1) nvlink_fabric, imex, xid, dcgm: azc-gb-health-lib.sh says what and why.
 # Result: /var/lib/azcluster/health.json {"healthy", "time", "mode", "size", "profile", "hostname",
 # "checks": [{"name", "ok", "skipped", "detail"}]}, printed on stdout too. azc-health-server serves it
 # to the scale set's Application Health extension. Exit status 0 when healthy, 1 when not.
@@ -213,6 +215,11 @@ check_aznhc() {
         add_check aznhc skipped "this image's AzNHC has no conf/$sku.conf; basic GPU and IB checks only"
         return 0
     fi
+    # AzNHC runs in a container; its Arm64 (Grace) image came with PR 164, after its last tag (v0.4.5).
+    if [[ "${AZC_ARCH:-x64}" == Arm64 && ! -f "$(dirname "$AZNHC")/dockerfile/azure-nvrt-nhc-aarch64.dockerfile" ]]; then
+        add_check aznhc skipped "this image's AzNHC has no Arm64 container (dockerfile/azure-nvrt-nhc-aarch64.dockerfile)"
+        return 0
+    fi
     boot="$(cat "$R/proc/sys/kernel/random/boot_id" 2>/dev/null || echo unknown)"
     case "$MODE" in
         full) run=1 ;;
@@ -257,6 +264,11 @@ main() {
     run_check check_fabric fabricmanager
     run_check check_peermem peermem
     run_check check_aznhc aznhc
+    if [[ "${AZC_GB:-0}" == 1 ]]; then
+        # shellcheck source=azc-gb-health-lib.sh
+        . "${AZC_GB_LIB:-$(dirname "${BASH_SOURCE[0]}")/azc-gb-health-lib.sh}"
+        gb_checks
+    fi
     now="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
     body="$(
         printf '{"healthy": %s, "time": %s, "mode": %s, "hostname": %s, "size": %s, "profile": %s, "checks": [' \

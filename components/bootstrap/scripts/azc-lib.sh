@@ -130,7 +130,7 @@ azc_profile() {
     case "${AZC_PROFILE:-}" in
         nd-a100-v4) P_TOPO=ndv4 P_RELAXED=1 P_FABRIC=nvidia-fabricmanager.service P_PEERMEM=1 ;;
         nd-h100-v5 | nd-h200-v5) P_TOPO=ndv5 P_RELAXED=1 P_FABRIC=nvidia-fabricmanager.service P_PEERMEM=1 ;;
-        nd-gb200-v6 | nd-mi300x-v5) P_RELAXED=1 ;;
+        nd-gb200-v6 | nd-gb300-v6 | nd-mi300x-v5) P_RELAXED=1 ;;
         nc-a100-v4) P_TOPO=ncv4 P_GRAPH=1 ;;
         *) ;;
     esac

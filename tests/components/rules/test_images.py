@@ -14,6 +14,7 @@ from .cases import (
     ALMA_PLAN,
     GALLERY_IMAGE,
     GB200,
+    GB300,
     HPC_2404,
     JAMMY_ARM64,
     MI300X,
@@ -40,13 +41,28 @@ FIRES = [
     ("AZC055", {"pools.0.size": GB200, "pools.0.nodes": 18, "pools.0.image": HPC_2404}, "2404-gb"),
     ("AZC055", {"login.image": "Canonical:ubuntu-24_04-lts:server-arm64:latest"}, "is Arm64 but"),
     ("AZC055", {"pools.0.image": JAMMY_ARM64}, "Use an x64 image"),
-    ("AZC056", {"pools.0.size": GB200, "pools.0.nodes": 18}, "AzNHC"),
+    ("AZC055", {"pools.0.size": GB300, "pools.0.nodes": 18, "pools.0.image": HPC_2404}, "2404-gb"),
     (
         "AZC056",
         {"pools.0.size": GB200, "pools.0.nodes": 18, "pools.0.image": JAMMY_ARM64},
         "ubuntu-22.04, Arm64",
     ),
     ("AZC057", {"pools.0.size": GB200, "pools.0.nodes": 18}, "nvidia-imex"),
+    ("AZC057", {"pools.0.size": GB300, "pools.0.nodes": 18}, "nvidia-imex"),
+    (
+        "AZC018",
+        {
+            "pools.0.size": GB300,
+            "pools.0.nodes": 18,
+            "pools.0.image": "microsoft-dsvm:ubuntu-hpc:2204:latest",
+        },
+        "24.04",
+    ),
+    (
+        "AZC056",
+        {"pools.0.size": GB300, "pools.0.nodes": 18, "pools.0.image": JAMMY_ARM64},
+        "ubuntu-22.04, Arm64",
+    ),
     (
         "AZC058",
         {"pools.0.image": ALMA_HPC},
@@ -79,6 +95,10 @@ QUIET = [
     ("AZC055", {"pools.0.size": GB200, "pools.0.nodes": 18}),  # the catalogue's default is Arm64
     ("AZC055", {"pools.0.size": GB200, "pools.0.nodes": 18, "pools.0.image": GALLERY_IMAGE}),
     ("AZC056", {"pools.0.size": NC, "pools.0.nodes": 1}),
+    # GB sizes run azcluster's own GB checks (AZC133 says which): no AzNHC finding on the default image
+    ("AZC056", {"pools.0.size": GB200, "pools.0.nodes": 18}),
+    ("AZC056", {"pools.0.size": GB300, "pools.0.nodes": 18}),
+    ("AZC055", {"pools.0.size": GB300, "pools.0.nodes": 18}),
     ("AZC057", {"pools.0.size": GB200, "pools.0.nodes": 1}),
     ("AZC058", {"pools.0.image": GALLERY_IMAGE}),
     ("AZC059", {"pools.0.image": ALMA_HPC, "pools.0.image_plan": {**ALMA_PLAN, "publisher": "AlmaLinux"}}),

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from .cases import CRG_ID, GB200, H100, NC, assert_fires, assert_quiet, build, case_id, only
+from .cases import CRG_ID, GB200, GB300, H100, NC, assert_fires, assert_quiet, build, case_id, only
 
 FIRES = [
     ("AZC003", {"pools": []}, "no GPU pools"),
@@ -28,8 +28,9 @@ FIRES = [
     ("AZC009", {"pools.0.nodes": 600, "pools.0.island_max_nodes": 300}, "300"),
     ("AZC010", {"pools.0.nodes": 250}, "3 scale sets of at most 100 nodes (84, 83, 83)"),
     ("AZC011", {"pools.0.size": NC, "pools.0.nodes": 2}, NC),
-    ("AZC012", {"pools.0.size": GB200, "pools.0.nodes": 20}, "18"),
-    ("AZC012", {"pools.0.size": GB200, "pools.0.nodes": 200}, "100, 100"),
+    ("AZC012", {"pools.0.size": GB200, "pools.0.nodes": 20, "pools.0.allow_partial_racks": True}, "18"),
+    ("AZC012", {"pools.0.size": GB200, "pools.0.nodes": 198}, "99, 99"),
+    ("AZC012", {"pools.0.size": GB300, "pools.0.nodes": 198}, "99, 99"),
     (
         "AZC013",
         {"pools.0.size": NC, "pools.0.spot": True, "pools.0.capacity_reservation_group_id": CRG_ID},
@@ -65,6 +66,7 @@ QUIET = [
     ("AZC010", {"pools.0.size": NC, "pools.0.nodes": 250}),
     ("AZC011", {"pools.0.size": NC, "pools.0.nodes": 1}),
     ("AZC012", {"pools.0.size": GB200, "pools.0.nodes": 36}),
+    ("AZC012", {"pools.0.size": GB200, "pools.0.nodes": 20}),  # not whole racks at all: AZC130's error
     ("AZC012", {"pools.0.size": GB200, "pools.0.nodes": 144}),
     ("AZC013", {"pools.0.size": NC, "pools.0.spot": True}),
     ("AZC014", {"pools.0.spot": True, "pools.0.nodes": 1}),
