@@ -613,6 +613,35 @@ class TeamUser(_Strict):
         return [_read_key(key, base) if _looks_like_path(key) else key for key in keys]
 
 
+class TeamAccount(_Strict):
+    """A Slurm account (a project): its users' jobs are charged to it, it has a fair share of the cluster
+    and, optionally, GPU limits. azc-slurm-accounts.py keeps Slurm's accounting database in step with it
+    (slurm.accounting.enabled); written as a plain name, it is an account with the defaults."""
+
+    name: str = Field(
+        description="Account name: lower-case letters, digits, '_' and '-' (Slurm lowers account names)."
+    )
+    fairshare: int = Field(
+        1,
+        ge=1,
+        le=1_000_000,
+        description="Shares of the cluster against the other accounts (Slurm's `Fairshare`): an account with "
+        "2 gets twice the priority weight of one with 1 when both have used the same (priority/multifactor).",
+    )
+    max_gpus_per_user: int | None = Field(
+        None,
+        ge=0,
+        description="GPUs one user of the account may hold at once over all their running jobs (Slurm QOS "
+        "`MaxTRESPerUser=gres/gpu=N`); more stays pending with reason QOSMaxGRESPerUser. Default: no limit.",
+    )
+    max_gpus: int | None = Field(
+        None,
+        ge=0,
+        description="GPUs the whole account may hold at once (QOS `GrpTRES=gres/gpu=N`); more stays pending "
+        "with reason QOSGrpGRES. Default: no limit.",
+    )
+
+
 class TeamSpec(_Strict):
     """The people of the cluster, beside the admin user. Changing them never changes a VM: the list is
     handed to the cluster as a file on the shared home, and every node applies it by itself
@@ -625,10 +654,23 @@ class TeamSpec(_Strict):
     )
     groups: list[TeamGroup] = Field(default_factory=list, description="Groups made on every node.")
     users: list[TeamUser] = Field(default_factory=list, description="Users made on every node.")
-    accounts: list[str] = Field(
+    accounts: list[TeamAccount] = Field(
         default_factory=list,
-        description="Slurm accounts (projects) users may be charged to (`users[].account`).",
+        description="Slurm accounts (projects) users may be charged to (`users[].account`): a name, or "
+        "`{name, fairshare, max_gpus_per_user, max_gpus}`.",
     )
+
+    @field_validator("accounts", mode="before")
+    @classmethod
+    def _account_names(cls, accounts: Any) -> Any:
+        """A plain name is an account with the defaults."""
+        if not isinstance(accounts, list):
+            return accounts
+        return [{"name": item} if isinstance(item, str) else item for item in accounts]
+
+    @property
+    def account_names(self) -> list[str]:
+        return [account.name for account in self.accounts]
 
 
 class SlurmAccountingSpec(_Strict):

@@ -8,7 +8,9 @@ by itself: the same UID and GID on the login node and every GPU node, so a job r
 node and files on the shared home and Lustre belong to the same person everywhere.
 
 The file holds names, ids, groups, keys (one authorized_keys line each), whether a user is an administrator
-and their Slurm account, and `hash`: the SHA-256 of everything else, so a node can log which version it
+and their Slurm account; the Slurm accounts with their fair share and GPU limits (the controller's
+azc-slurm-accounts.py makes Slurm's associations and QOS from them, so a change of limits re-images
+nothing either); and `hash`: the SHA-256 of everything else, so a node can log which version it
 applied and `status` can compare nodes. Users are sorted by name and groups by name: the same team gives
 the same bytes, whatever the order in the spec.
 
@@ -53,8 +55,19 @@ def users_document(spec: ClusterSpec) -> dict[str, Any]:
                 "account": user.account,
             }
         )
+    accounts = [
+        {
+            "name": account.name,
+            "fairshare": account.fairshare,
+            "max_gpus_per_user": account.max_gpus_per_user,
+            "max_gpus": account.max_gpus,
+        }
+        for account in sorted(spec.team.accounts, key=lambda a: a.name)
+    ]
     body = {
         "format": USERS_FILE_FORMAT,
+        "accounts": accounts,
+        "admin_user": spec.ssh.admin_username,
         "cluster": spec.name,
         "home": spec.storage.home.mount.rstrip("/") or "/",
         "groups": [{"name": name, "gid": gid} for name, gid in sorted(groups.items())],

@@ -109,6 +109,22 @@ python3 azc-users.py runs with (tests/components/test_users_ssh_real.py)."""
 SSH_SUITES = ("trixie",)
 """Suites whose sshd roots `python -m tests.realroots` builds."""
 
+ACCOUNTING_PACKAGES = (
+    "slurmctld",
+    "slurmd",
+    "slurm-client",
+    "slurmdbd",
+    "munge",
+    "mariadb-server",
+    "python3",
+    "iproute2",
+    "procps",
+)
+"""A controller that keeps accounts: slurmctld and slurmd with slurmdbd on a real MariaDB, and the python3
+that azc-users.py and azc-slurm-accounts.py run with (tests/components/test_slurm_accounting_real.py)."""
+ACCOUNTING_SUITES = ("trixie",)
+"""Suites whose slurmdbd + MariaDB roots `python -m tests.realroots` builds."""
+
 BOOT_SUITES = ("trixie", "sid")
 """Suites whose boot roots `python -m tests.realroots` builds beside the Slurm roots."""
 
@@ -454,6 +470,11 @@ def _main(argv: list[str]) -> int:
     wanted = [(suite, SLURM_PACKAGES, suite) for suite in suites]
     wanted += [(suite, BOOT_PACKAGES, f"{suite} (boot)") for suite in BOOT_SUITES if suite in suites]
     wanted += [(suite, SSH_PACKAGES, f"{suite} (sshd)") for suite in SSH_SUITES if suite in suites]
+    wanted += [
+        (suite, ACCOUNTING_PACKAGES, f"{suite} (accounting)")
+        for suite in ACCOUNTING_SUITES
+        if suite in suites
+    ]
     failed = 0
     with ThreadPoolExecutor(max_workers=len(wanted)) as pool:
         futures = {label: pool.submit(ensure_root, suite, packages) for suite, packages, label in wanted}

@@ -112,6 +112,8 @@ def plan_scripts(spec: ClusterSpec, text: str, budget: int = runcommand.SCRIPT_B
         f'mv -f "$p" "$d/{USERS_FILE_NAME}"',
         # apply it on the login node now rather than at its next timer run (the other nodes: their timers)
         '[ -n "${AZC_ROOT:-}" ] || systemctl start --no-block azc-users.service || true',
+        # and Slurm's accounts, where the controller keeps them (the unit exists only then)
+        '[ -n "${AZC_ROOT:-}" ] || systemctl start --no-block azc-slurm-accounts.service 2>/dev/null || true',
     ]
     footer_max = [*finish, f'echo "{MARKER} {digest} 999/999"']
     fixed = runcommand.script_size([*header, ': >"$p"', *footer_max])

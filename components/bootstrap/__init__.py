@@ -79,6 +79,8 @@ from .mounts import (
 )
 from .slurm_boot import (
     MUNGE_KEY_B64_PATH,
+    SLURM_ACCOUNTS_SCRIPTS,
+    SLURM_ACCOUNTS_UNITS,
     SLURM_CONTROLLER_SCRIPTS,
     SLURM_CONTROLLER_UNITS,
     SLURM_NODE_SCRIPTS,
@@ -100,7 +102,7 @@ def gb_script_names() -> tuple[str, ...]:
 
 def slurm_script_names() -> tuple[str, ...]:
     """Names of the Slurm scripts (GPU nodes and controller) shipped beside them."""
-    return tuple(dict.fromkeys((*SLURM_NODE_SCRIPTS, *SLURM_CONTROLLER_SCRIPTS)))
+    return tuple(dict.fromkeys((*SLURM_NODE_SCRIPTS, *SLURM_CONTROLLER_SCRIPTS, *SLURM_ACCOUNTS_SCRIPTS)))
 
 
 def unit_names() -> tuple[str, ...]:
@@ -112,6 +114,7 @@ def unit_names() -> tuple[str, ...]:
         *ELASTIC_UNITS,
         *SLURM_NODE_UNITS,
         *SLURM_CONTROLLER_UNITS,
+        *SLURM_ACCOUNTS_UNITS,
         *USERS_UNITS,
     )
 

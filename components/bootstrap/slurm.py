@@ -157,6 +157,10 @@ class SlurmSettings:
     host: for tests on loopback, never on a cluster."""
     hardware: Mapping[str, NodeHardware] = field(default_factory=dict)
     """Per pool name, hardware to declare instead of the catalogue's (tests; sizes azcluster lacks)."""
+    accounting_host: str | None = None
+    """AccountingStorageHost: where slurmdbd runs; None: the controller (slurmdbd beside slurmctld)."""
+    accounting_port: int | None = None
+    """AccountingStoragePort: slurmdbd's port; None: Slurm's default (6819)."""
 
     @classmethod
     def for_cluster(cls, spec: ClusterSpec, dns_zone: str, **changes: object) -> SlurmSettings:
@@ -253,14 +257,54 @@ def _global_parameters(spec: ClusterSpec, settings: SlurmSettings) -> dict[str, 
         params.update(
             {
                 "AccountingStorageType": "accounting_storage/slurmdbd",
-                "AccountingStorageHost": s.controller_addr,
-                "JobAcctGatherType": "jobacct_gather/cgroup"
-                if s.proctrack_type == "proctrack/cgroup"
-                else "jobacct_gather/linux",
+                "AccountingStorageHost": s.accounting_host or s.controller_addr,
             }
+        )
+        if s.accounting_port:
+            params["AccountingStoragePort"] = str(s.accounting_port)
+        params.update(accounting_parameters())
+        params["JobAcctGatherType"] = (
+            "jobacct_gather/cgroup" if s.proctrack_type == "proctrack/cgroup" else "jobacct_gather/linux"
         )
     else:
         params["AccountingStorageType"] = "accounting_storage/none"
+    return params
+
+
+PRIORITY_WEIGHTS = {
+    "PriorityWeightFairshare": 10000,
+    "PriorityWeightAge": 1000,
+    "PriorityWeightQOS": 0,
+    "PriorityWeightJobSize": 0,
+    "PriorityWeightPartition": 0,
+}
+"""Fair share decides, waiting time breaks ties: a project that has used less than its share goes first,
+and a job that has waited a week (PriorityMaxAge) gains a tenth of what fair share can give, so nothing
+starves. Job size and partition do not count: one partition per pool, and a large job is not more
+important than a small one. (slurm.conf(5) and https://slurm.schedmd.com/priority_multifactor.html.)"""
+
+
+def accounting_parameters() -> dict[str, str]:
+    """What accounting adds to slurm.conf besides where slurmdbd is: limits, GPUs counted, fair share.
+
+    - AccountingStorageEnforce=associations,limits,qos: a job of a user with no association (never listed,
+      or removed from the team) is refused at submission, and the accounts' QOS limits hold
+      (slurm.conf(5): "associations" refuses jobs without a valid association; "limits" and "qos" apply
+      them; https://slurm.schedmd.com/resource_limits.html).
+    - AccountingStorageTRES=gres/gpu: GPUs are counted (sacct's AllocTRES, the cost report) and can be
+      limited (QOS MaxTRESPerUser=gres/gpu=N); without it Slurm tracks only cpu, mem, energy, node,
+      billing, fs/disk, vmem and pages.
+    - PriorityType=priority/multifactor with PRIORITY_WEIGHTS; the usage that fair share weighs halves
+      every week (PriorityDecayHalfLife, Slurm's default 7 days, said here so it shows).
+    """
+    params = {
+        "AccountingStorageEnforce": "associations,limits,qos",
+        "AccountingStorageTRES": "gres/gpu",
+        "PriorityType": "priority/multifactor",
+        "PriorityDecayHalfLife": "7-0",
+        "PriorityMaxAge": "7-0",
+    }
+    params.update({key: str(value) for key, value in PRIORITY_WEIGHTS.items()})
     return params
 
 
@@ -316,13 +360,28 @@ def _slot_number(spec: ClusterSpec, target: IslandSlots, index: int) -> int:
     raise ValueError(f"no island {target.key}")
 
 
-def _partition_lines(spec: ClusterSpec) -> list[str]:
+def gpu_defaults(spec: ClusterSpec, hw: NodeHardware) -> dict[str, int]:
+    """DefCpuPerGPU and DefMemPerGPU (MB) for a pool: the node's CPUs (less the reserved cores) and memory
+    (after the OS reserve) split evenly over its GPUs, so `sbatch --gpus=2` on an 8-GPU node gets a quarter
+    of its cores and memory rather than one core and all of the memory (Slurm's defaults), and eight such
+    jobs fit on the node (Azure/cyclecloud-slurm#351 asks for the same). {} for a pool without GPUs."""
+    if not hw.gpus:
+        return {}
+    cpus = max(hw.cpus - spec.slurm.reserved_cores, hw.gpus)
+    return {"DefCpuPerGPU": cpus // hw.gpus, "DefMemPerGPU": hw.memory_mb // hw.gpus}
+
+
+def _partition_lines(spec: ClusterSpec, settings: SlurmSettings) -> list[str]:
     default = default_partition(spec)
     lines = []
     for pool in spec.pools:
         nodes = ",".join(island.hostlist for island in _slots(spec, pool))
         flag = "YES" if pool.name == default else "NO"
-        lines.append(f"PartitionName={pool.name} Nodes={nodes} Default={flag} MaxTime=INFINITE State=UP")
+        defaults = gpu_defaults(spec, _hardware(spec, pool, settings))
+        tail = "".join(f" {key}={value}" for key, value in defaults.items())
+        lines.append(
+            f"PartitionName={pool.name} Nodes={nodes} Default={flag} MaxTime=INFINITE State=UP{tail}"
+        )
     return lines
 
 
@@ -339,7 +398,7 @@ def render_slurm_conf(
     lines += [f"{key}={value}" for key, value in params.items()]
     lines.append("# Node slots: one range per InfiniBand island; nodes claim a slot when they boot.")
     lines += _node_lines(spec, settings)
-    lines += _partition_lines(spec)
+    lines += _partition_lines(spec, settings)
     return "\n".join(lines) + "\n"
 
 

@@ -35,6 +35,10 @@ SLURM_CONTROLLER_UNITS = (
     "azc-slurm-reaper.timer",
 )
 """Written on the controller; the reaper's service runs from its timer only (it is never started itself)."""
+SLURM_ACCOUNTS_SCRIPTS = ("azc-slurm-accounts.py",)
+SLURM_ACCOUNTS_UNITS = ("azc-slurm-accounts.service", "azc-slurm-accounts.timer")
+"""With accounting and a shared home (where the users file is): the controller keeps Slurm's accounts in
+step with the team's users file (scripts/azc-slurm-accounts.py reads it with azc-users.py's checks)."""
 
 SLURMD_OPTIONS_PATH = "/etc/default/slurmd"
 """Where azc-slurm-node.sh writes slurmd's options (its Slurm node name and the controller), which
@@ -95,14 +99,20 @@ def slurm_controller_piece(spec: ClusterSpec, slurm: SlurmBoot) -> Piece:
     configs = render_configs(spec, SlurmSettings.for_cluster(spec, slurm.dns_zone), slurm.extra)
     files = [file_entry(f"{SLURM_ETC}/{name}", text, "0644") for name, text in configs.items()]
     files.append(_munge_key(slurm))
-    return Piece(
-        "slurm",
-        env=slurm_env(spec, slurm),
-        scripts=SLURM_CONTROLLER_SCRIPTS,
-        units=SLURM_CONTROLLER_UNITS,
-        files=tuple(files),
-        start=("azc-slurm-controller.service", "azc-slurm-reaper.timer"),
-    )
+    env = slurm_env(spec, slurm)
+    scripts, units = SLURM_CONTROLLER_SCRIPTS, SLURM_CONTROLLER_UNITS
+    start: tuple[str, ...] = ("azc-slurm-controller.service", "azc-slurm-reaper.timer")
+    if keeps_accounts(spec):
+        scripts += SLURM_ACCOUNTS_SCRIPTS
+        units += SLURM_ACCOUNTS_UNITS
+        start += ("azc-slurm-accounts.timer",)
+    return Piece("slurm", env=env, scripts=scripts, units=units, files=tuple(files), start=start)
+
+
+def keeps_accounts(spec: ClusterSpec) -> bool:
+    """Whether the controller keeps Slurm's accounts from the users file: accounting on, and a shared home
+    for the file to be on."""
+    return spec.slurm.accounting.enabled and spec.storage.home.enabled
 
 
 def slurm_node_piece(

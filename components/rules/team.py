@@ -317,7 +317,7 @@ def team_account_undeclared(spec: ClusterSpec) -> Iterator[Problem]:
 
     Source: https://slurm.schedmd.com/accounting.html (Database Configuration, adding users).
     """
-    declared = set(spec.team.accounts)
+    declared = set(spec.team.account_names)
     for index, user in enumerate(spec.team.users):
         if user.account is not None and user.account not in declared:
             yield (

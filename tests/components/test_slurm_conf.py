@@ -119,6 +119,38 @@ def test_accounting_points_at_slurmdbd_on_the_controller() -> None:
     assert params["AccountingStorageHost"] == "slurmctld.llm.azcluster.internal"
 
 
+def test_accounting_enforces_associations_counts_gpus_and_shares_fairly() -> None:
+    spec = _spec([{"name": "h100", "size": H100, "nodes": 2}], accounting={"enabled": True})
+    params = _globals(slurm.render_slurm_conf(spec, _settings(spec, accounting_port=6819)))
+    assert params["AccountingStorageEnforce"] == "associations,limits,qos"
+    assert params["AccountingStorageTRES"] == "gres/gpu"
+    assert params["PriorityType"] == "priority/multifactor"
+    assert int(params["PriorityWeightFairshare"]) > int(params["PriorityWeightAge"]) > 0
+    assert params["AccountingStoragePort"] == "6819"
+    elsewhere = _globals(slurm.render_slurm_conf(spec, _settings(spec, accounting_host="db.example")))
+    assert elsewhere["AccountingStorageHost"] == "db.example"
+    without = _globals(
+        slurm.render_slurm_conf(_spec([{"name": "h100", "size": H100, "nodes": 2}]), _settings(spec))
+    )
+    assert "PriorityType" not in without and "AccountingStorageEnforce" not in without
+
+
+def test_gpu_partitions_split_cores_and_memory_over_the_gpus() -> None:
+    spec = _spec(
+        [{"name": "h100", "size": H100, "nodes": 2}, {"name": "mi", "size": MI300X, "nodes": 1}],
+        reserved_cores=8,
+    )
+    partitions = {
+        e["PartitionName"]: e
+        for e in _entries(slurm.render_slurm_conf(spec, _settings(spec)), "PartitionName")
+    }
+    # ND H100 v5: 96 vCPUs less 8 reserved over 8 GPUs; 1900 GiB less the 5 % reserve over 8 GPUs
+    assert partitions["h100"]["DefCpuPerGPU"] == str((96 - 8) // 8)
+    assert partitions["h100"]["DefMemPerGPU"] == str((1900 * 1024 - 1900 * 1024 * 5 // 100) // 8)
+    size = find_size(MI300X)
+    assert partitions["mi"]["DefCpuPerGPU"] == str((size.vcpus - 8) // size.gpus)
+
+
 def test_extra_replaces_parameters_whatever_their_case_and_adds_new_ones() -> None:
     spec = _spec([{"name": "h100", "size": H100, "nodes": 2}])
     extra = {"suspendprogram": "/usr/local/bin/suspend", "ReturnToService": "1"}

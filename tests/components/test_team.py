@@ -42,6 +42,32 @@ def test_users_get_their_first_group_as_primary_or_a_group_of_their_own():
     assert alice["account"] == "vision" and bob["account"] is None
     assert document["groups"] == [{"name": "nlp", "gid": 3002}, {"name": "vision", "gid": 3001}]
     assert document["home"] == "/home" and document["format"] == 1
+    # the Slurm accounts travel in the same file: a plain name is an account with the defaults
+    assert document["accounts"] == [
+        {"name": "vision", "fairshare": 1, "max_gpus_per_user": None, "max_gpus": None}
+    ]
+    assert document["admin_user"] == "azureuser"
+
+
+def test_accounts_carry_their_fair_share_and_gpu_limits():
+    the_spec = spec([ALICE, BOB], GROUPS)
+    limited = the_spec.model_copy(
+        update={
+            "team": the_spec.team.model_copy(
+                update={
+                    "accounts": [
+                        *the_spec.team.accounts,
+                        type(the_spec.team.accounts[0])(
+                            name="nlp", fairshare=3, max_gpus_per_user=8, max_gpus=16
+                        ),
+                    ]
+                }
+            )
+        }
+    )
+    accounts = team.users_document(limited)["accounts"]
+    assert [a["name"] for a in accounts] == ["nlp", "vision"]
+    assert accounts[0] == {"name": "nlp", "fairshare": 3, "max_gpus_per_user": 8, "max_gpus": 16}
 
 
 def test_the_same_team_in_another_order_gives_the_same_bytes_and_another_team_another_hash():

@@ -6,9 +6,10 @@
 # from here (configless). This script installs munge and the pinned Slurm, installs the cluster's munge
 # key, creates the slurm user and directories, and starts the daemons. Idempotent: every boot.
 #
-# Accounting uses MariaDB on this node rather than Azure Database for MySQL: no extra resource, no
-# network path or password to manage outside the node (slurmdbd talks to it over its local socket), and
-# the database lives and dies with the cluster's controller.
+# Accounting uses MariaDB on this node by default rather than Azure Database for MySQL: no extra resource,
+# no network path or password to manage outside the node (slurmdbd talks to it over its local socket), and
+# the database lives and dies with the cluster's controller. AZC_SLURMDBD_STORAGE_* point slurmdbd at
+# another database server instead (see accounting()).
 #
 # Usage: azc-slurm-controller.sh
 set -euo pipefail
@@ -19,37 +20,61 @@ AZC_TAG=azc-slurm-controller
 . "${AZC_SLURM_LIB:-$(dirname "${BASH_SOURCE[0]}")/azc-slurm-lib.sh}"
 
 SLURM_USER="${AZC_SLURM_USER:-slurm}"
+SACCTMGR="${SACCTMGR:-sacctmgr}"
+MYSQL="${MYSQL:-mysql}"
 
+# accounting: slurmdbd, its database and this cluster's record in it. The database is MariaDB on this node
+# unless AZC_SLURMDBD_STORAGE_HOST names another server (the seam for a managed MySQL): then its port,
+# user, password file and TLS CA come from AZC_SLURMDBD_STORAGE_{PORT,USER,PASS_FILE,CA}, and making that
+# server's database and user is the deployment's job, not this script's.
 accounting() {
-    local conf="$R/etc/slurm/slurmdbd.conf" pass
-    DEBIAN_FRONTEND=noninteractive "$APT_GET" install -y -q mariadb-server >&2
-    "$SYSTEMCTL" enable --now mariadb >&2
+    local conf="$R/etc/slurm/slurmdbd.conf" pass host="${AZC_SLURMDBD_STORAGE_HOST:-localhost}"
+    local user="${AZC_SLURMDBD_STORAGE_USER:-slurm}" innodb
+    if [[ "$host" == localhost ]]; then
+        have mariadbd || have mysqld || DEBIAN_FRONTEND=noninteractive "$APT_GET" install -y -q mariadb-server >&2
+        # Slurm's recommended InnoDB settings (accounting.html; slurmdbd logs "Database settings not
+        # recommended values" below half of them: as_mysql's _check_database_variables)
+        innodb="$(printf '[mysqld]\ninnodb_buffer_pool_size=1G\ninnodb_log_file_size=64M\ninnodb_lock_wait_timeout=900\n' |
+            write_if_changed "$R/etc/mysql/mariadb.conf.d/60-azcluster-slurmdbd.cnf" 0644)"
+        [[ "$innodb" == unchanged ]] || "$SYSTEMCTL" restart mariadb >&2
+        "$SYSTEMCTL" enable --now mariadb >&2
+    fi
     if [[ ! -s "$conf" ]]; then
-        pass="$(head -c 24 /dev/urandom | base64 | tr -d '/+=')"
-        mysql -u root <<SQL
+        if [[ "$host" == localhost ]]; then
+            pass="$(head -c 24 /dev/urandom | base64 | tr -d '/+=')"
+            "$MYSQL" -u root <<SQL
 CREATE DATABASE IF NOT EXISTS slurm_acct_db;
-CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED BY '$pass';
-ALTER USER 'slurm'@'localhost' IDENTIFIED BY '$pass';
-GRANT ALL ON slurm_acct_db.* TO 'slurm'@'localhost';
+CREATE USER IF NOT EXISTS '$user'@'localhost' IDENTIFIED BY '$pass';
+ALTER USER '$user'@'localhost' IDENTIFIED BY '$pass';
+GRANT ALL ON slurm_acct_db.* TO '$user'@'localhost';
 SQL
+        else
+            pass="$(cat "${AZC_SLURMDBD_STORAGE_PASS_FILE:?the external database needs a password file}")"
+        fi
         umask 077
-        cat >"$conf" <<CONF
-AuthType=auth/munge
-DbdHost=localhost
-SlurmUser=$SLURM_USER
-LogFile=/var/log/slurm/slurmdbd.log
-PidFile=/run/slurm/slurmdbd.pid
-StorageType=accounting_storage/mysql
-StorageHost=localhost
-StorageUser=slurm
-StoragePass=$pass
-StorageLoc=slurm_acct_db
-CONF
+        {
+            echo "AuthType=auth/munge"
+            echo "DbdHost=localhost"
+            echo "SlurmUser=$SLURM_USER"
+            echo "LogFile=${AZC_SLURM_LOG_DIR:-/var/log/slurm}/slurmdbd.log"
+            echo "PidFile=/run/slurm/slurmdbd.pid"
+            echo "StorageType=accounting_storage/mysql"
+            echo "StorageHost=$host"
+            [[ -z "${AZC_SLURMDBD_STORAGE_PORT:-}" ]] || echo "StoragePort=$AZC_SLURMDBD_STORAGE_PORT"
+            echo "StorageUser=$user"
+            echo "StoragePass=$pass"
+            echo "StorageLoc=slurm_acct_db"
+            # TLS to a database server elsewhere (slurmdbd.conf(5) StorageParameters SSL_CA)
+            [[ -z "${AZC_SLURMDBD_STORAGE_CA:-}" ]] || echo "StorageParameters=SSL_CA=$AZC_SLURMDBD_STORAGE_CA"
+        } >"$conf"
         chown "$SLURM_USER:" "$conf"
         chmod 0600 "$conf"
     fi
     "$SYSTEMCTL" enable slurmdbd >&2
     "$SYSTEMCTL" restart slurmdbd >&2
+    # slurmctld must find slurmdbd answering, or it logs connection errors; it records its cluster in the
+    # database itself when it first registers (seen on 24.11.5).
+    for _ in $(seq 60); do "$SACCTMGR" -n show cluster >/dev/null 2>&1 && break; sleep 1; done
 }
 
 # mpi_default: MpiDefault=pmix only where this Slurm build has the PMIx plugin; otherwise every plain srun
