@@ -559,8 +559,9 @@ compares the SKU in the graph with the one priced here)."""
 
 def _monitoring_billables(spec: ClusterSpec) -> list[Billable]:
     """What components/monitoring.py builds: the workspace and Grafana unless given, and with public
-    access off their private endpoints and (in a network the cluster creates) their two privatelink
-    zones. The data collection endpoint and rule cost nothing of their own (prices.yaml `free`)."""
+    access off their private endpoints and the Private Link Scope's (unless a hub's scope is joined), and
+    (in a network the cluster creates) a privatelink zone for each. The data collection endpoint and rule,
+    and the scope itself, cost nothing of their own (prices.yaml `free`)."""
     mon = spec.monitoring
     if not mon.enabled:
         return []
@@ -583,7 +584,13 @@ def _monitoring_billables(spec: ClusterSpec) -> list[Billable]:
         private.append("Grafana")
     if mon.alert_emails or mon.alert_webhook:
         items.append(Billable("azure-native:monitor:ActionGroup", "monitoring", "alert notifications"))
-    if mon.public_network_access or not private:
+    if mon.public_network_access:
+        return items
+    zones = list(private)
+    if mon.existing_private_link_scope_id is None:  # the cluster's own scope: its endpoint and zone
+        private.append("metrics ingestion")
+        zones.append("metrics ingestion")
+    if not private:
         return items
     what = " and ".join(private)
     items.append(
@@ -594,13 +601,13 @@ def _monitoring_billables(spec: ClusterSpec) -> list[Billable]:
             count=len(private),
         )
     )
-    if spec.network.existing_vnet_id is None:
+    if spec.network.existing_vnet_id is None and zones:
         items.append(
             Billable(
                 "azure-native:privatedns:PrivateZone",
                 "dns",
-                f"private DNS zone{'s' if len(private) != 1 else ''} (monitoring: {what})",
-                count=len(private),
+                f"private DNS zone{'s' if len(zones) != 1 else ''} (monitoring: {' and '.join(zones)})",
+                count=len(zones),
             )
         )
     return items

@@ -754,6 +754,8 @@ _NAME_INPUT = {
     "azure-native:privatedns:RecordSet": "relativeRecordSetName",
     "azure-native:network:PublicIPAddress": "publicIpAddressName",
     "azure-native:dashboard:Grafana": "workspaceName",
+    "azure-native:monitor:PrivateLinkScope": "scopeName",
+    "azure-native:monitor:PrivateLinkScopedResource": "name",
 }
 """Where the Azure name sits when it is not `<lowerCamel type>Name` (e.g. Subnet -> subnetName)."""
 _RECORD_SET_PATH = "Microsoft.Network/privateDnsZones/{privateZoneName}/{recordType}"
@@ -762,6 +764,10 @@ _CHILD_PATHS = {
     "azure-native:monitor:AzureMonitorWorkspace": "Microsoft.Monitor/accounts",
     "azure-native:monitor:DataCollectionEndpoint": "Microsoft.Insights/dataCollectionEndpoints",
     "azure-native:monitor:DataCollectionRule": "Microsoft.Insights/dataCollectionRules",
+    "azure-native:monitor:PrivateLinkScope": "Microsoft.Insights/privateLinkScopes",
+    "azure-native:monitor:PrivateLinkScopedResource": (
+        "Microsoft.Insights/privateLinkScopes/{scopeName}/scopedResources"
+    ),
     "azure-native:dashboard:Grafana": "Microsoft.Dashboard/grafana",
     "azure-native:dashboard:ManagedPrivateEndpoint": (
         "Microsoft.Dashboard/grafana/{workspaceName}/managedPrivateEndpoints"

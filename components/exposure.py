@@ -24,13 +24,15 @@ def monitoring_surfaces(
     *, public_network_access: bool, creates_workspace: bool, creates_grafana: bool
 ) -> list[PublicSurface]:
     """The monitoring side's public addresses (components/monitoring.py builds accordingly)."""
-    surfaces = [
-        PublicSurface(
-            "metrics ingestion (data collection endpoint)",
-            "Entra ID token and TLS required; private ingestion needs an Azure Monitor Private Link Scope, "
-            "which azcluster does not build yet",
+    surfaces: list[PublicSurface] = []
+    if public_network_access:
+        surfaces.append(
+            PublicSurface(
+                "metrics ingestion (data collection endpoint)",
+                "Entra ID token and TLS required; `monitoring.public_network_access: false` sends the "
+                "metrics through an Azure Monitor Private Link Scope instead",
+            )
         )
-    ]
     if public_network_access and creates_grafana:
         surfaces.append(
             PublicSurface(

@@ -35,8 +35,21 @@ Why each setting is what it is:
   `privatelink.grafana.azure.com`, created and linked when the cluster creates its network), and Grafana
   reaches the workspace through a Grafana managed private endpoint (azure-monitor/metrics/
   azure-monitor-workspace-private-endpoint, managed-grafana/how-to-connect-to-data-source-privately).
-  Ingestion stays on the endpoint's public address (Entra-authenticated, TLS): private ingestion needs an
-  Azure Monitor Private Link Scope, not built here. `public_surfaces()` says this in `plan`.
+  Ingestion goes private the only way Azure offers for a data collection endpoint: an Azure Monitor
+  Private Link Scope (`Microsoft.Insights/privateLinkScopes`, API 2023-06-01-preview in
+  pulumi-azure-native 3, location `global`) holding the endpoint as a scoped resource, reached through a
+  private endpoint of group `azuremonitor` (learn.microsoft.com/azure/azure-monitor/logs/
+  private-link-configure; azure-monitor/agents/azure-monitor-agent-private-link: "add the data collection
+  endpoints to your Azure Monitor Private Link Scope"), and the endpoint's own public access Disabled. Its
+  access modes stay `Open`: `PrivateOnly` would stop every machine of the network from reaching any Azure
+  Monitor resource outside the scope. Only the zone `privatelink.monitor.azure.com` is created (where the
+  endpoint's ingestion and configuration names resolve); the scope's other zones serve Log Analytics
+  (oms, ods, agentsvc) and storage (blob, which the data account's endpoint already owns), which the
+  cluster does not send through it. "A virtual network can connect to only one AMPLS object", and
+  networks sharing DNS should share one (azure-monitor/logs/private-link-design), so a hub network's
+  scope is joined instead (`existing_private_link_scope_id`: the
+  endpoint becomes one of its scoped resources; the hub's private endpoint and zones serve it).
+  `public_surfaces()` says in `plan` what stays public, and why.
 """
 
 from __future__ import annotations
@@ -67,6 +80,14 @@ GRAFANA_SKU = "Standard"
 WORKSPACE_PRIVATE_LINK_GROUP = "prometheusMetrics"
 GRAFANA_PRIVATE_LINK_GROUP = "grafana"
 GRAFANA_DNS_ZONE = "privatelink.grafana.azure.com"
+SCOPE_PRIVATE_LINK_GROUP = "azuremonitor"
+SCOPE_DNS_ZONE = "privatelink.monitor.azure.com"
+SCOPE_ACCESS_MODE = "Open"
+_SCOPE_ID = re.compile(
+    r"^/subscriptions/[^/]+/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.Insights/"
+    r"privateLinkScopes/(?P<name>[^/]+)$",
+    re.IGNORECASE,
+)
 GRAFANA_NAME_MAX = 23
 NODE_PUBLISHER_ROLE = "Monitoring Metrics Publisher"
 GRAFANA_READER_ROLE = "Monitoring Data Reader"
@@ -118,6 +139,8 @@ class ClusterMonitoringArgs:
     tags: dict[str, str] = field(default_factory=dict)
     existing_workspace_id: str | None = None
     existing_grafana_id: str | None = None
+    existing_private_link_scope_id: str | None = None
+    """A hub's Azure Monitor Private Link Scope the data collection endpoint joins (public access off)."""
     public_network_access: bool = True
     grafana_admin_principal_id: str | None = None
     grafana_admin_principal_type: str | None = None
@@ -140,6 +163,7 @@ class ClusterMonitoringArgs:
             tags=dict(spec.tags),
             existing_workspace_id=_stripped(mon.existing_workspace_id),
             existing_grafana_id=_stripped(mon.existing_grafana_id),
+            existing_private_link_scope_id=_stripped(mon.existing_private_link_scope_id),
             public_network_access=mon.public_network_access,
             grafana_admin_principal_id=_stripped(mon.grafana_admin_principal_id),
             grafana_admin_principal_type=mon.grafana_admin_principal_type,
@@ -200,7 +224,7 @@ class ClusterMonitoring(pulumi.ComponentResource):
             location=args.location,
             kind="Linux",
             description="azcluster: where the cluster's nodes remote-write Prometheus metrics",
-            network_acls=monitor.DataCollectionEndpointNetworkAclsArgs(public_network_access="Enabled"),
+            network_acls=monitor.DataCollectionEndpointNetworkAclsArgs(public_network_access=public),
             tags=tags,
             opts=child,
         )
@@ -250,8 +274,11 @@ class ClusterMonitoring(pulumi.ComponentResource):
             self._grafana(name, args, public, child)
 
         self.private_endpoints: list[network.PrivateEndpoint] = []
+        self.private_link_scope: monitor.PrivateLinkScope | None = None
+        self.scoped_endpoint: monitor.PrivateLinkScopedResource | None = None
         if not args.public_network_access:
             self._private_access(name, args, child)
+            self._private_ingestion(name, args, child)
 
         self.action_group: monitor.ActionGroup | None = None
         self.rule_groups: list[alertsmanagement.PrometheusRuleGroup] = []
@@ -453,6 +480,73 @@ class ClusterMonitoring(pulumi.ComponentResource):
                 request_message="azcluster: Grafana queries the cluster's workspace privately",
                 tags=self._tags,
                 opts=child,
+            )
+
+    def _private_ingestion(
+        self, name: str, args: ClusterMonitoringArgs, child: pulumi.ResourceOptions
+    ) -> None:
+        """The data collection endpoint into an Azure Monitor Private Link Scope: the hub's when given,
+        else the cluster's own with its private endpoint (and zone, in a network the cluster creates)."""
+        if args.existing_private_link_scope_id:
+            match = _SCOPE_ID.fullmatch(args.existing_private_link_scope_id)
+            if match is None:
+                raise ValueError(
+                    f"{args.existing_private_link_scope_id!r} is not an Azure Monitor Private Link Scope id"
+                )
+            scope_group: pulumi.Input[str] = match.group("rg")
+            scope_name: pulumi.Input[str] = match.group("name")
+        else:
+            self.private_link_scope = monitor.PrivateLinkScope(
+                f"{name}-ampls",
+                scope_name=f"{args.cluster_name}-ampls",
+                resource_group_name=args.resource_group_name,
+                location="global",
+                access_mode_settings=monitor.AccessModeSettingsArgs(
+                    ingestion_access_mode=SCOPE_ACCESS_MODE,
+                    query_access_mode=SCOPE_ACCESS_MODE,
+                    exclusions=[],
+                ),
+                tags=self._tags,
+                opts=child,
+            )
+            scope_group, scope_name = args.resource_group_name, self.private_link_scope.name
+        self.scoped_endpoint = monitor.PrivateLinkScopedResource(
+            f"{name}-ampls-dce",
+            name=f"{args.cluster_name}-metrics-dce",
+            scope_name=scope_name,
+            resource_group_name=scope_group,
+            linked_resource_id=self.collection_endpoint.id,
+            kind="Resource",
+            opts=child,
+        )
+        if self.private_link_scope is None:
+            return  # the hub's scope has its private endpoint and zones already
+        azure_name = f"{args.cluster_name}-ampls-pe"
+        endpoint = network.PrivateEndpoint(
+            f"{name}-ampls-pe",
+            private_endpoint_name=azure_name,
+            custom_network_interface_name=f"{azure_name}-nic",
+            resource_group_name=args.resource_group_name,
+            location=args.location,
+            subnet=network.SubnetArgs(id=args.endpoints_subnet_id),
+            private_link_service_connections=[
+                network.PrivateLinkServiceConnectionArgs(
+                    name=SCOPE_PRIVATE_LINK_GROUP,
+                    private_link_service_id=self.private_link_scope.id,
+                    group_ids=[SCOPE_PRIVATE_LINK_GROUP],
+                )
+            ],
+            tags=self._tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.scoped_endpoint]),
+        )
+        self.private_endpoints.append(endpoint)
+        if args.vnet_id is not None:
+            self._dns_zone(f"{name}-ampls", args, endpoint, SCOPE_PRIVATE_LINK_GROUP, SCOPE_DNS_ZONE, child)
+        else:
+            pulumi.log.info(
+                f"monitoring: the Private Link Scope's endpoint is not registered in {SCOPE_DNS_ZONE}; its "
+                "DNS records are left to the network's own private DNS.",
+                resource=self,
             )
 
     def _dns_zone(

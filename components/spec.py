@@ -746,6 +746,13 @@ class MonitoringSpec(_Strict):
         "instead of creating one. azcluster does not change it: link it to the workspace and grant its "
         "identity Monitoring Data Reader there yourself (or let the hub team do it).",
     )
+    existing_private_link_scope_id: str | None = Field(
+        None,
+        description="Resource id of a hub's Azure Monitor Private Link Scope (Microsoft.Insights/"
+        "privateLinkScopes). With `public_network_access: false` the cluster's data collection endpoint "
+        "joins that scope instead of one of its own: a network resolves Azure Monitor through one scope "
+        "only, so a hub network that has one must be given it. Needs rights on the scope's resource group.",
+    )
     scrape_interval_seconds: int = Field(
         MONITORING_SCRAPE_INTERVAL_DEFAULT,
         ge=1,
@@ -755,9 +762,12 @@ class MonitoringSpec(_Strict):
     )
     public_network_access: bool = Field(
         True,
-        description="Reach Grafana and the workspace's query endpoint from the internet (Entra ID sign-in "
-        "still required). false: both are reached only through private endpoints in the cluster's "
-        "`endpoints` subnet, so only machines in (or peered with) the network see the dashboards.",
+        description="Reach Grafana and the workspace's query endpoint from the internet, and send metrics to "
+        "the data collection endpoint's public address (Entra ID sign-in or token still required). false: "
+        "Grafana and the workspace are reached only through private endpoints in the cluster's `endpoints` "
+        "subnet, so only machines in (or peered with) the network see the dashboards, and the nodes send "
+        "metrics through an Azure Monitor Private Link Scope (the cluster's own, or "
+        "`existing_private_link_scope_id`).",
     )
     alert_emails: list[str] = Field(
         default_factory=list,

@@ -25,8 +25,8 @@ One module per domain, one registry (`registry.py`):
     capacity.py  AZC100-109          capacity policy: zones, stand-in sizes, partial islands, reservations
                                      (ids AZC100-109)
     team.py      AZC110-119          users and groups on every node (the `team:` section)
-    monitoring.py AZC120-127         Azure Monitor workspace, Grafana, alert receivers, ingestion limits
-                                     (ids AZC120-129)
+    monitoring.py AZC120-129, 155-156  Azure Monitor workspace, Grafana, alert receivers, ingestion
+                                     limits, Private Link Scope (ids AZC120-129, AZC150-159)
     rack.py      AZC130-133          GB200/GB300 NVL72 racks: whole racks, interconnect groups, GB health
                                      (ids AZC130-139: 130-134 racks and health, 135-139 the Slurm side)
 
@@ -40,9 +40,9 @@ Adding a rule:
    feeds it generated specs): a rule that crashes hides every other finding.
 3. Choose the id: the next free one in the domain's block, or a new block of ten for a new domain.
    Next free: AZC063 (domains without a block), AZC076 (Slurm), AZC087 (home), AZC098 (elastic),
-   AZC128 (monitoring), AZC134 (racks; AZC135-139 are the racks' Slurm side); the capacity block is full
-   (a new capacity rule takes a new block). A new domain takes the next block no one has
-   taken (ten ids) and lists it above.
+   AZC134 (racks; AZC135-139 are the racks' Slurm side), AZC150 and AZC157 (monitoring: AZC150-154 the
+   node side, AZC157-159 dashboards and access); the capacity block is full (a new capacity rule takes a
+   new block). A new domain takes the next block no one has taken (ten ids) and lists it above.
    Ids are stable: a retired rule's id is never reused.
 4. Add a case that fires and one that stays quiet to the FIRES and QUIET tables of the domain's test,
    tests/components/rules/test_<domain>.py (a registry test fails until every rule has both there).

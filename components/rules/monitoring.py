@@ -1,4 +1,4 @@
-"""Monitoring (AZC120-AZC127; Azure Monitor managed Prometheus and Azure Managed Grafana,
+"""Monitoring (AZC120-AZC129, AZC155-AZC156; Azure Monitor managed Prometheus and Azure Managed Grafana,
 components/monitoring.py). Every rule here is quiet while `monitoring.enabled` is false.
 
 The ingestion limits are those of one Azure Monitor workspace (learn.microsoft.com/azure/azure-monitor/
@@ -53,6 +53,12 @@ GRAFANA_ID = re.compile(
 )
 """Azure Managed Grafana names: 2-23 characters, alphanumerics and hyphens, starting with a letter and
 ending alphanumeric (learn.microsoft.com/azure/managed-grafana/quickstart-managed-grafana-portal)."""
+SCOPE_ID = re.compile(
+    rf"^/subscriptions/{GUID}/resourceGroups/{RESOURCE_GROUP}/providers/Microsoft\.Insights/"
+    r"privateLinkScopes/[^/]{1,255}$",
+    re.IGNORECASE,
+)
+"""An Azure Monitor Private Link Scope (Microsoft.Insights/privateLinkScopes)."""
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 OBJECT_ID = re.compile(rf"^{GUID}$")
 
@@ -260,3 +266,97 @@ def _rounded_up(value: int) -> int:
     """The next 500,000 above `value`: a figure to ask support for, with headroom."""
     step = 500_000
     return (value // step + 1) * step
+
+
+@rule(
+    "AZC128",
+    "error",
+    "monitoring-private-link-scope-id-malformed",
+    "monitoring.existing_private_link_scope_id is not an Azure Monitor Private Link Scope resource id",
+)
+def private_link_scope_id_malformed(spec: ClusterSpec) -> Iterator[Problem]:
+    """The data collection endpoint joins the scope by its resource group and name, read from the id;
+    a name alone, or a private endpoint's or DNS zone's id, cannot be joined and fails the deployment."""
+    value = spec.monitoring.existing_private_link_scope_id
+    if _on(spec) and value is not None and not SCOPE_ID.fullmatch(value.strip()):
+        yield (
+            at("monitoring.existing_private_link_scope_id"),
+            f"{preview(value, 60)!r} is not an Azure Monitor Private Link Scope resource id.",
+            "Use /subscriptions/<guid>/resourceGroups/<group>/providers/Microsoft.Insights/"
+            "privateLinkScopes/<name> (`az monitor private-link-scope show -g <group> -n <name> "
+            "--query id`).",
+        )
+
+
+@rule(
+    "AZC129",
+    "warning",
+    "monitoring-private-link-scope-unused",
+    "monitoring.existing_private_link_scope_id is given but monitoring is public",
+)
+def private_link_scope_unused(spec: ClusterSpec) -> Iterator[Problem]:
+    """The scope is joined only for private ingestion (`public_network_access: false`); with public
+    access the nodes send to the endpoint's public address and the scope is left alone, which is
+    probably not what its author meant."""
+    mon = spec.monitoring
+    if _on(spec) and mon.existing_private_link_scope_id is not None and mon.public_network_access:
+        yield (
+            at("monitoring.existing_private_link_scope_id"),
+            "the Private Link Scope is not used: metrics go to the public ingestion address while "
+            "`monitoring.public_network_access` is true.",
+            "Set `monitoring.public_network_access: false` to send them through the scope, or remove "
+            "existing_private_link_scope_id.",
+        )
+
+
+@rule(
+    "AZC155",
+    "warning",
+    "monitoring-own-private-link-scope-in-shared-network",
+    "Private monitoring in a network the cluster joins creates a second Azure Monitor Private Link Scope",
+)
+def own_scope_in_shared_network(spec: ClusterSpec) -> Iterator[Problem]:
+    """ "A virtual network can connect to only one AMPLS object", and networks that share DNS should have
+    one scope between them: a second scope's private endpoint overrides the same Azure Monitor names in
+    the shared DNS, and the first network's resources stop being reached; hub-and-spoke networks set up
+    one private link on the hub (learn.microsoft.com/azure/azure-monitor/logs/private-link-design, "AMPLS
+    limits", "Use a single AMPLS to avoid DNS overrides", "Hub-and-spoke networks"). In a hub, join the
+    hub's scope instead."""
+    mon = spec.monitoring
+    if (
+        _on(spec)
+        and not mon.public_network_access
+        and spec.network.existing_vnet_id is not None
+        and mon.existing_private_link_scope_id is None
+    ):
+        yield (
+            at("monitoring.public_network_access"),
+            "the cluster would create an Azure Monitor Private Link Scope of its own in a network it "
+            "shares; a network resolves Azure Monitor through one scope only, and the records of its "
+            "private endpoint are left to the network's own private DNS.",
+            "If the hub has a scope, set `monitoring.existing_private_link_scope_id` to it (the cluster's "
+            "data collection endpoint joins it); if it has none, make sure the hub's "
+            "privatelink.monitor.azure.com zone gets the records of `<cluster>-ampls-pe`.",
+        )
+
+
+@rule(
+    "AZC156",
+    "info",
+    "monitoring-existing-grafana-not-linked",
+    "An existing Grafana is not linked to the workspace the cluster creates",
+)
+def existing_grafana_not_linked(spec: ClusterSpec) -> Iterator[Problem]:
+    """azcluster never changes a Grafana it did not create: with `existing_grafana_id` and a new
+    workspace, that Grafana has no data source for it and no right to read it until its owner adds both
+    (the dashboards are installed all the same, and show data once it does)."""
+    mon = spec.monitoring
+    if _on(spec) and mon.existing_grafana_id is not None and mon.existing_workspace_id is None:
+        yield (
+            at("monitoring.existing_grafana_id"),
+            f"the Grafana is not linked to the cluster's new workspace {spec.name}-metrics: its dashboards "
+            "stay empty until it is.",
+            "After `up`, link the workspace to the Grafana (Azure portal: the Azure Monitor workspace > "
+            "Linked Grafana workspaces) and give the Grafana's identity Monitoring Data Reader on it; or "
+            "set `monitoring.existing_workspace_id` to the workspace that Grafana already reads.",
+        )

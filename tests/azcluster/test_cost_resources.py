@@ -444,7 +444,11 @@ def test_the_variant_plan_prices_what_it_changed(plans):
     )
     assert items[(SHARE, None)]["sku"] == "Premium_ZRS"
     assert (BASTION, None) not in items and (NAT, None) not in items and (PUBLIC_IP, None) not in items
-    assert items[(ZONE, None)]["count"] == 2  # the cluster's and the home's; blob uses the hub's zone
+    zones = [item for item in variant["summary"]["cost_breakdown"]["resources"] if item["kind"] == ZONE]
+    # the cluster's and the home's; blob uses the hub's zone
+    assert sum(zone["count"] for zone in zones if "monitoring" not in zone["label"]) == 2
+    # the workspace's, Grafana's and the Private Link Scope's (metrics ingestion)
+    assert sum(zone["count"] for zone in zones if "monitoring" in zone["label"]) == 3
 
 
 # --- JSON shape and the human table ----------------------------------------------------------------------
@@ -626,6 +630,7 @@ def test_a_hub_workspace_and_grafana_cost_the_cluster_nothing():
                     "public_network_access": False,
                     "existing_workspace_id": hub + "Microsoft.Monitor/accounts/hub-metrics",
                     "existing_grafana_id": hub + "Microsoft.Dashboard/grafana/hub-grafana",
+                    "existing_private_link_scope_id": hub + "Microsoft.Insights/privateLinkScopes/hub-ampls",
                 }
             }
         )
@@ -634,12 +639,31 @@ def test_a_hub_workspace_and_grafana_cost_the_cluster_nothing():
     assert not [item for item in summary.resources if "monitoring" in item.item.label]
 
 
-def test_private_monitoring_adds_two_endpoints_and_two_zones():
+def test_private_monitoring_adds_three_endpoints_and_three_zones():
+    """The workspace's, Grafana's and the Private Link Scope's (private ingestion); joining a hub's scope
+    adds neither an endpoint nor a zone for ingestion."""
     public = cost.summarize(spec_of({"monitoring": {"enabled": True}}))
     private = cost.summarize(spec_of({"monitoring": {"enabled": True, "public_network_access": False}}))
+    hub_scope = (
+        "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/hub/providers/"
+        "Microsoft.Insights/privateLinkScopes/hub-ampls"
+    )
+    joined = cost.summarize(
+        spec_of(
+            {
+                "monitoring": {
+                    "enabled": True,
+                    "public_network_access": False,
+                    "existing_private_link_scope_id": hub_scope,
+                }
+            }
+        )
+    )
 
     def count(summary, kind):
         return sum(item.item.count for item in lines(summary, kind))
 
-    assert count(private, ENDPOINT) == count(public, ENDPOINT) + 2
-    assert count(private, ZONE) == count(public, ZONE) + 2
+    assert count(private, ENDPOINT) == count(public, ENDPOINT) + 3
+    assert count(private, ZONE) == count(public, ZONE) + 3
+    assert count(joined, ENDPOINT) == count(public, ENDPOINT) + 2
+    assert count(joined, ZONE) == count(public, ZONE) + 2

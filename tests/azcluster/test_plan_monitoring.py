@@ -54,7 +54,7 @@ def test_plan_says_what_is_public_and_why(tmp_path):
     assert "Private Link Scope" in public["metrics ingestion (data collection endpoint)"]
     private = {item["what"] for item in _plan(tmp_path, public=False)["public"]}
     assert "Grafana" not in private and "Azure Monitor workspace query endpoint" not in private
-    assert "metrics ingestion (data collection endpoint)" in private  # ingestion stays public, said so
+    assert "metrics ingestion (data collection endpoint)" not in private  # through the Private Link Scope
 
 
 def test_human_plan_lists_the_public_surfaces(tmp_path):

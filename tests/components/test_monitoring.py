@@ -12,6 +12,7 @@ from azcluster.components.monitoring import (
     GRAFANA_DNS_ZONE,
     GRAFANA_NAME_MAX,
     PROMETHEUS_STREAM,
+    SCOPE_DNS_ZONE,
     grafana_name,
     workspace_dns_zone,
 )
@@ -23,6 +24,9 @@ GUID = "0b1f6471-1bf0-4dda-aec3-cb9272f09590"
 ADMINS = "5d2a3c1e-8f0b-4c6d-9e7a-1b2c3d4e5f60"
 HUB_WORKSPACE = f"/subscriptions/{GUID}/resourceGroups/hub/providers/Microsoft.Monitor/accounts/hub-metrics"
 HUB_GRAFANA = f"/subscriptions/{GUID}/resourceGroups/hub/providers/Microsoft.Dashboard/grafana/hub-grafana"
+HUB_SCOPE = (
+    f"/subscriptions/{GUID}/resourceGroups/hub-net/providers/Microsoft.Insights/privateLinkScopes/hub-ampls"
+)
 MONITORING_TYPES = (
     "monitor:AzureMonitorWorkspace",
     "monitor:DataCollectionEndpoint",
@@ -158,14 +162,60 @@ def test_private_access_closes_workspace_and_grafana_and_adds_endpoints(private)
         assert endpoint.inputs["subnet"]["id"] == endpoints_subnet.id
     assert groups["prometheusMetrics"] == private.one("monitor:AzureMonitorWorkspace").id
     assert groups["grafana"] == private.one("dashboard:Grafana").id
+    assert groups["azuremonitor"] == private.one("monitor:PrivateLinkScope").id
     zones = {z.inputs["privateZoneName"] for z in private.of_type("privatedns:PrivateZone")}
-    assert {GRAFANA_DNS_ZONE, workspace_dns_zone("eastus")} <= zones
+    assert {GRAFANA_DNS_ZONE, workspace_dns_zone("eastus"), SCOPE_DNS_ZONE} <= zones
     managed = private.one("dashboard:ManagedPrivateEndpoint").inputs
     assert managed["privateLinkResourceId"] == private.one("monitor:AzureMonitorWorkspace").id
     assert managed["groupIds"] == ["prometheusMetrics"]
-    # Ingestion stays on the endpoint's public address: private ingestion needs a Private Link Scope.
-    dce = private.one("monitor:DataCollectionEndpoint").inputs
-    assert dce["networkAcls"] == {"publicNetworkAccess": "Enabled"}
+    dce = private.one("monitor:DataCollectionEndpoint")
+    assert dce.inputs["networkAcls"] == {"publicNetworkAccess": "Disabled"}
+
+
+def test_private_ingestion_puts_the_collection_endpoint_in_a_private_link_scope(private, public):
+    """The only private path for a data collection endpoint (azure-monitor-agent-private-link): a scope
+    holding it, the scope's private endpoint in the endpoints subnet, and privatelink.monitor.azure.com."""
+    scope = private.one("monitor:PrivateLinkScope")
+    assert scope.inputs["location"] == "global" and scope.inputs["scopeName"] == "llm-ampls"
+    modes = scope.inputs["accessModeSettings"]
+    assert modes["ingestionAccessMode"] == modes["queryAccessMode"] == "Open"  # others' Azure Monitor works
+    scoped = private.one("monitor:PrivateLinkScopedResource").inputs
+    assert scoped["linkedResourceId"] == private.one("monitor:DataCollectionEndpoint").id
+    assert scoped["scopeName"] == "llm-ampls" and scoped["kind"] == "Resource"
+    assert scoped["resourceGroupName"] == "llm-rg"
+    zone_group = next(
+        g
+        for g in private.of_type("network:PrivateDnsZoneGroup")
+        if g.inputs["privateEndpointName"] == "llm-ampls-pe"
+    )
+    [config] = zone_group.inputs["privateDnsZoneConfigs"]
+    zone = next(
+        z for z in private.of_type("privatedns:PrivateZone") if z.inputs["privateZoneName"] == SCOPE_DNS_ZONE
+    )
+    assert config["privateDnsZoneId"] == zone.id
+    assert (
+        public.of_type("monitor:PrivateLinkScope")
+        == public.of_type("monitor:PrivateLinkScopedResource")
+        == []
+    )
+    assert public.one("monitor:DataCollectionEndpoint").inputs["networkAcls"] == {
+        "publicNetworkAccess": "Enabled"
+    }
+
+
+def test_a_hubs_private_link_scope_is_joined_not_duplicated():
+    capture = build(public_network_access=False, existing_private_link_scope_id=HUB_SCOPE)
+    assert capture.of_type("monitor:PrivateLinkScope") == []
+    scoped = capture.one("monitor:PrivateLinkScopedResource").inputs
+    assert (scoped["resourceGroupName"], scoped["scopeName"]) == ("hub-net", "hub-ampls")
+    assert scoped["linkedResourceId"] == capture.one("monitor:DataCollectionEndpoint").id
+    groups = {
+        pe.inputs["privateLinkServiceConnections"][0]["groupIds"][0]
+        for pe in capture.of_type("network:PrivateEndpoint")
+    }
+    assert "azuremonitor" not in groups  # the hub's endpoint and zones serve the scope
+    zones = {z.inputs["privateZoneName"] for z in capture.of_type("privatedns:PrivateZone")}
+    assert SCOPE_DNS_ZONE not in zones
 
 
 def test_a_hub_workspace_and_grafana_are_used_not_created():

@@ -1,4 +1,4 @@
-"""Monitoring rules (AZC120-AZC127).
+"""Monitoring rules (AZC120-AZC129, AZC155-AZC156).
 
 Each case edits the baseline cluster (cases.py) and must fire, or stay quiet. Every rule is quiet while
 monitoring is off, so each QUIET table has the firing value with `monitoring.enabled: false` too.
@@ -13,7 +13,7 @@ import pytest
 from azcluster.components import rules
 from azcluster.components.rules import monitoring as monitoring_rules
 
-from .cases import GUID, assert_fires, assert_quiet, build, case_id
+from .cases import GUID, VNET_ID, assert_fires, assert_quiet, build, case_id
 
 ON = {"monitoring.enabled": True}
 OFF = {"monitoring.enabled": False}
@@ -22,6 +22,11 @@ LA_WORKSPACE_ID = (
     f"/subscriptions/{GUID}/resourceGroups/hub-rg/providers/Microsoft.OperationalInsights/workspaces/hub-la"
 )
 GRAFANA_ID = f"/subscriptions/{GUID}/resourceGroups/hub-rg/providers/Microsoft.Dashboard/grafana/hub-grafana"
+SCOPE_ID = (
+    f"/subscriptions/{GUID}/resourceGroups/hub-rg/providers/Microsoft.Insights/privateLinkScopes/hub-ampls"
+)
+PRIVATE = {**ON, "monitoring.public_network_access": False}
+IN_HUB = {"network.existing_vnet_id": VNET_ID}
 # 154 GPU nodes x 6,500 + the login node's 1,500 = 1,002,500 active series: just above 1,000,000.
 OVER_SERIES = {"pools.0.nodes": 154, "monitoring.scrape_interval_seconds": 120}
 # 77 x 6,500 + 1,500 = 502,000 series at 30 s = 1,004,000 samples a minute: just above 1,000,000.
@@ -40,6 +45,15 @@ FIRES = [
     ("AZC125", {**ON, "monitoring.grafana_admin_principal_id": "hpc-admins"}, "not an object id"),
     ("AZC126", {**ON, **OVER_SERIES}, "about 1,002,500 active series"),
     ("AZC127", {**ON, **OVER_SAMPLES}, "about 1,004,000 samples a minute"),
+    ("AZC128", {**PRIVATE, "monitoring.existing_private_link_scope_id": "hub-ampls"}, "not an Azure Monitor"),
+    ("AZC128", {**PRIVATE, "monitoring.existing_private_link_scope_id": WORKSPACE_ID}, "Private Link Scope"),
+    ("AZC129", {**ON, "monitoring.existing_private_link_scope_id": SCOPE_ID}, "is not used"),
+    ("AZC155", {**PRIVATE, **IN_HUB}, "one scope only"),
+    (
+        "AZC156",
+        {**ON, "monitoring.existing_grafana_id": GRAFANA_ID},
+        "not linked to the cluster's new workspace",
+    ),
 ]
 
 QUIET = [
@@ -61,6 +75,23 @@ QUIET = [
     ("AZC127", {**ON, "pools.0.nodes": 76}),
     ("AZC127", {**ON, **OVER_SAMPLES, "monitoring.scrape_interval_seconds": 60}),
     ("AZC127", {**OFF, **OVER_SAMPLES}),
+    ("AZC128", {**PRIVATE, "monitoring.existing_private_link_scope_id": SCOPE_ID}),
+    ("AZC128", {**OFF, "monitoring.existing_private_link_scope_id": "hub-ampls"}),
+    ("AZC129", {**PRIVATE, "monitoring.existing_private_link_scope_id": SCOPE_ID}),
+    ("AZC129", {**OFF, "monitoring.existing_private_link_scope_id": SCOPE_ID}),
+    ("AZC155", {**PRIVATE, **IN_HUB, "monitoring.existing_private_link_scope_id": SCOPE_ID}),
+    ("AZC155", {**ON, **IN_HUB}),  # public: no scope at all
+    ("AZC155", {**PRIVATE}),  # the cluster's own network: its own scope and zone
+    ("AZC155", {**OFF, "monitoring.public_network_access": False, **IN_HUB}),
+    (
+        "AZC156",
+        {
+            **ON,
+            "monitoring.existing_grafana_id": GRAFANA_ID,
+            "monitoring.existing_workspace_id": WORKSPACE_ID,
+        },
+    ),
+    ("AZC156", {**OFF, "monitoring.existing_grafana_id": GRAFANA_ID}),
 ]
 
 
@@ -75,7 +106,7 @@ def test_rule_stays_quiet(rule_id: str, edits: dict[str, Any]) -> None:
 
 
 def test_monitoring_is_off_by_default_until_nodes_send_metrics() -> None:
-    """The node side is not built yet: a new stack must not create an empty, billed workspace."""
+    """A stack file without `monitoring:` keeps planning as it did (`azcluster init` writes it on)."""
     assert build().monitoring.enabled is False
 
 
