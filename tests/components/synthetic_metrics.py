@@ -13,8 +13,10 @@ Names are the real exporters' own:
   modelName, Hostname, and hpc_job from its HPC job mapping (internal/pkg/transformation, hpcJobAttribute);
 - prometheus/node_exporter's infiniband collector (collector/infiniband_linux.go), labels device, port;
 - vpenso/prometheus-slurm-exporter (slurm_nodes_*, slurm_gpus_*, slurm_queue_*);
-- azcluster's own node series: azcluster_node_healthy, azcluster_health_check_timestamp_seconds,
-  azcluster_node_price_usd_per_hour.
+- azcluster's own node series (the health check's textfile, components/bootstrap): azcluster_node_healthy,
+  azcluster_health_check_timestamp_seconds, azcluster_health_check_ok{check}, azcluster_gpu_xid_errors_total,
+  azcluster_node_price_usd_per_hour; and the login node's Slurm series (vpenso's names, plus
+  slurm_partition_gpus_{alloc,total}{partition} and slurm_scheduler_up).
 Every series carries the labels the nodes' agent adds: cluster, pool, island, instance (the host name),
 rack on GB pools, and job.
 
@@ -142,6 +144,19 @@ def families(end: int) -> list[Family]:
             lambda i: times[i] - times[i] % 300,
         )
         series("azcluster_node_price_usd_per_hour", _labels(node, "azcluster"), lambda i, p=node.price: p)
+        for check in ("gpu", "infiniband", "nvme"):
+            failed = not healthy and check == "infiniband"
+            series(
+                "azcluster_health_check_ok",
+                _labels(node, "azcluster", check=check),
+                lambda i, f=failed: 0 if f and i >= 90 else 1,
+            )
+        sick = node.host == SICK_GPU[0]
+        series(
+            "azcluster_gpu_xid_errors_total",
+            _labels(node, "azcluster"),
+            lambda i, s=sick: 1 if s and i > 60 else 0,
+        )
 
     login = {"cluster": CLUSTER, "pool": "login", "island": "", "instance": LOGIN, "job": "slurm"}
     nodes = len(NODES)
@@ -155,6 +170,14 @@ def families(end: int) -> list[Family]:
     series("slurm_gpus_total", login, lambda i: sum(node.gpus for node in NODES))
     series("slurm_queue_running", login, lambda i: 1)
     series("slurm_queue_pending", login, lambda i: 3)
+    for pool in ("gpu", "gb"):
+        gpus = sum(node.gpus for node in NODES if node.pool == pool)
+        partition = {**login, "partition": pool}
+        series("slurm_partition_gpus_total", partition, lambda i, g=gpus: g)
+        series("slurm_partition_gpus_alloc", partition, lambda i, p=pool: 32 if p == "gpu" else 0)
+        series("slurm_partition_jobs_pending", partition, lambda i, p=pool: 3 if p == "gpu" else 0)
+    series("slurm_scheduler_up", login, lambda i: 1)
+    series("slurm_scheduler_last_cycle", login, lambda i: 1500 + 10 * (i % 7))
     return list(out.values())
 
 
