@@ -18,13 +18,17 @@ def print_report(report: TestReport) -> None:
 
     from ..render import markup, stdout
 
-    table = Table(title=f"{report.stack}: all-reduce per InfiniBand island", title_justify="left")
-    for column in ("island", "size", "nodes", "job", "busbw GB/s", "expected", "verdict"):
+    racks = any(r.kind != "island" for r in report.islands)
+    title = "all-reduce per InfiniBand island" + (" and NVLink rack" if racks else "")
+    table = Table(title=f"{report.stack}: {title}", title_justify="left")
+    columns = ("island", *(("rack",) if racks else ()), "size", "nodes", "job", "busbw GB/s", "expected")
+    for column in (*columns, "verdict"):
         table.add_column(column, justify="right" if column in _RIGHT else "left")
     for r in report.islands:
         style = _STYLE.get(r.verdict, "white")
         table.add_row(
-            r.plan.key,
+            r.key,
+            *((r.hosts or ("across" if r.kind == "across racks" else "-"),) if racks else ()),
             r.plan.size.name,
             f"{r.tested_nodes}/{r.plan.nodes}",
             r.job_id or "-",
@@ -35,6 +39,7 @@ def print_report(report: TestReport) -> None:
     stdout.print(table)
     for r in report.islands:
         if r.reason and r.verdict != "ok":
-            stdout.print(f"  {r.plan.key}: {r.reason}", soft_wrap=True)
-    for source in sorted({r.plan.expectation.source for r in report.islands if r.plan.expectation}):
+            stdout.print(f"  {r.name}: {r.reason}", soft_wrap=True)
+    sources = {r.to_json()["expected_source"] for r in report.islands if r.plan.expectation}
+    for source in sorted(s for s in sources if s):
         stdout.print(markup("  [dim]expected figures: {}[/]", source), soft_wrap=True)

@@ -13,6 +13,13 @@ pages for Slurm 22.05, util-linux runuser(1)):
   `--job-name` to PATH (as all_reduce_perf would on the first node) and exits with the given status. A
   job name without a behaviour is refused as Slurm refuses a bad node list: "sbatch: error: Batch job
   submission failed: ..." on stderr, exit 1, no job id.
+- `srun ... --nodelist=A,B ... COMMAND...` runs COMMAND once per node, one task each, with
+  SLURMD_NODENAME set to the node's Slurm name ("Name of the node running the task", srun(1) OUTPUT
+  ENVIRONMENT VARIABLES) and AZC_ROOT at that node's own root (`FakeSlurm.node_file` writes files there),
+  printing the tasks' output in node order; a node that is not idle/mixed/allocated cannot run a task:
+  srun says so on stderr and exits 1.
+- `scontrol show hostlistsorted A,B,...` prints the sorted, compressed host list ("gb-i0-[000-002,005]",
+  scontrol(1) "hostlistsorted").
 - `runuser -u USER -- COMMAND...` runs COMMAND as USER (recorded, since tests do not run as that user).
 Every call is appended to `calls.log`, one line of arguments each, with the user from runuser.
 """
@@ -71,6 +78,52 @@ cp "{data}/jobs/$name.out" "$output"
 exit "$(cat "{data}/jobs/$name.rc")"
 """
 
+_SRUN = r"""#!/usr/bin/env bash
+echo "srun user=${{AZC_FAKE_USER:-root}} $*" >>"{data}/calls.log"
+list=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --nodelist=*) list="${{1#--nodelist=}}"; shift ;;
+    -*) shift ;;
+    *) break ;;
+  esac
+done
+for node in $(echo "$list" | tr , ' '); do
+  state=$(awk -F'|' -v n="$node" '$1 == n {{print $2}}' "{data}/nodes")
+  case "$state" in
+    idle*|mixed*|allocated*) ;;
+    *) echo "srun: error: Unable to allocate resources: Requested node configuration is not available" >&2
+       exit 1 ;;
+  esac
+done
+for node in $(echo "$list" | tr , '\n' | sort); do
+  mkdir -p "{data}/noderoots/$node"
+  SLURMD_NODENAME="$node" AZC_ROOT="{data}/noderoots/$node" "$@"
+done
+"""
+
+_SCONTROL = r"""#!/usr/bin/env python3
+import re, sys
+with open("{data}/calls.log", "a") as log:
+    log.write("scontrol " + " ".join(sys.argv[1:]) + "\n")
+if sys.argv[1:3] != ["show", "hostlistsorted"]:
+    sys.exit("scontrol: only 'show hostlistsorted' is faked")
+groups = {{}}
+for name in sorted(sys.argv[3].split(",")):
+    prefix, number = re.fullmatch(r"(.*?)(\d+)", name).groups()
+    groups.setdefault(prefix, []).append(number)
+parts = []
+for prefix, numbers in groups.items():
+    ranges, start = [], None
+    for i, number in enumerate(numbers):
+        start = number if start is None else start
+        if i + 1 == len(numbers) or int(numbers[i + 1]) != int(number) + 1:
+            ranges.append(start if start == number else f"{{start}}-{{number}}")
+            start = None
+    parts.append(prefix + (ranges[0] if len(numbers) == 1 else "[" + ",".join(ranges) + "]"))
+print(",".join(parts))
+"""
+
 _RUNUSER = r"""#!/usr/bin/env bash
 [ "$1" = -u ] || {{ echo "runuser: only -u USER -- COMMAND is faked" >&2; exit 1; }}
 user="$2"; shift 2; [ "$1" = -- ] && shift
@@ -87,7 +140,8 @@ class FakeSlurm:
         (self.data / "nodes").write_text("")
         (self.data / "calls.log").write_text("")
         (self.data / "next-id").write_text("4101")
-        for name, body in (("sinfo", _SINFO), ("sbatch", _SBATCH), ("runuser", _RUNUSER)):
+        programs = (("sinfo", _SINFO), ("sbatch", _SBATCH), ("runuser", _RUNUSER), ("srun", _SRUN))
+        for name, body in (*programs, ("scontrol", _SCONTROL)):
             path = self.bin / name
             path.write_text(body.format(data=self.data))
             path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
@@ -108,6 +162,12 @@ class FakeSlurm:
         """What the job called `name` prints and its exit status."""
         (self.data / "jobs" / f"{name}.out").write_text(output)
         (self.data / "jobs" / f"{name}.rc").write_text(str(rc))
+
+    def node_file(self, node: str, path: str, text: str) -> None:
+        """A file on a compute node (what `srun` tasks there read under AZC_ROOT), e.g. its NVLink domain."""
+        target = self.data / "noderoots" / node / path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
 
     def calls(self) -> list[str]:
         return (self.data / "calls.log").read_text().splitlines()
