@@ -18,6 +18,7 @@ import subprocess
 import time
 import urllib.parse
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -126,6 +127,18 @@ def test_the_dashboards_cover_what_issue_19_asks():
     ):
         assert metric in exprs, metric
     assert "by (pool, rack)" in exprs and "by (pool, island)" in exprs
+
+
+def test_the_readme_shows_every_dashboard_and_what_every_alert_means():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Monitoring") :]
+    section = section[: section.index("\n## ")]
+    for board in _boards().values():
+        title = board["title"].removeprefix("azcluster: ")
+        assert f"| {title} |" in section, title
+    for group in catalog.alert_rule_groups():
+        for rule in group["rules"]:
+            assert f"| {rule['alert']} |" in section, rule["alert"]
 
 
 @needs_promtool
