@@ -8,6 +8,7 @@ the exit code docs/architecture.md defines; a traceback only with --debug.
 from __future__ import annotations
 
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -802,6 +803,69 @@ def users_sync(
         render.print_json({"stack": loaded.name, "ok": True, "sync": result.to_json()})
     else:
         users.print_sync(result, render.stdout)
+
+
+def _since(text: str | None) -> datetime:
+    """--since: a date or date and time (UTC unless it names a zone); default: the 1st of this month."""
+    if text is None:
+        now = datetime.now(timezone.utc)
+        return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise AzclusterError(
+            f"--since {text!r} is not a date",
+            "give a date or a date and time, e.g. 2026-11-01 or 2026-11-01T08:00",
+            EXIT_USAGE,
+        ) from None
+    when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    if when > datetime.now(timezone.utc):
+        raise AzclusterError(f"--since {text} is in the future", "give a past date", EXIT_USAGE)
+    return when
+
+
+@app.command()
+def cost(
+    stack: StackArg,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            metavar="DATE",
+            help="Start of the window: 2026-11-01 or 2026-11-01T08:00 (UTC unless a zone is given). "
+            "Default: the 1st of this month.",
+            show_default=False,
+        ),
+    ] = None,
+    by: Annotated[
+        Literal["user", "account", "partition"],
+        typer.Option("--by", help="Add the jobs up by user, Slurm account (project) or partition (pool)."),
+    ] = "user",
+    json: JsonOpt = False,
+    subscription: SubscriptionOpt = None,
+    auth: AuthOpt = None,
+    cloud: CloudOpt = None,
+) -> None:
+    """What each user, account or partition used and what it cost, from Slurm's accounting (sacct).
+
+    GPU-hours and node-hours of every job since DATE, priced at the catalogue's price of its partition's
+    size, each job by its share of its nodes; storage shown apart. Read with sacct on the login node
+    through Run Command (needs Virtual Machine Contributor) and `slurm.accounting.enabled`. Exit 1 when
+    the accounting cannot be read.
+    """
+    from . import render
+    from .ops import usage
+    from .ops.cluster import load_spec
+    from .ops.usage_view import print_report
+
+    name, spec = load_spec(stack)
+    start = _since(since)
+    usage.require_accounting(spec, name)  # exit 2 before asking Azure anything
+    report = usage.cluster_report(spec, _connect(subscription, auth, cloud, "cost"), name, start, by)
+    if json:
+        render.print_json({"stack": name, "ok": True, **usage.report_json(report)})
+    else:
+        print_report(name, report)
 
 
 @app.command("test")

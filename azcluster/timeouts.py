@@ -63,6 +63,7 @@ COMMAND_DEADLINES_S = {
     "start": 3600.0,
     "test": 3 * 3600.0,
     "users sync": 1800.0,  # one Run Command per ~96 KiB of users file, one after another
+    "cost": 900.0,  # a few Run Commands on the login node (sacct, added up there)
 }
 MALFORMED_POLL_RETRIES = 3
 

@@ -298,6 +298,50 @@ def price_rows(spec: ClusterSpec, usage: Usage, by: str = "user") -> Report:
     return Report(usage.since, usage.now, by, ordered, storage_costs(spec, window), sorted(unpriced))
 
 
+def require_accounting(spec: ClusterSpec, stack: str) -> None:
+    """Exit 2 where there is no accounting to read: no Slurm, no login node, or accounting off."""
+    from ..errors import EXIT_USAGE, AzclusterError
+
+    if spec.scheduler != "slurm" or not spec.login.enabled:
+        raise AzclusterError(
+            f"stack {stack} runs no Slurm controller (scheduler: {spec.scheduler}, login node "
+            f"{'on' if spec.login.enabled else 'off'}): there is no job accounting to read",
+            "cost per user needs `scheduler: slurm` and the login node",
+            EXIT_USAGE,
+        )
+    if not spec.slurm.accounting.enabled:
+        raise AzclusterError(
+            f"stack {stack} keeps no job accounting (slurm.accounting.enabled is false)",
+            "set `slurm.accounting.enabled: true` and run `azcluster up`; usage is recorded from then on",
+            EXIT_USAGE,
+        )
+
+
+def cluster_report(
+    spec: ClusterSpec, ctx: Any, stack: str, since: datetime, by: str = "user", *, progress: bool = True
+) -> Report:
+    """sacct on the login node through Run Command, priced; AzclusterError when it cannot be read."""
+    from ..azure import azure_errors, compute_client
+    from ..errors import AzclusterError
+    from .loginhosts import login_vm_name
+
+    vm = login_vm_name(spec)
+    begin = runcommand.on_vm(compute_client(ctx), spec.resource_group_name, vm)
+    with (
+        runcommand.waiting_line(f"reading Slurm's accounting on {vm} through Run Command", progress),
+        azure_errors(ctx, f"reading Slurm's accounting on {vm}"),
+    ):
+        try:
+            usage = read_usage(begin, since_epoch(since))
+        except UsageUnreadable as err:
+            raise AzclusterError(
+                f"could not read Slurm's accounting on {vm}: {err}",
+                f"check slurmdbd on {vm} (`systemctl status slurmdbd`), then run `azcluster cost {stack}` "
+                "again",
+            ) from None
+    return price_rows(spec, usage, by)
+
+
 def cents(value: Fraction) -> float:
     """USD rounded to the cent (half to even, on the exact value)."""
     return round(value * 100) / 100

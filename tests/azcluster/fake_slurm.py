@@ -21,6 +21,10 @@ pages for Slurm 22.05, util-linux runuser(1)):
 - `scontrol show hostlistsorted A,B,...` prints the sorted, compressed host list ("gb-i0-[000-002,005]",
   scontrol(1) "hostlistsorted").
 - `runuser -u USER -- COMMAND...` runs COMMAND as USER (recorded, since tests do not run as that user).
+- `sacct -a -X -n -P -S TIME -E now -o FIELDS` with SLURM_TIME_FORMAT=%s prints the job lines a test gave
+  (`sacct_lines`, captured from real sacct 24.11: tests/azcluster/fixtures/sacct) of the jobs not ended
+  before TIME (read in TZ, as sacct reads local time); another field list or time format is refused as
+  not faked.
 Every call is appended to `calls.log`, one line of arguments each, with the user from runuser.
 """
 
@@ -131,6 +135,25 @@ AZC_FAKE_USER="$user" exec "$@"
 """
 
 
+_SACCT = r"""#!/usr/bin/env python3
+import datetime, os, sys
+with open("{data}/calls.log", "a") as log:
+    log.write("sacct " + " ".join(sys.argv[1:]) + "\n")
+args = sys.argv[1:]
+fields = args[args.index("-o") + 1] if "-o" in args else ""
+if fields != "{fields}" or os.environ.get("SLURM_TIME_FORMAT") != "%s":
+    sys.exit("sacct: only -o {fields} with SLURM_TIME_FORMAT=%s is faked")
+if not {{"-a", "-X", "-n", "-P"}} <= set(args) or os.environ.get("TZ") != "UTC":
+    sys.exit("sacct: only -a -X -n -P in TZ=UTC is faked")
+start = datetime.datetime.fromisoformat(args[args.index("-S") + 1]).replace(tzinfo=datetime.timezone.utc)
+since = int(start.timestamp())
+for line in open("{data}/sacct"):
+    end = line.rstrip("\n").split("|")[7]
+    if not end.isdigit() or int(end) >= since:
+        sys.stdout.write(line)
+"""
+
+
 class FakeSlurm:
     def __init__(self, directory: Path) -> None:
         self.bin = directory / "bin"
@@ -140,10 +163,13 @@ class FakeSlurm:
         (self.data / "nodes").write_text("")
         (self.data / "calls.log").write_text("")
         (self.data / "next-id").write_text("4101")
+        (self.data / "sacct").write_text("")
+        from azcluster.ops.usage import SACCT_FIELDS
+
         programs = (("sinfo", _SINFO), ("sbatch", _SBATCH), ("runuser", _RUNUSER), ("srun", _SRUN))
-        for name, body in (*programs, ("scontrol", _SCONTROL)):
+        for name, body in (*programs, ("scontrol", _SCONTROL), ("sacct", _SACCT)):
             path = self.bin / name
-            path.write_text(body.format(data=self.data))
+            path.write_text(body.format(data=self.data, fields=SACCT_FIELDS))
             path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
 
     def nodes(self, states: dict[str, str | tuple[str, str, str, str]]) -> None:
@@ -168,6 +194,10 @@ class FakeSlurm:
         target = self.data / "noderoots" / node / path.lstrip("/")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)
+
+    def sacct_lines(self, text: str) -> None:
+        """The jobs sacct knows, as real `sacct -P -o usage.SACCT_FIELDS` prints them."""
+        (self.data / "sacct").write_text(text)
 
     def calls(self) -> list[str]:
         return (self.data / "calls.log").read_text().splitlines()
