@@ -67,6 +67,19 @@ class PoolSummary:
     """Nodes per scale set, in scale-set order."""
     infiniband: bool
     spot: bool
+    rack_vms: int | None = None
+    """VMs per NVL72 rack (GB200/GB300: the catalogue's `rack_vms`); None for sizes without racks."""
+
+    @property
+    def racks(self) -> tuple[int, int] | None:
+        """(whole racks, VMs of a partial one) for rack-scale sizes; None for others."""
+        return divmod(self.nodes, self.rack_vms) if self.rack_vms else None
+
+    def racks_json(self) -> dict[str, int] | None:
+        if self.racks is None or self.rack_vms is None:
+            return None
+        whole, partial = self.racks
+        return {"vms_per_rack": self.rack_vms, "whole": whole, "partial_vms": partial}
 
 
 @dataclass(frozen=True)
@@ -326,6 +339,7 @@ class Summary:
                     "islands": list(pool.islands),
                     "infiniband": pool.infiniband,
                     "spot": pool.spot,
+                    "racks": pool.racks_json(),
                 }
                 for pool in self.pools
             ],
@@ -358,7 +372,16 @@ def summarize(spec: ClusterSpec) -> Summary:
         if size.has_infiniband:
             ib_islands += sum(1 for nodes in islands if nodes > 0)
         pools.append(
-            PoolSummary(pool.name, size.name, pool.nodes, pool_gpus, islands, size.has_infiniband, pool.spot)
+            PoolSummary(
+                pool.name,
+                size.name,
+                pool.nodes,
+                pool_gpus,
+                islands,
+                size.has_infiniband,
+                pool.spot,
+                size.rack_vms,
+            )
         )
         family = SPOT_QUOTA_FAMILY if pool.spot else size.quota_family
         quota[family] = quota.get(family, 0) + pool.nodes * size.vcpus

@@ -373,6 +373,10 @@ def summary_table(result: PlanResult) -> Any:
         else:
             shape = "one scale set, no InfiniBand"
         spot = ", spot" if pool.spot else ""
+        if pool.racks is not None:
+            whole, partial = pool.racks
+            shape += f"; {whole} NVL72 rack{'s' if whole != 1 else ''} of {pool.rack_vms}"
+            shape += f" + {partial} VM(s) of a partial rack" if partial else ""
         table.add_row(f"  pool {pool.name}", f"{pool.nodes} x {pool.size}: {shape}{spot}")
     table.add_row(
         "cost per hour",

@@ -30,6 +30,16 @@ learn.microsoft.com/azure/virtual-machines/capacity-reservation-overview and
 capacity-reservation-associate-virtual-machine-scale-set. A reservation holds no data and bills at the
 size's pay-as-you-go rate whether used or not, so it is never protected or retained: `down` deletes it.
 
+GB200 and GB300 v6 (NVL72 racks of 18 VMs, catalogue `rack_vms`) get the same scale sets: Azure's
+rack-scale placement cannot be expressed here. It takes an interconnect group
+(Microsoft.Network/interconnectGroups, API 2025-07-01, which pulumi-azure-native 3.x can create as
+`network.InterconnectGroup`) joined by the scale set's `highSpeedInterconnectPlacement` (Compute API
+2025-04-01), `interconnectGroupProfile` (2026-03-01) or an interconnect block
+(Microsoft.Compute/interconnectBlocks); `compute.VirtualMachineScaleSet` here is API 2024-11-01 with none
+of them, and there is no InterconnectBlock resource. A group nothing can join would only be a resource to
+pay attention to, so none is created; rule AZC131 and README "GB200/GB300 racks" say what a user does by
+hand. Which rack a VM landed in is read from its GPUs at boot (bootstrap/gb_boot.py).
+
 Property names follow pulumi-azure-native 3.x (`compute.VirtualMachineScaleSet`, API 2024-11-01).
 """
 

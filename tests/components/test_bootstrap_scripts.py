@@ -19,6 +19,7 @@ SIZES = {
     "a100": "Standard_ND96asr_v4",
     "mi300x": "Standard_ND96isr_MI300X_v5",
     "gb200": "Standard_ND128isr_NDR_GB200_v6",
+    "gb300": "Standard_ND128isr_GB300_v6",
     "nch100": "Standard_NC80adis_H100_v5",
     "nca100": "Standard_NC96ads_A100_v4",
 }
@@ -237,6 +238,7 @@ def test_prepare_reports_what_it_cannot_repair(node):
         ),
         ("mi300x", {"NCCL_IB_PCI_RELAXED_ORDERING": "1", "UCX_IB_PKEY": "0x000b"}, ("CUDA_DEVICE_ORDER",)),
         ("gb200", {"NCCL_IB_PKEY": "0", "NCCL_IB_PCI_RELAXED_ORDERING": "1"}, ("NCCL_TOPO_FILE",)),
+        ("gb300", {"NCCL_IB_PKEY": "0", "NCCL_IB_PCI_RELAXED_ORDERING": "1"}, ("NCCL_TOPO_FILE",)),
     ],
 )
 def test_nccl_environment_per_profile(node, pool, present, absent):
