@@ -13,11 +13,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import socket
 import subprocess
-import time
-import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +23,7 @@ from azcluster.components import catalog
 from azcluster.ops import gpu_usage
 from tests.groups import REAL_DAEMONS
 
+from . import promlab
 from . import synthetic_metrics as synthetic
 
 pytestmark = pytest.mark.xdist_group(REAL_DAEMONS)  # a real Prometheus (on a free port of its own)
@@ -158,104 +155,12 @@ def test_every_panel_query_parses(tmp_path):
 # --- a real Prometheus holding the synthetic cluster ----------------------------------------------------
 
 
-class Prometheus:
-    def __init__(self, url: str, end: int) -> None:
-        self.url = url
-        self.end = end
-
-    def get(self, path: str, **params: Any) -> dict[str, Any]:
-        url = f"{self.url}{path}?{urllib.parse.urlencode(params)}"
-        try:
-            with urllib.request.urlopen(url, timeout=30) as answer:
-                return json.load(answer)
-        except urllib.error.HTTPError as err:
-            return json.load(err)
-
-    def instant(self, query: str) -> dict[str, Any]:
-        return self.get("/api/v1/query", query=query, time=self.end)
-
-    def range(self, query: str) -> dict[str, Any]:
-        return self.get("/api/v1/query_range", query=query, start=self.end - 1800, end=self.end, step=60)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory) -> Any:
     if PROMETHEUS is None or PROMTOOL is None:
         pytest.skip("prometheus not installed (Debian: prometheus)")
-    root = tmp_path_factory.mktemp("prometheus")
-    end = int(time.time()) // synthetic.STEP_S * synthetic.STEP_S - 60
-    source = root / "cluster.om"
-    source.write_text(synthetic.openmetrics(end))
-    data = root / "data"
-    made = subprocess.run(
-        [PROMTOOL, "tsdb", "create-blocks-from", "openmetrics", str(source), str(data)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert made.returncode == 0, made.stderr
-    config = root / "prometheus.yml"
-    config.write_text("global: {}\n")
-    log = (root / "prometheus.log").open("w")
-    for _attempt in range(5):
-        port = _free_port()
-        process = subprocess.Popen(
-            [
-                PROMETHEUS,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={data}",
-                "--storage.tsdb.retention.time=30d",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        server = Prometheus(f"http://127.0.0.1:{port}", end)
-        try:
-            if _ready(server, process):
-                break
-        except BaseException:
-            _stop(process)
-            raise
-        _stop(process)  # the port was taken meanwhile: another one
-    else:
-        pytest.fail("prometheus did not start: " + (root / "prometheus.log").read_text()[-2000:])
-    try:
+    with promlab.synthetic_prometheus(tmp_path_factory.mktemp("prometheus")) as server:
         yield server
-    finally:
-        _stop(process)
-        log.close()
-
-
-def _ready(server: Prometheus, process: subprocess.Popen) -> bool:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            return False
-        try:
-            with urllib.request.urlopen(server.url + "/-/ready", timeout=2) as answer:
-                if answer.status == 200:
-                    return True
-        except OSError:
-            pass
-        time.sleep(0.2)
-    return False
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _has_data(answer: dict[str, Any]) -> bool:
