@@ -20,6 +20,7 @@ def test_every_size_row_states_its_cpu_architecture():
     for row in [*raw["gpu_sizes"], *raw["general_sizes"]]:
         assert row.get("architecture") in ("x64", "Arm64"), row["name"]
     assert catalog.gpu_sizes()["Standard_ND128isr_NDR_GB200_v6"].architecture == "Arm64"
+    assert catalog.gpu_sizes()["Standard_ND128isr_GB300_v6"].architecture == "Arm64"
     assert catalog.gpu_sizes()["Standard_ND96isr_H100_v5"].architecture == "x64"
 
 

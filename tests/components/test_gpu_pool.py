@@ -284,9 +284,14 @@ def test_os_disk_from_the_catalogue_image_on_premium_ssd():
     assert "diskControllerType" not in storage
 
 
-def test_gb200_uses_the_nvme_disk_controller():
-    _, sets = build(make_args(GB200, 18))
+@pytest.mark.parametrize("size", [GB200, "Standard_ND128isr_GB300_v6"])
+def test_gb_sizes_use_the_nvme_disk_controller_and_no_interconnect_group(size):
+    capture, sets = build(make_args(size, 18))
     assert profile(sets[0])["storageProfile"]["diskControllerType"] == "NVMe"
+    # rack-scale placement cannot be expressed with the SDK's scale set (rules/rack.py AZC131): nothing of
+    # it is sent, and no interconnect group is created that nothing could join
+    assert not [key for key in sets[0].inputs if "interconnect" in key.lower()]
+    assert not capture.of_type("network:InterconnectGroup")
 
 
 def test_pool_image_may_be_an_image_resource_id():

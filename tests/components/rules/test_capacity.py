@@ -13,7 +13,7 @@ import pytest
 
 from azcluster.components.capacity import pool_capacity
 
-from .cases import CRG_ID, DELETE, GB200, MI300X, NC, assert_fires, assert_quiet, build, case_id, only
+from .cases import CRG_ID, DELETE, GB200, GB300, MI300X, NC, assert_fires, assert_quiet, build, case_id, only
 
 H200 = "Standard_ND96isr_H200_v5"
 NC_A100 = "Standard_NC96ads_A100_v4"
@@ -22,6 +22,7 @@ FIRES = [
     ("AZC100", {"pools.0.capacity": {"stand_in_sizes": ["Standard_ND96isr_H200_v6"]}}, H200),
     ("AZC101", {"pools.0.capacity": {"stand_in_sizes": [MI300X]}}, "AMD GPUs, not NVIDIA"),
     ("AZC101", {"pools.0.capacity": {"stand_in_sizes": [GB200]}}, "an Arm64 CPU, not x64"),
+    ("AZC101", {"pools.0.capacity": {"stand_in_sizes": [GB300]}}, "an Arm64 CPU, not x64"),
     ("AZC102", {"pools.0.capacity": {"stand_in_sizes": [NC]}}, "has no InfiniBand"),
     (
         "AZC103",

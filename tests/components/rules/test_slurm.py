@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from .cases import GB200, MI300X, assert_fires, assert_quiet, case_id
+from .cases import GB200, GB300, MI300X, assert_fires, assert_quiet, case_id
 
 FIRES = [
     ("AZC070", {"login.enabled": False}, "slurmctld"),
@@ -22,6 +22,7 @@ FIRES = [
     ),
     ("AZC074", {"pools.0.size": MI300X}, "Pyxis"),
     ("AZC075", {"pools.0.size": GB200, "pools.0.image": "microsoft-dsvm:ubuntu-hpc:2204:latest"}, "arm64"),
+    ("AZC075", {"pools.0.size": GB300, "pools.0.image": "microsoft-dsvm:ubuntu-hpc:2204:latest"}, "arm64"),
 ]
 
 QUIET = [
@@ -39,6 +40,7 @@ QUIET = [
         },
     ),
     ("AZC075", {"pools.0.size": GB200}),
+    ("AZC075", {"pools.0.size": GB300, "pools.0.nodes": 18}),
     (
         "AZC075",
         {
