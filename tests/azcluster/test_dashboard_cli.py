@@ -193,3 +193,33 @@ def test_up_without_monitoring_has_no_dashboards_step(world):
     result = run_cli("up", "demo", "--yes", "--json", "--auth", "cli")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["dashboards"] is None and world.grafana.requests == []
+
+
+def _hub_grafana(world, name: str) -> str:
+    subscription = world.arm.fake.subscription_id
+    return f"/subscriptions/{subscription}/resourceGroups/hub-rg/providers/Microsoft.Dashboard/grafana/{name}"
+
+
+def test_a_hubs_grafana_is_found_through_resource_manager_and_gets_the_dashboards(world):
+    """With existing_grafana_id the stack has no grafana_endpoint output: Grafana_Get gives the URL."""
+    hub = _hub_grafana(world, "hub-grafana")
+    world.arm.fake.add_grafana("hub-rg", "hub-grafana", world.server.url)
+    (world.stacks / "Pulumi.demo.yaml").write_text(
+        _stack(f"    monitoring: {{enabled: true, existing_grafana_id: {hub}}}\n")
+    )
+    del world.engine.outputs_map["grafana_endpoint"]
+    result = run_cli("dashboard", "demo", "--install", "--json", "--auth", "cli")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["grafana"] == world.server.url
+    assert world.arm.fake.calls("GET", "/providers/Microsoft.Dashboard/grafana/hub-grafana")
+    assert len(world.grafana.dashboards) == len(catalog.DASHBOARDS)
+
+
+def test_a_missing_hub_grafana_is_named(world):
+    hub = _hub_grafana(world, "gone")
+    (world.stacks / "Pulumi.demo.yaml").write_text(
+        _stack(f"    monitoring: {{enabled: true, existing_grafana_id: {hub}}}\n")
+    )
+    del world.engine.outputs_map["grafana_endpoint"]
+    result = run_cli("dashboard", "demo", "--auth", "cli")
+    assert result.exit_code == 1 and "Grafana gone" in result.stderr and "Traceback" not in result.stderr

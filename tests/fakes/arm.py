@@ -188,6 +188,7 @@ class FakeArm:
         self.scale_sets: dict[tuple[str, str], ScaleSet] = {}
         self.vms: dict[tuple[str, str], LoginVm] = {}
         self.workspaces: dict[tuple[str, str], str] = {}  # Azure Monitor workspaces: their query endpoint
+        self.grafanas: dict[tuple[str, str], str] = {}  # Azure Managed Grafana: its endpoint
         self.faults: list[Fault] = []
         self.stalls: list[Stall] = []
         self.stopped = threading.Event()  # set when the server stops: requests held for ever end then
@@ -296,6 +297,10 @@ class FakeArm:
     def add_workspace(self, resource_group: str, name: str, query_endpoint: str) -> None:
         """An Azure Monitor workspace whose Prometheus query API answers at `query_endpoint`."""
         self.workspaces[(resource_group.lower(), name.lower())] = query_endpoint
+
+    def add_grafana(self, resource_group: str, name: str, endpoint: str) -> None:
+        """An Azure Managed Grafana whose HTTP API answers at `endpoint`."""
+        self.grafanas[(resource_group.lower(), name.lower())] = endpoint
 
     def usage(self, location: str, name: str) -> dict[str, Any]:
         for item in self.usages[location]:
@@ -457,6 +462,7 @@ class FakeArm:
             ),
             (rg + r"/providers/Microsoft\.Network/networkInterfaces/(?P<name>[^/]+)", "GET", self._nic_get),
             (rg + r"/providers/Microsoft\.Monitor/accounts/(?P<name>[^/]+)", "GET", self._workspace_get),
+            (rg + r"/providers/Microsoft\.Dashboard/grafana/(?P<name>[^/]+)", "GET", self._grafana_get),
         ]
 
     # -- routes ----------------------------------------------------------------------------------------
@@ -821,6 +827,21 @@ class FakeArm:
             )
         values = {"subscription": self.subscription_id, "rg": rg, "name": name, "endpoint": endpoint}
         return 200, {}, _fill(fixture("monitor_account.json"), values)
+
+    def _grafana_get(self, query: dict[str, list[str]], rg: str, name: str) -> tuple[int, dict, Any]:
+        endpoint = self.grafanas.get((rg.lower(), name.lower()))
+        if endpoint is None:
+            return (
+                404,
+                {},
+                _error(
+                    "ResourceNotFound",
+                    f"The Resource 'Microsoft.Dashboard/grafana/{name}' under resource group '{rg}' was not "
+                    "found.",
+                ),
+            )
+        values = {"subscription": self.subscription_id, "rg": rg, "name": name, "endpoint": endpoint}
+        return 200, {}, _fill(fixture("grafana.json"), values)
 
     def _vm_list(self, query: dict[str, list[str]], rg: str) -> tuple[int, dict[str, str], Any]:
         missing = self._group(rg)
