@@ -261,6 +261,19 @@ class SlurmNode:
         }
 
 
+@dataclass(frozen=True)
+class TopUser:
+    """One user's running jobs now (squeue on the login node): how many, on how many nodes, how many GPUs."""
+
+    user: str
+    jobs: int
+    nodes: int
+    gpus: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"user": self.user, "jobs": self.jobs, "nodes": self.nodes, "gpus": self.gpus}
+
+
 @dataclass
 class SlurmView:
     nodes: list[SlurmNode] = field(default_factory=list)
@@ -268,6 +281,7 @@ class SlurmView:
     unmatched: list[SlurmNode] = field(default_factory=list)  # Slurm nodes with no VM in Azure
     mpi: Any = None  # the login node's MPI record (components.bootstrap.slurm_mpi.SlurmMpi), if read
     mpi_error: str | None = None  # why it was not read
+    top_users: list[TopUser] = field(default_factory=list)  # the users with most GPUs in running jobs
 
     @property
     def mpi_problem(self) -> str | None:
@@ -282,6 +296,7 @@ class SlurmView:
             "nodes": len(self.nodes),
             "states": self.counts(),
             "without_vm": [node.to_json() for node in self.unmatched],
+            "top_users": [user.to_json() for user in self.top_users],
             "mpi": {
                 "read": mpi is not None,
                 "error": self.mpi_error if mpi is None else None,

@@ -104,6 +104,13 @@ class RunCommandFailed(Exception):
         return self.status == 403 or self.code in ("AuthorizationFailed", "LinkedAuthorizationFailed")
 
 
+def python_program(source: str) -> str:
+    """`python3 -c` running `source` on the VM, as one shell word free of quotes and line breaks (the
+    program travels base64'ed: a script line holds it whatever quotes or newlines it has)."""
+    encoded = base64.b64encode(source.encode("utf-8")).decode("ascii")
+    return f'python3 -c "$(printf %s {encoded} | base64 -d)"'
+
+
 def script_size(lines: Sequence[str]) -> int:
     """The size the Linux extension checks against SCRIPT_LIMIT: the base64 of the lines joined."""
     return len(base64.b64encode("\n".join(lines).encode("utf-8")))

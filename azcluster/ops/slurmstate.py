@@ -19,6 +19,11 @@ cluster's Slurm has a PMIx plugin, so `status` can say why MPI jobs will fail be
 node's record answers for the cluster: the controller and every node pin one Slurm version from one
 repository (catalog/slurm.yaml), and users launch srun there (srun itself refuses an MPI type its build
 lacks). It costs no Run Command of its own.
+
+The first call also prints the users with the most GPUs in running jobs now (TOP_USERS of them), read with
+`squeue -h -t RUNNING -O 'UserName:|,NumNodes:|,tres-alloc:|'` (one `user|nodes|cpu=..,gres/gpu=N,...|`
+line per job, as Slurm 24.11 prints it: tests/components/test_slurm_accounting_real.py) and added up on
+the node, so it stays a few lines whatever the queue holds.
 """
 
 from __future__ import annotations
@@ -34,11 +39,29 @@ from azcluster.components.bootstrap.slurm_mpi import SLURM_MPI_PATH, SlurmMpi, p
 from azcluster.components.spec import ClusterSpec
 
 from . import runcommand
-from .model import ClusterStatus, SlurmNode, SlurmView
+from .model import ClusterStatus, SlurmNode, SlurmView, TopUser
 
 SINFO_FORMAT = "%N|%T|%n|%o|%E"
 CHUNK = 3600  # base64 characters per call: under Run Command's 4 KiB with the marker lines
 MPI_RECORD_LIMIT = 512  # bytes of the MPI record the first call prints (its chunk is that much shorter)
+TOP_USERS = 5
+TOP_USERS_LIMIT = 512  # bytes of the top-users lines the first call prints
+SQUEUE_FORMAT = "UserName:|,NumNodes:|,tres-alloc:|"
+TOP_USERS_PROGRAM = (
+    "import sys\n"
+    "u = {}\n"
+    "for line in sys.stdin:\n"
+    "    f = line.strip().split('|')\n"
+    "    if len(f) < 3 or not f[1].isdigit():\n"
+    "        continue\n"
+    "    t = dict(x.split('=', 1) for x in f[2].split(',') if '=' in x)\n"
+    "    g = t.get('gres/gpu', '0')\n"
+    "    j, n, gp = u.get(f[0], (0, 0, 0))\n"
+    "    u[f[0]] = (j + 1, n + int(f[1]), gp + (int(g) if g.isdigit() else 0))\n"
+    f"for name, (j, n, g) in sorted(u.items(), key=lambda i: (-i[1][2], -i[1][1], i[0]))[:{TOP_USERS}]:\n"
+    "    print('%s|%d|%d|%d' % (name, j, n, g))\n"
+)
+"""Run on the login node: squeue's running jobs on stdin -> `user|jobs|nodes|gpus`, most GPUs first."""
 MAX_CALLS = 12
 TIMEOUT_S = 120.0
 _HEADER = re.compile(r"^AZC-SINFO (?P<size>\d+) (?P<start>\d+)$")
@@ -70,7 +93,8 @@ def script(run_id: str, start: int) -> list[str]:
             'mkdir -p "$(dirname "$f")"',
             f"sinfo -h -N -o '{SINFO_FORMAT}' | gzip -9 | base64 -w0 >\"$f\"",
         ]
-    size = CHUNK if start else CHUNK - MPI_RECORD_LIMIT  # the first call also prints the MPI record
+    # the first call also prints the MPI record and the top users
+    size = CHUNK if start else CHUNK - MPI_RECORD_LIMIT - TOP_USERS_LIMIT
     lines += [
         'echo "AZC-SINFO $(wc -c <"$f" | tr -d " ") ' + str(start) + '"',
         f'cut -c {start + 1}-{start + size} "$f"; echo',
@@ -82,6 +106,10 @@ def script(run_id: str, start: int) -> list[str]:
             "echo AZC-MPI",
             f'{{ head -c {MPI_RECORD_LIMIT} "{record}" | tr -d "\\n"; }} 2>&1 || true',
             "echo; echo AZC-MPI-END",
+            "echo AZC-TOP",
+            f"{{ squeue -h -t RUNNING -O '{SQUEUE_FORMAT}' | {runcommand.python_program(TOP_USERS_PROGRAM)}"
+            f" | head -c {TOP_USERS_LIMIT}; }} 2>/dev/null || true",
+            "echo AZC-TOP-END",
         ]
     return lines
 
@@ -99,6 +127,20 @@ def _mpi(stdout: str) -> tuple[SlurmMpi | None, str | None]:
         return parse_slurm_mpi(text), None
     except ValueError as err:
         return None, f"{SLURM_MPI_PATH} on the login node: {err}"
+
+
+def parse_top_users(stdout: str) -> list[TopUser]:
+    """The first call's top-users lines (empty when squeue said nothing or is not there)."""
+    lines = [line.strip() for line in stdout.splitlines()]
+    if "AZC-TOP" not in lines or "AZC-TOP-END" not in lines:
+        return []
+    start = lines.index("AZC-TOP")
+    users = []
+    for line in lines[start + 1 : lines.index("AZC-TOP-END", start)]:
+        parts = line.split("|")
+        if len(parts) == 4 and all(part.isdigit() for part in parts[1:]):
+            users.append(TopUser(parts[0], int(parts[1]), int(parts[2]), int(parts[3])))
+    return users
 
 
 def _chunk(stdout: str) -> tuple[int, str]:
@@ -121,11 +163,13 @@ def read_slurm(
     run_id = run_id or secrets.token_hex(4)
     encoded = ""
     mpi: tuple[SlurmMpi | None, str | None] = (None, "not read")
+    top: list[TopUser] = []
     try:
         for _ in range(MAX_CALLS):
             output = runcommand.run_shell(begin, script(run_id, len(encoded)), timeout)
             if not encoded:
                 mpi = _mpi(output.stdout)
+                top = parse_top_users(output.stdout)
             try:
                 size, chunk = _chunk(output.stdout)
             except ValueError:
@@ -141,7 +185,7 @@ def read_slurm(
         return SlurmView(error=f"Run Command on the login node: {err.detail}")
     except (binascii.Error, OSError, EOFError) as err:
         return SlurmView(error=f"Slurm's node list came back damaged: {err}")
-    return SlurmView(nodes=parse_sinfo(text), mpi=mpi[0], mpi_error=mpi[1])
+    return SlurmView(nodes=parse_sinfo(text), mpi=mpi[0], mpi_error=mpi[1], top_users=top)
 
 
 def attach(status: ClusterStatus, view: SlurmView) -> None:

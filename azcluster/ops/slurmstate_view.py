@@ -31,6 +31,14 @@ def slurm_lines(view: SlurmView | None) -> Sequence[Any]:
         states = ", ".join(f"{n} {state}" for state, n in view.counts().items()) or "no nodes registered"
         lines = [f"slurm: {states}"]
         lines += [f"  {node.name}: {node.describe()} (no VM in Azure)" for node in view.unmatched]
+        if view.top_users:
+            top = ", ".join(
+                f"{u.user} {u.gpus} GPU{'s' if u.gpus != 1 else ''} on {u.nodes} "
+                f"node{'s' if u.nodes != 1 else ''} ({u.jobs} "
+                f"job{'s' if u.jobs != 1 else ''})"
+                for u in view.top_users
+            )
+            lines.append(f"slurm: top users now: {top}")
     return lines + mpi_lines(view)
 
 

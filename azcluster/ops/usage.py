@@ -117,7 +117,7 @@ def script(run_id: str, start: int, since: int) -> list[str]:
             'mkdir -p "$(dirname "$f")"',
             "now=$(date +%s)",
             f"TZ=UTC SLURM_TIME_FORMAT=%s sacct -a -X -n -P -S {iso} -E now -o {SACCT_FIELDS}"
-            f' | python3 -c \'{AGGREGATE}\' {since} "$now" | gzip -9 | base64 -w0 >"$f"',
+            f' | {runcommand.python_program(AGGREGATE)} {since} "$now" | gzip -9 | base64 -w0 >"$f"',
         ]
     lines += [
         'echo "AZC-CHUNK $(wc -c <"$f" | tr -d " ") ' + str(start) + '"',

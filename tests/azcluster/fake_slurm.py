@@ -25,6 +25,8 @@ pages for Slurm 22.05, util-linux runuser(1)):
   (`sacct_lines`, captured from real sacct 24.11: tests/azcluster/fixtures/sacct) of the jobs not ended
   before TIME (read in TZ, as sacct reads local time); another field list or time format is refused as
   not faked.
+- `squeue -h -t RUNNING -O 'UserName:|,NumNodes:|,tres-alloc:|'` prints the lines a test gave (`running`),
+  as real squeue 24.11 prints them (`alice|1|cpu=2,mem=512M,node=1,billing=2,gres/gpu=2|`).
 Every call is appended to `calls.log`, one line of arguments each, with the user from runuser.
 """
 
@@ -135,6 +137,12 @@ AZC_FAKE_USER="$user" exec "$@"
 """
 
 
+_SQUEUE = r"""#!/usr/bin/env bash
+echo "squeue $*" >>"{data}/calls.log"
+[ "$*" = "-h -t RUNNING -O {squeue}" ] || {{ echo "squeue: $* is not faked" >&2; exit 1; }}
+cat "{data}/squeue"
+"""
+
 _SACCT = r"""#!/usr/bin/env python3
 import datetime, os, sys
 with open("{data}/calls.log", "a") as log:
@@ -164,12 +172,14 @@ class FakeSlurm:
         (self.data / "calls.log").write_text("")
         (self.data / "next-id").write_text("4101")
         (self.data / "sacct").write_text("")
+        (self.data / "squeue").write_text("")
+        from azcluster.ops.slurmstate import SQUEUE_FORMAT
         from azcluster.ops.usage import SACCT_FIELDS
 
         programs = (("sinfo", _SINFO), ("sbatch", _SBATCH), ("runuser", _RUNUSER), ("srun", _SRUN))
-        for name, body in (*programs, ("scontrol", _SCONTROL), ("sacct", _SACCT)):
+        for name, body in (*programs, ("scontrol", _SCONTROL), ("sacct", _SACCT), ("squeue", _SQUEUE)):
             path = self.bin / name
-            path.write_text(body.format(data=self.data, fields=SACCT_FIELDS))
+            path.write_text(body.format(data=self.data, fields=SACCT_FIELDS, squeue=SQUEUE_FORMAT))
             path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
 
     def nodes(self, states: dict[str, str | tuple[str, str, str, str]]) -> None:
@@ -194,6 +204,10 @@ class FakeSlurm:
         target = self.data / "noderoots" / node / path.lstrip("/")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)
+
+    def running(self, text: str) -> None:
+        """Running jobs, as real `squeue -h -t RUNNING -O slurmstate.SQUEUE_FORMAT` prints them."""
+        (self.data / "squeue").write_text(text)
 
     def sacct_lines(self, text: str) -> None:
         """The jobs sacct knows, as real `sacct -P -o usage.SACCT_FIELDS` prints them."""

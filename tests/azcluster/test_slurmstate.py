@@ -172,3 +172,36 @@ def test_the_listing_travels_gzip_base64_and_decodes_exactly():
     assert size == len(encoded) and gzip.decompress(base64.b64decode(chunk)).decode() == text
     with pytest.raises(ValueError):
         slurmstate._chunk("bash: sinfo: command not found\n")
+
+
+def test_status_shows_the_users_with_most_gpus_running_now(arm, slurm, capsys):
+    slurm.nodes({"gpu-i0-000": ("allocated", "gpu0000000", "10.42.0.4", "none")})
+    # real squeue 24.11 lines (tests/components/test_slurm_accounting_real.py reads the same from squeue)
+    slurm.running(
+        "alice|2|cpu=192,mem=3700G,node=2,billing=192,gres/gpu=16|\n"
+        "bob|1|cpu=12,mem=230G,node=1,billing=12,gres/gpu=1|\n"
+        "alice|1|cpu=24,mem=460G,node=1,billing=24,gres/gpu=2|\n"
+        "carol|1|cpu=8,mem=16G,node=1,billing=8|\n"
+        + "".join(f"u{i}|1|cpu=1,node=1,billing=1,gres/gpu=1|\n" for i in range(5))
+    )
+    status = cluster_status(demo.spec(), arm.context(), "demo", diagnose=False)
+    top = status.to_json()["slurm"]["top_users"]
+    assert top[:2] == [
+        {"user": "alice", "jobs": 2, "nodes": 3, "gpus": 18},
+        {"user": "bob", "jobs": 1, "nodes": 1, "gpus": 1},
+    ]
+    assert len(top) == slurmstate.TOP_USERS and all(u["gpus"] == 1 for u in top[2:])  # carol has none
+    print_status(status)
+    out = capsys.readouterr().out
+    assert "slurm: top users now: alice 18 GPUs on 3 nodes (2 jobs), bob 1 GPU on 1 node (1 job)" in out
+    assert [c for c in slurm.calls() if c.startswith("squeue")] == [
+        f"squeue -h -t RUNNING -O {slurmstate.SQUEUE_FORMAT}"
+    ]
+
+
+def test_no_squeue_on_the_login_node_means_no_top_users_and_nothing_else_lost(arm, slurm):
+    slurm.nodes({"gpu-i0-000": ("idle", "gpu0000000", "10.42.0.4", "none")})
+    (slurm.bin / "squeue").unlink()
+    status = cluster_status(demo.spec(), arm.context(), "demo", diagnose=False)
+    assert status.slurm.error is None and status.slurm.top_users == []
+    assert status.to_json()["slurm"]["states"] == {"idle": 1}

@@ -30,7 +30,8 @@ from azcluster.components import bootstrap
 from azcluster.components.bootstrap import slurm
 from azcluster.components.spec import ClusterSpec
 from azcluster.components.team import render_users_file
-from azcluster.ops import usage
+from azcluster.ops import slurmstate, usage
+from azcluster.ops.model import TopUser
 from tests import realroots
 from tests.components import slurmlab
 
@@ -195,6 +196,9 @@ def test_a_job_over_the_gpus_per_user_limit_pends_with_the_qos_reason(lab) -> No
         # a node with 2 GPUs is free, yet alice holds her account's 2 GPUs per user already
         assert lab.run("sinfo", "-h", "-N", "-t", "idle", "-o", "%N").stdout.strip()
         assert wait_state(lab, second, "PENDING")[1] == "QOSMaxGRESPerUser"
+        # `status` reads the top users with squeue in its first Run Command script: real squeue's lines
+        done = lab.login.run(["bash", "-c", "\n".join(slurmstate.script("0badcafe", 0))])
+        assert slurmstate.parse_top_users(done.stdout) == [TopUser("alice", 1, 1, 2)], done.stdout
         job = lab.job(first)
         assert "gres/gpu=2" in job.get("AllocTRES", job.get("TRES", ""))
         assert job["NumCPUs"] == "2"  # DefCpuPerGPU=1: the node's 2 CPUs over its 2 GPUs, per GPU
