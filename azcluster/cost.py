@@ -51,6 +51,8 @@ class PriceLine:
     region: str
     confidence: str
     source: str
+    estimate: bool = False
+    """No public price: the figure is worked out (sizes.yaml's price `estimate`; its source says how)."""
 
     @property
     def total_per_hour(self) -> float:
@@ -322,6 +324,7 @@ class Summary:
                     "region": line.region,
                     "confidence": line.confidence,
                     "source": line.source,
+                    "estimate": line.estimate,
                 }
                 for line in self.prices
             ],
@@ -442,7 +445,15 @@ def _elastic_summary(spec: ClusterSpec, all_on: float) -> ElasticSummary | None:
 def _price_line(role: str, size: Any, count: int) -> PriceLine:
     price = size.price
     return PriceLine(
-        role, size.name, count, price.usd_per_hour, price.date, price.region, price.confidence, price.source
+        role,
+        size.name,
+        count,
+        price.usd_per_hour,
+        price.date,
+        price.region,
+        price.confidence,
+        price.source,
+        price.estimate,
     )
 
 

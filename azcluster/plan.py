@@ -411,7 +411,9 @@ def price_note(summary: Summary) -> str:
     low = sorted({line.size for line in summary.prices if line.confidence == "low"})
     if low:
         note += f"; low-confidence price: {', '.join(low)}"
-    if any(cost.price.estimate for cost in summary.resources):
+    if any(cost.price.estimate for cost in summary.resources) or any(
+        line.estimate for line in summary.prices
+    ):
         note += "; lines marked (estimate): not verified against Azure's price list (prices.yaml says why)"
     if summary.unpriced:
         note += f"; not priced: {', '.join(summary.unpriced)}"
@@ -436,7 +438,7 @@ def cost_table(summary: Summary) -> Any:
     table.add_row(Text("compute (VMs: billed while running)", style="bold"), "", "", "", "")
     for line in summary.prices:
         table.add_row(
-            f"  {line.role}: {line.count} x {line.size}",
+            f"  {line.role}: {line.count} x {line.size}" + (" (estimate)" if line.estimate else ""),
             f"{money(line.usd_per_hour)}/hour each",
             f"{line.total_per_hour:,.2f}",
             "",

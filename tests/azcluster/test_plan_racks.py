@@ -79,8 +79,12 @@ def test_the_shipped_gb300_example_plans_clean_and_shows_its_racks():
     result = run_cli("plan", str(stack), env={"COLUMNS": "240"})
     assert result.exit_code == 0, result.output
     assert "36 x Standard_ND128isr_GB300_v6: 1 IB island of 36; 2 NVL72 racks of 18" in result.stdout
+    # no public GB300 price: the catalogue's figure is marked, in the table and the JSON
+    assert "pool gb: 36 x Standard_ND128isr_GB300_v6 (estimate)" in result.stdout
     document = json.loads(run_cli("plan", str(stack), "--json").stdout)
     assert document["summary"]["gpus"] == 144
+    (gb_price,) = [line for line in document["summary"]["prices"] if line["size"] == GB300]
+    assert gb_price["estimate"] is True and gb_price["confidence"] == "low"
     (vmss,) = of_type(document, VMSS)
     assert vmss["inputs"]["virtualMachineProfile"]["storageProfile"]["imageReference"]["sku"] == "2404-gb"
     assert not [f for f in document["findings"] if f["severity"] == "error"]
