@@ -25,6 +25,22 @@ def zones_text(policy: PoolCapacity) -> str:
     return text + ("\nnow: " + "; ".join(moved) if moved else "")
 
 
+def built_text(policy: PoolCapacity) -> str:
+    """`now: island 0 as stand-in Standard_ND96isr_H200_v5 ($x/h per node)`, or '' when every island is
+    built as the pool's size."""
+    switched = []
+    for index in range(len(policy.islands)):
+        size = policy.island_size(index)
+        if size.stand_in:
+            price = f"${size.usd_per_hour:,.2f}/h per node" if size.usd_per_hour is not None else "no price"
+            zone = policy.placed[index] if index < len(policy.placed) else None
+            where = f" in zone {zone}" if zone else ""
+            switched.append(
+                f"island {index} as stand-in {size.name}{where} ({price}, quota {size.quota_family})"
+            )
+    return "\nnow: " + "; ".join(switched) if switched else ""
+
+
 def size_text(size: SizeChoice) -> str:
     if not size.known:
         return f"{size.name} (unknown size)"
@@ -59,7 +75,7 @@ def policy_table(policies: list[PoolCapacity]) -> Any:
         row = [
             policy.pool,
             zones_text(policy),
-            "\n".join(size_text(size) for size in policy.sizes),
+            "\n".join(size_text(size) for size in policy.sizes) + built_text(policy),
             policy.minimum_text(),
             wait_text(policy.wait_minutes),
         ]

@@ -653,7 +653,9 @@ def grow(
     ends with requested vs obtained. Exit 1 when an island has fewer nodes than its pool's
     `capacity.min_nodes` (default: the whole island); a partial island the pool accepts is exit 0.
     """
-    from . import azure, render
+    import time
+
+    from . import azure, lifecycle, render
     from .durations import parse_duration
     from .ops.cluster import load_spec
     from .ops.grow import grow_cluster
@@ -665,7 +667,20 @@ def grow(
         seconds if seconds is not None else max((p.capacity.wait_minutes * 60 for p in spec.pools), default=0)
     )
     ctx = azure.connect(subscription, auth, cloud, deadline_s=longest + GROW_DEADLINE_MARGIN_S)
-    report = grow_cluster(spec, ctx, name, wait_seconds=seconds, progress=not json)
+    started = time.monotonic()
+    report = grow_cluster(spec, ctx, name, wait_seconds=seconds, progress=not json, movable=True)
+    # An island that got nothing moves whole to the next zone (or stand-in) its pool allows, as in `up`.
+    moved = lifecycle.grow_elsewhere(
+        stack,
+        spec,
+        ctx,
+        report,
+        wait_seconds=max(0.0, longest - (time.monotonic() - started)),
+        progress=not json,
+    )
+    if moved is not None:
+        report = moved.report
+        name, spec = load_spec(stack)  # as the stack file now says where each island is
     if not json:
         print_growth(report)
     refreshed = None
@@ -675,7 +690,8 @@ def grow(
         refreshed = loginhosts.refresh(spec, name, lambda: ctx, progress=not json)
         loginhosts.print_refresh(refreshed, name)
     if json:
-        render.print_json({**report.to_json(), "hostfiles": refreshed.to_json() if refreshed else None})
+        document = moved.to_json() if moved is not None else report.to_json()
+        render.print_json({**document, "hostfiles": refreshed.to_json() if refreshed else None})
     if not report.ok:
         raise typer.Exit(EXIT_REFUSED)
 

@@ -71,6 +71,8 @@ class PoolSummary:
     spot: bool
     rack_vms: int | None = None
     """VMs per NVL72 rack (GB200/GB300: the catalogue's `rack_vms`); None for sizes without racks."""
+    stand_ins: tuple[tuple[str, int], ...] = ()
+    """(size, nodes) of islands built on a stand-in size (`capacity.island_stand_ins`)."""
 
     @property
     def racks(self) -> tuple[int, int] | None:
@@ -343,6 +345,7 @@ class Summary:
                     "infiniband": pool.infiniband,
                     "spot": pool.spot,
                     "racks": pool.racks_json(),
+                    "stand_ins": [{"size": name, "nodes": nodes} for name, nodes in pool.stand_ins],
                 }
                 for pool in self.pools
             ],
@@ -369,11 +372,13 @@ def summarize(spec: ClusterSpec) -> Summary:
             unpriced.append(pool.size)
             continue
         islands = pool.island_sizes() if size.has_infiniband else [pool.nodes]
-        pool_gpus = pool.nodes * size.gpus
+        built = built_sizes(pool, size, islands)
+        pool_gpus = sum(count * each.gpus for each, count in built)
         gpus += pool_gpus
         scale_sets += len(islands)
         if size.has_infiniband:
             ib_islands += sum(1 for nodes in islands if nodes > 0)
+        stand_ins = tuple((each.name, count) for each, count in built if each.name != size.name)
         pools.append(
             PoolSummary(
                 pool.name,
@@ -384,14 +389,16 @@ def summarize(spec: ClusterSpec) -> Summary:
                 size.has_infiniband,
                 pool.spot,
                 size.rack_vms,
+                stand_ins,
             )
         )
-        family = SPOT_QUOTA_FAMILY if pool.spot else size.quota_family
-        quota[family] = quota.get(family, 0) + pool.nodes * size.vcpus
-        if pool.nodes:
-            prices.append(
-                _price_line(f"pool {pool.name}" + (" (spot)" if pool.spot else ""), size, pool.nodes)
-            )
+        for each, count in built:
+            family = SPOT_QUOTA_FAMILY if pool.spot else each.quota_family
+            quota[family] = quota.get(family, 0) + count * each.vcpus
+            if count:
+                role = f"pool {pool.name}" + (" (spot)" if pool.spot else "")
+                role += " (stand-in)" if each.name != size.name else ""
+                prices.append(_price_line(role, each, count))
     if spec.login.enabled:
         login = catalog.general_sizes().get(spec.login.size) or catalog.find_size(spec.login.size)
         if login is None:
@@ -420,6 +427,19 @@ def summarize(spec: ClusterSpec) -> Summary:
         zone=placement.zone,
         zone_note=placement.reason,
     )
+
+
+def built_sizes(pool: Any, size: catalog.GpuSize, islands: list[int]) -> list[tuple[catalog.GpuSize, int]]:
+    """Nodes per size the pool's islands are built as: its own size, then each stand-in an island was
+    switched to (`capacity.island_stand_ins`, components/capacity.py), each priced and counted against its
+    own quota family. A stand-in the catalogue does not know counts as the pool's size (AZC160 reports it)."""
+    from azcluster.components.capacity import island_size
+
+    counts: dict[str, list[Any]] = {size.name: [size, 0]}
+    for index, nodes in enumerate(islands):
+        each = island_size(pool, index) or size
+        counts.setdefault(each.name, [each, 0])[1] += nodes
+    return [(each, count) for each, count in counts.values()]
 
 
 def _elastic_summary(spec: ClusterSpec, all_on: float) -> ElasticSummary | None:

@@ -427,7 +427,8 @@ def _default_capacity(
         connection.subscription, connection.auth, connection.cloud, deadline_s=wait + CAPACITY_MARGIN_S
     )
     say = _console().print
-    return capacity_up.settle(spec, ctx, target.name, wait_seconds=wait, move=move, say=say)
+    ready = capacity_up.azure_readiness(spec, ctx)
+    return capacity_up.settle(spec, ctx, target.name, wait_seconds=wait, move=move, say=say, ready=ready)
 
 
 CAPACITY_MARGIN_S = 3600.0
@@ -449,26 +450,12 @@ def _settle_capacity(
 ) -> ClusterSpec:
     """The capacity step: islands keep what Azure placed, move zone when empty, wait if asked; a stack
     whose islands end below their pools' minimum fails `up` (exit 1) with the document."""
-    from . import placement_file, render, stackfile
+    from . import render
 
     if not spec.pools:
         return spec
 
-    def move(moves: list[Any]) -> ClusterSpec:
-        for item in moves:
-            placement_file.record_island_zone(Path(target.loaded.path), item.pool, item.island, item.to_zone)
-        target.loaded = stackfile.load_stack(str(target.loaded.path))
-        moved = validated(target, quiet=True)
-        try:
-            with _live(f"up {target.name} (moving islands)") as view:
-                target.engine.up(target.ref, view, refresh=False)
-        except UpdateFailed as err:
-            from .capacity_up import capacity_only
-
-            if not capacity_only(err):
-                raise
-        return moved
-
+    move = island_mover(target)
     if short is not None:
         _console().print(
             render.markup(
@@ -509,6 +496,71 @@ def _settle_capacity(
             {**document, "ok": False},
         )
     return spec
+
+
+def island_mover(target: Target) -> Callable[[list[Any]], ClusterSpec]:
+    """Rebuild islands whole elsewhere: record each move (zone, size) in the stack file, validate it, and
+    run Pulumi, which replaces only the moved islands' scale sets (they are empty); a capacity failure of
+    that run is the next round's to read (capacity_up.settle). Returns the spec as the file now says."""
+    from . import placement_file, stackfile
+
+    def move(moves: list[Any]) -> ClusterSpec:
+        for item in moves:
+            placement_file.record_island_placement(
+                Path(target.loaded.path), item.pool, item.island, zone=item.to_zone, size=item.to_size
+            )
+        target.loaded = stackfile.load_stack(str(target.loaded.path))
+        moved = validated(target, quiet=True)
+        try:
+            with _live(f"up {target.name} (moving islands)") as view:
+                target.engine.up(target.ref, view, refresh=False)
+        except UpdateFailed as err:
+            from .capacity_up import capacity_only
+
+            if not capacity_only(err):
+                raise
+        return moved
+
+    return move
+
+
+def grow_elsewhere(
+    stack: str,
+    spec: ClusterSpec,
+    ctx: Any,
+    report: Any,
+    *,
+    wait_seconds: float,
+    progress: bool = True,
+    options: EngineOptions | None = None,
+) -> Any:
+    """`grow`'s zone and size fallback: when an island got nothing and its pool's policy lists another
+    zone (or a stand-in size Azure says it can use), build it whole there as `up` does (capacity_up.settle
+    with the engine: the stack file records the move, Pulumi replaces the empty scale set), then keep
+    trying until `wait_seconds` pass. None when no island can move (grow's report stands as it is)."""
+    from . import capacity_up
+
+    ready = capacity_up.azure_readiness(spec, ctx)
+    if not capacity_up.next_zones(spec, report, {}, ready, []):
+        return None
+    target = open_target(stack, options or EngineOptions())
+    say = _console().print
+    return capacity_up.settle(
+        spec,
+        ctx,
+        target.name,
+        wait_seconds=wait_seconds,
+        move=island_mover(target),
+        say=say,
+        progress=progress,
+        ready=ready,
+        initial=report,
+        clock=grow_clock,
+    )
+
+
+grow_clock: Any = None
+"""The clock `grow_elsewhere` waits with (None: real time; tests pass one that does not sleep)."""
 
 
 class _ShortUpdate(UpdateFailed):

@@ -377,7 +377,8 @@ def summary_table(result: PlanResult) -> Any:
             whole, partial = pool.racks
             shape += f"; {whole} NVL72 rack{'s' if whole != 1 else ''} of {pool.rack_vms}"
             shape += f" + {partial} VM(s) of a partial rack" if partial else ""
-        table.add_row(f"  pool {pool.name}", f"{pool.nodes} x {pool.size}: {shape}{spot}")
+        stand_in = "".join(f"; {nodes} on stand-in {name}" for name, nodes in pool.stand_ins)
+        table.add_row(f"  pool {pool.name}", f"{pool.nodes} x {pool.size}: {shape}{spot}{stand_in}")
     table.add_row(
         "cost per hour",
         f"${summary.cost_per_hour_usd:,.2f} (compute ${summary.compute_usd_per_hour:,.2f} + other resources "

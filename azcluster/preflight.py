@@ -214,12 +214,43 @@ def run_preflight(spec: ClusterSpec, ctx: AzureContext, stack: str) -> Preflight
         usages = [rest(usage) for usage in client.usage.list(location)]
     with azure_errors(ctx, f"looking for this cluster's scale sets in {spec.resource_group_name}"):
         existing = existing_vcpus(client, spec, skus)
+    held: dict[str, Any] = {}
+    for pool in spec.pools:
+        if pool.reservation_group_id:
+            with azure_errors(ctx, f"reading capacity reservation group {pool.reservation_group_id}"):
+                held[pool.name] = read_reservations(client, pool.reservation_group_id)
 
     def all_skus() -> list[dict[str, Any]]:
         with azure_errors(ctx, "listing the VM sizes offered in every region"):
             return [rest(sku) for sku in client.resource_skus.list()]
 
-    return evaluate(spec, stack, skus, usages, existing, all_skus, subscription=ctx.subscription_id)
+    return evaluate(
+        spec, stack, skus, usages, existing, all_skus, subscription=ctx.subscription_id, reservations=held
+    )
+
+
+def read_reservations(client: Any, group_id: str) -> list[dict[str, Any]] | str:
+    """The reservations of an existing capacity reservation group (CapacityReservations_ListByCapacity-
+    ReservationGroup: each with `sku` {name, capacity} and `zones`), or why they cannot be read."""
+    from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+
+    from .azure import rest
+
+    parts = group_id.strip("/").split("/")
+    lowered = [part.lower() for part in parts]
+    try:
+        rg = parts[lowered.index("resourcegroups") + 1]
+        name = parts[lowered.index("capacityreservationgroups") + 1]
+    except (ValueError, IndexError):
+        return "not a capacity reservation group id (AZC016 says what it should look like)"
+    try:
+        return [
+            rest(item) for item in client.capacity_reservations.list_by_capacity_reservation_group(rg, name)
+        ]
+    except ResourceNotFoundError:
+        return f"Azure has no capacity reservation group {name} in resource group {rg} for this subscription"
+    except HttpResponseError as err:
+        return f"Azure refused to list it ({getattr(err, 'status_code', '?')}: {err.reason or err.message})"
 
 
 def existing_vcpus(client: Any, spec: ClusterSpec, skus: list[dict[str, Any]]) -> dict[str, int]:
@@ -339,8 +370,12 @@ def evaluate(
     all_skus: Callable[[], list[dict[str, Any]]] | None = None,
     *,
     subscription: str = "",
+    reservations: dict[str, Any] | None = None,
 ) -> PreflightResult:
-    """Turn Azure's SKU list and usage list into per-pool checks, quota lines, blockers, alternatives."""
+    """Turn Azure's SKU list and usage list into per-pool checks, quota lines, blockers, alternatives.
+
+    `reservations`: per pool with an existing capacity reservation group, its reservations as Azure lists
+    them (or why they could not be read): see `reservation_check`."""
     location, zone = spec.location, cluster_zone(spec).zone  # the zone the components use
     reports: list[PoolReport] = []
     needs: list[_Need] = []
@@ -353,8 +388,12 @@ def evaluate(
     if spec.login.enabled:
         targets.append(("login", "login", spec.login.size, 1, False))
 
+    pools = {pool.name: pool for pool in spec.pools}
     for name, role, size, nodes, spot in targets:
         report, need = _check_size(spec, name, role, size, nodes, spot, skus)
+        pool = pools.get(name) if role == "compute" else None
+        if pool is not None and pool.uses_reservation:
+            need = reservation_check(spec, pool, report, need, (reservations or {}).get(name))
         reports.append(report)
         if need:
             needs.append(need)
@@ -501,6 +540,116 @@ def _check_size(
         return report, None
     need = _Need(name, family, nodes * vcpus, spot) if nodes > 0 else None
     return report, need
+
+
+RESERVATION_CREATE_SOURCE = "learn.microsoft.com/azure/virtual-machines/capacity-reservation-create"
+RESERVATION_OVERALLOCATE_SOURCE = (
+    "learn.microsoft.com/azure/virtual-machines/capacity-reservation-overallocate"
+)
+
+
+def reservation_check(
+    spec: ClusterSpec,
+    pool: Any,
+    report: PoolReport,
+    need: _Need | None,
+    held: list[dict[str, Any]] | str | None,
+) -> _Need | None:
+    """The pool's capacity reservation against its nodes and its quota family.
+
+    Azure's rules (capacity-reservation-create): a reservation needs vCPU quota for every VM it reserves,
+    in the size's family and the region's total, and is created whole or not at all; VMs a scale set then
+    allocates from it need no more quota. A group holds at most one reservation per size (and zone), and a
+    zonal VM uses the reservation of its own zone. VMs beyond the reserved count are still allocated
+    (overallocation) but without the reservation's capacity guarantee, and need quota of their own
+    (capacity-reservation-overallocate).
+
+    - `create: true`: azcluster reserves the pool's nodes: the family's quota must have room for all of
+      them (the quota line counts them), and Azure must place them all at once.
+    - an existing group: the reserved count of the pool's size, in the zone its scale set is built in,
+      against the pool's nodes; only nodes beyond it count against the family's free quota.
+    """
+    from azcluster.components.capacity import island_zone
+
+    built = island_zone(pool, 0, cluster_zone(spec).zone)
+    where = f" in zone {built}" if built else " (regional)"
+    per_node = report.vcpus_per_node or 0
+    family = report.quota_family or "the size's family"
+    if pool.reservation_group_id is None:
+        report.checks.append(
+            Check(
+                "capacity reservation",
+                True,
+                f"azcluster creates a reservation of {pool.nodes} x {pool.size}{where}: it takes "
+                f"{pool.nodes * per_node:,} vCPUs of {family} quota (in the quota lines) and Azure reserves "
+                f"all {pool.nodes} or none ({RESERVATION_CREATE_SOURCE})",
+                blocking=False,
+            )
+        )
+        return need
+    group = pool.reservation_group_id.rstrip("/").rsplit("/", 1)[-1]
+    path = f"pools[{spec.pools.index(pool)}].{pool.reservation_path()}"
+    if held is None or isinstance(held, str):
+        report.checks.append(
+            Check(
+                "capacity reservation",
+                False,
+                f"capacity reservation group {group} ({path}): {held or 'not read'}",
+            )
+        )
+        return need
+    matching = [
+        item
+        for item in held
+        if str((item.get("sku") or {}).get("name", "")).lower() == pool.size.lower()
+        and (built is None and not item.get("zones") or built in [str(z) for z in item.get("zones") or []])
+    ]
+    reserved = sum(int((item.get("sku") or {}).get("capacity") or 0) for item in matching)
+    sizes = sorted(
+        {
+            f"{(i.get('sku') or {}).get('name')} x {(i.get('sku') or {}).get('capacity')}"
+            + (f" zone {','.join(i.get('zones') or [])}" if i.get("zones") else "")
+            for i in held
+        }
+    )
+    holds = f"it holds {', '.join(sizes)}" if sizes else "it holds no reservation"
+    if not matching:
+        report.checks.append(
+            Check(
+                "capacity reservation",
+                False,
+                f"capacity reservation group {group} ({path}) reserves no {pool.size}{where}; {holds}",
+                needed=pool.nodes,
+                limit=0,
+            )
+        )
+        return need
+    covered = min(reserved, pool.nodes)
+    if reserved >= pool.nodes:
+        detail = (
+            f"group {group} reserves {reserved} x {pool.size}{where} for the pool's {pool.nodes} nodes; they "
+            f"need no more {family} quota ({RESERVATION_CREATE_SOURCE})"
+        )
+        report.checks.append(Check("capacity reservation", True, detail, needed=pool.nodes, limit=reserved))
+    else:
+        name = str(matching[0].get("name") or "<reservation>")
+        parts = pool.reservation_group_id.strip("/").split("/")
+        rg = parts[3] if len(parts) > 3 else "<resource group>"
+        short = (pool.nodes - reserved) * per_node
+        detail = (
+            f"group {group} reserves {reserved} x {pool.size}{where}, the pool has {pool.nodes} nodes: "
+            f"{pool.nodes - reserved} are allocated beyond the reservation without its capacity guarantee "
+            f"and need {short:,} vCPUs of {family} quota ({RESERVATION_OVERALLOCATE_SOURCE}); to reserve "
+            f"them all: `Update-AzCapacityReservation -ResourceGroupName {rg} -ReservationGroupName {group} "
+            f"-Name {name} -CapacityToReserve {pool.nodes}` (Azure PowerShell), which needs {short:,} more "
+            f"free {family} vCPUs"
+        )
+        report.checks.append(
+            Check("capacity reservation", False, detail, needed=pool.nodes, limit=reserved, blocking=False)
+        )
+    if need is not None and per_node:
+        need = _Need(need.pool, need.family, max(0, need.vcpus - covered * per_node), need.spot)
+    return need
 
 
 def _capability_checks(

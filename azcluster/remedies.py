@@ -53,8 +53,8 @@ class Remedy:
 _CAPACITY = (
     "re-run `azcluster up STACK` later (it resumes from what exists), move the pool to another zone "
     "(`zone:`) or region, or allocate from a capacity reservation "
-    "(`pools[].capacity_reservation_group_id`); for an existing pinned scale set, deallocate all its VMs "
-    "and start them together (`azcluster stop/start STACK`)"
+    "(`pools[].capacity.reservation`, for sizes Azure reserves); for an existing pinned scale set, "
+    "deallocate all its VMs and start them together (`azcluster stop/start STACK`)"
 )
 _QUOTA = (
     "the subscription's vCPU quota for this VM family (or the region's total) is too low: "

@@ -10,6 +10,11 @@ it into the concrete choices `plan` shows and `up`/`grow` try in order:
   region without zones or a regional deployment; then there is nothing to move to.
 - Sizes, in order: the pool's size first, then the stand-ins the policy allows. Each carries its own quota
   family and price from the catalogue, so a stand-in is priced and its quota checked before it is used.
+  An island `up`/`grow` switched to a stand-in is recorded in `capacity.island_stand_ins`; from then on
+  that island is that size everywhere (`island_size_name`): its scale set's sku and image, its nodes'
+  preparation (GPU and InfiniBand counts), its Slurm node records and gres.conf, its price and quota.
+  A stand-in is tried only once every allowed zone said no to the pool's own size, and placed whole in
+  one zone like any island.
 - The smallest island worth keeping (`CapacityPolicy.smallest_island`): an island Azure places in part is
   kept when at least that many nodes came up, the failed instances are removed, and a later `up` or
   `grow` asks for the gap.
@@ -82,6 +87,15 @@ class PoolCapacity:
     """The zone each island is built in now: its entry in `capacity.island_zones`, else the first."""
     reservation: dict[str, Any] | None = None
     """The capacity reservation the pool allocates from (`reservation_json`), or None."""
+    built_sizes: tuple[str, ...] = ()
+    """The size each island is built as now: its entry in `capacity.island_stand_ins`, else the pool's."""
+
+    def island_size(self, index: int) -> SizeChoice:
+        """The size choice island `index` is built as (the pool's own when nothing is recorded)."""
+        name = self.built_sizes[index] if index < len(self.built_sizes) else self.sizes[0].name
+        return next(
+            (s for s in self.sizes if s.name.lower() == name.lower()), size_choice(name, stand_in=True)
+        )
 
     def reservation_text(self) -> str:
         """One line for `plan`: none, the user's group, or what azcluster reserves."""
@@ -120,6 +134,9 @@ class PoolCapacity:
                     "smallest": low,
                     "zone": self.placed[index] if index < len(self.placed) else None,
                     "cross_zone": self.cross_zone(self.placed[index] if index < len(self.placed) else None),
+                    "size": self.island_size(index).name,
+                    "stand_in": self.island_size(index).stand_in,
+                    "usd_per_node_hour": self.island_size(index).usd_per_hour,
                 }
                 for index, (asked, low) in enumerate(zip(self.islands, self.smallest, strict=True))
             ],
@@ -134,6 +151,18 @@ def island_zone(pool: PoolSpec, index: int, cluster_zone: str | None) -> str | N
     first zone the policy lists, else the cluster's zone. GpuPool and `plan` both ask here."""
     policy = pool.capacity
     return policy.island_zones.get(str(index)) or (policy.zones[0] if policy.zones else cluster_zone)
+
+
+def island_size_name(pool: PoolSpec, index: int) -> str:
+    """The VM size island `index` is built as: the stand-in azcluster switched it to
+    (`capacity.island_stand_ins`), else the pool's `size`. GpuPool, the node bootstrap, Slurm's node
+    records, `plan`'s prices and preflight's quota all ask here, so they agree on every island."""
+    return pool.capacity.island_stand_ins.get(str(index)) or pool.size
+
+
+def island_size(pool: PoolSpec, index: int) -> catalog.GpuSize | None:
+    """The catalogue's entry for `island_size_name` (None for a size it does not know)."""
+    return catalog.find_size(island_size_name(pool, index))
 
 
 def size_choice(name: str, *, stand_in: bool) -> SizeChoice:
@@ -180,6 +209,7 @@ def pool_capacity(spec: ClusterSpec, pool: PoolSpec) -> PoolCapacity:
         wait_minutes=policy.wait_minutes,
         placed=tuple(island_zone(pool, index, home_zone) for index in range(len(islands))),
         reservation=reservation_json(pool, island_zone(pool, 0, home_zone)),
+        built_sizes=tuple(island_size_name(pool, index) for index in range(len(islands))),
     )
 
 

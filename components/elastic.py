@@ -27,6 +27,7 @@ import json
 from dataclasses import asdict, dataclass
 
 from . import catalog
+from .capacity import island_size
 from .spec import ClusterSpec, PoolSpec
 from .topology import computer_name_prefix, island_key, island_slots
 
@@ -108,6 +109,7 @@ def plan_islands(spec: ClusterSpec) -> list[ElasticIsland]:
         size = catalog.find_size(pool.size)
         for index, nodes in enumerate(pool_islands(pool, size)):
             suffix = f"-ib{index}" if size is None or size.has_infiniband else ""
+            built = island_size(pool, index) or size  # a stand-in island's GPUs and price are its own
             islands.append(
                 ElasticIsland(
                     key=island_key(pool.name, index),
@@ -116,8 +118,8 @@ def plan_islands(spec: ClusterSpec) -> list[ElasticIsland]:
                     scale_set=f"{spec.name}-{pool.name}{suffix}",
                     nodes=nodes,
                     host_prefix=computer_name_prefix(spec.name, pool.name, index),
-                    gpus_per_node=size.gpus if size else 0,
-                    usd_per_node_hour=size.price.usd_per_hour if size and size.price else None,
+                    gpus_per_node=built.gpus if built else 0,
+                    usd_per_node_hour=built.price.usd_per_hour if built and built.price else None,
                     keep_warm=index < warm,
                     spot=pool.spot,
                 )

@@ -40,6 +40,12 @@ of them, and there is no InterconnectBlock resource. A group nothing can join wo
 pay attention to, so none is created; rule AZC131 and README "GB200/GB300 racks" say what a user does by
 hand. Which rack a VM landed in is read from its GPUs at boot (bootstrap/gb_boot.py).
 
+An island azcluster switched to a stand-in size (`capacity.island_stand_ins`, components/capacity.py) is
+built as that size: its `sku.name`, its default image and disk controller are the stand-in's, and its
+custom data prepares the stand-in's GPUs and InfiniBand ports; it allocates without the pool's capacity
+reservation (which holds the pool's own size). A change of zone or size replaces the island's scale set,
+deleting it first (`replaceOnChanges` zones and sku.name): azcluster only moves an island it emptied.
+
 Property names follow pulumi-azure-native 3.x (`compute.VirtualMachineScaleSet`, API 2024-11-01).
 """
 
@@ -55,7 +61,7 @@ import pulumi
 from pulumi_azure_native import compute
 
 from . import bootstrap, catalog
-from .capacity import island_zone
+from .capacity import island_size_name, island_zone
 from .images import image_reference, purchase_plan
 from .placement import cluster_zone, region_has_zones, zones_for
 from .spec import ClusterSpec, PoolSpec
@@ -83,6 +89,9 @@ OS_DISK_STORAGE = "Premium_LRS"
 CAPACITY_PROPERTY = "sku.capacity"
 """The input Pulumi ignores after creation: the island's node count, which azcluster owns from then on
 (property path as Pulumi's `ignoreChanges` takes it: the input's camelCase name, dotted)."""
+
+REPLACE_ON_CHANGES = ("zones", "sku.name")
+"""What moves an island: another zone or another size is a new scale set (deleted first, same name)."""
 
 CustomData = Callable[[int], pulumi.Input[str]] | Sequence[pulumi.Input[str]] | None
 """Per-island custom data (base64): a function of the island index, or one value per island, or none."""
@@ -348,11 +357,13 @@ class GpuPool(pulumi.ComponentResource):
         self.islands = islands
         # The count is azcluster's once the island exists (module docstring; ops/grow.py). A scale set's
         # zones cannot change in place, and its Azure name stays the island's: moving an island to
-        # another zone (capacity.island_zones) deletes it, then creates it there.
+        # another zone (capacity.island_zones) deletes it, then creates it there. The same for its size
+        # (capacity.island_stand_ins): resizing a Uniform set in place changes the model only, and with
+        # manual upgrades its running nodes would keep the old size while Slurm declares the new one.
         child = pulumi.ResourceOptions(
             parent=self,
             ignore_changes=[CAPACITY_PROPERTY],
-            replace_on_changes=["zones"],
+            replace_on_changes=list(REPLACE_ON_CHANGES),
             delete_before_replace=True,
         )
         self.reservation_group: compute.CapacityReservationGroup | None = None
@@ -362,17 +373,37 @@ class GpuPool(pulumi.ComponentResource):
             self.reservation_group, self.reservation = _create_reservation(name, args, size, islands, self)
             group_id = self.reservation_group.id
             child = pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[self.reservation]))
-        self.scale_sets = [
-            compute.VirtualMachineScaleSet(
-                f"{name}-ib{island.index}" if size.has_infiniband else f"{name}-vmss",
-                opts=child,
-                **_scale_set_args(args, size, island, group_id),
+        self.scale_sets = []
+        for island in islands:
+            built = built_size(args, size, island.index)
+            # A reservation holds the pool's own size: an island on a stand-in allocates without it.
+            held = group_id if built.name == size.name else None
+            self.scale_sets.append(
+                compute.VirtualMachineScaleSet(
+                    f"{name}-ib{island.index}" if size.has_infiniband else f"{name}-vmss",
+                    opts=child,
+                    **_scale_set_args(args, built, island, held),
+                )
             )
-            for island in islands
-        ]
         self.scale_set_names = [vmss.name for vmss in self.scale_sets]
         self.scale_set_ids = [vmss.id for vmss in self.scale_sets]
         self.register_outputs({"scale_set_names": self.scale_set_names, "scale_set_ids": self.scale_set_ids})
+
+
+def built_size(args: GpuPoolArgs, size: catalog.GpuSize, index: int) -> catalog.GpuSize:
+    """The size island `index` is built as: a stand-in recorded in `capacity.island_stand_ins` (its own
+    sku, default image and disk controller), else the pool's. Rules AZC100-102 and AZC160 make sure a
+    stand-in is a known InfiniBand size of the pool's GPU vendor and architecture, listed by the policy."""
+    name = island_size_name(args.pool, index)
+    if name.lower() == size.name.lower():
+        return size
+    stand_in = catalog.find_size(name)
+    if stand_in is None:
+        raise ValueError(
+            f"pool {args.pool.name!r} island {index}: stand-in size {name!r} is not in azcluster's "
+            "catalogue (`azcluster skus`); remove it from capacity.island_stand_ins"
+        )
+    return stand_in
 
 
 def reservation_zones(args: GpuPoolArgs, islands: Sequence[Island]) -> tuple[list[str], list[str]]:

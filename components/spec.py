@@ -274,6 +274,14 @@ class CapacityPolicy(_Strict):
         "nodes are recreated there).",
     )
 
+    island_stand_ins: dict[str, str] = Field(
+        default_factory=dict,
+        description="Islands azcluster built on a stand-in size, by island index ('0', '1', ...): written "
+        "by `up` and `grow` when no zone had the pool's `size` and a size in `stand_in_sizes` had room and "
+        "quota. The island's scale set, node preparation and Slurm node records follow that size. Delete "
+        "an entry to build the island as `size` again on the next `up` (its nodes are recreated).",
+    )
+
     @field_validator("island_zones")
     @classmethod
     def _zone_names(cls, zones: dict[str, str]) -> dict[str, str]:
@@ -283,6 +291,14 @@ class CapacityPolicy(_Strict):
             if zone not in ("1", "2", "3"):
                 raise ValueError(f"zone {zone!r} of island {island} is not '1', '2' or '3'")
         return zones
+
+    @field_validator("island_stand_ins")
+    @classmethod
+    def _island_indexes(cls, sizes: dict[str, str]) -> dict[str, str]:
+        for island in sizes:
+            if not island.isdigit():
+                raise ValueError(f"island {island!r} is not an island index such as '0'")
+        return sizes
 
     @field_validator("zones", "stand_in_sizes")
     @classmethod
@@ -328,8 +344,8 @@ class PoolSpec(_Strict):
     spot: bool = Field(False, description="Use Spot VMs (cheaper, can be evicted at any time).")
     capacity_reservation_group_id: str | None = Field(
         None,
-        description="Resource id of a capacity reservation group to allocate from (the same as "
-        "`capacity.reservation.group_id`; give one of the two).",
+        description="Deprecated: give `capacity.reservation.group_id` instead (AZC161). Still read as "
+        "that: the resource id of an existing capacity reservation group to allocate from.",
     )
     island_max_nodes: int = Field(
         DEFAULT_ISLAND_MAX_NODES,

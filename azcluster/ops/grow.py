@@ -28,7 +28,9 @@ What grow does to each island, in parallel:
 
 Interrupting (Ctrl-C) is safe at any point: each step is one Azure operation on one island, and every
 state between two steps is one grow already handles (failed instances are deleted by the next run).
-An island never moves zone or size here: that is a new scale set, built by `up` (components/capacity.py).
+An island never moves zone or size here: that is a new scale set, built by Pulumi. `azcluster grow`
+hands an island that got nothing, where its policy lists another zone or a stand-in size, to
+capacity_up.settle (`movable`), which records the move in the stack file and runs Pulumi, as `up` does.
 """
 
 from __future__ import annotations
@@ -195,10 +197,14 @@ def grow_cluster(
     wait_seconds: float | None = None,
     progress: bool = True,
     clock: Clock | None = None,
+    movable: bool = False,
 ) -> GrowReport:
     """Bring every island of `spec` to its requested count as far as Azure allows (see module docstring).
 
     `wait_seconds` None: each pool's `capacity.wait_minutes`; a number overrides every pool's.
+    `movable`: an island that got nothing while its policy lists another zone or a stand-in size stops
+    waiting at once, so the caller can build it whole elsewhere (capacity_up.settle) instead of waiting
+    on a zone that said no.
     """
     from ..azure import azure_errors, compute_client
 
@@ -219,7 +225,7 @@ def grow_cluster(
     def one(found: ScaleSet, update: Callable[[str], None]) -> IslandGrowth:
         policy = policies[found.pool]
         wait = wait_seconds if wait_seconds is not None else policy.wait_minutes * 60.0
-        return _grow_island(client, ctx, spec, found, policy, started + wait, clock, update)
+        return _grow_island(client, ctx, spec, found, policy, started + wait, clock, update, movable)
 
     with azure_errors(ctx, f"growing the islands of {spec.name}"):
         results = _with_progress(known, one, progress)
@@ -331,6 +337,7 @@ def _grow_island(
     deadline: float,
     clock: Clock,
     update: Callable[[str], None],
+    movable: bool = False,
 ) -> IslandGrowth:
     body = found.body
     zones = [str(z) for z in body.get("zones") or []]
@@ -353,6 +360,9 @@ def _grow_island(
         _ask(client, ctx, spec, growth, update)
         placed = _settle(client, ctx, spec, growth, update)
         if len(placed) >= requested or clock.now() + delay > deadline:
+            break
+        if movable and not placed and not had and (len(policy.zones) > 1 or len(policy.sizes) > 1):
+            update(f"nothing placed ({growth.code or 'no answer'}); trying elsewhere")
             break
         growth.next_try_at = clock.now() + delay
         said = growth.code or "no answer"

@@ -150,6 +150,12 @@ class Island:
     zones: list[str]
     nodes: list[Node] = field(default_factory=list)
     automatic_repairs: str | None = None
+    stand_in_for: str | None = None
+    """The pool's own size when this island is built on a stand-in (`capacity.island_stand_ins`)."""
+
+    def usd_per_node_hour(self) -> float | None:
+        size = catalog.find_size(self.size)
+        return None if size is None else size.price.usd_per_hour
 
     @property
     def power_states(self) -> dict[str, int]:
@@ -173,6 +179,8 @@ class Island:
             "island": self.island,
             "scale_set": self.scale_set,
             "size": self.size,
+            "stand_in_for": self.stand_in_for,
+            "usd_per_node_hour": self.usd_per_node_hour(),
             "capacity": self.capacity,
             "provisioning_state": self.provisioning_state,
             "spot": self.spot,

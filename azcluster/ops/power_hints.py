@@ -56,7 +56,8 @@ def _capacity(f: _IslandFailure) -> str:
         f"Azure has no capacity for {f.size} in {f.where} right now. Island {f.island} is one placement "
         f"group and is allocated as a whole: retry later with `azcluster start {f.stack}` (islands already "
         "running are left as they are), or allocate from a capacity reservation "
-        "(pools[].capacity_reservation_group_id), or move the pool to another zone or region "
+        "(pools[].capacity.reservation, for sizes Azure reserves), or move the pool to another zone or "
+        "region "
         f"(`azcluster preflight {f.stack}` lists where {f.size} is offered)"
     )
 

@@ -52,6 +52,11 @@ def cluster_status(
             return island
 
     islands = parallel(read, sets)
+    own = {pool.name: pool.size for pool in spec.pools}
+    for island in islands:  # an island built on a stand-in size says so, with its own price
+        pool_size = own.get(island.pool)
+        if pool_size and island.size and island.size.lower() != pool_size.lower():
+            island.stand_in_for = pool_size
     with azure_errors(ctx, f"looking for the login node of {spec.name}"):
         login = find_login(client, ctx, spec) if spec.login.enabled else None
     status = ClusterStatus(stack, spec.name, spec.resource_group_name, spec.location, islands, login)

@@ -24,8 +24,14 @@ def print_status(status: ClusterStatus) -> None:
         zone = f", zone {'/'.join(island.zones)}" if island.zones else ""
         if status.cross_zone(island):
             zone += f", storage in zone {status.storage_zone}: read across zones"
+        size = island.size
+        if island.stand_in_for:
+            price = island.usd_per_node_hour()
+            size += f" standing in for {island.stand_in_for}" + (
+                f", ${price:,.2f}/h per node" if price is not None else ""
+            )
         title = (
-            f"pool {island.pool} island {island.island}: {island.scale_set} ({island.size}, "
+            f"pool {island.pool} island {island.island}: {island.scale_set} ({size}, "
             f"capacity {island.capacity}{zone}, {island.provisioning_state or 'unknown'})"
         )
         table = Table(title=title)

@@ -12,16 +12,19 @@ What goes in, piece by piece (`PoolBoot.pieces`), within Azure's 64 KB of custom
 - users (a shared home): the team's users applier and its timer, never the list: bootstrap/users_boot.py.
 
 cloud-init runs it once per instance; the units make reboots, deallocation and re-images converge to the
-same state. A pool's islands differ only in their number: `PoolBoot` gathers everything else once.
+same state. A pool's islands differ only in their number, and an island built on a stand-in size
+(`capacity.island_stand_ins`) in that size's facts (GPUs, InfiniBand, NVMe, health checks): `PoolBoot`
+gathers everything else once.
 
 Pure: no pulumi, no Azure SDK.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from ..capacity import island_size_name
 from ..catalog import GpuSize, find_size
 from ..elastic import scheduler
 from ..spec import ClusterSpec, PoolSpec
@@ -76,6 +79,9 @@ class PoolBoot:
     slurm: SlurmBoot | None
     slots: tuple[IslandSlots, ...]
     slurm_env: dict[str, Any]
+    stand_ins: dict[int, tuple[GpuSize, Piece, Piece]] = field(default_factory=dict)
+    """Islands built on a stand-in size (capacity.island_stand_ins): that size, its health and mounts
+    pieces (the health checks count its GPUs, the cache sits on its NVMe disks)."""
 
     @classmethod
     def gather(
@@ -87,22 +93,46 @@ class PoolBoot:
     ) -> PoolBoot:
         pool_spec = find_pool(spec, pool)
         size = pool_size(pool_spec)
-        cache_root = f"{NVME_MOUNT}/blobfuse2-cache" if size.nvme_disks else "/mnt/blobfuse2-cache"
-        client = None
-        if storage.lustre_mgs_host:
-            # Installed only if the image lacks mount.lustre: the build for the node's OS and architecture.
-            client = lustre_client_package(pool_spec.image or size.default_image, size.architecture)
+
+        def size_pieces(built: GpuSize) -> tuple[Piece, Piece]:
+            cache_root = f"{NVME_MOUNT}/blobfuse2-cache" if built.nvme_disks else "/mnt/blobfuse2-cache"
+            client = None
+            if storage.lustre_mgs_host:
+                # Installed only if the image lacks mount.lustre: the build for the node's OS and
+                # architecture.
+                client = lustre_client_package(pool_spec.image or built.default_image, built.architecture)
+            return health_piece(built.name, idle_watched(spec)), mounts_piece(
+                spec, storage, cache_root, client
+            )
+
+        health, mounts = size_pieces(size)
+        stand_ins: dict[int, tuple[GpuSize, Piece, Piece]] = {}
+        for island in range(len(pool_spec.island_sizes())):
+            name = island_size_name(pool_spec, island)
+            if name.lower() != size.name.lower():
+                built = find_size(name)
+                if built is None:
+                    raise ValueError(
+                        f"pool {pool_spec.name!r} island {island}: stand-in size {name!r} is not in "
+                        "azcluster's catalogue, so its node preparation is unknown (see `azcluster skus`)"
+                    )
+                stand_ins[island] = (built, *size_pieces(built))
         return cls(
             spec=spec,
             pool=pool_spec,
             size=size,
             islands=len(pool_spec.island_sizes()),
-            health=health_piece(size.name, idle_watched(spec)),
-            mounts=mounts_piece(spec, storage, cache_root, client),
+            health=health,
+            mounts=mounts,
             slurm=slurm,
             slots=tuple(island_slots(pool_spec, size, spec.elastic_enabled)) if slurm is not None else (),
             slurm_env=slurm_env(spec, slurm) if slurm is not None else {},
+            stand_ins=stand_ins,
         )
+
+    def size_of(self, island: int) -> GpuSize:
+        """The size island `island` is built as (a stand-in, or the pool's)."""
+        return self.stand_ins[island][0] if island in self.stand_ins else self.size
 
     def check_island(self, island: int) -> None:
         if not 0 <= island < self.islands:
@@ -111,11 +141,11 @@ class PoolBoot:
     def header(self, island: int) -> str:
         return (
             f"# azcluster node bootstrap: cluster {self.spec.name}, pool {self.pool.name}, island {island} "
-            f"({self.size.name}, profile {self.size.profile})"
+            f"({self.size_of(island).name}, profile {self.size_of(island).profile})"
         )
 
     def node_piece(self, island: int) -> Piece:
-        size = self.size
+        size = self.size_of(island)
         ib = size.infiniband
         env: dict[str, Any] = {
             "AZC_ROLE": "compute",
@@ -135,12 +165,17 @@ class PoolBoot:
 
     def pieces(self, island: int) -> list[Piece]:
         """What one island's nodes get, in the order the document lists it."""
-        pieces = [self.node_piece(island), self.health, self.mounts]
-        if (gb := gb_health_piece(self.size)) is not None:
+        health, mounts = (
+            self.stand_ins[island][1:] if island in self.stand_ins else (self.health, self.mounts)
+        )
+        pieces = [self.node_piece(island), health, mounts]
+        if (gb := gb_health_piece(self.size_of(island))) is not None:
             pieces.insert(2, gb)
         if self.slurm is not None:
             slots = self.slots[min(island, len(self.slots) - 1)]
-            pieces.append(slurm_node_piece(self.spec, self.size, slots, self.slurm, self.slurm_env))
+            pieces.append(
+                slurm_node_piece(self.spec, self.size_of(island), slots, self.slurm, self.slurm_env)
+            )
         if (users := users_piece(self.spec)) is not None:
             pieces.append(users)
         return pieces

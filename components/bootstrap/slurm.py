@@ -50,6 +50,10 @@ the claim, so systemd retries it, rather than looking empty), prefers the slot t
 slurmd registers it checks that slurmctld shows this host on the slot and claims another if a node that
 booted at the same moment registered it last. The instance number only spreads the first choice.
 
+An island built on a stand-in size (`capacity.island_stand_ins`, e.g. H200 for H100) gets its own node
+line with that size's CPUs, memory and GPU count, and its own gres.conf line: Slurm declares each island
+as the hardware it has, so a node never registers with less memory than declared (which drains it).
+
 Topology: topology/tree with one switch per island and no common root, so a multi-node job lands inside
 one island and never spans two (topology.conf(5): "Jobs can only span nodes connected by the same switch
 fabric"). `scontrol show topology` lists the islands.
@@ -70,6 +74,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
+from ..capacity import island_size_name
 from ..catalog import GpuSize, find_size
 from ..spec import ClusterSpec, PoolSpec
 from ..topology import IslandSlots, island_slots
@@ -156,7 +161,8 @@ class SlurmSettings:
     """Give every slot its own slurmd port (SlurmdPort + slot number) so several slurmd can share one
     host: for tests on loopback, never on a cluster."""
     hardware: Mapping[str, NodeHardware] = field(default_factory=dict)
-    """Per pool name, hardware to declare instead of the catalogue's (tests; sizes azcluster lacks)."""
+    """Per pool name (`pool/island` for an island on a stand-in size), hardware to declare instead of the
+    catalogue's (tests; sizes azcluster lacks)."""
     accounting_host: str | None = None
     """AccountingStorageHost: where slurmdbd runs; None: the controller (slurmdbd beside slurmctld)."""
     accounting_port: int | None = None
@@ -174,12 +180,18 @@ def default_dns_zone(spec: ClusterSpec) -> str:
     return f"{spec.name}.azcluster.internal"
 
 
-def _hardware(spec: ClusterSpec, pool: PoolSpec, settings: SlurmSettings) -> NodeHardware:
-    if pool.name in settings.hardware:
+def _hardware(spec: ClusterSpec, pool: PoolSpec, settings: SlurmSettings, island: int = 0) -> NodeHardware:
+    """What one island's nodes offer: its built size (a stand-in from `capacity.island_stand_ins`, else
+    the pool's), so an island on H200 is declared with H200's memory while H100 islands keep theirs."""
+    name = island_size_name(pool, island)
+    own = name.lower() == pool.size.lower()
+    if own and pool.name in settings.hardware:
         return settings.hardware[pool.name]
-    size = find_size(pool.size)
+    if not own and f"{pool.name}/{island}" in settings.hardware:
+        return settings.hardware[f"{pool.name}/{island}"]
+    size = find_size(name)
     if size is None:
-        raise ValueError(f"pool {pool.name!r}: size {pool.size!r} is not in azcluster's catalogue")
+        raise ValueError(f"pool {pool.name!r}: size {name!r} is not in azcluster's catalogue")
     return node_hardware(size, spec.slurm.memory_reserve_percent)
 
 
@@ -331,13 +343,13 @@ def _merge(params: dict[str, str], extra: Mapping[str, str] | None) -> dict[str,
 def _node_lines(spec: ClusterSpec, settings: SlurmSettings) -> list[str]:
     lines = []
     for pool in spec.pools:
-        hw = _hardware(spec, pool, settings)
-        parts = [f"CPUs={hw.cpus}", f"RealMemory={hw.memory_mb}"]
-        if hw.gpus:
-            parts.append(f"Gres=gpu:{hw.gpus}")
-        if spec.slurm.reserved_cores:
-            parts.append(f"CoreSpecCount={spec.slurm.reserved_cores}")
         for island in _slots(spec, pool):
+            hw = _hardware(spec, pool, settings, island.island)
+            parts = [f"CPUs={hw.cpus}", f"RealMemory={hw.memory_mb}"]
+            if hw.gpus:
+                parts.append(f"Gres=gpu:{hw.gpus}")
+            if spec.slurm.reserved_cores:
+                parts.append(f"CoreSpecCount={spec.slurm.reserved_cores}")
             features = f"Feature={pool.name},{island.key}"
             tail = " ".join([*parts, features, "State=CLOUD"])
             if settings.per_slot_ports:
@@ -377,7 +389,12 @@ def _partition_lines(spec: ClusterSpec, settings: SlurmSettings) -> list[str]:
     for pool in spec.pools:
         nodes = ",".join(island.hostlist for island in _slots(spec, pool))
         flag = "YES" if pool.name == default else "NO"
-        defaults = gpu_defaults(spec, _hardware(spec, pool, settings))
+        # An island on a stand-in size may have less per GPU: the partition's defaults fit every island.
+        per_island = [
+            gpu_defaults(spec, _hardware(spec, pool, settings, island.island))
+            for island in _slots(spec, pool)
+        ]
+        defaults = {key: min(d.get(key, value) for d in per_island) for key, value in per_island[0].items()}
         tail = "".join(f" {key}={value}" for key, value in defaults.items())
         lines.append(
             f"PartitionName={pool.name} Nodes={nodes} Default={flag} MaxTime=INFINITE State=UP{tail}"
@@ -429,11 +446,13 @@ def render_gres_conf(spec: ClusterSpec, settings: SlurmSettings) -> str:
     """
     lines = ["# GPUs per pool, as device files (explicit, not autodetected)."]
     for pool in spec.pools:
-        hw = _hardware(spec, pool, settings)
-        if not hw.gpus:
-            continue
-        nodes = ",".join(island.hostlist for island in _slots(spec, pool))
-        lines.append(f"NodeName={nodes} Name=gpu File={gpu_device_files(hw.gpu_vendor, hw.gpus)}")
+        files: dict[str, list[str]] = {}  # device files -> the slot ranges of islands that have them
+        for island in _slots(spec, pool):
+            hw = _hardware(spec, pool, settings, island.island)
+            if hw.gpus:
+                files.setdefault(gpu_device_files(hw.gpu_vendor, hw.gpus), []).append(island.hostlist)
+        for devices, ranges in files.items():
+            lines.append(f"NodeName={','.join(ranges)} Name=gpu File={devices}")
     return "\n".join(lines) + "\n"
 
 

@@ -22,8 +22,8 @@ One module per domain, one registry (`registry.py`):
     slurm.py     AZC070-075          Slurm (ids AZC070-079)
     home.py      AZC085-086          the shared home (ids AZC080-089)
     elastic.py   AZC093-097          elastic pools (ids AZC090-099)
-    capacity.py  AZC100-109          capacity policy: zones, stand-in sizes, partial islands, reservations
-                                     (ids AZC100-109)
+    capacity.py  AZC100-109, 160-161 capacity policy: zones, stand-in sizes, partial islands, reservations
+                                     (ids AZC100-109, AZC160-169)
     team.py      AZC110-119          users and groups on every node (the `team:` section)
     monitoring.py AZC120-129, 155-156  Azure Monitor workspace, Grafana, alert receivers, ingestion
                                      limits, Private Link Scope (ids AZC120-129, AZC150-159)
@@ -41,8 +41,8 @@ Adding a rule:
 3. Choose the id: the next free one in the domain's block, or a new block of ten for a new domain.
    Next free: AZC063 (domains without a block), AZC076 (Slurm), AZC087 (home), AZC098 (elastic),
    AZC134 (racks; AZC135-139 are the racks' Slurm side), AZC150 and AZC157 (monitoring: AZC150-154 the
-   node side, AZC157-159 dashboards and access); the capacity block is full (a new capacity rule takes a
-   new block). A new domain takes the next block no one has taken (ten ids) and lists it above.
+   node side, AZC157-159 dashboards and access), AZC162 (capacity's second block, AZC160-169). A new
+   domain takes the next block no one has taken (ten ids) and lists it above.
    Ids are stable: a retired rule's id is never reused.
 4. Add a case that fires and one that stays quiet to the FIRES and QUIET tables of the domain's test,
    tests/components/rules/test_<domain>.py (a registry test fails until every rule has both there).

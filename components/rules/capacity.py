@@ -372,3 +372,67 @@ def capacity_reservation_zone_mismatch(spec: ClusterSpec) -> Iterator[Problem]:
                 f"Reserve in zone {built} (and only zones the pool lists in `capacity.zones`), or move the "
                 "pool to the reservation's zone.",
             )
+
+
+# --- AZC160-169: the capacity block's second ten (AZC100-109 is full) ----------------------------------
+
+
+@rule(
+    "AZC160",
+    "error",
+    "island-stand-in-not-allowed",
+    "An island is built on a size its pool's policy does not allow, or the island does not exist",
+)
+def island_stand_in_not_allowed(spec: ClusterSpec) -> Iterator[Problem]:
+    """`capacity.island_stand_ins` records which islands azcluster built on a stand-in size; the size must
+    be one the pool's `stand_in_sizes` lists (with its price, quota family and image checked by AZC100-105),
+    and the island must exist, or the next `up` would build an island of a size the user never agreed to
+    (components/capacity.py island_size_name).
+    """
+    from ..capacity import island_counts
+
+    for index, pool in enumerate(spec.pools):
+        allowed = {name.lower(): name for name in pool.capacity.stand_in_sizes}
+        count = len(island_counts(pool))
+        for island, size in pool.capacity.island_stand_ins.items():
+            path = _capacity_path(index, f"island_stand_ins.{island}")
+            if int(island) >= count:
+                yield (
+                    path,
+                    f"pool {pool.name!r} has {plural(count, 'island')}; there is no island {island} to build "
+                    f"as {size}.",
+                    "Remove the entry (it was written for a larger pool).",
+                )
+            elif size.lower() not in allowed:
+                yield (
+                    path,
+                    f"pool {pool.name!r} island {island} is built as {size}, which the pool's "
+                    f"`capacity.stand_in_sizes` does not list "
+                    f"({', '.join(pool.capacity.stand_in_sizes) or 'none'}).",
+                    f"Add {size} to `capacity.stand_in_sizes`, or remove the entry to build the island as "
+                    f"{pool.size} again (its nodes are recreated).",
+                )
+
+
+@rule(
+    "AZC161",
+    "warning",
+    "capacity-reservation-group-id-deprecated",
+    "A pool names its capacity reservation group with the deprecated pool-level key",
+)
+def capacity_reservation_group_id_deprecated(spec: ClusterSpec) -> Iterator[Problem]:
+    """`pools[i].capacity_reservation_group_id` and `pools[i].capacity.reservation.group_id` said the same
+    thing; the reservation now lives with the rest of the pool's capacity policy (`capacity.reservation`:
+    an existing group by `group_id`, or `create: true`, with its `zones`). The old key still works (the
+    spec reads it as `capacity.reservation.group_id`), so existing stack files deploy unchanged; this
+    finding names the replacement until the file is edited.
+    """
+    for index, pool in enumerate(spec.pools):
+        if pool.capacity_reservation_group_id:
+            yield (
+                pool_at(index, "capacity_reservation_group_id"),
+                f"pool {pool.name!r}: `capacity_reservation_group_id` is deprecated; it is read as "
+                "`capacity.reservation.group_id`.",
+                "Move the id under the pool's capacity policy: `capacity: {reservation: {group_id: "
+                "<the same id>}}` (add `zones:` if the group's reservations are zonal).",
+            )

@@ -56,13 +56,31 @@ def test_plan_json_has_the_policy_per_pool(tmp_path):
         ("Standard_ND96isr_H200_v5", True, "standardNDISRH200V5Family", 84.80),
     ]
     assert train["islands"] == [
-        {"island": 0, "requested": 256, "smallest": 192, "zone": "1", "cross_zone": False}
+        {
+            "island": 0,
+            "requested": 256,
+            "smallest": 192,
+            "zone": "1",
+            "cross_zone": False,
+            "size": "Standard_ND96isr_H100_v5",
+            "stand_in": False,
+            "usd_per_node_hour": 98.32,
+        }
     ]
     assert train["whole_islands_only"] is False and train["wait_minutes"] == 90
     # A pool that says nothing gets the defaults: the cluster's zone, its own size, whole islands, one try.
     assert small["zones"] == ["1"] and [s["size"] for s in small["sizes"]] == ["Standard_NC96ads_A100_v4"]
     assert small["islands"] == [
-        {"island": 0, "requested": 2, "smallest": 2, "zone": "1", "cross_zone": False}
+        {
+            "island": 0,
+            "requested": 2,
+            "smallest": 2,
+            "zone": "1",
+            "cross_zone": False,
+            "size": "Standard_NC96ads_A100_v4",
+            "stand_in": False,
+            "usd_per_node_hour": 14.69,
+        }
     ]
     assert small["whole_islands_only"] is True and small["wait_minutes"] == 0
 

@@ -74,9 +74,10 @@ class ArmBackedEngine(FakeEngine):
             key = ("cap-rg", name.lower())
             zones = list(inputs.get("zones") or [])
             existing = fake.scale_sets.get(key)
-            if existing is not None and existing.zones == zones:
+            size = inputs["sku"]["name"]
+            if existing is not None and existing.zones == zones and existing.size == size:
                 continue  # sku.capacity is ignored: nothing to send
-            if existing is not None:  # replaceOnChanges zones, deleteBeforeReplace
+            if existing is not None:  # replaceOnChanges zones and sku.name, deleteBeforeReplace
                 fake._remove_instances(existing, list(existing.instances))
                 del fake.scale_sets[key]
             created = fake.add_scale_set("cap-rg", name, inputs["sku"]["name"], 0, tags=inputs["tags"])
@@ -126,8 +127,16 @@ def world(arm, tmp_path, monkeypatch):
             return {"ok": True}
 
     def capacity(target, spec, connection, wait, move):
+        ctx = arm.context()
         return capacity_up.settle(
-            spec, arm.context(), target.name, wait_seconds=wait, move=move, progress=False, clock=clock
+            spec,
+            ctx,
+            target.name,
+            wait_seconds=wait,
+            move=move,
+            progress=False,
+            clock=clock,
+            ready=capacity_up.azure_readiness(spec, ctx),
         )
 
     monkeypatch.setattr(lifecycle, "engine_factory", lambda options: engine)
@@ -165,7 +174,18 @@ def test_a_zone_with_nothing_moves_the_island_whole_to_the_next_zone(world):
     capacity = document["capacity"]
     assert capacity["complete"] is True and capacity["obtained"] == 4
     assert capacity["moved"] == [
-        {"pool": "train", "island": 0, "from_zone": "1", "to_zone": "3", "because": "ZonalAllocationFailed"}
+        {
+            "pool": "train",
+            "island": 0,
+            "from_zone": "1",
+            "to_zone": "3",
+            "because": "ZonalAllocationFailed",
+            "from_size": H100,
+            "to_size": H100,
+            "stand_in": False,
+            "usd_per_node_hour": 98.32,
+            "quota_family": "standardNDSH100v5Family",
+        }
     ]
     text = path.read_text(encoding="utf-8")
     assert "# the capacity demo: comments survive" in text

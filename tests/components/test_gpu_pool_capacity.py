@@ -36,7 +36,26 @@ def test_the_first_zone_the_policy_lists_is_where_islands_start():
 
 
 def test_moving_an_island_replaces_its_scale_set_deleting_first():
-    """zones cannot change in place, and the new set keeps the island's Azure name: delete, then create."""
+    """zones cannot change in place, nor (without reimaging running nodes) the size, and the new set keeps
+    the island's Azure name: delete, then create."""
     _, [vmss] = build(make_args(H100, 4))
-    assert vmss.replace_on_changes == ["zones"]
+    assert vmss.replace_on_changes == ["zones", "sku.name"]
     assert vmss.delete_before_replace is True
+
+
+H200 = "Standard_ND96isr_H200_v5"
+
+
+def test_an_island_on_a_stand_in_is_built_as_that_size_and_the_others_as_the_pools():
+    args = make_args(
+        H100,
+        200,
+        island_max_nodes=100,
+        capacity={"stand_in_sizes": [H200], "island_stand_ins": {"1": H200}},
+    )
+    _, sets = build(args)
+    assert [vmss.inputs["sku"]["name"] for vmss in sets] == [H100, H200]
+    assert [vmss.inputs["sku"]["capacity"] for vmss in sets] == [100, 100]
+    # the same InfiniBand island settings and naming as the pool's own islands
+    assert sets[1].inputs["singlePlacementGroup"] is True
+    assert sets[1].inputs["vmScaleSetName"].endswith("-ib1")

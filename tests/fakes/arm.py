@@ -204,6 +204,9 @@ class FakeArm:
         self.run_command_location_only = False  # 202 with Location only, exactly as the REST example
         self.run_command_polls: int | None = None  # InProgress answers for Run Command (None: lro_polls)
         self.capacity = CapacityModel()  # what Azure can place per size and zone (capacity.py)
+        # Capacity reservation groups by (resource group, name): their reservations, each as the REST API
+        # lists it (add_reservation).
+        self.reservation_groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self.lock = threading.RLock()
 
     # -- arranging the world ---------------------------------------------------------------------------
@@ -301,6 +304,34 @@ class FakeArm:
     def add_grafana(self, resource_group: str, name: str, endpoint: str) -> None:
         """An Azure Managed Grafana whose HTTP API answers at `endpoint`."""
         self.grafanas[(resource_group.lower(), name.lower())] = endpoint
+
+    def add_reservation(
+        self, rg: str, group: str, name: str, size: str, capacity: int, zones: list[str] | None = None
+    ) -> dict[str, Any]:
+        """A capacity reservation in group `group` (created with it), shaped like Microsoft's example for
+        CapacityReservations_ListByCapacityReservationGroup (REST API, Compute 2024-03-01): `sku` {name,
+        capacity}, `zones`, `properties` {reservationId, provisioningState, virtualMachinesAssociated}."""
+        self.add_resource_group(rg)
+        group_id = (
+            f"/subscriptions/{self.subscription_id}/resourceGroups/{rg}/providers/Microsoft.Compute/"
+            f"capacityReservationGroups/{group}"
+        )
+        body: dict[str, Any] = {
+            "name": name,
+            "id": f"{group_id}/capacityReservations/{name}",
+            "type": "Microsoft.Compute/capacityReservationGroups/capacityReservations",
+            "location": "eastus",
+            "sku": {"name": size, "capacity": capacity},
+            "properties": {
+                "reservationId": f"{abs(hash(name)) % 10**8:08d}-0000-0000-0000-000000000000",
+                "provisioningState": "Succeeded",
+                "virtualMachinesAssociated": [],
+            },
+        }
+        if zones:
+            body["zones"] = list(zones)
+        self.reservation_groups.setdefault((rg.lower(), group.lower()), []).append(body)
+        return body
 
     def usage(self, location: str, name: str) -> dict[str, Any]:
         for item in self.usages[location]:
@@ -436,6 +467,12 @@ class FakeArm:
                 "GET",
                 self._op,
             ),
+            (
+                rg + r"/providers/Microsoft\.Compute/capacityReservationGroups/(?P<group>[^/]+)"
+                r"/capacityReservations",
+                "GET",
+                self._reservations,
+            ),
             (vmss, "GET", self._vmss_list),
             (vmss + r"/(?P<name>[^/]+)", "GET", self._vmss_get),
             (vmss + r"/(?P<name>[^/]+)/instanceView", "GET", self._vmss_instance_view),
@@ -482,6 +519,23 @@ class FakeArm:
         if loc.lower() not in self.usages:
             return 404, {}, _error("LocationNotAvailableForResourceType", f"location {loc} unknown")
         return 200, {}, {"value": self.usages[loc.lower()], "nextLink": None}
+
+    def _reservations(self, query: dict[str, list[str]], rg: str, group: str) -> tuple[int, dict, Any]:
+        missing = self._group(rg)
+        if missing:
+            return missing
+        found = self.reservation_groups.get((rg.lower(), group.lower()))
+        if found is None:
+            return (
+                404,
+                {},
+                _error(
+                    "ResourceNotFound",
+                    f"The Resource 'Microsoft.Compute/capacityReservationGroups/{group}' under resource "
+                    f"group '{rg}' was not found.",
+                ),
+            )
+        return self._page(found, query, self.page_size)
 
     def _group(self, rg: str) -> tuple[int, dict[str, str], Any] | None:
         if rg.lower() not in self.resource_groups:

@@ -1,4 +1,4 @@
-"""Capacity policy rules (AZC100-AZC109) and the policy's shape in the spec.
+"""Capacity policy rules (AZC100-AZC109, AZC160-AZC169) and the policy's shape in the spec.
 
 Each case edits the baseline cluster (cases.py: 4 x ND H100 v5 in zone 1 of eastus) and must fire, or
 stay quiet.
@@ -59,6 +59,17 @@ FIRES = [
     ("AZC107", {"pools.0.capacity": {"zones": ["1", "3"]}}, "would run without Lustre"),
     ("AZC108", {"pools.0.capacity": {"island_zones": {"0": "2"}}}, "does not list (1)"),
     ("AZC108", {"pools.0.capacity": {"zones": ["1", "2"], "island_zones": {"1": "2"}}}, "no island 1"),
+    ("AZC160", {"pools.0.capacity": {"island_stand_ins": {"0": H200}}}, "does not list (none)"),
+    (
+        "AZC160",
+        {"pools.0.capacity": {"stand_in_sizes": [H200], "island_stand_ins": {"1": H200}}},
+        "no island 1 to build",
+    ),
+    (
+        "AZC161",
+        {"pools.0.size": NC_A100, "pools.0.capacity_reservation_group_id": CRG_ID},
+        "capacity: {reservation: {group_id:",
+    ),
     (
         "AZC109",
         {"pools.0.size": NC_A100, "pools.0.capacity": {"reservation": {"create": True, "zones": ["2"]}}},
@@ -109,6 +120,8 @@ QUIET = [
     ("AZC107", {"pools.0.capacity": {"zones": ["1"]}}),
     ("AZC107", {"storage.lustre": DELETE, "pools.0.capacity": {"zones": ["1", "3"]}}),
     ("AZC108", {"pools.0.capacity": {"zones": ["1", "3"], "island_zones": {"0": "3"}}}),
+    ("AZC160", {"pools.0.capacity": {"stand_in_sizes": [H200], "island_stand_ins": {"0": H200.lower()}}}),
+    ("AZC161", {"pools.0.size": NC_A100, "pools.0.capacity": {"reservation": {"group_id": CRG_ID}}}),
     ("AZC109", {"pools.0.size": NC_A100, "pools.0.capacity": {"reservation": {"create": True}}}),
     (
         "AZC109",
