@@ -106,6 +106,9 @@ def test_no_h100_in_any_zone_builds_the_island_whole_as_h200_everywhere(world):
     assert nodes["train-i0-[000-001]"]["RealMemory"] == str(h100.memory_mb)
     assert nodes["train-i1-[000-001]"]["RealMemory"] == str(h200.memory_mb)
     assert nodes["train-i1-[000-001]"]["Gres"] == "gpu:8" and nodes["train-i1-[000-001]"]["CPUs"] == "96"
+    # the partition's per-GPU memory default fits the island with less memory (8 one-GPU jobs per node)
+    [partition] = [r for r in parse_conf(configs["slurm.conf"]) if r.get("PartitionName") == "train"]
+    assert partition["DefMemPerGPU"] == str(h200.memory_mb // 8)
     assert (
         "NodeName=train-i0-[000-001],train-i1-[000-001] Name=gpu File=/dev/nvidia[0-7]"
         in configs["gres.conf"]
