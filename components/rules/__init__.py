@@ -29,6 +29,7 @@ One module per domain, one registry (`registry.py`):
                                      limits, Private Link Scope (ids AZC120-129, AZC150-159)
     rack.py      AZC130-133          GB200/GB300 NVL72 racks: whole racks, interconnect groups, GB health
                                      (ids AZC130-139: 130-134 racks and health, 135-139 the Slurm side)
+    accounting.py AZC140-143         the team's Slurm accounts, fair shares and GPU limits (ids AZC140-149)
 
 Adding a rule:
 1. Open the domain's module (a new domain, e.g. dashboards: create `dashboards.py` and add it to the
@@ -40,9 +41,9 @@ Adding a rule:
    feeds it generated specs): a rule that crashes hides every other finding.
 3. Choose the id: the next free one in the domain's block, or a new block of ten for a new domain.
    Next free: AZC063 (domains without a block), AZC076 (Slurm), AZC087 (home), AZC098 (elastic),
-   AZC134 (racks; AZC135-139 are the racks' Slurm side), AZC150 and AZC157 (monitoring: AZC150-154 the
-   node side, AZC157-159 dashboards and access), AZC162 (capacity's second block, AZC160-169). A new
-   domain takes the next block no one has taken (ten ids) and lists it above.
+   AZC134 (racks; AZC135-139 are the racks' Slurm side), AZC144 (team accounting), AZC150 and AZC157
+   (monitoring: AZC150-154 the node side, AZC157-159 dashboards and access), AZC162 (capacity's second
+   block, AZC160-169). A new domain takes the next block no one has taken (ten ids) and lists it above.
    Ids are stable: a retired rule's id is never reused.
 4. Add a case that fires and one that stays quiet to the FIRES and QUIET tables of the domain's test,
    tests/components/rules/test_<domain>.py (a registry test fails until every rule has both there).
@@ -56,6 +57,7 @@ from __future__ import annotations
 from ..findings import Finding
 from . import (
     access,
+    accounting,
     boot,
     capacity,
     elastic,
@@ -96,6 +98,7 @@ DOMAINS = (
     elastic,
     capacity,
     team,
+    accounting,
     monitoring,
     rack,
 )
