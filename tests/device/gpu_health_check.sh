@@ -8,6 +8,10 @@
 #   2. "nd-h100-v5": the machine judged as an ND H100 v5 node (8 GPUs, 8 x 400 Gb/s IB). On a machine
 #                 without InfiniBand the IB check must fail with "no IB: ..." and the script must not crash.
 #   3. "nc-h100-v5": judged as a size without InfiniBand: the IB check must be skipped with "no IB".
+#   4. "gb300": judged as an ND GB300 v6 node (AZC_GB=1: azc-gb-health-lib.sh): the Fabric parser must find
+#                 one "Fabric" block per GPU in the real `nvidia-smi -q`, and the GB checks (nvlink_fabric,
+#                 imex, xid, dcgm) must each report without crashing. Off an NVL72 rack the fabric check
+#                 fails naming the GPU (no NVLink domain), which is right.
 # AzNHC is not run (it needs root, docker and minutes); the fabric-manager and peermem checks are
 # reported as they are. Prints each JSON result and a PASS/FAIL line per expectation; exit status 0
 # when every expectation held.
@@ -82,6 +86,18 @@ run_as nc-h100-v5 AZC_PROFILE=nc-h100-v5 AZC_SIZE=Standard_NC80adis_H100_v5 AZC_
     AZC_GPUS=2 AZC_IB_PORTS=0 AZC_IB_GBPS=0 AZC_NVME_DISKS=0
 expect "nc-h100-v5: IB check skipped with 'no IB: this size has no InfiniBand'" \
     grep -qx "no IB: this size has no InfiniBand" <(field "$WORK/health-nc-h100-v5.json" infiniband detail)
+
+run_as gb300 AZC_PROFILE=nd-gb300-v6 AZC_SIZE=Standard_ND128isr_GB300_v6 AZC_GPU_VENDOR=nvidia \
+    AZC_GPUS="$smi_gpus" AZC_IB_PORTS=4 AZC_IB_GBPS=400 AZC_NVME_DISKS=0 AZC_GB=1 AZC_ARCH=Arm64 \
+    DCGM_TIMEOUT=120
+echo "--- nvidia-smi -q, Fabric blocks as the parser reads them ---"
+# shellcheck disable=SC1091
+fabric="$(nvidia-smi -q 2>/dev/null | (R="" . components/bootstrap/scripts/azc-gb-health-lib.sh && fabric_rows))"
+echo "$fabric"
+expect "gb300: one Fabric row per GPU ($smi_gpus)" test "$(grep -c . <<<"$fabric")" -eq "$smi_gpus"
+for check in nvlink_fabric imex xid dcgm; do
+    expect "gb300: $check reported" field "$WORK/health-gb300.json" "$check" detail
+done
 
 echo "=== health endpoint (Application Health extension's view of the nd-h100-v5 result) ==="
 python3 components/bootstrap/scripts/azc-health-server.py --port 0 --result "$WORK/health-nd-h100-v5.json" \
