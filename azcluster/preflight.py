@@ -382,9 +382,13 @@ def evaluate(
     blockers: list[Blocker] = []
     blocked_sizes: list[str] = []
 
-    targets: list[tuple[str, str, str, int, bool]] = [
-        (pool.name, "compute", pool.size, pool.nodes, pool.spot) for pool in spec.pools
-    ]
+    targets: list[tuple[str, str, str, int, bool]] = []
+    for pool in spec.pools:
+        # Islands built on a stand-in size (capacity.island_stand_ins) are checked as that size: offered
+        # there, and counted against its own quota family.
+        for size, nodes in built_sizes(pool):
+            name = pool.name if size == pool.size else f"{pool.name} (stand-in)"
+            targets.append((name, "compute", size, nodes, pool.spot))
     if spec.login.enabled:
         targets.append(("login", "login", spec.login.size, 1, False))
 
@@ -465,6 +469,19 @@ def evaluate(
         capacity_zones,
         stand_ins,
     )
+
+
+def built_sizes(pool: Any) -> list[tuple[str, int]]:
+    """(size, nodes) the pool's islands are built as: its own size first (all its nodes unless islands
+    were switched to a stand-in), then each stand-in with the nodes of its islands."""
+    from azcluster.components.capacity import island_counts, island_size_name
+
+    counts: dict[str, int] = {pool.size: 0}
+    for index, nodes in enumerate(island_counts(pool)):
+        name = island_size_name(pool, index)
+        key = pool.size if name.lower() == pool.size.lower() else name
+        counts[key] = counts.get(key, 0) + nodes
+    return list(counts.items())
 
 
 def _check_size(

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 from azcluster.components import catalog
 from azcluster.components.bootstrap import island_key
+from azcluster.components.capacity import island_size
 from azcluster.components.spec import ClusterSpec
 
 from ..errors import EXIT_REFUSED, EXIT_USAGE, AzclusterError
@@ -195,11 +196,12 @@ def plan_islands(spec: ClusterSpec, stack: str, island: str | None = None) -> li
         size = catalog.find_size(pool.size)
         if size is None or size.infiniband is None or pool.nodes == 0:
             continue
-        expectation = catalog.allreduce_expectations().get(size.name)
         for index, nodes in enumerate(pool.island_sizes()):
             key = island_key(pool.name, index)
             prefix = f"{key}-"  # Slurm's node records of the island: <key>-<nnn> (bootstrap/slurm.py)
-            plans.append(IslandPlan(pool.name, index, key, prefix, nodes, size, expectation))
+            built = island_size(pool, index) or size  # a stand-in island is held to its own size's bar
+            expectation = catalog.allreduce_expectations().get(built.name)
+            plans.append(IslandPlan(pool.name, index, key, prefix, nodes, built, expectation))
     if not plans:
         raise AzclusterError(
             f"stack {stack} has no InfiniBand pool with nodes: there is no island to test",

@@ -275,3 +275,14 @@ def test_the_readme_tour_of_slurm_and_test_uses_options_that_exist():
         for option in [w for w in words[2:] if w.startswith("--")]:
             assert option in shown.stdout, (words[1], option)
     assert "--no-slurm" in run_cli("status", "--help").stdout  # the section names it in prose
+
+
+def test_an_island_on_a_stand_in_size_is_held_to_its_own_sizes_bar():
+    h200 = "Standard_ND96isr_H200_v5"
+    stand_in = {"stand_in_sizes": [h200], "island_stand_ins": {"1": h200}}
+    two = demo.spec(
+        pools=[{"name": "gpu", "size": demo.H100, "nodes": 4, "island_max_nodes": 2, "capacity": stand_in}]
+    )
+    plans = fabrictest.plan_islands(two, "demo")
+    assert [(p.key, p.size.name) for p in plans] == [("gpu-i0", demo.H100), ("gpu-i1", h200)]
+    assert plans[1].expectation is catalog.allreduce_expectations()[h200]

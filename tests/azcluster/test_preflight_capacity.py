@@ -176,3 +176,18 @@ def test_a_reservation_azcluster_creates_counts_every_node_against_the_quota(arm
     assert check.ok and "reserves all 4 or none" in check.detail
     family = a100_quota(result)
     assert (family.needed, family.available) == (384, 192) and not result.ok
+
+
+def test_an_island_on_a_stand_in_is_checked_and_counted_as_that_size(arm):
+    offer_h200(arm, free_vcpus=192)
+    stand_in = {"stand_in_sizes": [H200], "island_stand_ins": {"1": H200}}
+    pool = {"name": "gpu", "size": H100, "nodes": 4, "island_max_nodes": 2, "capacity": stand_in}
+    result = run_preflight(
+        ClusterSpec.model_validate({"name": "demo", "location": "eastus", "zone": "1", "pools": [pool]}),
+        arm.context(),
+        "demo",
+    )
+    reports = {(r.pool, r.size): r.nodes for r in result.pools if r.role == "compute"}
+    assert reports == {("gpu", H100): 2, ("gpu (stand-in)", H200): 2}
+    h200 = next(line for line in result.quota if line.name == "standardNDISRH200V5Family")
+    assert (h200.needed, h200.available, h200.ok) == (192, 192, True)
