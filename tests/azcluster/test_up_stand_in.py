@@ -27,7 +27,13 @@ from azcluster.components.catalog import find_size
 from azcluster.ops.status import cluster_status
 from tests.azcluster import test_up_capacity
 from tests.azcluster.test_preflight_capacity import offer_h200
-from tests.azcluster.test_up_capacity import H100, azure_matches_the_graph, graph_scale_sets, stack_text
+from tests.azcluster.test_up_capacity import (
+    H100,
+    azure_matches_the_graph,
+    graph_scale_sets,
+    refresh_drift,
+    stack_text,
+)
 from tests.clirunner import run_cli
 
 world = test_up_capacity.world  # the fixture: stack directory, ARM-backed engine, fake clock
@@ -69,6 +75,7 @@ def test_no_h100_in_any_zone_builds_the_island_whole_as_h200_everywhere(world):
         "cap-train-ib0": (H100, 2),
         "cap-train-ib1": (H200, 2),
     }
+    assert refresh_drift(arm, path) == {"cap-train-ib0": set(), "cap-train-ib1": set()}
 
     # plan: which island has which size, and its price (table and --json)
     plan = run_cli("plan", "cap", "--json")
@@ -181,6 +188,7 @@ def test_grow_moves_an_empty_island_whole_to_the_next_zone(world, tmp_path, monk
     for scale_set in arm.fake.scale_sets.values():  # whole, in one zone each
         assert scale_set.zones == ["1"] and len(scale_set.instances) == 2
     azure_matches_the_graph(arm, path)
+    assert refresh_drift(arm, path) == {"cap-train-ib0": set(), "cap-train-ib1": set()}
 
 
 def test_grow_without_another_zone_needs_no_pulumi(world, tmp_path, monkeypatch):
