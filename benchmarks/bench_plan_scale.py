@@ -7,11 +7,17 @@ then the cost of one more scale set (the slope between the smallest and the larg
 grows. CPU time is the figure to compare between runs: wall time also counts whatever else the machine
 is doing.
 
-Where a scale set's time goes (cProfile, 400 sets, December 2026): about half is `gzip -9` of its ~72 KB
-cloud-config (~5.5 ms on the 2-core development machine). That is the floor while custom data must stay
-byte-identical (any other compression changes it and re-images every scale set); rendering is ~0.1 ms (a
-pool's islands share one PoolBoot). Most of the rest is the Pulumi SDK registering the scale set. The
-`plan --json` document also carries each set's decoded cloud-config (munge key masked), ~75 KB a set.
+Where a scale set's time goes (cProfile, 400 sets, December 2026): gzip -9 of each set's whole ~100 KB
+cloud-config was about half (~5.5-7.8 ms on the 2-core development machine), and with the island in the
+document's second line no byte-identical encoding could share any of it. A pool's documents now write
+node.env, where the island is, last (components/bootstrap/document.py): the prefix the islands share is
+compressed once per pool (`PrefixGzip`, the same bytes as gzip -9 of the whole) and each set its ~1 KB
+tail (~0.1 ms). Most of what is left is the Pulumi SDK registering the scale set (serialising its inputs,
+the mock monitor's round trip, turning the echoed outputs back into typed values), then `plan --json`
+decoding, masking and writing each set's cloud-config (~100 KB a set).
+
+Measured on the shared 2-core machine (load 5-10, so CPU times vary by ~1 ms a set), 100 -> 1,429 sets:
+before 15.2 ms CPU and 396 KiB a set; node.env last + PrefixGzip: 7.3 ms and 341 KiB.
 
 Run: `make bench`, or `.venv/bin/python benchmarks/bench_plan_scale.py [--sets 100 400 1429]`.
 """

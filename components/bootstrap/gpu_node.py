@@ -14,7 +14,9 @@ What goes in, piece by piece (`PoolBoot.pieces`), within Azure's 64 KB of custom
 cloud-init runs it once per instance; the units make reboots, deallocation and re-images converge to the
 same state. A pool's islands differ only in their number, and an island built on a stand-in size
 (`capacity.island_stand_ins`) in that size's facts (GPUs, InfiniBand, NVMe, health checks): `PoolBoot`
-gathers everything else once.
+gathers everything else once. It writes node.env (where the island is) last, so the islands of a pool's
+own size share everything before it and gzip compresses that once per pool (document.py: `PrefixGzip`);
+the header names the pool and the size, not the island.
 
 Pure: no pulumi, no Azure SDK.
 """
@@ -22,6 +24,7 @@ Pure: no pulumi, no Azure SDK.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from ..capacity import island_size_name
@@ -29,7 +32,7 @@ from ..catalog import GpuSize, find_size
 from ..elastic import scheduler
 from ..spec import ClusterSpec, PoolSpec
 from ..topology import IslandSlots, island_key, island_slots
-from .document import Piece, assemble, encode_custom_data
+from .document import Piece, PrefixGzip, assemble, encode_custom_data, shared_prefix
 from .gb_boot import gb_health_piece
 from .health import health_piece
 from .mounts import NVME_MOUNT, StorageValues, lustre_client_package, mounts_piece
@@ -139,8 +142,9 @@ class PoolBoot:
             raise ValueError(f"pool {self.pool.name!r} has islands 0..{self.islands - 1}, not {island}")
 
     def header(self, island: int) -> str:
+        """The same for every island of one size (the island's number is in node.env, written last)."""
         return (
-            f"# azcluster node bootstrap: cluster {self.spec.name}, pool {self.pool.name}, island {island} "
+            f"# azcluster node bootstrap: cluster {self.spec.name}, pool {self.pool.name} "
             f"({self.size_of(island).name}, profile {self.size_of(island).profile})"
         )
 
@@ -183,12 +187,24 @@ class PoolBoot:
     def cloud_config(self, island: int) -> str:
         """The `#cloud-config` document of one island's scale set."""
         self.check_island(island)
-        return assemble(self.header(island), self.pieces(island))
+        return assemble(self.header(island), self.pieces(island), node_env_last=True)
+
+    @cached_property
+    def _gzip(self) -> PrefixGzip | None:
+        """What the documents of the pool's own size share (those of its first and last such island:
+        whatever pieces there are), compressed once; None below two such islands. A stand-in island's
+        document starts differently and is compressed whole."""
+        own = [island for island in range(self.islands) if island not in self.stand_ins]
+        if len(own) < 2:
+            return None
+        first, last = (self.cloud_config(island).encode("utf-8") for island in (own[0], own[-1]))
+        return PrefixGzip(shared_prefix(first, last))
 
     def custom_data(self, island: int) -> str:
         """customData of one island's scale set: the cloud-config, gzip'ed and base64-encoded; raises
         ValueError past Azure's 64 KB."""
-        return encode_custom_data(self.cloud_config(island), f"pool {self.pool.name!r} island {island}")
+        what = f"pool {self.pool.name!r} island {island}"
+        return encode_custom_data(self.cloud_config(island), what, self._gzip)
 
 
 def render_cloud_config(

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ruamel.yaml import YAML
 
 from azcluster.components import catalog
 from tests.clirunner import run_cli
@@ -191,7 +192,8 @@ def node_env(resource: dict[str, Any]) -> dict[str, str]:
     """The node.env a scale set's or VM's custom data writes (gzip + base64 cloud-config)."""
     profile = resource["inputs"].get("virtualMachineProfile", resource["inputs"])
     text = gzip.decompress(base64.b64decode(profile["osProfile"]["customData"])).decode()
-    body = text.split("/etc/azcluster/node.env", 1)[1].split("content: |", 1)[1].split("\n  - path:", 1)[0]
+    files = YAML(typ="safe").load(text)["write_files"]
+    body = next(entry["content"] for entry in files if entry["path"] == "/etc/azcluster/node.env")
     pairs = (line.strip().split("=", 1) for line in body.splitlines() if "=" in line)
     return {key: value for key, value in pairs}
 
