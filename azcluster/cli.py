@@ -669,15 +669,18 @@ def grow(
     ctx = azure.connect(subscription, auth, cloud, deadline_s=longest + GROW_DEADLINE_MARGIN_S)
     started = time.monotonic()
     report = grow_cluster(spec, ctx, name, wait_seconds=seconds, progress=not json, movable=True)
-    # An island that got nothing moves whole to the next zone (or stand-in) its pool allows, as in `up`.
-    moved = lifecycle.grow_elsewhere(
-        stack,
-        spec,
-        ctx,
-        report,
-        wait_seconds=max(0.0, longest - (time.monotonic() - started)),
-        progress=not json,
-    )
+    # An island that got nothing moves whole to the next zone (or stand-in) its pool allows, as in `up`
+    # (not after Ctrl-C: the islands keep what they have and the document says so).
+    moved = None
+    if not report.interrupted:
+        moved = lifecycle.grow_elsewhere(
+            stack,
+            spec,
+            ctx,
+            report,
+            wait_seconds=max(0.0, longest - (time.monotonic() - started)),
+            progress=not json,
+        )
     if moved is not None:
         report = moved.report
         name, spec = load_spec(stack)  # as the stack file now says where each island is

@@ -35,6 +35,7 @@ capacity_up.settle (`movable`), which records the move in the stack file and run
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -88,6 +89,8 @@ class IslandGrowth:
     next_try_at: float | None = None
     missing_scale_set: bool = False
     log: list[str] = field(default_factory=list)
+    interrupted: bool = False
+    """Ctrl-C ended this island's waiting: it keeps what it has (nothing half-done is left behind)."""
 
     @property
     def complete(self) -> bool:
@@ -144,6 +147,7 @@ class IslandGrowth:
             "code": self.code,
             "message": self.message,
             "explanation": self.explanation.to_json() if self.explanation else None,
+            "interrupted": self.interrupted,
         }
 
 
@@ -164,6 +168,10 @@ class GrowReport:
         return all(island.complete for island in self.islands)
 
     @property
+    def interrupted(self) -> bool:
+        return any(island.interrupted for island in self.islands)
+
+    @property
     def changed(self) -> bool:
         """Whether any island's nodes changed (the hostfiles and Slurm's node list follow the nodes)."""
         return any(island.obtained != island.before or island.released for island in self.islands)
@@ -177,6 +185,7 @@ class GrowReport:
             "obtained": sum(island.obtained for island in self.islands),
             "wait_seconds": self.wait_seconds,
             "seconds": round(self.seconds, 1),
+            "interrupted": self.interrupted,
             "islands": [_named(island.to_json(), self.stack) for island in self.islands],
         }
 
@@ -222,13 +231,15 @@ def grow_cluster(
         else max((policy.wait_minutes * 60.0 for policy in policies.values()), default=0.0)
     )
 
+    stop = threading.Event()  # set by Ctrl-C: every island stops waiting and keeps what it has
+
     def one(found: ScaleSet, update: Callable[[str], None]) -> IslandGrowth:
         policy = policies[found.pool]
         wait = wait_seconds if wait_seconds is not None else policy.wait_minutes * 60.0
-        return _grow_island(client, ctx, spec, found, policy, started + wait, clock, update, movable)
+        return _grow_island(client, ctx, spec, found, policy, started + wait, clock, update, movable, stop)
 
     with azure_errors(ctx, f"growing the islands of {spec.name}"):
-        results = _with_progress(known, one, progress)
+        results = _with_progress(known, one, progress, stop)
     for island in missing_islands(spec, sets):
         policy = policies.get(island.pool)
         requested = policy.islands[island.island] if policy and island.island < len(policy.islands) else 0
@@ -338,7 +349,9 @@ def _grow_island(
     clock: Clock,
     update: Callable[[str], None],
     movable: bool = False,
+    stop: threading.Event | None = None,
 ) -> IslandGrowth:
+    stop = stop or threading.Event()
     body = found.body
     zones = [str(z) for z in body.get("zones") or []]
     requested = policy.islands[found.island] if found.island < len(policy.islands) else 0
@@ -370,7 +383,10 @@ def _grow_island(
             f"{len(placed)} of {requested}; Azure said {said}; next try at {_clock_text(growth.next_try_at)}"
         )
         growth.log.append(f"try {growth.tries}: {len(placed)} of {requested}, {said}")
-        clock.sleep(delay)
+        if _nap(clock, delay, stop):
+            growth.interrupted = True
+            update(f"{len(placed)} of {requested}; interrupted: keeping what the island has")
+            break
         delay = min(delay * 2, MAX_RETRY_S)
     growth.next_try_at = None
     growth.obtained = len(placed)
@@ -385,6 +401,22 @@ def _grow_island(
             growth.code, growth.message or "", _shortfall(spec, policy, growth), _did(growth)
         )
     return growth
+
+
+def _nap(clock: Clock, seconds: float, stop: threading.Event) -> bool:
+    """Wait between tries; True when Ctrl-C ended the wait. With real time the wait is `stop.wait`, so a
+    Ctrl-C the main thread gets (which sets `stop`) wakes every island's thread at once, instead of each
+    sleeping out its back-off (up to MAX_RETRY_S) while the command seems to hang."""
+    if stop.is_set():
+        return True
+    try:
+        if clock.sleep is time.sleep:
+            return stop.wait(seconds)
+        clock.sleep(seconds)
+    except KeyboardInterrupt:
+        stop.set()
+        return True
+    return stop.is_set()
 
 
 def _did(growth: IslandGrowth) -> str:
@@ -418,13 +450,17 @@ def _clock_text(at: float) -> str:
 
 
 def _with_progress(
-    sets: list[ScaleSet], work: Callable[[ScaleSet, Callable[[str], None]], IslandGrowth], progress: bool
+    sets: list[ScaleSet],
+    work: Callable[[ScaleSet, Callable[[str], None]], IslandGrowth],
+    progress: bool,
+    stop: threading.Event,
 ) -> list[IslandGrowth]:
-    """Every island in parallel, a live line each on stderr: what Azure last said, next try at."""
+    """Every island in parallel, a live line each on stderr: what Azure last said, next try at. Ctrl-C
+    sets `stop`, so each island ends at its next wait, and the report has every island as it ended."""
     from ..render import console, markup
 
     if not progress:
-        return parallel(lambda found: work(found, lambda _text: None), sets)
+        return parallel(lambda found: work(found, lambda _text: None), sets, on_interrupt=stop.set)
     with task_progress(console) as bar:
         tasks = {
             found.name: bar.add_task(f"growing {found.pool}/{found.island} ({found.name})", total=1, state="")
@@ -438,4 +474,4 @@ def _with_progress(
             bar.update(task, completed=1, state=markup("[" + style + "]{}[/]", growth.summary()))
             return growth
 
-        return parallel(tracked, sets)
+        return parallel(tracked, sets, on_interrupt=stop.set)

@@ -9,11 +9,26 @@ from typing import Any
 MAX_PARALLEL = 16
 
 
-def parallel(work: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+def parallel(
+    work: Callable[[Any], Any], items: list[Any], on_interrupt: Callable[[], None] | None = None
+) -> list[Any]:
+    """`work` on every item, at most MAX_PARALLEL at once, results in item order.
+
+    `on_interrupt`: what tells the work to finish early (e.g. set an Event it waits on). Given, a Ctrl-C
+    while waiting for the results calls it and then collects every result as the work ends; without it,
+    the KeyboardInterrupt propagates (after the running calls return, as the executor's shutdown waits).
+    """
     if len(items) <= 1:
         return [work(item) for item in items]
     with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(items))) as pool:
-        return list(pool.map(work, items))
+        futures = [pool.submit(work, item) for item in items]
+        try:
+            return [future.result() for future in futures]
+        except KeyboardInterrupt:
+            if on_interrupt is None:
+                raise
+            on_interrupt()
+            return [future.result() for future in futures]
 
 
 def task_progress(console: Any) -> Any:

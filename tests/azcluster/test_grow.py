@@ -272,3 +272,46 @@ def test_status_says_which_island_is_where_and_which_reads_storage_across_zones(
     out = " ".join(capsys.readouterr().out.split())  # titles wrap at the terminal's width
     assert "capacity 2, zone 1, " in out
     assert "capacity 2, zone 3, storage in zone 1: read across zones" in out
+
+
+def test_ctrl_c_while_waiting_ends_every_island_at_once_with_the_document(arm):
+    """Ctrl-C during the back-off of one island stops all of them (no thread sleeps its wait out) and the
+    report says what each island has; nothing half-done is left (no failed instance)."""
+    sets = islands(arm, [0, 0, 0])
+    arm.fake.capacity.limit(H100, "1", 5)
+    clock = FakeClock()
+
+    def interrupted(seconds: float) -> None:
+        clock.slept.append(seconds)
+        raise KeyboardInterrupt
+
+    clock.sleep = interrupted
+    report = grow_cluster(
+        spec(nodes=12, island_max=4, min_nodes=1),
+        arm.context(),
+        "big",
+        wait_seconds=7200,
+        progress=False,
+        clock=clock,
+    )
+    document = report.to_json()
+    assert document["interrupted"] is True and document["obtained"] == 5
+    # every short island stopped at its first wait (the first Ctrl-C), none slept longer
+    assert all(seconds == 30.0 for seconds in clock.slept) and len(clock.slept) <= 2
+    assert all(g.tries == 1 for g in report.islands)
+    assert all(i.provisioning == "Succeeded" for s in sets for i in s.instances)
+
+
+def test_real_time_waits_wake_on_ctrl_c(arm):
+    """With real time the wait is an Event: setting it (what Ctrl-C in the main thread does) ends a
+    10-minute back-off at once."""
+    import threading
+    import time as real_time
+
+    from azcluster.ops.grow import Clock, _nap
+
+    stop = threading.Event()
+    threading.Timer(0.2, stop.set).start()
+    started = real_time.monotonic()
+    assert _nap(Clock(), 600.0, stop) is True
+    assert real_time.monotonic() - started < 5
