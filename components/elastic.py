@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 from . import catalog
 from .capacity import island_size
 from .spec import ClusterSpec, PoolSpec
-from .topology import computer_name_prefix, island_key, island_slots
+from .topology import computer_name_prefix, island_key, pool_island_slots
 
 BOOT_MINUTES_IB = 15
 """Rough minutes from `start` until an InfiniBand GPU node is usable: Azure starts the VM (several
@@ -197,7 +197,7 @@ def warm_slots(spec: ClusterSpec) -> list[str]:
     for pool in spec.pools:
         if not pool.nodes:
             continue
-        for slots in island_slots(pool, catalog.find_size(pool.size), elastic=spec.elastic_enabled):
+        for slots in pool_island_slots(spec, pool):
             if slots.island < spec.elastic.keep_warm_islands:
                 out.append(slots.hostlist)
     return out

@@ -16,8 +16,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .catalog import GpuSize
-from .spec import PoolSpec
+from .catalog import GpuSize, find_size
+from .spec import ClusterSpec, PoolSpec
 
 # computerNamePrefix on Linux: at most 58 characters (64-character host name minus the 6-character
 # base-36 instance suffix Azure appends; terraform-provider-azurerm ValidateLinuxComputerNamePrefix).
@@ -148,7 +148,9 @@ class IslandSlots:
         return f"{self.key}-[{0:0{self.width}d}-{self.count - 1:0{self.width}d}]"
 
 
-def island_slots(pool: PoolSpec, size: GpuSize | None, elastic: bool = False) -> list[IslandSlots]:
+def island_slots(
+    pool: PoolSpec, size: GpuSize | None, elastic: bool = False, rack: int | None = None
+) -> list[IslandSlots]:
     """One slot range per island of the pool.
 
     InfiniBand islands hold at most `island_max_nodes` VMs (one placement group), so that many slots cover
@@ -157,19 +159,79 @@ def island_slots(pool: PoolSpec, size: GpuSize | None, elastic: bool = False) ->
     elastic: the cluster powers nodes on and off (spec.elastic_enabled): as many slots as the island has
     VMs, since Slurm resumes any slot it knows and only a VM can answer (the name width stays that of
     the island's maximum, so names do not change when a pool grows).
+    rack: the cluster's NVLink block size (`cluster_rack_size`): where set, the island's slots are whole
+    blocks of that many, a power of two of them (`rack_slot_count`), so each block is one NVLink domain
+    and Slurm's aggregated blocks never reach past the island (components/bootstrap/slurm.py).
     """
     if size is not None and not size.has_infiniband:
         most = max(pool.nodes, pool.island_max_nodes)
-        count = max(pool.nodes, 1) if elastic else most
-        return [IslandSlots(pool.name, 0, island_key(pool.name, 0), count, max(3, len(str(most - 1))))]
-    width = max(3, len(str(pool.island_max_nodes - 1)))
+        count = max(pool.nodes, 1) if elastic else rack_slot_count(most, rack)
+        width = max(3, len(str(rack_slot_count(most, rack) - 1)))
+        return [IslandSlots(pool.name, 0, island_key(pool.name, 0), count, width)]
+    most = rack_slot_count(pool.island_max_nodes, rack)
+    width = max(3, len(str(most - 1)))
     return [
-        IslandSlots(
-            pool.name,
-            index,
-            island_key(pool.name, index),
-            max(nodes, 1) if elastic else pool.island_max_nodes,
-            width,
-        )
+        IslandSlots(pool.name, index, island_key(pool.name, index), max(nodes, 1) if elastic else most, width)
         for index, nodes in enumerate(pool.island_sizes())
     ]
+
+
+# --- NVLink domains as Slurm blocks -----------------------------------------------------------------------
+# Why blocks of slots, and how a node picks its block from its own fabric: components/bootstrap/slurm.py.
+
+
+def rack_slot_count(count: int, rack: int | None) -> int:
+    """`count` slots rounded up to whole blocks of `rack`, a power of two of them (unchanged without)."""
+    if not rack:
+        return count
+    blocks = 1
+    while blocks * rack < count:
+        blocks *= 2
+    return blocks * rack
+
+
+@dataclass(frozen=True)
+class RackBlock:
+    """One Slurm block: `count` slots of an island from `first`, held by the nodes of one NVLink domain."""
+
+    island: IslandSlots
+    index: int
+    first: int
+    count: int
+
+    @property
+    def name(self) -> str:
+        """e.g. 'gb-i0-r1': the island's second block."""
+        return f"{self.island.key}-r{self.index}"
+
+    @property
+    def hostlist(self) -> str:
+        last = self.first + self.count - 1
+        if self.count == 1:
+            return self.island.name(self.first)
+        width = self.island.width
+        return f"{self.island.key}-[{self.first:0{width}d}-{last:0{width}d}]"
+
+
+def rack_blocks(island: IslandSlots, rack: int) -> list[RackBlock]:
+    """The island's slots cut into blocks of `rack` (the last one shorter when the island is not whole
+    blocks, which only an elastic island can be)."""
+    return [
+        RackBlock(island, index, first, min(rack, island.count - first))
+        for index, first in enumerate(range(0, island.count, rack))
+    ]
+
+
+def cluster_rack_size(spec: ClusterSpec) -> int | None:
+    """The VMs of one NVLink domain (catalogue `rack_vms`, 18 for GB200 and GB300 v6) when a Slurm cluster
+    has a pool of such a size, else None. Slurm's topology/block is cluster-wide, so every island of such a
+    cluster is cut into blocks of this size (bootstrap/slurm.py)."""
+    if spec.scheduler != "slurm":
+        return None
+    sizes = [size.rack_vms for size in (find_size(p.size) for p in spec.pools) if size and size.rack_vms]
+    return min(sizes) if sizes else None
+
+
+def pool_island_slots(spec: ClusterSpec, pool: PoolSpec) -> list[IslandSlots]:
+    """island_slots of a pool of this cluster: elastic when its power is, in blocks where it has racks."""
+    return island_slots(pool, find_size(pool.size), spec.elastic_enabled, cluster_rack_size(spec))

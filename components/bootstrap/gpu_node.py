@@ -8,7 +8,8 @@ What goes in, piece by piece (`PoolBoot.pieces`), within Azure's 64 KB of custom
 - gb-health (GB200/GB300 pools only): NVLink fabric, IMEX, XID and DCGM checks: bootstrap/gb_boot.py;
 - mounts: Lustre, blob and shared-home services that retry in the background: bootstrap/mounts.py;
 - slurm (scheduler: slurm): the island's slot range, the munge key and the service that joins Slurm at
-  every boot: bootstrap/slurm_boot.py;
+  every boot: bootstrap/slurm_boot.py; in a cluster with NVLink domains (GB pools) the block claim and
+  IMEX prolog: bootstrap/imex_boot.py;
 - users (a shared home): the team's users applier and its timer, never the list: bootstrap/users_boot.py.
 
 cloud-init runs it once per instance; the units make reboots, deallocation and re-images converge to the
@@ -31,10 +32,11 @@ from ..capacity import island_size_name
 from ..catalog import GpuSize, find_size
 from ..elastic import scheduler
 from ..spec import ClusterSpec, PoolSpec
-from ..topology import IslandSlots, island_key, island_slots
+from ..topology import IslandSlots, island_key, pool_island_slots
 from .document import Piece, PrefixGzip, assemble, encode_custom_data, shared_prefix
 from .gb_boot import gb_health_piece
 from .health import health_piece
+from .imex_boot import imex_piece
 from .mounts import NVME_MOUNT, StorageValues, lustre_client_package, mounts_piece
 from .slurm_boot import SlurmBoot, slurm_env, slurm_node_piece
 from .users_boot import users_piece
@@ -128,7 +130,7 @@ class PoolBoot:
             health=health,
             mounts=mounts,
             slurm=slurm,
-            slots=tuple(island_slots(pool_spec, size, spec.elastic_enabled)) if slurm is not None else (),
+            slots=tuple(pool_island_slots(spec, pool_spec)) if slurm is not None else (),
             slurm_env=slurm_env(spec, slurm) if slurm is not None else {},
             stand_ins=stand_ins,
         )
@@ -180,6 +182,8 @@ class PoolBoot:
             pieces.append(
                 slurm_node_piece(self.spec, self.size_of(island), slots, self.slurm, self.slurm_env)
             )
+            if (imex := imex_piece(self.spec, self.size_of(island))) is not None:
+                pieces.append(imex)
         if (users := users_piece(self.spec)) is not None:
             pieces.append(users)
         return pieces

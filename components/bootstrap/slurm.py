@@ -58,6 +58,42 @@ Topology: topology/tree with one switch per island and no common root, so a mult
 one island and never spans two (topology.conf(5): "Jobs can only span nodes connected by the same switch
 fabric"). `scontrol show topology` lists the islands.
 
+NVLink domains (GB200/GB300 v6: a VM is a 4-GPU slice of an NVL72 rack of 18; catalogue `rack_vms`): a
+cluster with such a pool runs topology/block instead, one block per NVLink domain, rendered in
+topology.conf, the form Slurm 24.11, 25.11 and 26.05 all read (topology.yaml, which would let a partition
+keep topology/tree beside it, is 25.05+; TopologyPlugin is cluster-wide). Blocks are fixed runs of
+`rack_vms` slots (`<island>-r<n>`: `gb-i0-r0` is `gb-i0-[000-017]`), never a guess from host names or
+scale-set order: a booting GB node reads its domain from its own GPUs (`nvidia-smi -q`, Fabric ClusterUUID
++ CliqueId, every GPU Completed/Success and agreeing) and claims a free slot of the block its domain
+already holds, else of an empty block (azc-imex.sh claim), and records the domain on its slot (`scontrol
+update Extra=nvl:<ClusterUUID>.<CliqueId>`, kept across reconfigure and restart on 24.11 and 26.05); two
+domains that took one empty block at the same moment are told apart after registration and the one that
+sorts last claims again. A node that joins, leaves or is replaced therefore lands in its domain's block
+with no change to topology.conf: nobody's job is restarted, no reconfigure is needed (`scontrol update
+nodename=X Topology=` exists only from 25.05, so is not used). `BlockSizes` is the rack, then doubled
+while every island holds a whole number of those larger blocks (each island is padded to a power of two
+of racks, the pad slots drained like every free slot), so Slurm's aggregated blocks pair racks of one
+island only and a job larger than a rack stays inside its InfiniBand island: the islands are the level
+above the domains (seen on 24.11.5 and 26.05.5: `-N3` with racks of 2 stays in one island; with only
+the base size it spanned two). `--segment=N` (N <= rack) places every N nodes inside one block, and a
+job whose segment no block can hold waits rather than being spread. Every block must hold at least
+`rack_vms` slots (24.11 is fatal: "children count lower than bblock_node_cnt"), so every island of such
+a cluster, non-GB ones too, is whole blocks. `TopologyParam=BlockAsNodeRank` (25.05+; 24.11 has no such
+option) is not needed: slot names already rank in block order.
+
+IMEX per job (multi-node NVLink): `Prolog`/`Epilog` (with `PrologFlags=Alloc`, so every node of the job
+runs it at allocation, before the batch script) are azc-imex.sh: on a GB node the prolog writes the
+job's node addresses, exactly, to /etc/nvidia-imex/nodes_config.cfg, creates the IMEX channel
+/dev/nvidia-caps-imex-channels/channel0 and (re)starts nvidia-imex, waiting until `nvidia-imex-ctl -q`
+says READY; the epilog stops it and empties the file. A start that fails drains the node with the reason
+(`azc-imex: ...`; Slurm keeps that reason, holds the job and requeues it: 24.11.5). Why not
+`SwitchType=switch/nvidia_imex` (in Debian's 24.11 and 26.05 builds): it only hands out channel numbers
+per job; the IMEX daemon still needs its peers' addresses, which on Azure exist only once VMs join, so a
+prolog has to write them anyway, and a per-job daemon holds exactly the job's nodes, which also isolates
+jobs without channel numbers (the way Microsoft's cyclecloud-slurm runs IMEX). On nodes without IMEX the
+script exits 0 at once (Slurm runs the Prolog on every node and fails a job whose Prolog is missing, so
+every node of such a cluster has one).
+
 MPI: `MpiDefault=pmix` (Microsoft's Slurm packages are built with PMIx). Where the installed build has no
 PMIx plugin (Debian sid's 26.05 has none), `MpiDefault=pmix` would make every plain `srun` fail
 ("Invalid MPI type 'pmix'"): the controller then sets `MpiDefault=none` before slurmctld starts, and
@@ -77,7 +113,7 @@ from dataclasses import dataclass, field, replace
 from ..capacity import island_size_name
 from ..catalog import GpuSize, find_size
 from ..spec import ClusterSpec, PoolSpec
-from ..topology import IslandSlots, island_slots
+from ..topology import IslandSlots, cluster_rack_size, pool_island_slots, rack_blocks
 from .document import INSTALL_DIR
 
 SLURMCTLD_PORT = 6817
@@ -89,6 +125,8 @@ SLURM_ETC = "/etc/slurm"
 GIB_MB = 1024
 NEVER_SUSPEND_S = 365 * 24 * 3600
 MIN_MEMORY_RESERVE_MB = 1024
+IMEX_SCRIPT = f"{INSTALL_DIR}/azc-imex.sh"
+"""Prolog and Epilog of a cluster with NVLink domains (module docstring)."""
 
 
 def controller_address(dns_zone: str) -> str:
@@ -127,7 +165,7 @@ def node_hardware(size: GpuSize, memory_reserve_percent: int = 5) -> NodeHardwar
 
 def cluster_island_slots(spec: ClusterSpec, pool: PoolSpec) -> list[IslandSlots]:
     """island_slots for a pool of this cluster (elastic when the cluster's power is)."""
-    return island_slots(pool, find_size(pool.size), elastic=spec.elastic_enabled)
+    return pool_island_slots(spec, pool)
 
 
 @dataclass(frozen=True)
@@ -240,7 +278,7 @@ def _global_parameters(spec: ClusterSpec, settings: SlurmSettings) -> dict[str, 
             "SelectType": "select/cons_tres",
             "SelectTypeParameters": "CR_Core_Memory",
             "GresTypes": "gpu",
-            "TopologyPlugin": "topology/tree",
+            "TopologyPlugin": "topology/block" if cluster_rack_size(spec) else "topology/tree",
             "ProctrackType": s.proctrack_type,
             "TaskPlugin": s.task_plugin,
             "MpiDefault": s.mpi_default,
@@ -261,6 +299,8 @@ def _global_parameters(spec: ClusterSpec, settings: SlurmSettings) -> dict[str, 
     )
     if s.task_prolog:
         params["TaskProlog"] = s.task_prolog
+    if cluster_rack_size(spec):
+        params.update({"Prolog": IMEX_SCRIPT, "Epilog": IMEX_SCRIPT, "PrologFlags": "Alloc"})
     if s.health_check_program:
         params["HealthCheckProgram"] = s.health_check_program
         params["HealthCheckInterval"] = str(s.health_check_interval_s)
@@ -419,9 +459,38 @@ def render_slurm_conf(
     return "\n".join(lines) + "\n"
 
 
+def block_sizes(spec: ClusterSpec) -> list[int]:
+    """BlockSizes of a cluster with NVLink domains: the rack, doubled while every island holds a whole
+    number of the larger block (so an aggregated block never spans two islands); [] without racks."""
+    rack = cluster_rack_size(spec)
+    if not rack:
+        return []
+    counts = [island.count for pool in spec.pools for island in _slots(spec, pool)]
+    sizes = [rack]
+    while all(count % (sizes[-1] * 2) == 0 for count in counts):
+        sizes.append(sizes[-1] * 2)
+    return sizes
+
+
+def render_block_topology(spec: ClusterSpec, rack: int) -> str:
+    """topology.conf for topology/block: each island's slots in blocks of `rack`, island after island."""
+    lines = [
+        "# One block per NVLink domain (a node claims a slot in its own domain's block), island after",
+        "# island; BlockSizes never pairs blocks of two InfiniBand islands.",
+    ]
+    for pool in spec.pools:
+        for island in _slots(spec, pool):
+            lines += [f"BlockName={b.name} Nodes={b.hostlist}" for b in rack_blocks(island, rack)]
+    lines.append("BlockSizes=" + ",".join(str(size) for size in block_sizes(spec)))
+    return "\n".join(lines) + "\n"
+
+
 def render_topology_conf(spec: ClusterSpec) -> str:
     """topology.conf: one switch per island holding its slots, and no switch above them, so Slurm never
-    places one job on two islands."""
+    places one job on two islands; a cluster with NVLink domains gets blocks instead (module docstring)."""
+    rack = cluster_rack_size(spec)
+    if rack:
+        return render_block_topology(spec, rack)
     lines = ["# One switch per InfiniBand island, no common root: a job never spans two islands."]
     for pool in spec.pools:
         for island in _slots(spec, pool):

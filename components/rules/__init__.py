@@ -29,6 +29,7 @@ One module per domain, one registry (`registry.py`):
                                      limits, Private Link Scope (ids AZC120-129, AZC150-159)
     rack.py      AZC130-133          GB200/GB300 NVL72 racks: whole racks, interconnect groups, GB health
                                      (ids AZC130-139: 130-134 racks and health, 135-139 the Slurm side)
+    rack_slurm.py AZC135-136         the racks' Slurm side: NVLink blocks within islands, elastic islands
     accounting.py AZC140-143         the team's Slurm accounts, fair shares and GPU limits (ids AZC140-149)
 
 Adding a rule:
@@ -41,7 +42,7 @@ Adding a rule:
    feeds it generated specs): a rule that crashes hides every other finding.
 3. Choose the id: the next free one in the domain's block, or a new block of ten for a new domain.
    Next free: AZC063 (domains without a block), AZC076 (Slurm), AZC087 (home), AZC098 (elastic),
-   AZC134 (racks; AZC135-139 are the racks' Slurm side), AZC144 (team accounting), AZC150 and AZC157
+   AZC134 (racks), AZC137 (the racks' Slurm side), AZC144 (team accounting), AZC150 and AZC157
    (monitoring: AZC150-154 the node side, AZC157-159 dashboards and access), AZC162 (capacity's second
    block, AZC160-169). A new domain takes the next block no one has taken (ten ids) and lists it above.
    Ids are stable: a retired rule's id is never reused.
@@ -69,6 +70,7 @@ from . import (
     network,
     pools,
     rack,
+    rack_slurm,
     region,
     slurm,
     storage,
@@ -101,6 +103,7 @@ DOMAINS = (
     accounting,
     monitoring,
     rack,
+    rack_slurm,
 )
 """The domain modules; importing one registers its rules. A new domain is imported above and added here."""
 

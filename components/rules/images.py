@@ -172,25 +172,30 @@ def node_software_missing(spec: ClusterSpec) -> Iterator[Problem]:
     "AZC057",
     "warning",
     "nvlink-imex-not-configured",
-    "GB200 nodes without nvidia-imex peers: no multi-node NVLink",
+    "GB200/GB300 nodes without a scheduler: no IMEX peers, no multi-node NVLink",
 )
 def nvlink_imex_not_configured(spec: ClusterSpec) -> Iterator[Problem]:
-    """A GB200 v6 VM is a 4-GPU slice of an NVL72 rack; GPUs in different VMs of a rack talk over NVLink only
-    through NVIDIA's IMEX service, which needs every peer's address in /etc/nvidia-imex/nodes_config.cfg
-    (NVIDIA IMEX guide, "nodes_config.cfg"). The peers of a scale set exist only after it is deployed, and
-    azcluster does not write that file yet: multi-node NVLink (MNNVL, cuMem fabric handles) does not work,
-    and NCCL between VMs uses InfiniBand. Documented decision (issue 9 item 1).
+    """A GB200/GB300 v6 VM is a 4-GPU slice of an NVL72 rack; GPUs in different VMs of a rack talk over
+    NVLink only through NVIDIA's IMEX service, which needs every peer's address in
+    /etc/nvidia-imex/nodes_config.cfg (NVIDIA IMEX guide, "Deployment Models"). With Slurm, azcluster runs
+    IMEX per job: the Prolog gives it exactly the job's nodes, the Epilog clears it
+    (components/bootstrap/slurm.py), so this fires only for clusters without a scheduler, where no job
+    launcher knows which peers belong together: multi-node NVLink (MNNVL, cuMem fabric handles) is off and
+    NCCL between VMs uses InfiniBand.
     """
+    if spec.scheduler == "slurm":
+        return
     for index, pool in enumerate(spec.pools):
         size = catalog.find_size(pool.size)
         if size is not None and size.rack_vms and pool.nodes > 1:
             yield (
                 pool_at(index, "size"),
-                f"pool {pool.name!r}: {pool.nodes} {size.name} VMs share NVL72 racks, but azcluster does not "
-                "configure nvidia-imex with each rack's peers: multi-node NVLink is off; NCCL between VMs "
-                "uses InfiniBand.",
-                "For multi-node NVLink, write the rack's node addresses (`azcluster hosts`) to "
-                "/etc/nvidia-imex/nodes_config.cfg on each node and restart nvidia-imex; or suppress this.",
+                f"pool {pool.name!r}: {pool.nodes} {size.name} VMs share NVL72 racks, but without a "
+                "scheduler azcluster does not run nvidia-imex with each job's peers: multi-node NVLink is "
+                "off; NCCL between VMs uses InfiniBand.",
+                "Use `scheduler: slurm` (IMEX per job, from Slurm's Prolog), or write a rack's node "
+                "addresses (`azcluster hosts`) to /etc/nvidia-imex/nodes_config.cfg on each node and "
+                "restart nvidia-imex; or suppress this.",
             )
 
 

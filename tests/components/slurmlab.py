@@ -99,13 +99,17 @@ start() {
                  [ -d /var/lib/mysql/mysql ] || mariadb-install-db --user=mysql >/var/log/mariadb-init.log
                  mariadbd --user=mysql --skip-networking </dev/null >>/var/log/mariadbd.log 2>&1 &
                  for _ in $(seq 300); do mariadb-admin ping >/dev/null 2>&1 && break; sleep 0.1; done ;;
+        # the nvidia-imex unit's ExecStart (GB nodes of test_nvlink_slurm_real: a fake daemon)
+        nvidia-imex) stop nvidia-imex; /usr/bin/nvidia-imex -c /etc/nvidia-imex/config.cfg ;;
         *) ;;
     esac
 }
 case "$cmd" in
     enable) if [[ "$now" == 1 ]]; then start; fi ;;
     start|restart) start ;;
-    stop) case "$unit" in munge) stop munged ;; mariadb) stop mariadbd ;; slurm*) stop "$unit" ;; esac ;;
+    stop) case "$unit" in
+              munge) stop munged ;; mariadb) stop mariadbd ;; slurm*|nvidia-imex) stop "$unit" ;;
+          esac ;;
     is-active) pgrep -x "$unit" >/dev/null ;;
     *) ;;
 esac

@@ -15,6 +15,7 @@ from azcluster.components.bootstrap import slurm
 from azcluster.components.catalog import slurm_image, slurm_release
 from azcluster.components.cluster import Cluster
 from azcluster.components.spec import ClusterSpec
+from azcluster.components.topology import island_slots
 from tests.components.test_bootstrap_render import _files, _load, _node_env, _schema_check
 from tests.components.test_cluster import cluster_data
 
@@ -51,7 +52,7 @@ def test_a_gpu_node_gets_its_island_slots_the_controller_name_and_the_key(tmp_pa
         assert files[f"{bootstrap.INSTALL_DIR}/{name}"]["content"] == bootstrap.read_script(name)
     assert "azc-slurm-node.service" in document["runcmd"][2]
     # The node's slot names are the ones slurm.conf declares for its island.
-    assert slurm.island_slots(_spec().pools[0], None)[2].hostlist == "h100-i2-[000-099]"
+    assert island_slots(_spec().pools[0], None)[2].hostlist == "h100-i2-[000-099]"
 
 
 def test_amd_nodes_get_no_container_tooling() -> None:

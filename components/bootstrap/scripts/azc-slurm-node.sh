@@ -118,20 +118,25 @@ start() {
     containers || log "Enroot/Pyxis could not be installed; jobs without --container-image still run"
     mkdir -p "$R/var/spool/slurmd" "$R/var/log/slurm"
     for attempt in 1 2 3 4 5; do
-        slot="$(claim "${excluded[@]}")"
+        if [[ -n "${AZC_NVL_CLAIM:-}" ]]; then # GB nodes: a slot in the block of this node's NVLink domain
+            slot="$("$AZC_NVL_CLAIM" claim "${excluded[@]}")"
+            "$AZC_NVL_CLAIM" mark "$slot" >&2
+        else
+            slot="$(claim "${excluded[@]}")"
+        fi
         # slurmd.service (SchedMD's and Debian's) reads SLURMD_OPTIONS from /etc/default/slurmd.
         printf 'SLURMD_OPTIONS="-N %s --conf-server %s:%s"\n' "$slot" "$AZC_SLURM_CONTROLLER" "${AZC_SLURM_PORT:-6817}" |
             write_if_changed "$R/etc/default/slurmd" 0644 >/dev/null
         "$SYSTEMCTL" enable slurmd >&2
         "$SYSTEMCTL" restart slurmd >&2
         sleep "$VERIFY_WAIT"
-        if [[ "$(registered_host "$slot")" == "$HOST" ]]; then
+        if [[ "$(registered_host "$slot")" == "$HOST" ]] && { [[ -z "${AZC_NVL_CLAIM:-}" ]] || "$AZC_NVL_CLAIM" check "$slot"; }; then
             activate "$slot"
             printf '%s\n' "$slot" | write_if_changed "$SLURM_NODE_FILE" 0644 >/dev/null
             log "this node is Slurm node $slot (attempt $attempt)"
             return 0
         fi
-        log "slot $slot was taken by another host; claiming another"
+        log "slot $slot was taken by another host (or its block by another NVLink domain); claiming another"
         "$SYSTEMCTL" stop slurmd >&2 || true
         excluded+=("$slot")
     done

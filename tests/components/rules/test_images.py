@@ -47,8 +47,8 @@ FIRES = [
         {"pools.0.size": GB200, "pools.0.nodes": 18, "pools.0.image": JAMMY_ARM64},
         "ubuntu-22.04, Arm64",
     ),
-    ("AZC057", {"pools.0.size": GB200, "pools.0.nodes": 18}, "nvidia-imex"),
-    ("AZC057", {"pools.0.size": GB300, "pools.0.nodes": 18}, "nvidia-imex"),
+    ("AZC057", {"scheduler": "none", "pools.0.size": GB200, "pools.0.nodes": 18}, "nvidia-imex"),
+    ("AZC057", {"scheduler": "none", "pools.0.size": GB300, "pools.0.nodes": 18}, "scheduler: slurm"),
     (
         "AZC018",
         {
@@ -99,7 +99,10 @@ QUIET = [
     ("AZC056", {"pools.0.size": GB200, "pools.0.nodes": 18}),
     ("AZC056", {"pools.0.size": GB300, "pools.0.nodes": 18}),
     ("AZC055", {"pools.0.size": GB300, "pools.0.nodes": 18}),
-    ("AZC057", {"pools.0.size": GB200, "pools.0.nodes": 1}),
+    ("AZC057", {"scheduler": "none", "pools.0.size": GB200, "pools.0.nodes": 1}),
+    # with Slurm, IMEX runs per job from the Prolog: configured, nothing to say
+    ("AZC057", {"pools.0.size": GB200, "pools.0.nodes": 18}),
+    ("AZC057", {"pools.0.size": GB300, "pools.0.nodes": 36}),
     ("AZC058", {"pools.0.image": GALLERY_IMAGE}),
     ("AZC059", {"pools.0.image": ALMA_HPC, "pools.0.image_plan": {**ALMA_PLAN, "publisher": "AlmaLinux"}}),
     ("AZC059", {"pools.0.image": GALLERY_IMAGE, "pools.0.image_plan": ALMA_PLAN}),
