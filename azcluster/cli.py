@@ -386,6 +386,8 @@ def plan(
     from . import plan as planner
     from . import render, stackfile
 
+    if _PROCESS_ENDS:
+        planner.pause_collector_until_exit()  # the plan's garbage goes with the process (~1 ms a scale set)
     result = planner.plan_stack(stackfile.load_stack(stack), suppress or ())
     if json:
         render.print_json(result.to_json())
@@ -1338,6 +1340,13 @@ def list_(json: JsonOpt = False, backend: BackendOpt = None) -> None:
 # --- end lifecycle (issue 5) -----------------------------------------------------------------------------
 
 
+_PROCESS_ENDS = False
+"""True under the console script (`main`): the process ends when the command returns. Tests invoke `app`
+in-process, where it stays False."""
+
+
 def main() -> None:
     """Console-script entry point."""
+    global _PROCESS_ENDS
+    _PROCESS_ENDS = True
     app()
