@@ -436,6 +436,67 @@ class GpuUsage:
 
 
 @dataclass
+class RackState:
+    """One NVL72 rack of a GB pool: a Slurm block of `slots` slots and how many of its nodes are in each
+    state (ops/racks.py)."""
+
+    pool: str
+    island: int
+    rack: str  # the Slurm block, e.g. 'gb-i0-r1'
+    slots: int
+    up: int = 0
+    starting: int = 0
+    off: int = 0
+    down: int = 0
+
+    @property
+    def held(self) -> int:
+        """Slots a node holds (the rest of the block is free)."""
+        return self.up + self.starting + self.off + self.down
+
+    @property
+    def state(self) -> str:
+        """'up' (every node up), 'powered off' (every node deallocated), 'starting', or 'partial'."""
+        if self.up == self.held:
+            return "up"
+        if self.off == self.held:
+            return "powered off"
+        if self.starting and self.starting + self.up == self.held:
+            return "starting"
+        return "partial"
+
+    def describe(self) -> str:
+        """'gb-i0-r0 up (18/18)' or 'gb-i0-r1 partial (12 up, 2 down, 4 off of 18)'."""
+        if self.state in ("up", "powered off"):
+            return f"{self.rack} {self.state} ({self.held}/{self.slots})"
+        parts = [
+            f"{n} {what}"
+            for n, what in (
+                (self.up, "up"),
+                (self.starting, "starting"),
+                (self.down, "down"),
+                (self.off, "off"),
+            )
+            if n
+        ]
+        return f"{self.rack} {self.state} ({', '.join(parts)} of {self.slots})"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "pool": self.pool,
+            "island": self.island,
+            "rack": self.rack,
+            "state": self.state,
+            "slots": self.slots,
+            "nodes": self.held,
+            "up": self.up,
+            "starting": self.starting,
+            "down": self.down,
+            "powered_off": self.off,
+        }
+
+
+@dataclass
 class ClusterStatus:
     stack: str
     cluster: str
@@ -448,6 +509,7 @@ class ClusterStatus:
     elastic: ElasticStatus | None = None  # per island power state and why, for an elastic spec
     slurm: SlurmView | None = None  # Slurm's node states, when the cluster runs Slurm and asked
     gpu_usage: GpuUsage | None = None  # per island, the last hour's GPU utilisation (monitoring on)
+    racks: list[RackState] = field(default_factory=list)  # GB pools' NVL72 racks (Slurm blocks), when read
     resources: list[ResourceCost] = field(default_factory=list)
     """The other resources the spec builds (Lustre, home, Bastion, NAT...), priced from the catalogue
     (cost.price_resources): billed while they exist, whether or not a node runs. Empty when not found."""
@@ -515,6 +577,7 @@ class ClusterStatus:
             "diagnosis": self.diagnosis.to_json() if self.diagnosis else None,
             "elastic": self.elastic.to_json() if self.elastic else None,
             "slurm": self.slurm.to_json() if self.slurm else None,
+            "racks": [rack.to_json() for rack in self.racks],
             "gpu_utilization": self.gpu_usage.to_json() if self.gpu_usage else None,
             "cost_per_hour_usd": self.total_cost_per_hour(),
             "cost_breakdown": {

@@ -17,6 +17,7 @@ from .gpu_usage import read_gpu_usage
 from .model import ClusterStatus, DiagnosisRun, Island, ScaleSet
 from .nodes import find_login, read_island
 from .parallel import parallel
+from .racks import rack_states
 from .slurmstate import read_for_status
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -37,7 +38,8 @@ def cluster_status(
 ) -> ClusterStatus:
     """Every island's scale set and nodes (IP, power, health), the login node, the running cost; with
     `diagnose`, the failing checks of up to `diagnose_limit` unhealthy nodes (read on the nodes); with
-    `slurm` (and scheduler: slurm), each node's Slurm state, read on the login node (slurmstate.py); with
+    `slurm` (and scheduler: slurm), each node's Slurm state, read on the login node (slurmstate.py), and the
+    GB pools' racks from it (racks.py); with
     `metrics` (and monitoring on), each island's GPU utilisation over the last hour (gpu_usage.py)."""
     from ..azure import azure_errors, compute_client
 
@@ -74,6 +76,8 @@ def cluster_status(
     if slurm:
         with azure_errors(ctx, f"reading Slurm's node states on the login node of {spec.name}"):
             read_for_status(client, spec, status, timeout=diagnose_timeout)
+        if status.slurm is not None and not status.slurm.error:
+            status.racks = rack_states(spec, status.slurm)
     if metrics and spec.monitoring.enabled and status.found:
         status.gpu_usage = read_gpu_usage(spec, ctx)
     return status

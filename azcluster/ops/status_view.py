@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .cluster import missing_hint
 from .diagnose_view import diagnosis_notes, print_unhealthy
 from .model import ClusterStatus
@@ -62,6 +64,8 @@ def print_status(status: ClusterStatus) -> None:
             f"{login.private_ip or 'no IP'}"
         )
     for line in slurm_lines(status.slurm):
+        stdout.print(line, soft_wrap=True)
+    for line in rack_lines(status):
         stdout.print(line, soft_wrap=True)
     usage = status.gpu_usage
     if usage is not None and usage.error:
@@ -171,3 +175,29 @@ def _print_missing(status: ClusterStatus) -> None:
     for island in status.missing:
         console.print(markup("[bold red]missing[/] island {}: no scale set in Azure", island.describe()))
     console.print(markup("  [dim]hint:[/] {}", missing_hint(status.stack)), soft_wrap=True)
+
+
+def rack_lines(status: ClusterStatus) -> list[Any]:
+    """Per GB pool island, its NVL72 racks (Slurm blocks): 'racks of pool gb island 0: gb-i0-r0 up (18/18),
+    gb-i0-r1 partial (12 up, 6 off of 18)'. Nothing for clusters without racks."""
+    from ..render import markup
+
+    lines: list[str] = []
+    keys = sorted({(rack.pool, rack.island) for rack in status.racks})
+    for pool, island in keys:
+        racks = [rack for rack in status.racks if (rack.pool, rack.island) == (pool, island)]
+        counts = {
+            state: sum(r.state == state for r in racks)
+            for state in ("up", "partial", "starting", "powered off")
+        }
+        summary = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
+        lines.append(
+            markup(
+                "racks of pool {} island {} ({}): {}",
+                pool,
+                island,
+                summary,
+                "; ".join(r.describe() for r in racks),
+            )
+        )
+    return lines
