@@ -122,7 +122,7 @@ ACCOUNTING_PACKAGES = (
 )
 """A controller that keeps accounts: slurmctld and slurmd with slurmdbd on a real MariaDB, and the python3
 that azc-users.py and azc-slurm-accounts.py run with (tests/components/test_slurm_accounting_real.py)."""
-ACCOUNTING_SUITES = ("trixie",)
+ACCOUNTING_SUITES = ("trixie", "sid")
 """Suites whose slurmdbd + MariaDB roots `python -m tests.realroots` builds."""
 
 BOOT_SUITES = ("trixie", "sid")

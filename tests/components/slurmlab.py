@@ -95,7 +95,8 @@ start() {
                 slurmd $SLURMD_OPTIONS ;;
         slurmctld) stop slurmctld; mkdir -p /run/slurm; slurmctld ;;
         slurmdbd) stop slurmdbd; mkdir -p /run/slurm; slurmdbd ;;
-        mariadb) stop mariadbd; mkdir -p /run/mysqld; chown mysql: /run/mysqld
+        # mariadb.service's RuntimeDirectory: /run/mysqld (Debian 13), /run/mariadbd (sid)
+        mariadb) stop mariadbd; mkdir -p /run/mysqld /run/mariadbd; chown mysql: /run/mysqld /run/mariadbd
                  [ -d /var/lib/mysql/mysql ] || mariadb-install-db --user=mysql >/var/log/mariadb-init.log
                  mariadbd --user=mysql --skip-networking </dev/null >>/var/log/mariadbd.log 2>&1 &
                  for _ in $(seq 300); do mariadb-admin ping >/dev/null 2>&1 && break; sleep 0.1; done ;;

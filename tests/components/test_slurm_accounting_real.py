@@ -1,5 +1,6 @@
 """Slurm accounting for a team, on real daemons: slurmdbd on a real MariaDB, slurmctld and slurmd of Debian
-13's Slurm 24.11 (tests/realroots.py ACCOUNTING_PACKAGES: MariaDB 11.8, Slurm 24.11.5).
+13's Slurm 24.11.5 and Debian sid's 26.05.5, each with MariaDB 11.8 (tests/realroots.py ACCOUNTING_PACKAGES),
+each release a cluster in its own loopback namespace and xdist group.
 
 The controller starts through azc-slurm-controller.sh with accounting on (MariaDB, slurmdbd.conf, the
 cluster's record), as the login node's cloud-config makes it (tests/components/slurmlab.py says how a test
@@ -35,7 +36,8 @@ from azcluster.ops.model import TopUser
 from tests import realroots
 from tests.components import slurmlab
 
-pytestmark = [pytest.mark.timeout(600), pytest.mark.xdist_group("slurm-accounting")]
+pytestmark = pytest.mark.timeout(600)
+SUITES = {suite: slurmlab.VERSIONS[suite] for suite in realroots.ACCOUNTING_SUITES}
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl {}@team"
 
@@ -144,12 +146,18 @@ def associations(lab: slurmlab.SlurmLab) -> dict[tuple[str, str], tuple[str, str
     return rows
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param(suite, id=version, marks=pytest.mark.xdist_group(f"slurm-accounting-{version}"))
+        for suite, version in SUITES.items()
+    ],
+)
+def lab(request, tmp_path_factory):
     hardware = {"gpu": slurm.NodeHardware(cpus=2, memory_mb=512, gpus=2)}
     lab = slurmlab.new_lab(
-        "trixie",
-        tmp_path_factory.mktemp("slurm-accounting"),
+        request.param,
+        tmp_path_factory.mktemp(f"slurm-accounting-{request.param}"),
         team_spec(["alice", "bob", "carol"]),
         packages=realroots.ACCOUNTING_PACKAGES,
         hardware=hardware,
@@ -276,7 +284,7 @@ def test_sacct_becomes_the_cost_report_with_exact_arithmetic(lab) -> None:
         "env", "TZ=UTC", "SLURM_TIME_FORMAT=%s", "sacct", "-a", "-X", "-n", "-P", "-S", "now-1hour",
         "-o", usage.SACCT_FIELDS,
     ).stdout  # fmt: skip
-    if os.environ.get("AZC_CAPTURE_SACCT"):
+    if os.environ.get("AZC_CAPTURE_SACCT") and lab.suite == "trixie":
         Path(os.environ["AZC_CAPTURE_SACCT"]).write_text(raw)
     for job in jobs:
         row = next(line for line in raw.splitlines() if line.startswith(f"{job}|")).split("|")

@@ -33,8 +33,11 @@ accounting() {
     if [[ "$host" == localhost ]]; then
         have mariadbd || have mysqld || DEBIAN_FRONTEND=noninteractive "$APT_GET" install -y -q mariadb-server >&2
         # Slurm's recommended InnoDB settings (accounting.html; slurmdbd logs "Database settings not
-        # recommended values" below half of them: as_mysql's _check_database_variables)
-        innodb="$(printf '[mysqld]\ninnodb_buffer_pool_size=1G\ninnodb_log_file_size=64M\ninnodb_lock_wait_timeout=900\n' |
+        # recommended values" below half of them: as_mysql's _check_database_variables), and snapshot
+        # isolation off: MariaDB 11.8 turns it on, and slurmdbd 26.05 says it "will cause slurmdbd to fatal
+        # when a write conflicts" (`loose-`: a MariaDB older than 10.6.18 has no such variable and skips it)
+        innodb="$(printf '%s\n' '[mysqld]' innodb_buffer_pool_size=1G innodb_log_file_size=64M \
+            innodb_lock_wait_timeout=900 loose-innodb_snapshot_isolation=OFF |
             write_if_changed "$R/etc/mysql/mariadb.conf.d/60-azcluster-slurmdbd.cnf" 0644)"
         [[ "$innodb" == unchanged ]] || "$SYSTEMCTL" restart mariadb >&2
         "$SYSTEMCTL" enable --now mariadb >&2

@@ -239,7 +239,7 @@ class Run:
                 argv = ["usermod", "-g", str(gid), "-G", ",".join(keep), name]
                 self.command(argv, f"groups of {name}: {','.join(wanted) or '(none)'}")
             if expired(name):
-                self.command(["usermod", "-U", "-e", "", name], f"unlocked {name} (listed again)")
+                self.command(unlock_argv(name), f"unlocked {name} (listed again)")
         self.home(name, uid, gid, home)
         return True
 
@@ -331,6 +331,19 @@ def expired(name: str) -> bool:
     """Expired on a day already past (`usermod -e 1` sets day 1 of 1970)."""
     fields = shadow_fields(name)
     return len(fields) > 7 and fields[7] not in ("", "-1") and int(fields[7]) <= 1
+
+
+def unlock_argv(name: str) -> list[str]:
+    """usermod undoing `usermod -L -e 1`: no expiry, and the one '!' -L put before the password field
+    taken off. Not `usermod -U`: shadow 4.20 (Debian sid) refuses it when what is left is empty ("would
+    result in a passwordless account"), as it is for a user useradd made without a password; then the
+    field becomes '*' (no password, keys only), never empty."""
+    fields = shadow_fields(name)
+    password = fields[1] if len(fields) > 1 else ""
+    argv = ["usermod", "-e", ""]
+    if password.startswith("!"):
+        argv += ["-p", password[1:] or "*"]
+    return [*argv, name]
 
 
 def password_locked(name: str) -> bool:
