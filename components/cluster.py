@@ -131,6 +131,7 @@ class Cluster(pulumi.ComponentResource):
             "blob_account_name": mounted_blob,
             "identity_client_id": self.identity.client_id,
             "home_nfs_source": home_source,
+            "metrics_write_url": self.monitoring.write_url if self.monitoring is not None else None,
         }
 
         # Slurm: one munge key per cluster (a secret in state, components/cluster_key.py) and the

@@ -142,6 +142,7 @@ class GpuPoolArgs:
         home_nfs_source: pulumi.Input[str] | None = None,
         munge_key: pulumi.Input[str] | None = None,
         dns_zone: str | None = None,
+        metrics_write_url: pulumi.Input[str] | None = None,
     ) -> GpuPoolArgs:
         """Args for one of the spec's pools, with custom data rendered by azcluster.components.bootstrap.
 
@@ -153,6 +154,8 @@ class GpuPoolArgs:
         key, a secret: ClusterKey) and `dns_zone` (the cluster's private zone, where the controller is
         `slurmctld.<zone>`): given both, as Cluster does with `scheduler: slurm`, the nodes join Slurm by
         themselves; a pool built on its own has no controller to join and gets no Slurm.
+        `metrics_write_url` (the data collection rule's remote-write URL; None: no metrics) with
+        `identity_client_id`: the nodes send their metrics there as that identity (bootstrap/metrics.py).
         """
         return cls(
             cluster_name=spec.name,
@@ -173,6 +176,7 @@ class GpuPoolArgs:
                 home_nfs_source,
                 munge_key,
                 dns_zone,
+                metrics_write_url,
             ),
             zone=cluster_zone(spec).zone,
             tags=dict(spec.tags),
@@ -188,21 +192,24 @@ def _bootstrap_custom_data(
     home_source: pulumi.Input[str] | None = None,
     munge_key: pulumi.Input[str] | None = None,
     dns_zone: str | None = None,
+    metrics_url: pulumi.Input[str] | None = None,
 ) -> Callable[[int], pulumi.Input[str]]:
     """Per-island custom data; rendered inside `Output.all` when a value only exists at deployment.
 
     With a munge key the result is a secret Output (the key is one), so the custom data is encrypted in
     Pulumi's state and masked in previews and `plan --json`.
     """
+    metrics_client = client_id if metrics_url is not None else None  # the agent's remote-write identity
     if blob_account is None:
         client_id = None  # only BlobFuse2 needs the identity's client id
-    values = [lustre_host, blob_account, client_id, home_source, munge_key]
+    values = [lustre_host, blob_account, client_id, home_source, munge_key, metrics_url, metrics_client]
 
     def gather(resolved: list[Any]) -> bootstrap.PoolBoot:
-        host, account, client, home, munge = resolved
+        host, account, client, home, munge, url, metrics_id = resolved
         slurm = bootstrap.SlurmBoot(munge, dns_zone) if munge is not None and dns_zone else None
         storage = bootstrap.StorageValues(host, account, client, home_source=home)
-        return bootstrap.PoolBoot.gather(spec, pool, storage, slurm)
+        metrics = bootstrap.MetricsValues(url, metrics_id) if url and metrics_id else None
+        return bootstrap.PoolBoot.gather(spec, pool, storage, slurm, metrics)
 
     # One PoolBoot for all the pool's islands (they resolve the same values): gathered once, and once
     # per pool the Outputs it waits for, however many scale sets the pool has.

@@ -71,12 +71,15 @@ class LoginNodeArgs:
         home_nfs_source: pulumi.Input[str] | None = None,
         munge_key: pulumi.Input[str] | None = None,
         dns_zone: str | None = None,
+        metrics_write_url: pulumi.Input[str] | None = None,
     ) -> LoginNodeArgs:
         """Args for the spec's login node, with cloud-init from the bootstrap module (same mounts as the
         GPU nodes; see GpuPoolArgs.from_spec for the storage arguments). `power`: the cluster's
         ElasticPower when the spec is elastic; its identity is added and the power programs installed.
         Given `munge_key` (the cluster's key, a secret) and `dns_zone` (its private zone), as Cluster
-        does with `scheduler: slurm`, the login node is the Slurm controller."""
+        does with `scheduler: slurm`, the login node is the Slurm controller. `metrics_write_url` (the
+        data collection rule's remote-write URL; None: no metrics) with `identity_client_id`: the node
+        sends its metrics (and Slurm's) there as that identity (bootstrap/metrics.py)."""
         return cls(
             cluster_name=spec.name,
             location=spec.location,
@@ -97,6 +100,7 @@ class LoginNodeArgs:
                 home_nfs_source,
                 munge_key,
                 dns_zone,
+                metrics_write_url,
             ),
             zone=cluster_zone(spec).zone,
             tags=dict(spec.tags),
@@ -114,21 +118,40 @@ def _login_custom_data(
     home_source: pulumi.Input[str] | None = None,
     munge_key: pulumi.Input[str] | None = None,
     dns_zone: str | None = None,
+    metrics_url: pulumi.Input[str] | None = None,
 ) -> pulumi.Input[str]:
+    metrics_client = client_id if metrics_url is not None else None
     if blob_account is None:
         client_id = None
     subscription = power.subscription_id if power is not None else None
     power_client = power.client_id if power is not None else None
 
     def encode(values: list[Any]) -> str:
-        host, account, client, sub, power_id, home, key = values
+        host, account, client, sub, power_id, home, key, url, metrics_id = values
         storage = bootstrap.StorageValues(host, account, client, home_source=home)
+        metrics = bootstrap.MetricsValues(url, metrics_id) if url and metrics_id else None
         boot = bootstrap.LoginBoot.for_cluster(
-            spec, storage, power_subscription=sub, power_client_id=power_id, munge_key=key, dns_zone=dns_zone
+            spec,
+            storage,
+            power_subscription=sub,
+            power_client_id=power_id,
+            munge_key=key,
+            dns_zone=dns_zone,
+            metrics=metrics,
         )
         return boot.custom_data()
 
-    values = [lustre_host, blob_account, client_id, subscription, power_client, home_source, munge_key]
+    values = [
+        lustre_host,
+        blob_account,
+        client_id,
+        subscription,
+        power_client,
+        home_source,
+        munge_key,
+        metrics_url,
+        metrics_client,
+    ]
     if any(isinstance(value, pulumi.Output) for value in values):
         return pulumi.Output.all(*values).apply(encode)
     return encode(values)

@@ -1,5 +1,6 @@
 """ClusterMonitoring: the Azure side of the cluster's metrics (Azure Monitor managed Prometheus, Azure
-Managed Grafana), built when `monitoring.enabled` (preview: nothing on the nodes sends metrics yet).
+Managed Grafana), built when `monitoring.enabled`; the nodes side (exporters and the Prometheus agent that
+remote-writes to the rule) is bootstrap/metrics.py.
 
 Why each setting is what it is:
 - Azure Monitor workspace (`Microsoft.Monitor/accounts`, API 2023-04-03 in pulumi-azure-native 3): the
@@ -56,12 +57,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 from pulumi_azure_native import alertsmanagement, authorization, dashboard, monitor, network
 
 from . import catalog
+from .bootstrap.metrics import write_url
 from .exposure import PublicSurface, monitoring_surfaces
 from .identity import assign_role
 from .private_dns import linked_private_zone
@@ -185,10 +187,26 @@ def public_surfaces(args: ClusterMonitoringArgs) -> list[PublicSurface]:
     )
 
 
+def remote_write_url(args: ClusterMonitoringArgs, ingestion: Any, immutable_id: str | None) -> str:
+    """Where the nodes' Prometheus agents write (bootstrap/metrics.write_url). Offline (plan's mocks)
+    the endpoint and the rule's immutable id are unknown: the URL then has their documented shapes
+    (`https://<endpoint>.<region>-1.metrics.ingest.monitor.azure.com`, `dcr-<32 hex>`), so plan measures
+    the custom data the nodes will really get."""
+    endpoint = (
+        ingestion.get("endpoint") if isinstance(ingestion, dict) else getattr(ingestion, "endpoint", None)
+    )
+    endpoint = (
+        endpoint
+        or f"https://{args.cluster_name}-metrics-dce.{args.location}-1.metrics.ingest.monitor.azure.com"
+    )
+    return write_url(endpoint, immutable_id or "dcr-" + "0" * 32)
+
+
 class ClusterMonitoring(pulumi.ComponentResource):
     """Azure Monitor workspace, data collection endpoint and rule, Azure Managed Grafana and their roles.
 
-    Outputs: `workspace_id`, `data_collection_rule_id`, `data_collection_rule_immutable_id`,
+    Outputs: `write_url` (the rule's remote-write URL the nodes' agents send to), `workspace_id`,
+    `data_collection_rule_id`, `data_collection_rule_immutable_id`,
     `data_collection_endpoint_id`, `grafana_id` (the given one with `existing_grafana_id`), `grafana_endpoint`
     (None with an existing Grafana), and `public_surfaces` (what answers on a public address, and why).
     """
@@ -284,6 +302,9 @@ class ClusterMonitoring(pulumi.ComponentResource):
         self.rule_groups: list[alertsmanagement.PrometheusRuleGroup] = []
         self._alerts(name, args, child)
 
+        self.write_url = pulumi.Output.all(
+            self.collection_endpoint.metrics_ingestion, self.collection_rule.immutable_id
+        ).apply(lambda values: remote_write_url(args, *values))
         self.data_collection_rule_id = self.collection_rule.id
         self.data_collection_rule_immutable_id = self.collection_rule.immutable_id
         self.data_collection_endpoint_id = self.collection_endpoint.id

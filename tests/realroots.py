@@ -125,6 +125,13 @@ that azc-users.py and azc-slurm-accounts.py run with (tests/components/test_slur
 ACCOUNTING_SUITES = ("trixie", "sid")
 """Suites whose slurmdbd + MariaDB roots `python -m tests.realroots` builds."""
 
+MONITORING_PACKAGES = ("prometheus", "prometheus-node-exporter", "python3", "iproute2", "procps")
+"""A node's metrics side: Prometheus (run in agent mode, as the nodes run it, remote-writing with the
+`azuread` managed-identity option, which Prometheus has since 2.45) and its node exporter with the InfiniBand
+collector (tests/components/test_metrics_real.py)."""
+MONITORING_SUITES = ("trixie", "sid")
+"""Suites whose monitoring roots `python -m tests.realroots` builds: trixie ships Prometheus 2.53, sid 3.x."""
+
 BOOT_SUITES = ("trixie", "sid")
 """Suites whose boot roots `python -m tests.realroots` builds beside the Slurm roots."""
 
@@ -473,6 +480,11 @@ def _main(argv: list[str]) -> int:
     wanted += [
         (suite, ACCOUNTING_PACKAGES, f"{suite} (accounting)")
         for suite in ACCOUNTING_SUITES
+        if suite in suites
+    ]
+    wanted += [
+        (suite, MONITORING_PACKAGES, f"{suite} (monitoring)")
+        for suite in MONITORING_SUITES
         if suite in suites
     ]
     failed = 0

@@ -65,6 +65,14 @@ from .health import (
     parse_health_result,
 )
 from .login import LOGIN_SCRIPTS, LoginBoot, login_custom_data, render_login_cloud_config
+from .metrics import (
+    GPU_EXPORTER_UNIT,
+    METRICS_SCRIPTS,
+    METRICS_UNITS,
+    SLURM_METRICS_SCRIPTS,
+    SLURM_METRICS_UNITS,
+    MetricsValues,
+)
 from .mounts import (
     BLOB_MOUNT_ROOT,
     DEFAULT_LUSTRE_CLIENT_PACKAGE,
@@ -101,8 +109,19 @@ def gb_script_names() -> tuple[str, ...]:
 
 
 def slurm_script_names() -> tuple[str, ...]:
-    """Names of the Slurm scripts (GPU nodes and controller) shipped beside them."""
-    return tuple(dict.fromkeys((*SLURM_NODE_SCRIPTS, *SLURM_CONTROLLER_SCRIPTS, *SLURM_ACCOUNTS_SCRIPTS)))
+    """Names of the Slurm scripts (GPU nodes and controller) shipped beside them, and the metrics scripts
+    (bootstrap/metrics.py: every node when monitoring is on; Slurm's series on the login node)."""
+    return tuple(
+        dict.fromkeys(
+            (
+                *SLURM_NODE_SCRIPTS,
+                *SLURM_CONTROLLER_SCRIPTS,
+                *SLURM_ACCOUNTS_SCRIPTS,
+                *METRICS_SCRIPTS,
+                *SLURM_METRICS_SCRIPTS,
+            )
+        )
+    )
 
 
 def unit_names() -> tuple[str, ...]:
@@ -116,6 +135,9 @@ def unit_names() -> tuple[str, ...]:
         *SLURM_CONTROLLER_UNITS,
         *SLURM_ACCOUNTS_UNITS,
         *USERS_UNITS,
+        *METRICS_UNITS,
+        GPU_EXPORTER_UNIT,
+        *SLURM_METRICS_UNITS,
     )
 
 
@@ -124,6 +146,7 @@ __all__ = [
     "gb_health_piece",
     "gb_script_names",
     "is_rack_size",
+    "MetricsValues",
     "USERS_SCRIPTS",
     "USERS_TIMER_INTERVAL_S",
     "USERS_UNITS",

@@ -10,7 +10,9 @@ What goes in, piece by piece (`PoolBoot.pieces`), within Azure's 64 KB of custom
 - slurm (scheduler: slurm): the island's slot range, the munge key and the service that joins Slurm at
   every boot: bootstrap/slurm_boot.py; in a cluster with NVLink domains (GB pools) the block claim and
   IMEX prolog: bootstrap/imex_boot.py;
-- users (a shared home): the team's users applier and its timer, never the list: bootstrap/users_boot.py.
+- users (a shared home): the team's users applier and its timer, never the list: bootstrap/users_boot.py;
+- metrics (monitoring on): the exporters and the Prometheus agent, installed in the background:
+  bootstrap/metrics.py.
 
 cloud-init runs it once per instance; the units make reboots, deallocation and re-images converge to the
 same state. A pool's islands differ only in their number, and an island built on a stand-in size
@@ -33,10 +35,12 @@ from ..catalog import GpuSize, find_size
 from ..elastic import scheduler
 from ..spec import ClusterSpec, PoolSpec
 from ..topology import IslandSlots, island_key, pool_island_slots
+from . import metrics
 from .document import Piece, PrefixGzip, assemble, encode_custom_data, shared_prefix
 from .gb_boot import gb_health_piece
 from .health import health_piece
 from .imex_boot import imex_piece
+from .metrics import MetricsValues, metrics_piece
 from .mounts import NVME_MOUNT, StorageValues, lustre_client_package, mounts_piece
 from .slurm_boot import SlurmBoot, slurm_env, slurm_node_piece
 from .users_boot import users_piece
@@ -87,6 +91,7 @@ class PoolBoot:
     stand_ins: dict[int, tuple[GpuSize, Piece, Piece]] = field(default_factory=dict)
     """Islands built on a stand-in size (capacity.island_stand_ins): that size, its health and mounts
     pieces (the health checks count its GPUs, the cache sits on its NVMe disks)."""
+    metrics: MetricsValues | None = None
 
     @classmethod
     def gather(
@@ -95,6 +100,7 @@ class PoolBoot:
         pool: PoolSpec | str,
         storage: StorageValues = StorageValues(),
         slurm: SlurmBoot | None = None,
+        metrics: MetricsValues | None = None,
     ) -> PoolBoot:
         pool_spec = find_pool(spec, pool)
         size = pool_size(pool_spec)
@@ -133,6 +139,7 @@ class PoolBoot:
             slots=tuple(pool_island_slots(spec, pool_spec)) if slurm is not None else (),
             slurm_env=slurm_env(spec, slurm) if slurm is not None else {},
             stand_ins=stand_ins,
+            metrics=metrics if spec.monitoring.enabled else None,
         )
 
     def size_of(self, island: int) -> GpuSize:
@@ -186,7 +193,25 @@ class PoolBoot:
                 pieces.append(imex)
         if (users := users_piece(self.spec)) is not None:
             pieces.append(users)
+        if self.metrics is not None:
+            pieces.append(self.metrics_piece(island))
         return pieces
+
+    def metrics_piece(self, island: int) -> Piece:
+        """The same for every island of one size: the island label comes from node.env at start."""
+        size = self.size_of(island)
+        piece = metrics_piece(
+            cluster=self.spec.name,
+            role="compute",
+            gpu_vendor=size.gpu_vendor,
+            scrape_interval_s=self.spec.monitoring.scrape_interval_seconds,
+            values=self.metrics,
+            pool=self.pool.name,
+            island=metrics.ISLAND_PLACEHOLDER,
+            architecture=size.architecture,
+        )
+        price = {"AZC_PRICE_USD_PER_HOUR": size.price.usd_per_hour}
+        return Piece(**{**piece.__dict__, "env": {**piece.env, **price}})
 
     def cloud_config(self, island: int) -> str:
         """The `#cloud-config` document of one island's scale set."""
@@ -222,6 +247,7 @@ def render_cloud_config(
     blob_endpoint: str | None = None,
     home_source: str | None = None,
     slurm: SlurmBoot | None = None,
+    metrics: MetricsValues | None = None,
 ) -> str:
     """The `#cloud-config` document for the nodes of one IB island (scale set) of a pool.
 
@@ -234,7 +260,7 @@ def render_cloud_config(
     if not 0 <= island_index < islands:
         raise ValueError(f"pool {pool_spec.name!r} has islands 0..{islands - 1}, not {island_index}")
     storage = StorageValues(lustre_mgs_host, blob_account, blob_client_id, blob_endpoint, home_source)
-    return PoolBoot.gather(spec, pool_spec, storage, slurm).cloud_config(island_index)
+    return PoolBoot.gather(spec, pool_spec, storage, slurm, metrics).cloud_config(island_index)
 
 
 def custom_data(

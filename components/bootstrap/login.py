@@ -28,6 +28,7 @@ from ..elastic import render_config, slurm_power_save
 from ..spec import ClusterSpec
 from .document import HOSTFILE_DIR, Piece, assemble, encode_custom_data, file_entry
 from .elastic_boot import elastic_piece
+from .metrics import MetricsValues, metrics_piece
 from .mounts import FROM_IMAGE, StorageValues, lustre_client_package, mounts_piece
 from .slurm_boot import SlurmBoot, slurm_controller_piece
 from .users_boot import users_piece
@@ -69,6 +70,7 @@ class LoginBoot:
     lustre_client_package: str | None = FROM_IMAGE
     elastic_config: str | None = None
     slurm: SlurmBoot | None = None
+    metrics: MetricsValues | None = None
 
     @classmethod
     def for_cluster(
@@ -80,6 +82,7 @@ class LoginBoot:
         power_client_id: str | None = None,
         munge_key: str | None = None,
         dns_zone: str | None = None,
+        metrics: MetricsValues | None = None,
     ) -> LoginBoot:
         """The login node of a deployed cluster. With the power identity (`power_subscription`,
         `power_client_id`) it runs the power programs; with `munge_key` and `dns_zone` it is the Slurm
@@ -90,7 +93,7 @@ class LoginBoot:
         slurm = None
         if munge_key is not None and dns_zone:
             slurm = SlurmBoot(munge_key, dns_zone, extra=slurm_power_save(spec) or None)
-        return cls(spec, storage, elastic_config=config, slurm=slurm)
+        return cls(spec, storage, elastic_config=config, slurm=slurm, metrics=metrics)
 
     def header(self) -> str:
         return f"# azcluster login node bootstrap: cluster {self.spec.name}"
@@ -112,6 +115,17 @@ class LoginBoot:
             pieces.append(elastic_piece(self.elastic_config))
         if (users := users_piece(spec)) is not None:
             pieces.append(users)
+        if self.metrics is not None and spec.monitoring.enabled:
+            pieces.append(
+                metrics_piece(
+                    cluster=spec.name,
+                    role="login",
+                    gpu_vendor=None,
+                    scrape_interval_s=spec.monitoring.scrape_interval_seconds,
+                    values=self.metrics,
+                    slurm=self.slurm is not None,
+                )
+            )
         return pieces
 
     def cloud_config(self) -> str:
@@ -134,10 +148,11 @@ def render_login_cloud_config(
     elastic_config: str | None = None,
     home_source: str | None = None,
     slurm: SlurmBoot | None = None,
+    metrics: MetricsValues | None = None,
 ) -> str:
     """The `#cloud-config` document for the login node (see `LoginBoot`)."""
     storage = StorageValues(lustre_mgs_host, blob_account, blob_client_id, blob_endpoint, home_source)
-    boot = LoginBoot(spec, storage, hostfiles or {}, lustre_client_package, elastic_config, slurm)
+    boot = LoginBoot(spec, storage, hostfiles or {}, lustre_client_package, elastic_config, slurm, metrics)
     return boot.cloud_config()
 
 

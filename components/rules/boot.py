@@ -58,6 +58,17 @@ def _deployment_values(spec: ClusterSpec) -> tuple[Any, dict[str, Any]]:
     return storage, slurm
 
 
+def _metrics_values(spec: ClusterSpec) -> Any:
+    """MetricsValues as Cluster passes them when monitoring is on: a remote-write URL as long as a real
+    data collection endpoint's and rule's (bootstrap/metrics.write_url), and the identity's client id."""
+    if not spec.monitoring.enabled:
+        return None
+    from ..bootstrap.metrics import MetricsValues, write_url
+
+    endpoint = f"https://{spec.name}-metrics-dce-abcd.{spec.location}-1.metrics.ingest.monitor.azure.com"
+    return MetricsValues(write_url(endpoint, "dcr-" + "0" * 32), _GUID)
+
+
 def _largest_pieces(header: str, pieces: list[Any]) -> str:
     """The pieces of a role by what each adds on its own, largest first: where to look when it is too big."""
     from ..bootstrap.document import assemble
@@ -92,10 +103,11 @@ def custom_data_too_large(spec: ClusterSpec) -> Iterator[Problem]:
     most = CUSTOM_DATA_LIMIT - DEPLOYMENT_MARGIN
 
     storage, slurm = _deployment_values(spec)
+    metrics = _metrics_values(spec)
     if spec.login.enabled:
         power = {"power_subscription": _GUID, "power_client_id": _GUID} if spec.elastic_enabled else {}
         try:
-            boot = LoginBoot.for_cluster(spec, storage, **power, **slurm)
+            boot = LoginBoot.for_cluster(spec, storage, **power, **slurm, metrics=metrics)
             size = encoded_size(boot.cloud_config())
         except ValueError:  # something another rule reports stops the rendering
             size = 0
@@ -114,7 +126,7 @@ def custom_data_too_large(spec: ClusterSpec) -> Iterator[Problem]:
         if find_size(pool.size) is None:
             continue  # AZC007
         try:
-            boot = PoolBoot.gather(spec, pool, storage, node_slurm)
+            boot = PoolBoot.gather(spec, pool, storage, node_slurm, metrics)
             size = max(encoded_size(boot.cloud_config(island)) for island in {0, boot.islands - 1})
         except ValueError:
             continue

@@ -20,13 +20,10 @@ WORKSPACE_ACTIVE_SERIES_LIMIT = 1_000_000
 WORKSPACE_EVENTS_PER_MINUTE_LIMIT = 1_000_000
 """Azure Monitor workspace defaults (service-limits, "Prometheus metrics" > Ingestion); raisable."""
 
-SERIES_PER_GPU_NODE_ESTIMATE = 6_500
-"""Active series one GPU node sends with the usual exporters (DCGM exporter on 8 GPUs, node exporter with
-its InfiniBand collector on 8 HCAs). An estimate until the node side exists and benchmarks/ measures it:
-it is the figure behind "about one million series is around 150 ND nodes" (1,000,000 / 150 = 6,667),
-rounded down."""
-SERIES_PER_LOGIN_NODE_ESTIMATE = 1_500
-"""The login node: node exporter and the Slurm exporter (no GPUs, no InfiniBand). An estimate, as above."""
+SERIES_SOURCE = "benchmarks/bench_series.py"
+"""Where the series a node sends are measured: a synthetic ND H100 v5 node (8 GPUs, 8 InfiniBand ports)
+through the real node_exporter and Prometheus agent (tests/components/test_metrics_real.py checks the
+figure bootstrap.metrics.series_per_node gives is what a node sends)."""
 
 SCRAPE_INTERVAL_MIN = 10
 SCRAPE_INTERVAL_MAX = 300
@@ -201,10 +198,27 @@ def grafana_admin_not_object_id(spec: ClusterSpec) -> Iterator[Problem]:
         )
 
 
+def series_per_gpu_node(size_name: str) -> int:
+    """Active series one node of a size sends with the default keep-list (bootstrap/metrics.py)."""
+    from ..bootstrap.metrics import series_per_node
+    from ..catalog import find_size
+
+    size = find_size(size_name)
+    if size is None:
+        return series_per_node(8, 8)  # an unknown size: count it as the catalogue's largest
+    ports = size.infiniband.ports if size.infiniband else 0
+    return series_per_node(size.gpus, ports)
+
+
 def estimated_series(spec: ClusterSpec) -> int:
-    """Active series the cluster sends: every GPU node plus the login node (estimates, above)."""
-    login = SERIES_PER_LOGIN_NODE_ESTIMATE if spec.login.enabled else 0
-    return spec.total_nodes * SERIES_PER_GPU_NODE_ESTIMATE + login
+    """Active series the cluster sends: every GPU node by its size, plus the login node (with Slurm's
+    series per partition when it runs the scheduler)."""
+    from ..bootstrap.metrics import series_per_node
+
+    gpu = sum(pool.nodes * series_per_gpu_node(pool.size) for pool in spec.pools)
+    if not spec.login.enabled:
+        return gpu
+    return gpu + series_per_node(0, 0, "login", partitions=max(1, len(spec.pools)))
 
 
 def _raise_hint(what: str, wanted: int) -> str:
@@ -232,8 +246,8 @@ def series_above_limit(spec: ClusterSpec) -> Iterator[Problem]:
     if series > WORKSPACE_ACTIVE_SERIES_LIMIT:
         yield (
             at("pools"),
-            f"about {series:,} active series ({plural(spec.total_nodes, 'GPU node')} x "
-            f"~{SERIES_PER_GPU_NODE_ESTIMATE:,}) is above the workspace's default limit of "
+            f"about {series:,} active series ({plural(spec.total_nodes, 'GPU node')}, "
+            f"~{series // max(1, spec.total_nodes):,} each) is above the workspace's default limit of "
             f"{WORKSPACE_ACTIVE_SERIES_LIMIT:,}.",
             _raise_hint("active time series", _rounded_up(series)),
         )

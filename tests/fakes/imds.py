@@ -77,14 +77,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 class FakeImdsServer:
-    """Serves a FakeImds on http://127.0.0.1:<port> (IMDS itself is plain HTTP)."""
+    """Serves a FakeImds on http://127.0.0.1:<port> (IMDS itself is plain HTTP), or on `address` (e.g.
+    169.254.169.254:80 inside a test's network namespace, where the Azure SDKs look for IMDS)."""
 
-    def __init__(self, fake: FakeImds) -> None:
+    def __init__(self, fake: FakeImds, address: tuple[str, int] = ("127.0.0.1", 0)) -> None:
         self.fake = fake
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.httpd = http.server.ThreadingHTTPServer(address, _Handler)
         self.httpd.daemon_threads = True
         self.httpd.fake = fake  # type: ignore[attr-defined]
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.url = f"http://{address[0]}:{self.httpd.server_address[1]}"
         self._thread = threading.Thread(
             target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )

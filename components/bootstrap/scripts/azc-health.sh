@@ -18,6 +18,10 @@
 # Result: /var/lib/azcluster/health.json {"healthy", "time", "mode", "size", "profile", "hostname",
 # "checks": [{"name", "ok", "skipped", "detail"}]}, printed on stdout too. azc-health-server serves it
 # to the scale set's Application Health extension. Exit status 0 when healthy, 1 when not.
+# Metrics: the same verdict as Prometheus series in node_exporter's textfile directory (health.prom):
+# azcluster_node_healthy, azcluster_health_check_timestamp_seconds, azcluster_health_check_ok{check} (1 ok
+# or skipped, 0 failed), azcluster_gpu_xid_errors_total (NVIDIA XID lines in this boot's kernel log) and
+# azcluster_node_price_usd_per_hour (the size's pay-as-you-go price, for "cost per hour now").
 #
 # Usage: azc-health.sh [--mode auto|quick|full] [--quiet]
 set -euo pipefail
@@ -44,7 +48,9 @@ AZNHC="${AZNHC:-$R/opt/azurehpc/test/azurehpc-health-checks/run-health-checks.sh
 AZNHC_TIMEOUT="${AZNHC_TIMEOUT:-1800}"
 
 CHECKS=()
+CHECK_METRICS=()
 HEALTHY=true
+JOURNALCTL="${JOURNALCTL:-journalctl}"
 
 add_check() { # add_check NAME ok|failed|skipped DETAIL
     local ok=true skipped=false
@@ -54,6 +60,22 @@ add_check() { # add_check NAME ok|failed|skipped DETAIL
         *) ;;
     esac
     CHECKS+=("{\"name\": $(json_str "$1"), \"ok\": $ok, \"skipped\": $skipped, \"detail\": $(json_str "$3")}")
+    CHECK_METRICS+=("azcluster_health_check_ok{check=\"$1\"} $([[ $ok == true ]] && echo 1 || echo 0)")
+}
+
+write_metrics() { # the verdict for node_exporter's textfile collector; never fails the check itself
+    local dir="$R${AZC_METRICS_TEXTFILE_DIR:-/var/lib/azcluster/metrics}" tmp xids line
+    xids="$("$JOURNALCTL" -k -b -q --no-pager 2>/dev/null | grep -c 'NVRM: Xid')" || xids=0
+    mkdir -p "$dir" && tmp="$(mktemp "$dir/.health.prom.XXXXXX")" || return 0
+    {
+        printf 'azcluster_node_healthy %d\n' "$([[ $HEALTHY == true ]] && echo 1 || echo 0)"
+        printf 'azcluster_health_check_timestamp_seconds %d\n' "$(date +%s)"
+        for line in "${CHECK_METRICS[@]}"; do printf '%s\n' "$line"; done
+        printf 'azcluster_gpu_xid_errors_total %d\n' "$xids"
+        if [[ -n "${AZC_PRICE_USD_PER_HOUR:-}" ]]; then
+            printf 'azcluster_node_price_usd_per_hour %s\n' "$AZC_PRICE_USD_PER_HOUR"
+        fi
+    } >"$tmp" && chmod 0644 "$tmp" && mv -f "$tmp" "$dir/health.prom"
 }
 
 check_gpu() {
@@ -286,6 +308,7 @@ main() {
     printf '%s\n' "$body" >"$tmp"
     chmod 0644 "$tmp"
     mv -f "$tmp" "$RESULT"
+    write_metrics || log "could not write the health metrics"
     if ((QUIET == 0)); then
         printf '%s\n' "$body"
     fi

@@ -27,10 +27,12 @@ SCOPE_ID = (
 )
 PRIVATE = {**ON, "monitoring.public_network_access": False}
 IN_HUB = {"network.existing_vnet_id": VNET_ID}
-# 154 GPU nodes x 6,500 + the login node's 1,500 = 1,002,500 active series: just above 1,000,000.
-OVER_SERIES = {"pools.0.nodes": 154, "monitoring.scrape_interval_seconds": 120}
-# 77 x 6,500 + 1,500 = 502,000 series at 30 s = 1,004,000 samples a minute: just above 1,000,000.
-OVER_SAMPLES = {"pools.0.nodes": 77}
+# An ND H100 v5 node sends 142 series (8 GPUs x 9 DCGM fields + 8 IB ports x 7 + 14 of its own; measured
+# by benchmarks/bench_series.py through the real Prometheus), the login node 20 (one partition).
+# 7,043 x 142 + 20 = 1,000,126 active series: just above 1,000,000.
+OVER_SERIES = {"pools.0.nodes": 7043, "monitoring.scrape_interval_seconds": 120}
+# 3,521 x 142 + 20 = 500,002 series at 30 s = 1,000,004 samples a minute: just above 1,000,000.
+OVER_SAMPLES = {"pools.0.nodes": 3521}
 
 FIRES = [
     ("AZC120", {**ON, "monitoring.existing_workspace_id": "hub-amw"}, "not an Azure Monitor workspace"),
@@ -43,8 +45,8 @@ FIRES = [
     ("AZC124", {**ON, "monitoring.alert_emails": ["ops@example.com", "oncall"]}, "'oncall'"),
     ("AZC124", {**ON, "monitoring.alert_emails": ["a" * 60 + "@example.com"]}, "at most 64"),
     ("AZC125", {**ON, "monitoring.grafana_admin_principal_id": "hpc-admins"}, "not an object id"),
-    ("AZC126", {**ON, **OVER_SERIES}, "about 1,002,500 active series"),
-    ("AZC127", {**ON, **OVER_SAMPLES}, "about 1,004,000 samples a minute"),
+    ("AZC126", {**ON, **OVER_SERIES}, "about 1,000,126 active series"),
+    ("AZC127", {**ON, **OVER_SAMPLES}, "about 1,000,004 samples a minute"),
     ("AZC128", {**PRIVATE, "monitoring.existing_private_link_scope_id": "hub-ampls"}, "not an Azure Monitor"),
     ("AZC128", {**PRIVATE, "monitoring.existing_private_link_scope_id": WORKSPACE_ID}, "Private Link Scope"),
     ("AZC129", {**ON, "monitoring.existing_private_link_scope_id": SCOPE_ID}, "is not used"),
@@ -70,9 +72,9 @@ QUIET = [
     ("AZC124", {**OFF, "monitoring.alert_emails": ["oncall"]}),
     ("AZC125", {**ON, "monitoring.grafana_admin_principal_id": GUID}),
     ("AZC125", {**OFF, "monitoring.grafana_admin_principal_id": "hpc-admins"}),
-    ("AZC126", {**ON, "pools.0.nodes": 153, "monitoring.scrape_interval_seconds": 120}),
+    ("AZC126", {**ON, "pools.0.nodes": 7042, "monitoring.scrape_interval_seconds": 120}),  # 999,984
     ("AZC126", {**OFF, **OVER_SERIES}),
-    ("AZC127", {**ON, "pools.0.nodes": 76}),
+    ("AZC127", {**ON, "pools.0.nodes": 3520}),  # 499,860 series: 999,720 a minute
     ("AZC127", {**ON, **OVER_SAMPLES, "monitoring.scrape_interval_seconds": 60}),
     ("AZC127", {**OFF, **OVER_SAMPLES}),
     ("AZC128", {**PRIVATE, "monitoring.existing_private_link_scope_id": SCOPE_ID}),
@@ -110,14 +112,13 @@ def test_monitoring_is_off_by_default_until_nodes_send_metrics() -> None:
     assert build().monitoring.enabled is False
 
 
-def test_series_estimate_counts_gpu_nodes_and_the_login_node() -> None:
-    with_login = build({"pools.0.nodes": 10})
-    without_login = build({"pools.0.nodes": 10, "login.enabled": False})
-    per_node = monitoring_rules.SERIES_PER_GPU_NODE_ESTIMATE
-    assert monitoring_rules.estimated_series(without_login) == 10 * per_node
-    assert monitoring_rules.estimated_series(with_login) == 10 * per_node + (
-        monitoring_rules.SERIES_PER_LOGIN_NODE_ESTIMATE
-    )
+def test_series_estimate_counts_each_pool_by_its_size_and_the_login_node() -> None:
+    h100 = build({"pools.0.nodes": 10, "login.enabled": False})
+    assert monitoring_rules.estimated_series(h100) == 10 * 142
+    assert monitoring_rules.estimated_series(build({"pools.0.nodes": 10})) == 10 * 142 + 20
+    # an NC A100 v4 node: 4 GPUs, no InfiniBand: 4 x 9 + 2 up + MemAvailable + 11 of azcluster's own
+    nc = build({"pools.0.size": "Standard_NC96ads_A100_v4", "pools.0.nodes": 10, "login.enabled": False})
+    assert monitoring_rules.estimated_series(nc) == 10 * 50
 
 
 def test_the_raise_request_names_a_figure_above_the_estimate() -> None:

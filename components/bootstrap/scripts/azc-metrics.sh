@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# azc-metrics: this node's metrics side (components/bootstrap/metrics.py says what and why).
+#   install       download the pinned Prometheus and node_exporter (checked against their release's
+#                 sha256sums.txt), then start the exporters and the agent. Run in the background by
+#                 azc-metrics-install.service; retried at every boot until it succeeds.
+#   config        write the agent's configuration with this node's host name and island (ExecStartPre of
+#                 the agent)
+#   gpu-exporter  run the size's GPU exporter container in the foreground (azc-gpu-exporter.service)
+set -euo pipefail
+AZC_TAG=azc-metrics
+# shellcheck source=azc-lib.sh
+. "${AZC_LIB:-$(dirname "${BASH_SOURCE[0]}")/azc-lib.sh}"
+if [[ -r "$AZC_NODE_ENV" ]]; then
+    # shellcheck disable=SC1090  # rendered at deployment
+    . "$AZC_NODE_ENV"
+fi
+
+BIN_DIR="$R/opt/azcluster/metrics"
+TEMPLATE="$R/etc/azcluster/metrics/prometheus.yml"
+CONFIG="$R/run/azcluster/prometheus.yml"
+CURL="${CURL:-curl}"
+DOCKER="${DOCKER:-docker}"
+
+fetch() { # fetch URL SUMS_URL DEST_DIR: download a release tarball, check its digest, unpack its binaries
+    local url="$1" sums="$2" dest="$3" tmp name want got
+    tmp="$(mktemp -d)"
+    name="${url##*/}"
+    "$CURL" -fsSL --retry 5 --retry-delay 10 -o "$tmp/$name" "$url"
+    "$CURL" -fsSL --retry 5 --retry-delay 10 -o "$tmp/sums" "$sums"
+    want="$(awk -v n="$name" '$2 == n {print $1}' "$tmp/sums")"
+    got="$(sha256sum "$tmp/$name" | cut -d' ' -f1)"
+    if [[ -z "$want" || "$want" != "$got" ]]; then
+        log "$name: sha256 $got is not the release's ${want:-(not listed)}"
+        rm -rf "$tmp"
+        return 1
+    fi
+    mkdir -p "$dest"
+    tar -xzf "$tmp/$name" -C "$dest" --strip-components=1
+    rm -rf "$tmp"
+}
+
+install() {
+    mkdir -p "$BIN_DIR" "$R${AZC_METRICS_TEXTFILE_DIR:-/var/lib/azcluster/metrics}"
+    if [[ ! -x "$BIN_DIR/prometheus" ]]; then
+        fetch "$AZC_METRICS_PROMETHEUS_URL" "$AZC_METRICS_PROMETHEUS_SUMS" "$BIN_DIR/prometheus.d"
+        mv -f "$BIN_DIR/prometheus.d/prometheus" "$BIN_DIR/prometheus" && rm -rf "$BIN_DIR/prometheus.d"
+    fi
+    if [[ ! -x "$BIN_DIR/node_exporter" ]]; then
+        fetch "$AZC_METRICS_NODE_EXPORTER_URL" "$AZC_METRICS_NODE_EXPORTER_SUMS" "$BIN_DIR/node_exporter.d"
+        mv -f "$BIN_DIR/node_exporter.d/node_exporter" "$BIN_DIR/node_exporter" && rm -rf "$BIN_DIR/node_exporter.d"
+    fi
+    local units=(azc-node-exporter.service azc-metrics-agent.service)
+    if [[ -n "${AZC_METRICS_GPU_IMAGE:-}" ]]; then
+        if have "$DOCKER"; then
+            units+=(azc-gpu-exporter.service)
+        else
+            log "no docker on this image: GPU metrics are not collected"
+        fi
+    fi
+    "$SYSTEMCTL" enable --now --no-block "${units[@]}"
+    log "started ${units[*]}"
+}
+
+config() {
+    local host tmp
+    host="$(hostname)"
+    mkdir -p "$(dirname "$CONFIG")"
+    tmp="$(mktemp "$CONFIG.XXXXXX")"
+    sed -e "s/@HOSTNAME@/$host/g" -e "s/@ISLAND@/${AZC_ISLAND:-}/g" "$TEMPLATE" >"$tmp"
+    chmod 0644 "$tmp"
+    mv -f "$tmp" "$CONFIG"
+}
+
+gpu_exporter() {
+    "$DOCKER" rm -f azc-gpu-exporter >/dev/null 2>&1 || true
+    case "${AZC_GPU_VENDOR:-}" in
+        nvidia)
+            exec "$DOCKER" run --rm --name azc-gpu-exporter --gpus all --cap-add SYS_ADMIN \
+                -p 127.0.0.1:9400:9400 -v /etc/azcluster/metrics/dcgm-counters.csv:/etc/azc-counters.csv:ro \
+                "$AZC_METRICS_GPU_IMAGE" -f /etc/azc-counters.csv
+            ;;
+        amd)
+            exec "$DOCKER" run --rm --name azc-gpu-exporter --device=/dev/dri --device=/dev/kfd \
+                -p 127.0.0.1:5000:5000 "$AZC_METRICS_GPU_IMAGE"
+            ;;
+        *) log "no GPU exporter for vendor '${AZC_GPU_VENDOR:-}'" && exit 0 ;;
+    esac
+}
+
+case "${1:-}" in
+    install) install ;;
+    config) config ;;
+    gpu-exporter) gpu_exporter ;;
+    *) log "usage: azc-metrics.sh install|config|gpu-exporter" && exit 2 ;;
+esac
