@@ -35,12 +35,11 @@ from ..catalog import GpuSize, find_size
 from ..elastic import scheduler
 from ..spec import ClusterSpec, PoolSpec
 from ..topology import IslandSlots, island_key, pool_island_slots
-from . import metrics
 from .document import Piece, PrefixGzip, assemble, encode_custom_data, shared_prefix
-from .gb_boot import gb_health_piece
+from .gb_boot import gb_health_piece, is_rack_size
 from .health import health_piece
 from .imex_boot import imex_piece
-from .metrics import MetricsValues, metrics_piece
+from .metrics import ISLAND_PLACEHOLDER, MetricsValues, metrics_piece
 from .mounts import NVME_MOUNT, StorageValues, lustre_client_package, mounts_piece
 from .slurm_boot import SlurmBoot, slurm_env, slurm_node_piece
 from .users_boot import users_piece
@@ -207,8 +206,9 @@ class PoolBoot:
             scrape_interval_s=self.spec.monitoring.scrape_interval_seconds,
             values=self.metrics,
             pool=self.pool.name,
-            island=metrics.ISLAND_PLACEHOLDER,
+            island=ISLAND_PLACEHOLDER,
             architecture=size.architecture,
+            rack=is_rack_size(size),
         )
         price = {"AZC_PRICE_USD_PER_HOUR": size.price.usd_per_hour}
         return Piece(**{**piece.__dict__, "env": {**piece.env, **price}})

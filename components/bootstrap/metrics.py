@@ -15,8 +15,9 @@ node's health or Slurm join waits for):
   identity or an Entra application (learn.microsoft.com/azure/azure-monitor/metrics/
   prometheus-remote-write-virtual-machines).
 
-Labels on every series: cluster, pool, island (external labels), instance = the node's host name (no port,
-so a node's GPU, InfiniBand and node series join on it), job = dcgm | amd-gpu | node | slurm | azcluster.
+Labels on every series: cluster, pool, island (external labels; rack too on GB200/GB300: the NVLink
+domain), instance = the node's host name (no port, so a node's GPU, InfiniBand and node series join on
+it), job = dcgm | amd-gpu | node | slurm | azcluster.
 
 Pure: no pulumi, no Azure SDK.
 """
@@ -41,6 +42,9 @@ CONFIG_TEMPLATE = "/etc/azcluster/metrics/prometheus.yml"
 DCGM_COUNTERS = "/etc/azcluster/metrics/dcgm-counters.csv"
 HOSTNAME_PLACEHOLDER = "@HOSTNAME@"
 ISLAND_PLACEHOLDER = "@ISLAND@"
+RACK_PLACEHOLDER = "@RACK@"
+"""GB200/GB300 pools: the node's NVLink domain (`<ClusterUUID>.<CliqueId>`, which azc-gb-health writes to
+/var/lib/azcluster/nvlink-domain), `unknown` until the GB checks first ran; read when the agent starts."""
 """Replaced by the node's host name and its island (AZC_ISLAND in node.env) when the agent starts
 (azc-metrics.sh config): one configuration serves every node of a pool, so the islands' cloud-configs
 differ only in node.env, which gpu_node.py writes last (their shared prefix is compressed once)."""
@@ -243,6 +247,7 @@ def agent_config(
     values: MetricsValues,
     pool: str | None = None,
     island: int | str | None = None,
+    rack: bool = False,
 ) -> dict[str, Any]:
     """The Prometheus agent's configuration (prometheus.io/docs/prometheus/latest/configuration/).
     `island`: a number, or ISLAND_PLACEHOLDER to take it from node.env when the agent starts."""
@@ -251,6 +256,8 @@ def agent_config(
         labels["pool"] = pool
     if island is not None:
         labels["island"] = str(island)
+    if rack:
+        labels["rack"] = RACK_PLACEHOLDER
     jobs = [_node_job()]
     if role == "compute" and gpu_vendor == "nvidia":
         jobs.append(_job("dcgm", DCGM_EXPORTER_PORT))
@@ -321,6 +328,7 @@ def metrics_piece(
     island: int | str | None = None,
     slurm: bool = False,
     architecture: str = "x86_64",
+    rack: bool = False,
 ) -> Piece:
     """What a node adds to send metrics: the agent's configuration, the install script and the units.
 
@@ -344,6 +352,7 @@ def metrics_piece(
         values=values,
         pool=pool,
         island=island,
+        rack=rack,
     )
     files = [file_entry(CONFIG_TEMPLATE, render_agent_config(config), "0644")]
     units = list(METRICS_UNITS)

@@ -40,7 +40,7 @@ def _spec() -> ClusterSpec:
         {
             "name": "llm",
             "location": "eastus",
-            "pools": [{"name": "gpu", "size": "Standard_ND96isr_H100_v5", "nodes": 2}],
+            "pools": [{"name": "gpu", "size": "Standard_ND96isr_H100_v5", "nodes": 2, "island_max_nodes": 1}],
             "monitoring": {"enabled": True, "scrape_interval_seconds": 10},
         }
     )
@@ -103,24 +103,17 @@ def _agent_config(tmp: Path, ports: dict[str, int], token_file: str) -> str:
     values = metrics.MetricsValues(
         metrics.write_url(f"http://127.0.0.1:{ports['receiver']}", RULE), CLIENT_ID
     )
-    piece = metrics.metrics_piece(
-        cluster="llm",
-        role="compute",
-        gpu_vendor="nvidia",
-        scrape_interval_s=10,
-        values=values,
-        pool="gpu",
-        island=0,
-    )
-    rendered = next(f["content"] for f in piece.files if f["path"] == metrics.CONFIG_TEMPLATE)
-    # The node's start-up (azc-metrics.sh config) fills in the host name.
-    template = tmp / "etc/azcluster/metrics/prometheus.yml"
-    template.parent.mkdir(parents=True)
-    template.write_text(rendered)
-    lib = REPO / "components/bootstrap/scripts"
+    # What island 1's scale set gets: its configuration and node.env, as written on the node ...
+    document = yaml.safe_load(bootstrap.render_cloud_config(_spec(), "gpu", 1, metrics=values))
+    for entry in document["write_files"]:
+        if entry["path"] in (metrics.CONFIG_TEMPLATE, bootstrap.NODE_ENV_PATH):
+            path = tmp / entry["path"].lstrip("/")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(entry["content"])
+    # ... and the node's start-up (azc-metrics.sh config) fills in its host name and island.
     done = subprocess.run(
-        ["bash", str(lib / "azc-metrics.sh"), "config"],
-        env={"PATH": os.environ["PATH"], "AZC_ROOT": str(tmp), "AZC_NODE_ENV": "/dev/null"},
+        ["bash", str(REPO / "components/bootstrap/scripts/azc-metrics.sh"), "config"],
+        env={"PATH": os.environ["PATH"], "AZC_ROOT": str(tmp)},
         capture_output=True,
         text=True,
         check=False,

@@ -70,7 +70,8 @@ def test_a_gpu_node_gets_the_agent_configuration_and_starts_only_the_installer_w
     text = bootstrap.render_cloud_config(_spec(), "gpu", 1, metrics=VALUES)
     files = _files(text)
     config = yaml.safe_load(files[metrics.CONFIG_TEMPLATE])
-    assert config["global"]["external_labels"] == {"cluster": "llm", "pool": "gpu", "island": "1"}
+    labels = {"cluster": "llm", "pool": "gpu", "island": metrics.ISLAND_PLACEHOLDER}
+    assert config["global"]["external_labels"] == labels
     assert config["global"]["scrape_interval"] == "30s"
     assert [job["job_name"] for job in config["scrape_configs"]] == ["node", "dcgm"]
     [remote] = config["remote_write"]
@@ -345,3 +346,48 @@ def test_the_health_check_writes_its_verdict_for_the_textfile_collector(tmp_path
     assert series["azcluster_gpu_xid_errors_total"] == 2
     assert series["azcluster_node_price_usd_per_hour"] == 98.32
     assert series["azcluster_health_check_timestamp_seconds"] > 1.7e9
+
+
+# --- labels filled in at start ----------------------------------------------------------------------
+
+
+def _config_at_start(tmp_path: Path, spec: ClusterSpec, island: int, domain: str | None = None) -> dict:
+    document = yaml.safe_load(bootstrap.render_cloud_config(spec, "gpu", island, metrics=VALUES))
+    for entry in document["write_files"]:
+        if entry["path"] in (metrics.CONFIG_TEMPLATE, bootstrap.NODE_ENV_PATH):
+            path = tmp_path / entry["path"].lstrip("/")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(entry["content"])
+    if domain is not None:
+        (tmp_path / "var/lib/azcluster").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "var/lib/azcluster/nvlink-domain").write_text(domain + "\n")
+    done = subprocess.run(
+        ["bash", str(SCRIPTS / "azc-metrics.sh"), "config"],
+        env={"PATH": os.environ["PATH"], "AZC_ROOT": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return yaml.safe_load((tmp_path / "run/azcluster/prometheus.yml").read_text())
+
+
+def test_the_islands_of_a_pool_share_one_configuration_and_label_their_own_island(tmp_path):
+    spec = _spec()
+    first, last = (
+        _files(bootstrap.render_cloud_config(spec, "gpu", island, metrics=VALUES))[metrics.CONFIG_TEMPLATE]
+        for island in (0, 1)
+    )
+    assert first == last  # only node.env differs per island (it is written last, gzip shares the rest)
+    config = _config_at_start(tmp_path, spec, 1)
+    assert config["global"]["external_labels"] == {"cluster": "llm", "pool": "gpu", "island": "1"}
+    host = subprocess.run(["hostname"], capture_output=True, text=True, check=True).stdout.strip()
+    assert {job["relabel_configs"][0]["replacement"] for job in config["scrape_configs"]} == {host}
+
+
+def test_a_gb_node_labels_its_series_with_its_nvlink_domain(tmp_path):
+    spec = _spec("Standard_ND128isr_NDR_GB200_v6")
+    config = _config_at_start(tmp_path / "a", spec, 0, domain="9f1c2d3e-aaaa-bbbb-cccc-000000000001.32766")
+    assert config["global"]["external_labels"]["rack"] == "9f1c2d3e-aaaa-bbbb-cccc-000000000001.32766"
+    assert _config_at_start(tmp_path / "b", spec, 0)["global"]["external_labels"]["rack"] == "unknown"
+    assert "rack" not in _config_at_start(tmp_path / "c", _spec(), 0)["global"]["external_labels"]

@@ -77,7 +77,7 @@ def test_every_series_carries_the_cluster_labels_and_the_host_name(sent):
     assert series, sent.logs
     for key in series:
         labels = dict(key)
-        assert labels["cluster"] == "llm" and labels["pool"] == "gpu" and labels["island"] == "0", labels
+        assert labels["cluster"] == "llm" and labels["pool"] == "gpu" and labels["island"] == "1", labels
         assert labels["instance"] == HOSTNAME, labels
         assert labels["job"] in {"node", "dcgm", "azcluster"}, labels
 

@@ -62,11 +62,15 @@ install() {
 }
 
 config() {
-    local host tmp
+    local host tmp rack=unknown
     host="$(hostname)"
+    if [[ -s "$STATE_DIR/nvlink-domain" ]]; then
+        rack="$(head -n1 "$STATE_DIR/nvlink-domain" | tr -cd 'A-Za-z0-9._-')"
+    fi
     mkdir -p "$(dirname "$CONFIG")"
     tmp="$(mktemp "$CONFIG.XXXXXX")"
-    sed -e "s/@HOSTNAME@/$host/g" -e "s/@ISLAND@/${AZC_ISLAND:-}/g" "$TEMPLATE" >"$tmp"
+    sed -e "s/@HOSTNAME@/$host/g" -e "s/@ISLAND@/${AZC_ISLAND:-}/g" -e "s/@RACK@/${rack:-unknown}/g" \
+        "$TEMPLATE" >"$tmp"
     chmod 0644 "$tmp"
     mv -f "$tmp" "$CONFIG"
 }
