@@ -126,9 +126,9 @@ ACCOUNTING_SUITES = ("trixie", "sid")
 """Suites whose slurmdbd + MariaDB roots `python -m tests.realroots` builds."""
 
 MONITORING_PACKAGES = ("prometheus", "prometheus-node-exporter", "python3", "iproute2", "procps")
-"""A node's metrics side: Prometheus (run in agent mode, as the nodes run it, remote-writing with the
-`azuread` managed-identity option, which Prometheus has since 2.45) and its node exporter with the InfiniBand
-collector (tests/components/test_metrics_real.py)."""
+"""A node's metrics side: Prometheus (run in agent mode, as the nodes run it; Debian builds it without the
+`azuread` remote-write option, see the test) and its node exporter with the InfiniBand collector
+(tests/components/test_metrics_real.py)."""
 MONITORING_SUITES = ("trixie", "sid")
 """Suites whose monitoring roots `python -m tests.realroots` builds: trixie ships Prometheus 2.53, sid 3.x."""
 
