@@ -19,6 +19,13 @@ spanning fabrics. Without a scheduler nothing knows which node a job will use, s
 on whole islands: it deallocates an island when all its GPUs stayed idle and `azcluster start` starts
 the island as a whole (deallocating every VM of a pinned placement group and starting them together is
 also what Azure advises against allocation failures).
+
+GB pools (NVL72 racks, Slurm blocks of a rack each) are powered by the rack: when Slurm resumes some slots
+of a block, the resume program asks Slurm to power up the rest of that block too (`scontrol update
+State=POWER_UP`, so Slurm waits for them and resumes them through the same program: each slot's own VM,
+the rack it was in); and the watch keeps every block that has a busy node out of suspension
+(`scontrol update SuspendExcNodes=`, Slurm 23.02+; the kept-warm islands stay in the list), so Slurm
+suspends a rack only once all of it has stayed idle.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from dataclasses import asdict, dataclass
 from . import catalog
 from .capacity import island_size
 from .spec import ClusterSpec, PoolSpec
-from .topology import computer_name_prefix, island_key, pool_island_slots
+from .topology import cluster_rack_size, computer_name_prefix, island_key, pool_island_slots
 
 BOOT_MINUTES_IB = 15
 """Rough minutes from `start` until an InfiniBand GPU node is usable: Azure starts the VM (several
@@ -87,6 +94,11 @@ class ElasticIsland:
     usd_per_node_hour: float | None
     keep_warm: bool
     spot: bool
+    rack: int = 0
+    """VMs per NVLink domain when the island's Slurm slots come in rack blocks (GB pools in a Slurm
+    cluster: components/bootstrap/slurm.py), else 0: the power programs start and stop such racks whole."""
+    slot_width: int = 3
+    """Digits of the island's Slurm slot names ('gb-i0-017'), to name the rest of a rack's slots."""
 
 
 def pool_islands(pool: PoolSpec, size: catalog.GpuSize | None) -> list[int]:
@@ -107,6 +119,7 @@ def plan_islands(spec: ClusterSpec) -> list[ElasticIsland]:
     islands = []
     for pool in spec.pools:
         size = catalog.find_size(pool.size)
+        slots = pool_island_slots(spec, pool) if scheduler(spec) == "slurm" else []
         for index, nodes in enumerate(pool_islands(pool, size)):
             suffix = f"-ib{index}" if size is None or size.has_infiniband else ""
             built = island_size(pool, index) or size  # a stand-in island's GPUs and price are its own
@@ -122,6 +135,8 @@ def plan_islands(spec: ClusterSpec) -> list[ElasticIsland]:
                     usd_per_node_hour=built.price.usd_per_hour if built and built.price else None,
                     keep_warm=index < warm,
                     spot=pool.spot,
+                    rack=(size.rack_vms or 0) if size is not None and cluster_rack_size(spec) else 0,
+                    slot_width=slots[min(index, len(slots) - 1)].width if slots else 3,
                 )
             )
     return islands
@@ -147,6 +162,8 @@ def render_config(spec: ClusterSpec, subscription_id: str, client_id: str) -> st
         "idle_minutes": elastic.idle_minutes,
         "resume_timeout_minutes": elastic.resume_timeout_minutes,
         "islands": [asdict(island) for island in plan_islands(spec)],
+        # slurm.conf's SuspendExcNodes: the watch adds the racks that are not wholly idle to it
+        "suspend_exc_nodes": ",".join(warm_slots(spec)),
     }
     return json.dumps(config, indent=1, sort_keys=True) + "\n"
 

@@ -308,6 +308,18 @@ def test_a_pool_without_racks_runs_jobs_through_the_stand_in_prolog(lab) -> None
     assert lab.run("srun", "-p", "infer", "-N1", "hostname").stdout.strip() == lab.infer.hostname
 
 
+def test_slurm_takes_the_rack_exclusions_the_power_watch_sets(lab) -> None:
+    """The elastic watch keeps busy racks out of suspension with `scontrol update SuspendExcNodes=`
+    (components/elastic.py): both releases accept it at run time and show it in their configuration."""
+    before = lab.run("scontrol", "show", "config").stdout
+    lab.run("scontrol", "update", "SuspendExcNodes=gb-i0-[054-071]")
+    shown = lab.run("scontrol", "show", "config").stdout
+    assert re.search(r"^SuspendExcNodes\s*=\s*gb-i0-\[054-071\]\s*$", shown, re.M), shown
+    old = re.search(r"^SuspendExcNodes\s*=\s*(.*?)\s*$", before, re.M)
+    value = old.group(1) if old and old.group(1) != "(null)" else ""
+    lab.run("scontrol", "update", f"SuspendExcNodes={value}")
+
+
 def test_no_error_defunct_or_deprecated_line_anywhere(lab) -> None:
     bad = [line for line in lab.bad_lines() if not re.search(r"Prolog|azc-imex|prolog", line)]
     assert bad == [], "\n".join(bad)

@@ -362,6 +362,81 @@ def slurm_hostnames(names: list[str]) -> dict[str, str]:
     return found
 
 
+def slurm_states(names: list[str]) -> dict[str, str]:
+    """Slurm node name -> its State (e.g. IDLE+CLOUD+POWERED_DOWN), from `scontrol -o show node`."""
+    if not names:
+        return {}
+    try:
+        done = subprocess.run(
+            [*ENV.scontrol.split(), "-o", "show", "node", ",".join(names)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        log(f"scontrol show node failed: {err}")
+        return {}
+    found = {}
+    for line in done.stdout.splitlines():
+        fields = dict(token.split("=", 1) for token in line.split() if "=" in token)
+        if fields.get("NodeName"):
+            found[fields["NodeName"].lower()] = fields.get("State", "")
+    return found
+
+
+def rack_slots(island: dict[str, Any], names: list[str]) -> list[str]:
+    """Every slot of the racks (Slurm blocks of `rack` slots) that `names` belong to, in order; with elastic
+    power an island has as many slots as VMs (`nodes`)."""
+    rack, width, count = (
+        int(island.get("rack") or 0),
+        int(island.get("slot_width") or 3),
+        int(island["nodes"]),
+    )
+    numbers = [name.rsplit("-", 1)[-1] for name in names]
+    out = []
+    for block in sorted({int(n) // rack for n in numbers if n.isdigit()}):
+        out += [f"{island['key']}-{n:0{width}d}" for n in range(block * rack, min((block + 1) * rack, count))]
+    return out
+
+
+def resume_rest_of_racks(config: dict[str, Any], key: str, names: list[str]) -> None:
+    """Ask Slurm to power up the powered-down, undrained slots of the racks `names` are in (GB pools)."""
+    island = island_by_key(config, key)
+    if config.get("scheduler") != "slurm" or not island.get("rack"):
+        return
+    rest = [name for name in rack_slots(island, names) if name not in names]
+    states = slurm_states(rest)
+    down = [n for n in rest if "POWERED_DOWN" in states.get(n, "") and "DRAIN" not in states.get(n, "")]
+    if down:
+        log(f"resume {key}: the rest of the rack: {','.join(down)}")
+        _scontrol(["update", f"NodeName={','.join(down)}", "State=POWER_UP"])
+
+
+BUSY = ("ALLOCATED", "MIXED", "COMPLETING", "POWERING_UP")
+
+
+def keep_busy_racks_up(config: dict[str, Any]) -> None:
+    """SuspendExcNodes = the kept-warm slots + every slot of a rack with a busy node: Slurm then suspends
+    a GB rack only when all of it is idle. Updated only when it changes (remembered in the state)."""
+    islands = [i for i in config["islands"] if i.get("rack")]
+    if config.get("scheduler") != "slurm" or not islands:
+        return
+    keep = [part for part in str(config.get("suspend_exc_nodes") or "").split(",") if part]
+    for island in islands:
+        slots = rack_slots(
+            island, [f"{island['key']}-{n}" for n in range(0, island["nodes"], island["rack"])]
+        )
+        states = slurm_states(slots)
+        busy = [n for n in slots if any(flag in states.get(n, "") for flag in BUSY)]
+        keep += [n for n in rack_slots(island, busy)]
+    value = ",".join(keep)
+    with locked_state() as state:
+        if state.get("suspend_exc_nodes") == value:
+            return
+        state["suspend_exc_nodes"] = value
+    _scontrol(["update", f"SuspendExcNodes={value}" if value else "SuspendExcNodes="])
+
+
 def resolve(config: dict[str, Any], key: str, names: list[str]) -> tuple[dict[str, str], list[str]]:
     """Slurm names -> VM host names of island `key`, and the names with no VM known behind them.
 
@@ -643,6 +718,7 @@ def cmd_resume(config: dict[str, Any], hostlist: str) -> int:
             remember_slots(chosen)
             if hosts:
                 power(config, "start", key, hosts, "slurm: work queued", slurm_nodes=sorted(chosen))
+            resume_rest_of_racks(config, key, sorted(chosen))
         except AzureError as err:
             failed += 1
             log(f"resume {key}: {err}")
@@ -693,6 +769,8 @@ def cmd_watch(config: dict[str, Any]) -> int:
                 island_state(state, key).update(down_hosts=[], backoff_until=None)
     if config.get("scheduler") != "slurm":
         watch_idle(config, now)
+    else:
+        keep_busy_racks_up(config)
     return 0
 
 
