@@ -230,6 +230,16 @@ def _reserved_vm_hours(item: Billable, price: ResourcePrice) -> tuple[float, flo
     return size.price.usd_per_hour, 0.0
 
 
+def _server_and_storage(item: Billable, price: ResourcePrice) -> tuple[float, float] | None:
+    """A MySQL flexible server: its size per hour plus its provisioned GiB (`quantity`) at the catalogue's
+    `storage_gib_month` rate, the hourly share of the calculator month."""
+    rate = price.rate(item.sku)
+    storage = price.rates.get("storage_gib_month")
+    if rate is None or storage is None or item.quantity is None:
+        return None
+    return rate, (rate + storage * item.quantity / HOURS_PER_MONTH) * item.count
+
+
 Pricer = Callable[[Billable, ResourcePrice], "tuple[float | None, float] | None"]
 PRICERS: dict[str, Pricer] = {
     "azure-native:storagecache:AmlFilesystem": _per_capacity_month,  # TiB-month by throughput tier
@@ -245,6 +255,7 @@ PRICERS: dict[str, Pricer] = {
     "azure-native:monitor:AzureMonitorWorkspace": _nothing_fixed,  # per sample ingested and queried
     "azure-native:monitor:ActionGroup": _nothing_fixed,  # per notification sent
     "azure-native:compute:CapacityReservation": _reserved_vm_hours,  # reserved VMs at the size's rate
+    "azure-native:dbformysql:Server": _server_and_storage,  # size per hour + provisioned GiB-month
 }
 """Resource kind -> the function that prices it from its catalogue row (prices.yaml `unit`). A price
 function returns (rate, USD per hour), or None when the catalogue has no rate for that SKU."""
@@ -693,8 +704,40 @@ def _reservation_billables(spec: ClusterSpec) -> list[Billable]:
     ]
 
 
+def _accounting_billables(spec: ClusterSpec) -> list[Billable]:
+    """slurmdbd's MySQL flexible server with `slurm.accounting.database: mysql` (components/
+    accounting_db.py), its private endpoint and, in a network the cluster creates, its privatelink zone."""
+    accounting = spec.slurm.accounting
+    if not (
+        spec.scheduler == "slurm"
+        and spec.login.enabled
+        and accounting.enabled
+        and accounting.database == "mysql"
+    ):
+        return []
+    mysql = accounting.mysql
+    items = [
+        Billable(
+            "azure-native:dbformysql:Server",
+            "accounting",
+            f"accounting database: MySQL flexible server {mysql.sku}, {mysql.storage_gb} GiB",
+            sku=mysql.sku,
+            quantity=mysql.storage_gb,
+        ),
+        Billable(
+            "azure-native:network:PrivateEndpoint", "endpoints", "private endpoint (accounting database)"
+        ),
+    ]
+    if _creates_dns_zone(spec, "mysql", True):
+        items.append(
+            Billable("azure-native:privatedns:PrivateZone", "dns", "private DNS zone (accounting database)")
+        )
+    return items
+
+
 BILLABLES: tuple[Callable[[ClusterSpec], list[Billable]], ...] = (
     _disk_billables,
+    _accounting_billables,
     _reservation_billables,
     _storage_billables,
     _network_billables,

@@ -64,6 +64,7 @@ class Cluster(pulumi.ComponentResource):
     The outputs below are attributes (and, together, `outputs`); absent parts are None. Children:
     `network`, `identity`, `storage` (None without Lustre and blob), `home` (None when
     `storage.home.enabled` is false), `monitoring` (ClusterMonitoring; None unless `monitoring.enabled`),
+    `accounting_db` (AccountingDatabase; None unless `slurm.accounting.database: mysql`),
     `pools` (by pool name), `login` (None when disabled), `power`
     (ElasticPower: the login node's power identity and role; None unless the spec is elastic).
     """
@@ -119,6 +120,7 @@ class Cluster(pulumi.ComponentResource):
         self.storage = self._storage(name, spec, child)
         self.home = self._home(name, spec, child)
         self.monitoring = self._monitoring(name, spec, child)
+        self.accounting_db = self._accounting_db(name, spec, child)
 
         storage = self.storage
         # A DNS name the storage component fills in once Lustre exists: nodes never wait for the file system.
@@ -180,6 +182,7 @@ class Cluster(pulumi.ComponentResource):
                     subnet_id=self.network.subnet_ids["login"],
                     identity_id=self.identity.id,
                     power=self.power,
+                    accounting_db=self.accounting_db,
                     **node_storage,
                     **slurm_args,
                 ),
@@ -224,6 +227,19 @@ class Cluster(pulumi.ComponentResource):
             f"{name}-monitoring",
             ClusterMonitoringArgs.from_spec(spec, self.network, self.identity),
             opts=child,
+        )
+
+    def _accounting_db(self, name: str, spec: ClusterSpec, child: pulumi.ResourceOptions) -> Any:
+        """slurmdbd's MySQL flexible server (`slurm.accounting.database: mysql`), else None (MariaDB on the
+        login node, or no accounting)."""
+        from .network import uses_mysql_accounting
+
+        if not uses_mysql_accounting(spec):
+            return None
+        from .accounting_db import AccountingDatabase, AccountingDatabaseArgs
+
+        return AccountingDatabase(
+            f"{name}-slurmdb", AccountingDatabaseArgs.from_spec(spec, self.network), opts=child
         )
 
     def _home(self, name: str, spec: ClusterSpec, child: pulumi.ResourceOptions) -> Any:

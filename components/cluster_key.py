@@ -46,14 +46,27 @@ def new_key(nbytes: int = MUNGE_KEY_BYTES) -> str:
     return base64.b64encode(secrets.token_bytes(nbytes)).decode()
 
 
+def new_password() -> str:
+    """A database password Azure accepts: 8-128 characters from at least three of upper case, lower case,
+    digits and symbols (Azure Database for MySQL flexible server's administrator password rules). 32 random
+    URL-safe characters (192 bits) behind a fixed `Az9-` that guarantees all four classes; no character a
+    shell, slurmdbd.conf or a MySQL option file would read specially."""
+    return "Az9-" + secrets.token_urlsafe(24)
+
+
 class ClusterKey(pulumi.dynamic.Resource):
     """A random key generated once per stack and kept, as a secret, in its state. Output: `value` (base64)."""
 
     value: pulumi.Output[str]
 
-    def __init__(self, name: str, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, opts: pulumi.ResourceOptions | None = None, *, value: str | None = None
+    ) -> None:
+        """`value`: the candidate to store on the first `up` (default: a munge key, `new_key()`); the
+        accounting database's password passes `new_password()`."""
         options = pulumi.ResourceOptions.merge(
             opts,
             pulumi.ResourceOptions(additional_secret_outputs=["value"], ignore_changes=["value"]),
         )
-        super().__init__(_KeyProvider(), name, {"value": pulumi.Output.secret(new_key())}, options)
+        candidate = value if value is not None else new_key()
+        super().__init__(_KeyProvider(), name, {"value": pulumi.Output.secret(candidate)}, options)

@@ -72,14 +72,17 @@ class LoginNodeArgs:
         munge_key: pulumi.Input[str] | None = None,
         dns_zone: str | None = None,
         metrics_write_url: pulumi.Input[str] | None = None,
+        accounting_db: Any = None,
     ) -> LoginNodeArgs:
         """Args for the spec's login node, with cloud-init from the bootstrap module (same mounts as the
         GPU nodes; see GpuPoolArgs.from_spec for the storage arguments). `power`: the cluster's
         ElasticPower when the spec is elastic; its identity is added and the power programs installed.
         Given `munge_key` (the cluster's key, a secret) and `dns_zone` (its private zone), as Cluster
-        does with `scheduler: slurm`, the login node is the Slurm controller. `metrics_write_url` (the
-        data collection rule's remote-write URL; None: no metrics) with `identity_client_id`: the node
-        sends its metrics (and Slurm's) there as that identity (bootstrap/metrics.py)."""
+        does with `scheduler: slurm`, the login node is the Slurm controller; `accounting_db` (the
+        cluster's AccountingDatabase, with `slurm.accounting.database: mysql`) is where slurmdbd stores.
+        `metrics_write_url` (the data collection rule's remote-write URL; None: no metrics) with
+        `identity_client_id`: the node sends its metrics (and Slurm's) there as that identity
+        (bootstrap/metrics.py)."""
         return cls(
             cluster_name=spec.name,
             location=spec.location,
@@ -101,6 +104,7 @@ class LoginNodeArgs:
                 munge_key,
                 dns_zone,
                 metrics_write_url,
+                accounting_db,
             ),
             zone=cluster_zone(spec).zone,
             tags=dict(spec.tags),
@@ -119,17 +123,22 @@ def _login_custom_data(
     munge_key: pulumi.Input[str] | None = None,
     dns_zone: str | None = None,
     metrics_url: pulumi.Input[str] | None = None,
+    accounting_db: Any = None,
 ) -> pulumi.Input[str]:
     metrics_client = client_id if metrics_url is not None else None
     if blob_account is None:
         client_id = None
     subscription = power.subscription_id if power is not None else None
     power_client = power.client_id if power is not None else None
+    db_host = accounting_db.host if accounting_db is not None else None
+    db_password = accounting_db.password if accounting_db is not None else None
+    db_user = accounting_db.user if accounting_db is not None else None
 
     def encode(values: list[Any]) -> str:
-        host, account, client, sub, power_id, home, key, url, metrics_id = values
+        host, account, client, sub, power_id, home, key, url, metrics_id, server, password = values
         storage = bootstrap.StorageValues(host, account, client, home_source=home)
         metrics = bootstrap.MetricsValues(url, metrics_id) if url and metrics_id else None
+        db = bootstrap.AccountingServer(server, db_user, password) if server and password else None
         boot = bootstrap.LoginBoot.for_cluster(
             spec,
             storage,
@@ -138,6 +147,7 @@ def _login_custom_data(
             munge_key=key,
             dns_zone=dns_zone,
             metrics=metrics,
+            accounting_server=db,
         )
         return boot.custom_data()
 
@@ -151,6 +161,8 @@ def _login_custom_data(
         munge_key,
         metrics_url,
         metrics_client,
+        db_host,
+        db_password,
     ]
     if any(isinstance(value, pulumi.Output) for value in values):
         return pulumi.Output.all(*values).apply(encode)

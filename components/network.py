@@ -176,6 +176,30 @@ there. NFSv4.x needs TCP 2049 only, no portmapper (RFC 7530 section 3.1, RFC 888
 Files serves NFS 4.1 (learn.microsoft.com/azure/storage/files/files-nfs-protocol)."""
 
 
+MYSQL_ACCOUNTING = InboundService(
+    "allow-mysql-accounting",
+    "endpoints",
+    ("3306",),
+    "Tcp",
+    ("login",),
+    "MySQL (TLS) to the accounting database's private endpoint from the login node (slurmdbd) only.",
+)
+"""With `slurm.accounting.database: mysql` (components/accounting_db.py): slurmdbd on the login node is the
+server's only client, so 3306 is open from the login subnet alone; GPU nodes never reach the database."""
+
+
+def uses_mysql_accounting(spec: ClusterSpec) -> bool:
+    """Whether the cluster builds the accounting database server: Slurm with accounting on a MySQL flexible
+    server, and a login node (the controller) to use it."""
+    accounting = spec.slurm.accounting
+    return (
+        spec.scheduler == "slurm"
+        and spec.login.enabled
+        and accounting.enabled
+        and accounting.database == "mysql"
+    )
+
+
 def inbound_services(spec: ClusterSpec) -> tuple[InboundService, ...]:
     """What the spec's features serve inside the network: nothing by default. A feature that serves a
     port (e.g. an NFS home share) adds its `InboundService` here, so its NSG rule exists exactly when the
@@ -184,6 +208,8 @@ def inbound_services(spec: ClusterSpec) -> tuple[InboundService, ...]:
     services: list[InboundService] = []
     if spec.storage.home.enabled:
         services.append(AZURE_FILES_NFS)
+    if uses_mysql_accounting(spec):
+        services.append(MYSQL_ACCOUNTING)
     return tuple(services)
 
 

@@ -25,10 +25,12 @@ DEFAULT_ISLAND_MAX_NODES = 100
 PRIVATE_DNS_ZONE_NAMES = {
     "blob": "privatelink.blob.core.windows.net",
     "file": "privatelink.file.core.windows.net",
+    "mysql": "privatelink.mysql.database.azure.com",
 }
 """The private-link DNS zones the cluster's private endpoints need, by `network.dns_zones` key (Azure
 public cloud names: learn.microsoft.com/azure/private-link/private-endpoint-dns): blob for the data
-account, file for the shared home. A feature that adds an endpoint of another kind adds its key here."""
+account, file for the shared home, mysql for the accounting database (`slurm.accounting.database:
+mysql`). A feature that adds an endpoint of another kind adds its key here."""
 CREATE_DNS_ZONE = "create"
 LOGIN_DEFAULT_SIZE = "Standard_D4s_v5"
 
@@ -689,13 +691,67 @@ class TeamSpec(_Strict):
         return [account.name for account in self.accounts]
 
 
+MYSQL_TIERS = ("Burstable", "GeneralPurpose", "MemoryOptimized")
+"""Azure Database for MySQL flexible server's compute tiers (the SDK's ServerSkuTier; Microsoft's
+concepts-service-tiers-storage page)."""
+
+
+class AccountingMySqlSpec(_Strict):
+    """Azure Database for MySQL flexible server for slurmdbd (`slurm.accounting.database: mysql`):
+    components/accounting_db.py says why each setting is what it is."""
+
+    sku: str = Field(
+        "Standard_B1ms",
+        description="Compute size, e.g. Standard_B1ms (Burstable, 1 vCore, 2 GiB: a team's accounting "
+        "needs little), Standard_D2ads_v5 (GeneralPurpose). Must belong to `tier`.",
+    )
+    tier: Literal["Burstable", "GeneralPurpose", "MemoryOptimized"] = Field(
+        "Burstable", description="Compute tier of `sku`."
+    )
+    storage_gb: int = Field(
+        20,
+        ge=20,
+        le=16384,
+        description="Provisioned storage in GiB (20 to 16384); auto-grow is on, so it only ever grows.",
+    )
+    backup_retention_days: int = Field(
+        7,
+        ge=1,
+        le=35,
+        description="Days Azure keeps the server's automatic backups for point-in-time restore (1 to 35; "
+        "Azure's default 7).",
+    )
+    geo_redundant_backup: bool = Field(
+        False,
+        description="Copy backups to the paired region as well (chosen at creation only: Azure cannot "
+        "switch it later; not offered in every region). Backup storage beyond the provisioned size is "
+        "billed.",
+    )
+    server_name: str | None = Field(
+        None,
+        description="The server's name (global: <name>.mysql.database.azure.com); default "
+        "`<cluster>-slurmdb-<6 hex of subscription and region>`.",
+    )
+
+
 class SlurmAccountingSpec(_Strict):
-    """Slurm job accounting (sacct, fair-share): slurmdbd and its database on the controller."""
+    """Slurm job accounting (sacct, fair-share): slurmdbd on the controller and its database."""
 
     enabled: bool = Field(
         False,
         description="Run slurmdbd with a MariaDB database on the controller (the login node) and record "
         "every job. Off by default: a training cluster often has one team and no need for fair-share.",
+    )
+    database: Literal["login", "mysql"] = Field(
+        "login",
+        description="Where slurmdbd keeps the accounting database. `login`: MariaDB on the login node's "
+        "OS disk (no extra cost; lost with the login VM). `mysql`: Azure Database for MySQL flexible "
+        "server, private endpoint only, TLS, automatic backups; kept by `down` like other data, so the "
+        "accounting history survives a rebuilt login node and a `down`/`up`.",
+    )
+    mysql: AccountingMySqlSpec = Field(
+        default_factory=AccountingMySqlSpec,
+        description="The MySQL flexible server's size, storage and backups (with `database: mysql`).",
     )
 
 

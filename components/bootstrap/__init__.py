@@ -93,6 +93,8 @@ from .slurm_boot import (
     SLURM_CONTROLLER_UNITS,
     SLURM_NODE_SCRIPTS,
     SLURM_NODE_UNITS,
+    SLURMDBD_PASS_PATH,
+    AccountingServer,
     SlurmBoot,
 )
 from .users_boot import USERS_SCRIPTS, USERS_TIMER_INTERVAL_S, USERS_UNITS, users_file_path, users_piece
@@ -184,6 +186,8 @@ __all__ = [
     "Piece",
     "PoolBoot",
     "SlurmBoot",
+    "AccountingServer",
+    "SLURMDBD_PASS_PATH",
     "StorageValues",
     "computer_name_prefix",
     "custom_data",

@@ -30,7 +30,7 @@ from .document import HOSTFILE_DIR, Piece, assemble, encode_custom_data, file_en
 from .elastic_boot import elastic_piece
 from .metrics import MetricsValues, metrics_piece
 from .mounts import FROM_IMAGE, StorageValues, lustre_client_package, mounts_piece
-from .slurm_boot import SlurmBoot, slurm_controller_piece
+from .slurm_boot import AccountingServer, SlurmBoot, slurm_controller_piece
 from .users_boot import users_piece
 
 LOGIN_SCRIPTS = ("azc-lib.sh",)
@@ -83,6 +83,7 @@ class LoginBoot:
         munge_key: str | None = None,
         dns_zone: str | None = None,
         metrics: MetricsValues | None = None,
+        accounting_server: AccountingServer | None = None,
     ) -> LoginBoot:
         """The login node of a deployed cluster. With the power identity (`power_subscription`,
         `power_client_id`) it runs the power programs; with `munge_key` and `dns_zone` it is the Slurm
@@ -92,7 +93,9 @@ class LoginBoot:
             config = render_config(spec, power_subscription, power_client_id)
         slurm = None
         if munge_key is not None and dns_zone:
-            slurm = SlurmBoot(munge_key, dns_zone, extra=slurm_power_save(spec) or None)
+            slurm = SlurmBoot(
+                munge_key, dns_zone, extra=slurm_power_save(spec) or None, accounting_server=accounting_server
+            )
         return cls(spec, storage, elastic_config=config, slurm=slurm, metrics=metrics)
 
     def header(self) -> str:

@@ -134,6 +134,26 @@ def controller_address(dns_zone: str) -> str:
     return f"{CONTROLLER_RECORD}.{dns_zone}"
 
 
+LOCAL_STATE_DIR = "/var/spool/slurmctld"
+STATE_SUBDIR = ".azcluster/slurmctld"
+"""slurmctld's state under the shared home's mount point (next to the users file in .azcluster/)."""
+
+
+def state_save_dir(spec: ClusterSpec) -> str:
+    """Where slurmctld keeps its state (StateSaveLocation): the queue, running jobs, node states, job ids,
+    reservations. On the shared home when the cluster has one, because the login VM's OS disk is deleted
+    with the VM (login.py: `deleteOption: Delete`): a login node rebuilt by `up` after its VM was lost then
+    reads the same state, and no queued or running job is lost; jobs keep running on their nodes meanwhile
+    (slurmd and slurmstepd do not need the controller to run a job) and the new controller takes them
+    back when their nodes register. Slurm documents StateSaveLocation on a shared file system as the way
+    a backup controller takes over (slurm.conf(5) StateSaveLocation; quickstart_admin "High
+    Availability"); an Azure Files premium share (single-digit ms, NFS 4.1 locking) is such a file
+    system. Without a shared home: the local spool directory, lost with the VM (rule AZC147 says so)."""
+    if spec.storage.home.enabled:
+        return f"{spec.storage.home.mount.rstrip('/')}/{STATE_SUBDIR}"
+    return LOCAL_STATE_DIR
+
+
 def controller_hostname(spec: ClusterSpec) -> str:
     """The login VM's host name (its computer name): SlurmctldHost must be the controller's short name."""
     return f"{spec.name}-login"
@@ -180,7 +200,8 @@ class SlurmSettings:
     slurmctld_port: int = SLURMCTLD_PORT
     slurmd_port: int = SLURMD_PORT
     slurm_user: str = SLURM_USER
-    state_save_location: str = "/var/spool/slurmctld"
+    state_save_location: str = LOCAL_STATE_DIR
+    """slurmctld's StateSaveLocation: `for_cluster` puts it on the shared home (`state_save_dir`)."""
     slurmd_spool_dir: str = "/var/spool/slurmd"
     log_dir: str = "/var/log/slurm"
     run_dir: str = "/run/slurm"
@@ -209,7 +230,11 @@ class SlurmSettings:
     @classmethod
     def for_cluster(cls, spec: ClusterSpec, dns_zone: str, **changes: object) -> SlurmSettings:
         """The settings of a deployed cluster whose private DNS zone is `dns_zone`."""
-        base = cls(controller_host=controller_hostname(spec), controller_addr=controller_address(dns_zone))
+        base = cls(
+            controller_host=controller_hostname(spec),
+            controller_addr=controller_address(dns_zone),
+            state_save_location=state_save_dir(spec),
+        )
         return replace(base, **changes) if changes else base  # type: ignore[arg-type]
 
 

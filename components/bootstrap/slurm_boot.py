@@ -59,6 +59,28 @@ under systemd 257, tests/components/test_boot_real.py). Without slurmd installed
 written (a reboot), it does nothing."""
 
 
+SLURMDBD_PASS_PATH = "/etc/azcluster/slurmdbd.pass"
+"""Where the accounting database's password lands on the controller (root-only), with `database: mysql`;
+azc-slurm-controller.sh copies it into slurmdbd.conf (0600, the slurm user's) as StoragePass."""
+SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+"""The OS's CA bundle (Ubuntu and Debian ca-certificates): it holds DigiCert Global Root G2 and Microsoft
+RSA Root CA 2017, which Azure Database for MySQL's server certificates chain to; slurmdbd verifies the
+server against it (StorageParameters=SSL_CA=...)."""
+
+
+@dataclass(frozen=True)
+class AccountingServer:
+    """The accounting database server slurmdbd uses instead of the login node's MariaDB (known only at
+    deployment: components/accounting_db.py). `password` is a secret: never printed."""
+
+    host: str
+    user: str
+    password: str
+
+    def __repr__(self) -> str:
+        return f"AccountingServer(host={self.host!r}, user={self.user!r}, password='[secret]')"
+
+
 @dataclass(frozen=True)
 class SlurmBoot:
     """What a node needs to join the cluster's Slurm, known only at deployment.
@@ -66,11 +88,14 @@ class SlurmBoot:
     munge_key_b64: the cluster's munge key, base64 (a Pulumi secret: components.cluster_key); the same on
     every node. dns_zone: the cluster's private DNS zone; the controller is `slurmctld.<zone>`.
     extra: slurm.conf parameters added to or replacing the rendered ones (e.g. power saving).
+    accounting_server: with `slurm.accounting.database: mysql`, the server slurmdbd stores into (the
+    controller only).
     """
 
     munge_key_b64: str
     dns_zone: str
     extra: Mapping[str, str] | None = None
+    accounting_server: AccountingServer | None = None
 
     def __repr__(self) -> str:  # never print the key
         return f"SlurmBoot(dns_zone={self.dns_zone!r}, munge_key_b64='[secret]')"
@@ -100,6 +125,17 @@ def slurm_controller_piece(spec: ClusterSpec, slurm: SlurmBoot) -> Piece:
     files = [file_entry(f"{SLURM_ETC}/{name}", text, "0644") for name, text in configs.items()]
     files.append(_munge_key(slurm))
     env = slurm_env(spec, slurm)
+    server = slurm.accounting_server
+    if server is not None and spec.slurm.accounting.enabled:
+        # slurmdbd on a managed server (azc-slurm-controller.sh accounting()): TLS verified, password in
+        # a root-only file rather than node.env (which every script sources)
+        env.update(
+            AZC_SLURMDBD_STORAGE_HOST=server.host,
+            AZC_SLURMDBD_STORAGE_USER=server.user,
+            AZC_SLURMDBD_STORAGE_PASS_FILE=SLURMDBD_PASS_PATH,
+            AZC_SLURMDBD_STORAGE_CA=SYSTEM_CA_BUNDLE,
+        )
+        files.append(file_entry(SLURMDBD_PASS_PATH, server.password + "\n", "0600"))
     scripts, units = SLURM_CONTROLLER_SCRIPTS, SLURM_CONTROLLER_UNITS
     start: tuple[str, ...] = ("azc-slurm-controller.service", "azc-slurm-reaper.timer")
     if keeps_accounts(spec):

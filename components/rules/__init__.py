@@ -31,6 +31,8 @@ One module per domain, one registry (`registry.py`):
                                      (ids AZC130-139: 130-134 racks and health, 135-139 the Slurm side)
     rack_slurm.py AZC135-136         the racks' Slurm side: NVLink blocks within islands, elastic islands
     accounting.py AZC140-143         the team's Slurm accounts, fair shares and GPU limits (ids AZC140-149)
+    accounting_db.py AZC146-149      slurmdbd's database and slurmctld's state against a rebuilt login node
+                                     (team accounting's block; AZC144-145 are accounting.py's)
 
 Adding a rule:
 1. Open the domain's module (a new domain, e.g. dashboards: create `dashboards.py` and add it to the
@@ -42,9 +44,10 @@ Adding a rule:
    feeds it generated specs): a rule that crashes hides every other finding.
 3. Choose the id: the next free one in the domain's block, or a new block of ten for a new domain.
    Next free: AZC063 (domains without a block), AZC076 (Slurm), AZC087 (home), AZC098 (elastic),
-   AZC134 (racks), AZC137 (the racks' Slurm side), AZC144 (team accounting), AZC150 and AZC157
-   (monitoring: AZC150-154 the node side, AZC157-159 dashboards and access), AZC162 (capacity's second
-   block, AZC160-169). A new domain takes the next block no one has taken (ten ids) and lists it above.
+   AZC134 (racks), AZC137 (the racks' Slurm side), AZC144 (team accounting; AZC146-149 are
+   accounting_db.py's), AZC150 and AZC157 (monitoring: AZC150-154 the node side, AZC157-159 dashboards
+   and access), AZC162 (capacity's second block, AZC160-169). A new domain takes the next block no one
+   has taken (ten ids) and lists it above.
    Ids are stable: a retired rule's id is never reused.
 4. Add a case that fires and one that stays quiet to the FIRES and QUIET tables of the domain's test,
    tests/components/rules/test_<domain>.py (a registry test fails until every rule has both there).
@@ -59,6 +62,7 @@ from ..findings import Finding
 from . import (
     access,
     accounting,
+    accounting_db,
     boot,
     capacity,
     elastic,
@@ -101,6 +105,7 @@ DOMAINS = (
     capacity,
     team,
     accounting,
+    accounting_db,
     monitoring,
     rack,
     rack_slurm,

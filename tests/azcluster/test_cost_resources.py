@@ -318,6 +318,12 @@ config:
       enabled: true
       public_network_access: false
       alert_emails: [hpc-oncall@example.com]
+    slurm:
+      accounting:
+        enabled: true
+        database: mysql
+        mysql:
+          storage_gb: 64
     ssh:
       public_keys: ["{key}"]
 """
@@ -446,7 +452,16 @@ def test_the_variant_plan_prices_what_it_changed(plans):
     assert (BASTION, None) not in items and (NAT, None) not in items and (PUBLIC_IP, None) not in items
     zones = [item for item in variant["summary"]["cost_breakdown"]["resources"] if item["kind"] == ZONE]
     # the cluster's and the home's; blob uses the hub's zone
-    assert sum(zone["count"] for zone in zones if "monitoring" not in zone["label"]) == 2
+    mine = [zone for zone in zones if "monitoring" not in zone["label"] and "accounting" not in zone["label"]]
+    assert sum(zone["count"] for zone in mine) == 2
+    # the accounting database: its size per hour plus 64 GiB of storage, its endpoint and its zone
+    server = items[("azure-native:dbformysql:Server", None)]
+    rates = price("azure-native:dbformysql:Server").rates
+    assert (server["sku"], server["quantity"]) == ("Standard_B1ms", 64)
+    assert server["usd_per_hour"] == pytest.approx(
+        rates["Standard_B1ms"] + rates["storage_gib_month"] * 64 / 730, abs=1e-4
+    )
+    assert [zone["count"] for zone in zones if "accounting" in zone["label"]] == [1]
     # the workspace's, Grafana's and the Private Link Scope's (metrics ingestion)
     assert sum(zone["count"] for zone in zones if "monitoring" in zone["label"]) == 3
 

@@ -9,7 +9,8 @@
 # Accounting uses MariaDB on this node by default rather than Azure Database for MySQL: no extra resource,
 # no network path or password to manage outside the node (slurmdbd talks to it over its local socket), and
 # the database lives and dies with the cluster's controller. AZC_SLURMDBD_STORAGE_* point slurmdbd at
-# another database server instead (see accounting()).
+# another database server instead (see accounting()): with `slurm.accounting.database: mysql`, Azure
+# Database for MySQL flexible server over TLS (components/accounting_db.py), which outlives this VM.
 #
 # Usage: azc-slurm-controller.sh
 set -euo pipefail
@@ -80,6 +81,33 @@ SQL
     for _ in $(seq 60); do "$SACCTMGR" -n show cluster >/dev/null 2>&1 && break; sleep 1; done
 }
 
+# state_dir: slurmctld's StateSaveLocation as slurm.conf says (components/bootstrap/slurm.py state_save_dir:
+# on the shared home, so a rebuilt login node finds the queue and running jobs where the old one left them).
+# On the shared home it is used only once the share is mounted: a directory made on the OS disk under the
+# mount point would hide (and later be hidden by) the real state. The slurm user's UID on a fresh VM may
+# not be the old one's (useradd --system picks the next free id), so the state is handed to it each start.
+state_dir() {
+    local dir mount="${AZC_HOME_MOUNT:-/home}" waited=0
+    dir="$({ sed -n 's/^StateSaveLocation=//p' "$R/etc/slurm/slurm.conf" 2>/dev/null || true; } | tail -n 1)"
+    dir="${dir:-/var/spool/slurmctld}"
+    if [[ -n "${AZC_HOME_SOURCE:-}" && "$dir/" == "${mount%/}/"* ]]; then
+        until mountpoint -q "$R$mount"; do
+            if ((waited >= ${AZC_HOME_WAIT_S:-900})); then
+                log "the shared home is not mounted at $mount after ${waited}s: slurmctld's state lives there; not starting"
+                exit 1
+            fi
+            sleep 5
+            waited=$((waited + 5))
+        done
+    fi
+    install -d -m 0755 "$R$(dirname "$dir")"
+    install -d -o "$SLURM_USER" -m 0700 "$R$dir"
+    chown -R "$SLURM_USER:" "$R$dir"
+    if [[ -e "$R$dir/job_state" ]]; then
+        log "slurmctld's state found in $dir: queued and running jobs are taken back"
+    fi
+}
+
 # mpi_default: MpiDefault=pmix only where this Slurm build has the PMIx plugin; otherwise every plain srun
 # would fail ("Invalid MPI type 'pmix'"), so set none and say why (log, /var/lib/azcluster/slurm-mpi.json).
 # Nodes fetch slurm.conf from here (configless) and run the same pinned version.
@@ -111,7 +139,8 @@ mail_prog
 munge_setup
 [[ -e "$R/etc/slurm/plugstack.local.conf" ]] || plugstack_local ""
 id "$SLURM_USER" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "$SLURM_USER"
-install -d -o "$SLURM_USER" -m 0755 "$R/var/spool/slurmctld" "$R/var/log/slurm" "$R/run/slurm"
+install -d -o "$SLURM_USER" -m 0755 "$R/var/log/slurm" "$R/run/slurm"
+state_dir
 if [[ "${AZC_SLURM_ACCOUNTING:-0}" == 1 ]]; then
     accounting
 fi
