@@ -225,8 +225,9 @@ def _raise_hint(what: str, wanted: int) -> str:
     return (
         f"Ask Azure for a higher {what} limit on the workspace before `up`: Azure portal > Help + support "
         f"> Create a support request, issue type 'Service and subscription limits (quotas)', naming the "
-        f"Azure Monitor workspace and asking for {wanted:,} {what}. Or send fewer series (fewer nodes per "
-        "workspace, a longer `monitoring.scrape_interval_seconds`)."
+        f"Azure Monitor workspace and asking for {wanted:,} {what} (Microsoft: azure-monitor-workspace-"
+        "scaling-best-practice). Or send fewer series (fewer nodes per workspace, a longer "
+        "`monitoring.scrape_interval_seconds`)."
     )
 
 
@@ -274,6 +275,43 @@ def samples_above_limit(spec: ClusterSpec) -> Iterator[Problem]:
             f"{WORKSPACE_EVENTS_PER_MINUTE_LIMIT:,} events per minute.",
             _raise_hint("events per minute", _rounded_up(per_minute)),
         )
+
+
+SCRAPE_PATH = "monitoring.scrape_interval_seconds"
+REQUEST_INCREASE_AT = 0.8
+"""Microsoft's advice: request a higher limit once utilisation passes 80% of it (learn.microsoft.com/azure/
+azure-monitor/metrics/azure-monitor-workspace-scaling-best-practice, "Service limits and quotas"; the
+workspace reports it as the platform metrics Active Time Series % Utilization and Events Per Minute
+Ingested % Utilization)."""
+
+
+@rule(
+    "AZC150",
+    "warning",
+    "monitoring-series-near-workspace-limit",
+    "The cluster would use more than 80% of a workspace's default series or samples limit",
+)
+def series_near_limit(spec: ClusterSpec) -> Iterator[Problem]:
+    """Above 80% of the active-series or samples-a-minute limit, Microsoft advises asking for more before
+    it is reached (REQUEST_INCREASE_AT): an increase is a support request that takes days, nodes added by
+    `grow` or a second cluster in a shared workspace reach the limit with no warning from Azure (it drops
+    the new series' samples), and dashboards then miss the newest nodes. Over 100%, AZC126 and AZC127 say
+    so instead."""
+    if not _on(spec):
+        return
+    series = estimated_series(spec)
+    per_minute = series * 60 // spec.monitoring.scrape_interval_seconds
+    for used, limit, what, path in (
+        (series, WORKSPACE_ACTIVE_SERIES_LIMIT, "active time series", "pools"),
+        (per_minute, WORKSPACE_EVENTS_PER_MINUTE_LIMIT, "events per minute", SCRAPE_PATH),
+    ):
+        if REQUEST_INCREASE_AT * limit < used <= limit:
+            yield (
+                at(path),
+                f"about {used:,} {what} is {used / limit:.0%} of the workspace's default limit of {limit:,}: "
+                "Microsoft advises requesting more above 80%.",
+                _raise_hint(what, _rounded_up(used)),
+            )
 
 
 def _rounded_up(value: int) -> int:

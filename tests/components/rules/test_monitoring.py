@@ -47,6 +47,10 @@ FIRES = [
     ("AZC125", {**ON, "monitoring.grafana_admin_principal_id": "hpc-admins"}, "not an object id"),
     ("AZC126", {**ON, **OVER_SERIES}, "about 1,000,126 active series"),
     ("AZC127", {**ON, **OVER_SAMPLES}, "about 1,000,004 samples a minute"),
+    # 6,000 x 142 + 20 = 852,020 series (85%); at 120 s, 426,010 samples a minute (43%)
+    ("AZC150", {**ON, "pools.0.nodes": 6000, "monitoring.scrape_interval_seconds": 120}, "852,020 active"),
+    # 3,000 x 142 + 20 = 426,020 series at 30 s: 852,040 samples a minute (85%)
+    ("AZC150", {**ON, "pools.0.nodes": 3000}, "852,040 events per minute is 85%"),
     ("AZC128", {**PRIVATE, "monitoring.existing_private_link_scope_id": "hub-ampls"}, "not an Azure Monitor"),
     ("AZC128", {**PRIVATE, "monitoring.existing_private_link_scope_id": WORKSPACE_ID}, "Private Link Scope"),
     ("AZC129", {**ON, "monitoring.existing_private_link_scope_id": SCOPE_ID}, "is not used"),
@@ -77,6 +81,9 @@ QUIET = [
     ("AZC127", {**ON, "pools.0.nodes": 3520}),  # 499,860 series: 999,720 a minute
     ("AZC127", {**ON, **OVER_SAMPLES, "monitoring.scrape_interval_seconds": 60}),
     ("AZC127", {**OFF, **OVER_SAMPLES}),
+    ("AZC150", {**ON, "pools.0.nodes": 2800}),  # 397,620 series: 795,240 samples a minute (80% is not over)
+    ("AZC150", {**ON, **OVER_SERIES}),  # over 100%: AZC126 says it
+    ("AZC150", {**OFF, "pools.0.nodes": 6000, "monitoring.scrape_interval_seconds": 120}),
     ("AZC128", {**PRIVATE, "monitoring.existing_private_link_scope_id": SCOPE_ID}),
     ("AZC128", {**OFF, "monitoring.existing_private_link_scope_id": "hub-ampls"}),
     ("AZC129", {**PRIVATE, "monitoring.existing_private_link_scope_id": SCOPE_ID}),
