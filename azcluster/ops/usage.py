@@ -1,13 +1,13 @@
 """`azcluster cost`: who used the cluster and what it cost, from Slurm's accounting (sacct on the login node).
 
 What is read, through Run Command on the login node (runcommand.py), as `status` reads sinfo:
-`sacct -a -X -n -P -S SINCE -E now -o JobIDRaw,User,Account,Partition,NNodes,AllocTRES,Start,End` with
-SLURM_TIME_FORMAT=%s (sacct(1), ENVIRONMENT VARIABLES: "%s" is strftime's seconds since the epoch, so Start
-and End are read without a time zone) and TZ=UTC (so SINCE, which sacct reads as local time, is UTC).
-One line per job allocation (-X): its user, account, partition, node count, allocated TRES
-(`billing=2,cpu=2,gres/gpu=2,mem=256M,node=1`: GPUs are `gres/gpu=N`, counted because slurm.conf's
-AccountingStorageTRES names gres/gpu) and its start and end (`Unknown` while it runs; a job that never
-started has no start and costs nothing). Tests read real sacct output of Slurm 24.11
+`sacct -a -X -n -P -S SINCE -E now -o SACCT_FIELDS` with SLURM_TIME_FORMAT=%s (sacct(1), ENVIRONMENT
+VARIABLES: "%s" is strftime's seconds since the epoch, so Start and End are read without a time zone) and
+TZ=UTC (so SINCE, which sacct reads as local time, is UTC). One line per job allocation (-X): its user,
+account, partition, node count, allocated TRES (`billing=2,cpu=2,gres/gpu=2,mem=256M,node=1`: GPUs are
+`gres/gpu=N`, counted because slurm.conf's AccountingStorageTRES names gres/gpu), its start and end
+(`Unknown` while it runs; a job that never started has no start and costs nothing) and its nodes (slots
+`<pool>-i<n>-NNN`: the island). Tests read real sacct output of Slurm 24.11
 (tests/components/test_slurm_accounting_real.py) and a capture of it (tests/azcluster/fixtures/sacct).
 
 Run Command returns 4 KiB of output, and a month of jobs is far more: so the login node adds the jobs up
@@ -16,7 +16,8 @@ per user, account, partition and job shape (nodes, GPUs, CPUs) with the number o
 inside the window (a job that started before SINCE counts from SINCE; one still running counts to now),
 whole seconds, exact. That listing is gzip'ed and read in chunks as slurmstate.py reads sinfo.
 
-How a job is priced (price_rows), from the catalogue's price of the partition's size (its pool):
+How a job is priced (price_rows), from the catalogue's price of the size its island is built as (the pool's,
+or the island's stand-in: capacity.island_size_name):
 a job holds `share` nodes' worth of its partition, the larger of its GPUs over the size's GPUs per node and
 its CPUs over the size's vCPUs per node (a 4-GPU job on an 8-GPU node holds half of it; a CPU-only job
 that takes every core holds all of it), at most its node count; it costs seconds / 3600 x share x the
@@ -43,7 +44,7 @@ from azcluster.components.spec import ClusterSpec
 
 from . import runcommand
 
-SACCT_FIELDS = "JobIDRaw,User,Account,Partition,NNodes,AllocTRES,Start,End"
+SACCT_FIELDS = "JobIDRaw,User,Account,Partition,NNodes,AllocTRES,Start,End,NodeList"
 CHUNK = 3600
 MAX_CALLS = 24
 TIMEOUT_S = 120.0
@@ -56,15 +57,17 @@ since, now = int(sys.argv[1]), int(sys.argv[2])
 sums = {}
 for line in sys.stdin:
     f = line.rstrip("\n").split("|")
-    if len(f) != 8 or not f[6].isdigit():
+    if len(f) != 9 or not f[6].isdigit():
         continue
+    first = f[8].split(",")[0].split("[")[0]
+    island = first.rsplit("-", 1)[0] if "-i" in first else ""
     start = max(int(f[6]), since)
     end = min(int(f[7]) if f[7].isdigit() else now, now)
     if end <= start:
         continue
     tres = dict(t.split("=", 1) for t in f[5].split(",") if "=" in t)
     gpus = tres.get("gres/gpu", "0")
-    key = (f[1], f[2], f[3], f[4] if f[4].isdigit() else "0", gpus if gpus.isdigit() else "0",
+    key = (f[1], f[2], f[3], island, f[4] if f[4].isdigit() else "0", gpus if gpus.isdigit() else "0",
            tres.get("cpu", "0") if tres.get("cpu", "0").isdigit() else "0")
     jobs, seconds = sums.get(key, (0, 0))
     sums[key] = (jobs + 1, seconds + end - start)
@@ -72,7 +75,9 @@ print("AZC-USAGE %d %d" % (since, now))
 for key in sorted(sums):
     print("|".join(key) + "|%d|%d" % sums[key])
 """
-"""Run on the login node: sacct's lines on stdin -> one line per user, account, partition and job shape."""
+"""Run on the login node: sacct's lines on stdin -> one line per user, account, partition, island and job
+shape. The island is the node names' `<pool>-i<n>` (Slurm node names are island slots: a job never spans two
+islands), so a job on an island built on a stand-in size is priced at that size."""
 
 _HEADER = re.compile(r"^AZC-CHUNK (?P<size>\d+) (?P<start>\d+)$")
 _RUN = re.compile(r"^[a-f0-9]{8}$")
@@ -86,6 +91,8 @@ class UsageRow:
     user: str
     account: str
     partition: str
+    island: str
+    """The island key (`gpu-i1`) its nodes were in; '' when sacct named none."""
     nodes: int
     gpus: int
     cpus: int
@@ -136,11 +143,11 @@ def parse_usage(text: str) -> Usage:
     usage = Usage(int(since), int(now))
     for line in lines[1:]:
         parts = line.split("|")
-        if len(parts) != 8 or not all(_NAME.match(part) for part in parts[:3]):
+        if len(parts) != 9 or not all(_NAME.match(part) for part in parts[:4]):
             raise ValueError(f"unreadable line in the sacct listing: {line[:80]!r}")
-        user, account, partition = parts[:3]
-        nodes, gpus, cpus, jobs, seconds = (int(part) for part in parts[3:])
-        usage.rows.append(UsageRow(user, account, partition, nodes, gpus, cpus, jobs, seconds))
+        user, account, partition, island = parts[:4]
+        nodes, gpus, cpus, jobs, seconds = (int(part) for part in parts[4:])
+        usage.rows.append(UsageRow(user, account, partition, island, nodes, gpus, cpus, jobs, seconds))
     return usage
 
 
@@ -201,16 +208,27 @@ class PartitionPrice:
 
 
 def partition_prices(spec: ClusterSpec) -> dict[str, PartitionPrice]:
-    """Every pool of the spec as a partition, priced from the catalogue (pools of unknown sizes left out)."""
+    """Every pool of the spec as a partition, and every island of it as `<pool>-i<n>`, priced from the
+    catalogue at the size it is built as (an island on a stand-in size: capacity.island_size_name);
+    sizes the catalogue lacks are left out."""
+    from azcluster.components.capacity import island_size_name
+    from azcluster.components.topology import island_key
+
     prices = {}
     for pool in spec.pools:
-        size = catalog.find_size(pool.size)
-        if size is None:
-            continue
-        # str() first: the catalogue's decimal rate exactly as written, not its binary float
-        prices[pool.name] = PartitionPrice(
-            size.name, Fraction(str(size.price.usd_per_hour)), size.gpus, size.vcpus
+        names = {pool.name: pool.size}
+        names.update(
+            {
+                island_key(pool.name, index): island_size_name(pool, index)
+                for index in range(len(pool.island_sizes()))
+            }
         )
+        for key, name in names.items():
+            size = catalog.find_size(name)
+            if size is not None:
+                # str() first: the catalogue's decimal rate exactly as written, not its binary float
+                price = Fraction(str(size.price.usd_per_hour))
+                prices[key] = PartitionPrice(size.name, price, size.gpus, size.vcpus)
     return prices
 
 
@@ -287,7 +305,8 @@ def price_rows(spec: ClusterSpec, usage: Usage, by: str = "user") -> Report:
         line.jobs += row.jobs
         line.gpu_hours += row.gpus * hours
         line.node_hours += row.nodes * hours
-        price = prices.get(row.partition)
+        price = prices.get(row.island) if row.island.startswith(f"{row.partition}-i") else None
+        price = price or prices.get(row.partition)
         if price is None:
             unpriced.add(row.partition)
             line.unpriced_hours += row.nodes * hours

@@ -6,7 +6,7 @@ daemons (tests/azcluster/fixtures/sacct/trixie-24.11.txt, written by test_slurm_
 AZC_CAPTURE_SACCT) and the script adds it up with the same python3 code a login node runs. Every figure is
 checked against arithmetic done here from the fixture's own rows.
 
-The fixture's jobs (partition gpu, one node each; Start and End in seconds since the epoch):
+The fixture's jobs (partition gpu, one node each of island gpu-i0; Start and End in seconds since the epoch):
   1 alice vision  2 GPUs 2 CPUs  4 s      2 alice: cancelled while pending, never started
   3 bob   vision  2 GPUs 2 CPUs  1 s      4 carol nlp  1 GPU 1 CPU  8 s
   6 bob   vision  2 GPUs 2 CPUs  3 s      7 alice vision 1 GPU 1 CPU 2 s
@@ -29,7 +29,8 @@ from tests.fakes.arm import fake_az_script
 
 H100 = "Standard_ND96isr_H100_v5"
 CAPTURED = (Path(__file__).parent / "fixtures" / "sacct" / "trixie-24.11.txt").read_text()
-FIRST_START = 1796637497  # job 1's Start in the fixture
+FIRST_START = 1796639890  # job 1's Start in the fixture
+H200 = "Standard_ND96isr_H200_v5"
 STACK = f"""\
 config:
   azure-native:location: eastus
@@ -39,6 +40,7 @@ config:
       - name: gpu
         size: {H100}
         nodes: 2
+        island_max_nodes: 1
     slurm:
       accounting: {{enabled: {{accounting}}}}
 """
@@ -157,3 +159,37 @@ def test_a_login_node_without_sacct_is_a_clear_failure(cli) -> None:
 def test_since_must_be_a_past_date(cli) -> None:
     result = run_cli("cost", stack_file(cli.tmp), "--since", "last tuesday")
     assert result.exit_code == 2 and "is not a date" in result.stderr
+
+
+def test_a_job_on_an_island_built_on_a_stand_in_size_is_priced_at_that_size(cli) -> None:
+    # island 1 of pool gpu was built on ND H200 v5 (capacity.island_stand_ins); jobs 3 and 7 ran there
+    # ... and ran 10 hours longer than captured, so the two prices differ by dollars, not fractions of a cent
+    cli.slurm.sacct_lines(stretch(CAPTURED.replace("gpu-i0-001", "gpu-i1-000"), {"3", "7"}, 36000))
+    path = Path(stack_file(cli.tmp))
+    path.write_text(
+        path.read_text().replace(
+            "        island_max_nodes: 1\n",
+            f"        island_max_nodes: 1\n        capacity: {{island_stand_ins: {{'1': {H200}}}}}\n",
+        )
+    )
+    result = run_cli("cost", str(path), "--since", iso(FIRST_START - 60 - 36000), "--json")
+    assert result.exit_code == 0, result.stderr
+    lines = {line["user"]: line for line in json.loads(result.stdout)["lines"]}
+    h200 = Fraction(str(catalog.find_size(H200).price.usd_per_hour))
+    assert h200 != PRICE
+    # bob: job 3 (1 s, 2 of 8 GPUs) on H200, job 6 (3 s, 2 of 8) on H100; alice: job 1 on H100, job 7 on H200
+    bob = HOUR * ((1 + 36000) * Fraction(2, 8) * h200 + 3 * Fraction(2, 8) * PRICE)
+    alice = HOUR * (4 * Fraction(2, 8) * PRICE + (2 + 36000) * Fraction(1, 8) * h200)
+    assert lines["bob"]["usd"] == usage.cents(bob) and lines["alice"]["usd"] == usage.cents(alice)
+    assert usage.cents(bob) != usage.cents(HOUR * (1 + 36000 + 3) * Fraction(2, 8) * PRICE)
+
+
+def stretch(text: str, jobs: set[str], seconds: int) -> str:
+    """The fixture with `jobs` starting `seconds` earlier (ending later would be in the future: clipped)."""
+    out = []
+    for line in text.splitlines():
+        fields = line.split("|")
+        if fields[0] in jobs:
+            fields[6] = str(int(fields[6]) - seconds)
+        out.append("|".join(fields))
+    return "\n".join(out) + "\n"

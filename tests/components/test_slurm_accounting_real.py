@@ -271,6 +271,7 @@ def test_sacct_becomes_the_cost_report_with_exact_arithmetic(lab) -> None:
     from fractions import Fraction
 
     price = Fraction(str(usage.catalog.find_size("Standard_ND96isr_H100_v5").price.usd_per_hour))
+    assert {row.island for row in listing.rows} == {"gpu-i0"}
     for user, gpus in (("bob", 2), ("alice", 1)):
         line = lines[user]
         assert line.gpu_hours == Fraction(gpus * elapsed[user], 3600)
@@ -288,7 +289,8 @@ def test_sacct_becomes_the_cost_report_with_exact_arithmetic(lab) -> None:
         Path(os.environ["AZC_CAPTURE_SACCT"]).write_text(raw)
     for job in jobs:
         row = next(line for line in raw.splitlines() if line.startswith(f"{job}|")).split("|")
-        assert len(row) == 8 and row[6].isdigit() and row[7].isdigit()
+        assert len(row) == 9 and row[6].isdigit() and row[7].isdigit()
+        assert re.fullmatch(r"gpu-i0-00[01]", row[8])  # the slot the job ran on: its island's
         assert re.fullmatch(r"billing=\d+,cpu=\d+,gres/gpu=\d+,mem=\d+M,node=1", row[5])
 
 

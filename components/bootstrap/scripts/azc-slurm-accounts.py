@@ -43,6 +43,7 @@ ORGANIZATION = "azcluster"
 """Organization of the accounts this script makes: the mark of what it may change or delete."""
 QOS_PREFIX = "azc-"
 UNLIMITED = "-1"
+ADD_BATCH = 100
 
 
 def _users_module():
@@ -260,22 +261,29 @@ def apply_users(run: Run, now: Current, members: dict[str, str], managed: set[st
     for assoc in now.associations:
         if assoc.user and assoc.account in ours:
             held.setdefault(assoc.user, []).append(assoc)
+    joining: dict[str, list[str]] = {}
     for user, account in sorted(members.items()):
         if not any(a.account == account for a in held.get(user, [])):
-            if not run.change(
-                f"added {user} to account {account}",
-                "add", "user", user, f"account={account}", f"cluster={cluster}",
-            ):  # fmt: skip
-                continue
-        else:
-            row = next(a for a in held[user] if a.account == account)
-            if row.max_submit not in ("", UNLIMITED):
-                run.change(
-                    f"{user} may submit again (listed again)",
-                    "modify", "user", "where", f"name={user}", f"account={account}", f"cluster={cluster}",
-                    "set", f"maxsubmitjobs={UNLIMITED}",
-                )  # fmt: skip
-        if now.default_account.get(user) != account:
+            joining.setdefault(account, []).append(user)
+            continue
+        row = next(a for a in held[user] if a.account == account)
+        if row.max_submit not in ("", UNLIMITED):
+            run.change(
+                f"{user} may submit again (listed again)",
+                "modify", "user", "where", f"name={user}", f"account={account}", f"cluster={cluster}",
+                "set", f"maxsubmitjobs={UNLIMITED}",
+            )  # fmt: skip
+    # one sacctmgr call per account and ADD_BATCH users (a team of hundreds is a few calls, not hundreds)
+    for account, users in sorted(joining.items()):
+        for start in range(0, len(users), ADD_BATCH):
+            batch = users[start : start + ADD_BATCH]
+            run.change(
+                f"added {', '.join(batch)} to account {account}",
+                "add", "user", ",".join(batch), f"account={account}", f"cluster={cluster}",
+            )  # fmt: skip
+    for user, account in sorted(members.items()):
+        # a user new to Slurm gets the account they were added to as default (sacctmgr add user)
+        if user in now.default_account and now.default_account[user] != account:
             run.change(
                 f"{user}'s default account: {account}",
                 "modify", "user", "where", f"name={user}", "set", f"defaultaccount={account}",
