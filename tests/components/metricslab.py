@@ -269,8 +269,10 @@ def _run(
     ]
     logs = tmp_path / "logs"
     logs.mkdir()
+    # as the units run them: an unprivileged (systemd dynamic) user, never root
+    unprivileged = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
     machine.popen(
-        [*exporter, "--path.sysfs=/srv/sys"],
+        [*unprivileged, *exporter, "--path.sysfs=/srv/sys"],
         stdout=subprocess.DEVNULL,
         stderr=(logs / "node_exporter.log").open("w"),
     )
@@ -288,7 +290,9 @@ def _run(
         else arg
         for arg in agent
     ]
-    machine.popen(agent, stdout=subprocess.DEVNULL, stderr=(logs / "prometheus.log").open("w"))
+    machine.popen(
+        [*unprivileged, *agent], stdout=subprocess.DEVNULL, stderr=(logs / "prometheus.log").open("w")
+    )
     want = metrics.series_per_node(8, 8)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -391,3 +391,15 @@ def test_a_gb_node_labels_its_series_with_its_nvlink_domain(tmp_path):
     assert config["global"]["external_labels"]["rack"] == "9f1c2d3e-aaaa-bbbb-cccc-000000000001.32766"
     assert _config_at_start(tmp_path / "b", spec, 0)["global"]["external_labels"]["rack"] == "unknown"
     assert "rack" not in _config_at_start(tmp_path / "c", _spec(), 0)["global"]["external_labels"]
+
+
+def test_the_exporter_and_the_agent_run_unprivileged_and_only_on_loopback():
+    """Neither needs root (test_metrics_real.py runs both as nobody); nothing listens beyond loopback."""
+    for unit in ("azc-node-exporter.service", "azc-metrics-agent.service"):
+        text = bootstrap.read_script(unit)
+        assert "DynamicUser=yes" in text and "ProtectSystem=strict" in text, unit
+        assert "--web.listen-address=127.0.0.1:" in text, unit
+    # the agent's configuration is written as root before it starts (ExecStartPre with "+")
+    assert "ExecStartPre=+/usr/local/lib/azcluster/azc-metrics.sh config" in bootstrap.read_script(
+        "azc-metrics-agent.service"
+    )
