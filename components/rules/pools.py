@@ -191,10 +191,11 @@ def multi_node_pool_without_infiniband(spec: ClusterSpec) -> Iterator[Problem]:
             )
 
 
-@rule("AZC012", "info", "partial-nvl72-rack", "A GB200 pool does not fill whole NVL72 racks")
+@rule("AZC012", "info", "partial-nvl72-rack", "A GB200/GB300 pool's islands split NVL72 racks")
 def partial_nvl72_rack(spec: ClusterSpec) -> Iterator[Problem]:
-    """A GB200 v6 VM is a 4-GPU slice of an NVL72 rack of 18 VMs; the NVLink domain spans the rack. Pools or
-    islands that are not whole racks leave NVLink domains partly filled or shared with other scale sets.
+    """A GB200 or GB300 v6 VM is a 4-GPU slice of an NVL72 rack of 18 VMs; the NVLink domain spans the
+    rack. Pools or islands that are not whole racks leave NVLink domains partly filled or shared with other
+    scale sets.
     A pool that is not whole racks at all is AZC130's error; this one says when islands (scale sets) split
     whole racks (https://learn.microsoft.com/azure/virtual-machines/sizes/gpu-accelerated/nd-gb200-v6-series;
     catalogue `rack_vms`).
@@ -214,9 +215,26 @@ def partial_nvl72_rack(spec: ClusterSpec) -> Iterator[Problem]:
                 pool_at(index, "nodes"),
                 f"pool {pool.name!r}: {pool.nodes} {size.name} VMs{where} do not fill whole NVL72 racks "
                 f"of {rack} VMs: {plural(len(uneven), 'island')} would end in a partial rack.",
-                f"Use multiples of {rack} for nodes and island_max_nodes (e.g. "
-                f"{rack * max(1, pool.nodes // rack)} nodes) so every NVLink domain is whole.",
+                _whole_rack_islands_hint(pool.nodes, len(islands), pool.island_max_nodes, rack),
             )
+
+
+def _whole_rack_islands_hint(nodes: int, islands: int, island_max: int, rack: int) -> str:
+    """Node counts near `nodes` that `island_sizes` splits into islands of whole racks: the islands are
+    as even as possible, so each is whole racks only when the racks divide evenly among them."""
+    if islands == 1:
+        down, up = nodes // rack * rack, -(-nodes // rack) * rack
+        return f"Use whole racks: {' or '.join(str(n) for n in (down, up) if n)} nodes."
+    step = islands * rack
+    down, up = nodes // step * step, -(-nodes // step) * step
+    choices = [n for n in (down, up) if n and n != nodes and n // islands <= island_max]
+    said = " or ".join(f"{n} ({islands} islands of {n // islands})" for n in choices)
+    return (
+        "Islands are split evenly, so each is whole racks only when the racks divide evenly among them: "
+        + (f"use nodes {said}, " if said else "")
+        + f"or an island_max_nodes that holds them in fewer islands (multiples of {rack}; above 100 needs "
+        "support, AZC008/AZC009)."
+    )
 
 
 @rule("AZC013", "error", "spot-with-capacity-reservation", "A Spot pool names a capacity reservation group")
