@@ -25,7 +25,7 @@ endpoint and Slurm drain, adds:
 
 The GPU count and InfiniBand ports and rate are azc-health.sh's own checks (GB300 at its catalogue
 `health_floor_gbps`). They go only into GB pools' cloud-config: every other pool's custom data stays as it
-was. Budget: GB-only pieces at most ~8 KB of encoded custom data together (this one: 2.9 KB on GB300;
+was. Budget: GB-only pieces at most ~8 KB of encoded custom data together (this one: 3.1 KB on GB300;
 `azcluster plan STACK --show-boot DIR` shows each role's file).
 
 Pure: no pulumi, no Azure SDK.

@@ -63,7 +63,9 @@ done
 IMEX_CTL = r"""
 echo "nvidia-imex-ctl $*" >>"$CALLS"
 case "$1" in
-  -q) cat "$STATE/imex-status" ;;
+  -q) # one state per call, the last one standing: a daemon that is starting, then READY
+    head -n1 "$STATE/imex-status"
+    if [[ $(wc -l <"$STATE/imex-status") -gt 1 ]]; then sed -i 1d "$STATE/imex-status"; fi ;;
   -N)
     echo "Connectivity Table Legend:"
     echo "C - Connected - Ready for operation"
@@ -140,6 +142,7 @@ class GbNode(FakeNode):
             DCGMI=str(self.bin / "dcgmi"),
             AZC_KERNEL_LOG=str(self.state / "kern.log"),
             AZC_GB_LIB=str(self.gb_lib()),
+            IMEX_RETRY_S="0",
         )
         self.gpus(4)
         self.ib(ports=4, rate=800 if size == GB300 else 400)
@@ -238,11 +241,20 @@ def test_imex_is_checked_while_a_job_holds_it(gb):
     assert code == 0 and checks["imex"]["detail"] == "nvidia-imex READY, 2 peers, domain UP"
     (gb.state / "imex-status").write_text("WAITING_FOR_PEERS\n")
     (gb.state / "imex-domain").write_text("DEGRADED\n")
+    gb.clear_calls()
     code, checks = gb.health("--mode", "quick")
     assert code == 1
+    assert [c for c in gb.calls() if c == "nvidia-imex-ctl -q"] == ["nvidia-imex-ctl -q"] * 3  # asked again
     assert checks["imex"]["detail"] == (
         "nvidia-imex is WAITING_FOR_PEERS with 2 peers configured (domain DEGRADED)"
     )
+
+
+def test_an_imex_daemon_still_starting_is_asked_again_not_failed(gb):
+    gb.imex_peers("10.0.1.4", "10.0.1.5")
+    (gb.state / "imex-status").write_text("INITIALIZING\nWAITING_FOR_PEERS\nREADY\n")
+    code, checks = gb.health()
+    assert code == 0 and checks["imex"]["detail"] == "nvidia-imex READY, 2 peers, domain UP"
 
 
 def test_imex_peers_without_nvidia_imex_ctl_fail(gb):

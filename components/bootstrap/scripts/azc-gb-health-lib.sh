@@ -85,7 +85,13 @@ check_gb_imex() {
         add_check imex failed "nvidia-imex-ctl not found while ${IMEX_NODES#"$R"} lists $peers peers"
         return 0
     fi
-    status="$("$IMEX_CTL" -q 2>&1 | tr -d '\r' | tail -n1 || true)"
+    # A daemon the prolog is starting passes through INITIALIZING and WAITING_FOR_PEERS for seconds: ask
+    # again before calling it down, so a health run that lands in a job's start drains nothing.
+    for _ in 1 2 3; do
+        status="$("$IMEX_CTL" -q 2>&1 | tr -d '\r' | tail -n1 || true)"
+        [[ "$status" == READY ]] && break
+        sleep "${IMEX_RETRY_S:-10}"
+    done
     domain="$("$IMEX_CTL" -N 2>/dev/null | sed -n 's/^Domain State:[[:space:]]*//p' | tail -n1 || true)"
     if [[ "$status" != READY ]]; then
         add_check imex failed "nvidia-imex is ${status:-not answering} with $peers peers configured (domain ${domain:-unknown})"
