@@ -334,16 +334,10 @@ def expired(name: str) -> bool:
 
 
 def unlock_argv(name: str) -> list[str]:
-    """usermod undoing `usermod -L -e 1`: no expiry, and the one '!' -L put before the password field
-    taken off. Not `usermod -U`: shadow 4.20 (Debian sid) refuses it when what is left is empty ("would
-    result in a passwordless account"), as it is for a user useradd made without a password; then the
-    field becomes '*' (no password, keys only), never empty."""
-    fields = shadow_fields(name)
-    password = fields[1] if len(fields) > 1 else ""
-    argv = ["usermod", "-e", ""]
-    if password.startswith("!"):
-        argv += ["-p", password[1:] or "*"]
-    return [*argv, name]
+    """Undo `usermod -L -e 1`. Not -U: shadow 4.20 refuses it when that leaves no password."""
+    password = (shadow_fields(name) + ["", ""])[1]
+    extra = ["-p", password[1:] or "*"] if password.startswith("!") else []
+    return ["usermod", "-e", "", *extra, name]
 
 
 def password_locked(name: str) -> bool:
