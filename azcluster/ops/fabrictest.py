@@ -324,7 +324,10 @@ def login_script(plans: list[IslandPlan], spec: ClusterSpec, run_id: str) -> lis
             f'  runuser -u {admin} -- srun --job-name="azc-test-$island-domains" --nodes="$n" '
             '--nodelist="$list" --ntasks-per-node=1 --time=5 '
             f'bash -c \'echo "$SLURMD_NODENAME $(cat "${{AZC_ROOT:-}}{DOMAIN_FILE}" 2>/dev/null || '
-            f'echo {UNKNOWN_DOMAIN})"\' >"$dir/$island.domains" 2>"$dir/$island.domains.err"',
+            f'echo {UNKNOWN_DOMAIN})"\' >"$dir/$island.raw" 2>"$dir/$island.domains.err"',
+            # What a node wrote is data: anything but an id's characters reads as no domain (never a glob).
+            f'  awk \'NF >= 1 {{d = (NF == 2 && $2 ~ /^[0-9A-Za-z._-]+$/) ? $2 : "{UNKNOWN_DOMAIN}"; '
+            'print $1, d}\' "$dir/$island.raw" >"$dir/$island.domains"',
             "  i=0",
             "  for d in $(awk 'NF == 2 {print $2}' \"$dir/$island.domains\" | sort -u); do",
             '    key="$island-r$i"; hosts=$(awk -v d="$d" \'NF == 2 && $2 == d {print $1}\' '

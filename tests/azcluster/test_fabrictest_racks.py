@@ -223,3 +223,20 @@ def test_an_island_of_100_gb_nodes_fits_its_seven_results_in_one_run_command(arm
     assert all(r.verdict == "ok" for r in report.islands), [r.reason for r in report.islands]
     assert report.islands[5].reason == "partial rack: 10 of 18 nodes"
     assert report.islands[4].hosts == "gb-i0-[072-089]"
+
+
+def test_what_a_node_wrote_is_data_never_a_glob_or_a_command(arm, slurm):
+    """A node's domain file reaches the login node's shell only as awk data; one that is not an id (a
+    glob, a command substitution) makes that node 'no domain', and nothing of it runs or expands."""
+    domains: dict[str, str | None] = {f"gb-i0-{n:03d}": RACK_A for n in range(18)}
+    racks(slurm, domains)
+    slurm.node_file("gb-i0-017", fabrictest.DOMAIN_FILE, "* $(touch /tmp/azc-pwned) `id`\n")
+    slurm.job("azc-test-gb-i0-r0", FAST)
+    report = fabrictest.run_test(gb_spec(18), arm.context(), "demo", progress=False, run_id="r8")
+    by_key = {r.key: r for r in report.islands}
+    rack = next(r for r in report.islands if r.domain == RACK_A)
+    odd = next(r for r in report.islands if r.domain != RACK_A)
+    assert rack.tested_nodes == 17 and rack.hosts == "gb-i0-[000-016]"
+    assert odd.verdict == "failed" and odd.hosts == "gb-i0-017" and "no NVLink domain" in odd.reason
+    assert len(by_key) == 3  # two racks as the nodes reported them, and the job across them
+    assert not Path("/tmp/azc-pwned").exists()
