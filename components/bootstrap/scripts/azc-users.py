@@ -1,30 +1,13 @@
 #!/usr/bin/env python3
 """azc-users: make the team's users and groups on this node from the users file on the shared home.
 
-Run by azc-users.timer every 2 minutes on the login node and every GPU node (as root). The file
-(components/team.py renders it; `azcluster users sync` puts it at `<home>/.azcluster/users.json`) lists
-groups with their GID and users with their UID, groups, keys and whether they are administrators.
-Each run makes this node match it, and changes nothing when it already does:
-
-- groups and users are made with the exact GID and UID (groupadd -g, useradd -u). A name that exists
-  with another id, or an id another name holds, is never changed: the run reports it and exits 1
-  (systemd shows the unit failed), after applying everything else;
-- a user's home on the shared home is made once (mode 0700, owned by the user, /etc/skel copied): the
-  first node to get there makes it, the others find it and never touch it again;
-- keys go to /etc/azcluster/authorized_keys/<user> (root-owned: users cannot add keys nobody listed),
-  which sshd reads beside ~/.ssh/authorized_keys through a drop-in this script keeps in place;
-- administrators get passwordless sudo through /etc/sudoers.d/azcluster-team (checked by visudo);
-- a user who was in the file and is no longer is locked (usermod -L), expired (-e 1: PAM's account
-  check refuses every login, keys too) and their keys removed. Never deleted: their files, home and
-  UID stay, and listing them again unlocks them. Their running processes (jobs) are left alone.
-
-A missing file is not an empty team: with no file (not handed over yet, or the shared home not
-mounted) nothing is done. The file and its directory must be owned by root and writable by root only,
-or the run refuses it: anyone who could write it could make themselves root.
-
-Python rather than shell: the file is JSON, and comparing what a node has with what the file says is
-plain code here (the HPC images and Ubuntu have python3; azc-elastic.py does the same). Standard library
-only. For tests, paths can be moved through AZC_* environment variables (see `Paths`).
+Run by azc-users.timer every 2 minutes on every node, as root (components/team.py renders the file and says
+more). Each run makes the node match it, changing nothing when it already does: exact GIDs and UIDs (a name
+or id held otherwise is reported, exit 1, never changed); a home made once on the shared home; keys in
+/etc/azcluster/authorized_keys/<user> (root-owned; an sshd drop-in reads them); administrators in a
+visudo-checked sudoers file; a user no longer listed locked and expired (-L -e 1), keys removed, files and
+UID kept, running jobs left alone. No file: nothing done. A file or directory anyone but root could write
+is refused. Standard library only; tests move paths with AZC_* variables (`Paths`).
 """
 
 from __future__ import annotations
