@@ -46,6 +46,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_slurm.py
 	$(BIN)/python benchmarks/bench_boot.py
 	$(BIN)/python benchmarks/bench_users.py
+	$(BIN)/python benchmarks/bench_accounts.py
 	$(BIN)/python benchmarks/bench_series.py
 
 up: setup
