@@ -60,8 +60,8 @@ nvl_table() {
 block_of() { echo $((10#${1##*-} / RACK)); }
 
 claim() {
-    local me table slot host state extra b i n pass start blocks=$(((AZC_SLURM_SLOTS + RACK - 1) / RACK))
-    local -A held=() owner=() used=() out=()
+    local me table slot host state extra b i n pass want start blocks=$(((AZC_SLURM_SLOTS + RACK - 1) / RACK))
+    local -A held=() owner=() used=() out=() up=()
     me="$(domain_key)"
     table="$(nvl_table)" || {
         log "cannot read slurmctld's node table" && return 1
@@ -74,21 +74,28 @@ claim() {
         if [[ "$host" == "$HOST" && "$extra" == "$me" && -z "${out[$slot]:-}" ]]; then
             echo "$slot" && return 0 # a reboot: keep the slot
         fi
+        if [[ "$state" == *POWERING_UP* ]]; then
+            up[$slot]=1 && continue # Slurm resumed it for a job: a candidate, not a holder
+        fi
         slot_is_free "$state" && continue
         held[$slot]=1
         used[$b]=1
         [[ "$extra" == - ]] || owner[$b]="${owner[$b]:-$extra}"
     done <<<"$table"
-    # The block this domain holds first, then empty blocks from one the domain's hash picks (spreads racks)
+    # The block this domain holds first, then empty blocks from one the domain's hash picks (spreads racks);
+    # in each, a slot Slurm is powering up for a job (elastic power) before a free one
     start=$(($(printf '%s' "$me" | cksum | cut -d' ' -f1) % blocks))
     for pass in own empty; do
-        for ((i = 0; i < blocks; i++)); do
-            b=$(((start + i) % blocks))
-            [[ -z "${out[blk$b]:-}" ]] || continue
-            if [[ "$pass" == own ]]; then [[ "${owner[$b]:-}" == "$me" ]] || continue; else [[ -z "${used[$b]:-}" ]] || continue; fi
-            for ((n = b * RACK; n < (b + 1) * RACK && n < AZC_SLURM_SLOTS; n++)); do
-                slot="$(slot_name "$n")"
-                [[ -z "${held[$slot]:-}${out[$slot]:-}" ]] && echo "$slot" && return 0
+        for want in up free; do
+            for ((i = 0; i < blocks; i++)); do
+                b=$(((start + i) % blocks))
+                [[ -z "${out[blk$b]:-}" ]] || continue
+                if [[ "$pass" == own ]]; then [[ "${owner[$b]:-}" == "$me" ]] || continue; else [[ -z "${used[$b]:-}" ]] || continue; fi
+                for ((n = b * RACK; n < (b + 1) * RACK && n < AZC_SLURM_SLOTS; n++)); do
+                    slot="$(slot_name "$n")"
+                    [[ -z "${held[$slot]:-}${out[$slot]:-}" ]] || continue
+                    [[ "$want" == free || -n "${up[$slot]:-}" ]] && echo "$slot" && return 0
+                done
             done
         done
     done
