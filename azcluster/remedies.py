@@ -377,7 +377,10 @@ class Explanation:
 
 def _other_zones(s: Shortfall) -> str:
     if s.zones_left:
-        return f"azcluster tries zone {', then '.join(s.zones_left)} next (the pool's `capacity.zones`)"
+        return (
+            f"`azcluster grow STACK` (or `up`) rebuilds the empty island whole in zone "
+            f"{', then '.join(s.zones_left)} (the pool's `capacity.zones`) when its own zone has nothing"
+        )
     return (
         f"list other zones under `pools[].capacity.zones` for pool {s.pool!r} (the island moves whole; "
         "storage stays where it is)"
@@ -386,7 +389,10 @@ def _other_zones(s: Shortfall) -> str:
 
 def _stand_in(s: Shortfall) -> str:
     if s.stand_ins_left:
-        return f"azcluster tries stand-in {', then '.join(s.stand_ins_left)} next, after checking its quota"
+        return (
+            f"once no zone has {s.size}, `azcluster grow STACK` (or `up`) builds the island as stand-in "
+            f"{', then '.join(s.stand_ins_left)}, after checking Azure offers it there and its quota has room"
+        )
     return (
         "allow a stand-in size under `pools[].capacity.stand_in_sizes` (e.g. the H200 size for H100; its "
         "own price and quota family apply)"

@@ -442,6 +442,13 @@ def _shortfall(spec: ClusterSpec, policy: PoolCapacity, growth: IslandGrowth) ->
         obtained=growth.obtained,
         vcpus_per_node=size.vcpus,
         quota_family=size.quota_family,
+        # Only an empty island moves (capacity_up.next_zones): name where it would go, not for a partial one.
+        zones_left=tuple(z for z in policy.zones if z and z != growth.zone) if not growth.obtained else (),
+        stand_ins_left=tuple(
+            s.name for s in policy.sizes if s.stand_in and s.name.lower() != (growth.size or "").lower()
+        )
+        if not growth.obtained
+        else (),
     )
 
 

@@ -51,8 +51,11 @@ def test_the_next_zone_and_stand_in_the_policy_allows_are_named():
         "moved on",
     )
     assert "this zone only" in explained.happened
-    assert explained.todo[0] == "azcluster tries zone 2, then 3 next (the pool's `capacity.zones`)"
-    assert "Standard_ND96isr_H200_v5 next, after checking its quota" in explained.todo[1]
+    assert explained.todo[0] == (
+        "`azcluster grow STACK` (or `up`) rebuilds the empty island whole in zone 2, then 3 (the pool's "
+        "`capacity.zones`) when its own zone has nothing"
+    )
+    assert "builds the island as stand-in Standard_ND96isr_H200_v5, after checking Azure" in explained.todo[1]
 
 
 def test_without_a_policy_the_todo_says_which_keys_to_set():

@@ -155,6 +155,9 @@ def test_a_stand_in_without_quota_for_the_island_is_skipped_with_the_reason(worl
     reasons = {(item["island"], item["zone"]): item["reason"] for item in capacity["skipped"]}
     assert "96 vCPUs free, 192 needed" in reasons[(0, "1")]
     assert "standardNDISRH200V5Family" in reasons[(0, "1")]
+    # each island's explanation names what the next `grow` would try, with the stack's name
+    todo = " ".join(capacity["islands"][0]["explanation"]["todo"])
+    assert "`azcluster grow cap` (or `up`) builds the island as stand-in Standard_ND96isr_H200_v5" in todo
     assert not any(size == H200 for size, *_ in arm.fake.capacity.asked)
     azure_matches_the_graph(arm, path)
 
