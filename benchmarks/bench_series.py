@@ -3,9 +3,10 @@ for the workspace's default limit of 1,000,000 active series (AZC126) and 1,000,
 (AZC127); and the bytes monitoring adds to each role's custom data.
 
 Measured: a synthetic ND H100 v5 node (8 GPUs from a dcgm-exporter stand-in serving NVIDIA's default
-counters, 8 InfiniBand ports and the accelerated-networking port in a fake /sys read by the real
-node_exporter, the real azc-health.sh's textfile) through the real Prometheus agent with the configuration
-azcluster renders, remote-writing to a loopback receiver (tests/components/metricslab.py), on Debian trixie
+counters; on sid also an ND MI300X v5 node with an AMD device-metrics-exporter stand-in), 8 InfiniBand
+ports and the accelerated-networking port in a fake /sys read by the real node_exporter, the real
+azc-health.sh's textfile, through the real Prometheus agent with the configuration azcluster renders,
+remote-writing to a loopback receiver (tests/components/metricslab.py), on Debian trixie
 (Prometheus 2.53) and sid (Prometheus 3.5). "offered" is what the exporters serve, "sent" what the
 keep-list lets through (and the receiver stored), "formula" what the rules count
 (bootstrap.metrics.series_per_node). Needs root and the Debian roots (`python -m tests.realroots`);
@@ -51,17 +52,19 @@ def measured() -> int:
     if reason:
         print(f"measured: skipped ({reason})")
         return 0
-    want = metrics.series_per_node(8, 8)
+    runs = [(suite, "nvidia") for suite in sorted(SUITES)] + [("sid", "amd")]
     failed = 0
-    print("suite    Prometheus  offered  sent  formula  by job")
-    for suite in sorted(SUITES):
+    print("suite    Prometheus  GPUs    offered  sent  formula  by job")
+    for suite, vendor in runs:
+        want = metrics.series_per_node(8, 8, vendor=vendor)
         with (
             tempfile.TemporaryDirectory(prefix="bench-series-") as tmp,
-            running_node(suite, Path(tmp)) as run,
+            running_node(suite, Path(tmp), vendor) as run,
         ):
             jobs = collections.Counter(dict(key)["job"] for key in run.series)
             by_job = ", ".join(f"{job} {count}" for job, count in sorted(jobs.items()))
-            print(f"{suite:8} {SUITES[suite]:11} {run.offered:8} {len(run.series):5} {want:8}  {by_job}")
+            row = f"{suite:8} {SUITES[suite]:11} {vendor:7} {run.offered:8} {len(run.series):5} {want:8}"
+            print(f"{row}  {by_job}")
             failed |= len(run.series) != want
     return failed
 
@@ -72,7 +75,7 @@ def computed() -> int:
     )
     for size in catalog.gpu_sizes().values():
         ports = size.infiniband.ports if size.infiniband else 0
-        per = metrics.series_per_node(size.gpus, ports)
+        per = metrics.series_per_node(size.gpus, ports, vendor=size.gpu_vendor)
         print(
             f"{size.name:29} {size.gpus:4} {ports:3} {per:12} {WORKSPACE_ACTIVE_SERIES_LIMIT // per:19,}"
             f" {WORKSPACE_EVENTS_PER_MINUTE_LIMIT // (2 * per):26,}"

@@ -133,21 +133,25 @@ def kept_metrics(role: Role) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def series_per_node(gpus: int, ib_ports: int, role: Role = "compute", partitions: int = 1) -> int:
+def series_per_node(
+    gpus: int, ib_ports: int, role: Role = "compute", partitions: int = 1, vendor: str = "nvidia"
+) -> int:
     """Active series one node sends with the default keep-list (benchmarks/bench_series.py measures it on
     a synthetic node through the real Prometheus and node_exporter; tests/components/test_metrics_real.py
     checks a node sends exactly this).
 
-    A GPU node: one series per DCGM field and GPU, one per InfiniBand metric and port, `up` of each scrape
-    job (node, and the GPU exporter's), MemAvailable, and azcluster's own (healthy, last check time, one
-    per health check, the XID count, the price). The login node: `up`, MemAvailable and Slurm's (fixed
-    ones, and per partition its pending jobs and GPUs)."""
+    A GPU node: one series per kept GPU field and GPU (the DCGM fields; on AMD the fields renamed to
+    them), one per InfiniBand metric and port, `up` of each scrape job (node, and the GPU exporter's),
+    MemAvailable, and azcluster's own (healthy, last check time, one per health check, the XID count,
+    the price). The login node: `up`, MemAvailable and Slurm's (fixed ones, and per partition its pending
+    jobs and GPUs)."""
     if role == "login":
         per_partition = 3
         return 2 + len(SLURM_METRICS) - per_partition + per_partition * max(1, partitions)
+    per_gpu = len(AMD_TO_DCGM) if vendor == "amd" else len(DCGM_FIELDS)
     jobs = 2 if gpus else 1
     own = 2 + len(HEALTH_CHECKS) + 1 + 1
-    return gpus * len(DCGM_FIELDS) + ib_ports * len(IB_METRICS) + jobs + 1 + own
+    return gpus * per_gpu + ib_ports * len(IB_METRICS) + jobs + 1 + own
 
 
 # --- versions ------------------------------------------------------------------------------------------

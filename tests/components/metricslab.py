@@ -35,12 +35,16 @@ HOSTNAME = "llm-gpu-000001"
 SUITES = {"trixie": "2.53", "sid": "3.5"}
 
 
-def _spec() -> ClusterSpec:
+SIZES = {"nvidia": "Standard_ND96isr_H100_v5", "amd": "Standard_ND96isr_MI300X_v5"}
+GPU_JOB = {"nvidia": "dcgm", "amd": "amd-gpu"}
+
+
+def _spec(vendor: str = "nvidia") -> ClusterSpec:
     return ClusterSpec.model_validate(
         {
             "name": "llm",
             "location": "eastus",
-            "pools": [{"name": "gpu", "size": "Standard_ND96isr_H100_v5", "nodes": 2, "island_max_nodes": 1}],
+            "pools": [{"name": "gpu", "size": SIZES[vendor], "nodes": 2, "island_max_nodes": 1}],
             "monitoring": {"enabled": True, "scrape_interval_seconds": 10},
         }
     )
@@ -51,11 +55,11 @@ def _exec_start(unit: str) -> list[str]:
     return line.removeprefix("ExecStart=").split()
 
 
-def _fake_node(tmp: Path) -> FakeNode:
+def _fake_node(tmp: Path, vendor: str = "nvidia") -> FakeNode:
     node = FakeNode(tmp / "node")
     # node.env as a node of a cluster with monitoring on gets it (the metrics piece adds the price)
     values = metrics.MetricsValues(metrics.write_url("https://dce.eastus-1.example", RULE), CLIENT_ID)
-    rendered = yaml.safe_load(bootstrap.render_cloud_config(_spec(), "gpu", 0, metrics=values))
+    rendered = yaml.safe_load(bootstrap.render_cloud_config(_spec(vendor), "gpu", 0, metrics=values))
     env = next(f["content"] for f in rendered["write_files"] if f["path"] == bootstrap.NODE_ENV_PATH)
     node.write("etc/azcluster/node.env", env)
     node.gpus(8)
@@ -99,12 +103,12 @@ def _health_metrics(node: FakeNode) -> Path:
     return textfile
 
 
-def _agent_config(tmp: Path, ports: dict[str, int], token_file: str) -> str:
+def _agent_config(tmp: Path, ports: dict[str, int], token_file: str, vendor: str = "nvidia") -> str:
     values = metrics.MetricsValues(
         metrics.write_url(f"http://127.0.0.1:{ports['receiver']}", RULE), CLIENT_ID
     )
     # What island 1's scale set gets: its configuration and node.env, as written on the node ...
-    document = yaml.safe_load(bootstrap.render_cloud_config(_spec(), "gpu", 1, metrics=values))
+    document = yaml.safe_load(bootstrap.render_cloud_config(_spec(vendor), "gpu", 1, metrics=values))
     for entry in document["write_files"]:
         if entry["path"] in (metrics.CONFIG_TEMPLATE, bootstrap.NODE_ENV_PATH):
             path = tmp / entry["path"].lstrip("/")
@@ -126,7 +130,7 @@ def _agent_config(tmp: Path, ports: dict[str, int], token_file: str) -> str:
         job["relabel_configs"][0]["replacement"] = HOSTNAME  # the machine's host name, not this one's
         # Addresses: the exporters' ports here.
         [static] = job["static_configs"]
-        port = {"node": ports["node"], "dcgm": ports["dcgm"]}[job["job_name"]]
+        port = {"node": ports["node"], "dcgm": ports["dcgm"], "amd-gpu": ports["amd"]}[job["job_name"]]
         static["targets"] = [f"127.0.0.1:{port}"]
     [remote] = config["remote_write"]
     # Debian's Prometheus has no azuread (module docstring): the token the SDK got, as a bearer file.
@@ -187,11 +191,12 @@ class NodeRun:
     state: Path = Path()
     logs: str = ""
     offered: int = 0
-    """Series the exporters offered (node_exporter's, the DCGM stand-in's), before the keep-list."""
+    """Series the exporters offered (node_exporter's, the GPU stand-in's), before the keep-list."""
+    vendor: str = "nvidia"
 
 
-def _offered(machine: realroots.Machine, ports: dict[str, int]) -> int:
-    from tests.fakes.remote_write import dcgm_text
+def _offered(machine: realroots.Machine, ports: dict[str, int], vendor: str) -> int:
+    from tests.fakes.remote_write import amd_text, dcgm_text
 
     code = (
         "import urllib.request\n"
@@ -200,16 +205,19 @@ def _offered(machine: realroots.Machine, ports: dict[str, int]) -> int:
     )
     done = machine.run(["python3", "-c", code])
     node = int(done.stdout.strip()) if done.returncode == 0 else 0
-    dcgm = sum(1 for line in dcgm_text().splitlines() if line and not line.startswith("#"))
+    gpu_text = amd_text() if vendor == "amd" else dcgm_text()
+    dcgm = sum(1 for line in gpu_text.splitlines() if line and not line.startswith("#"))
     return node + dcgm
 
 
 @contextlib.contextmanager
-def running_node(suite: str, tmp_path: Path, settle_s: float = 12) -> Iterator[NodeRun]:
+def running_node(
+    suite: str, tmp_path: Path, vendor: str = "nvidia", settle_s: float = 12
+) -> Iterator[NodeRun]:
     """Boot the synthetic node's metrics side in `suite`'s root until the receiver has every series one
     node sends (or 60 s), one more scrape after that; yield what was received. Everything stops after."""
     root = realroots.ensure_root(suite, realroots.MONITORING_PACKAGES)
-    node = _fake_node(tmp_path)
+    node = _fake_node(tmp_path, vendor)
     textfile = _health_metrics(node)
     state = tmp_path / "state"
     state.mkdir()
@@ -236,10 +244,12 @@ def running_node(suite: str, tmp_path: Path, settle_s: float = 12) -> Iterator[N
             ports = json.loads((state / "ports.json").read_text())
             ports["node"] = _free_port(net)
             (srv / "token").write_text(_token_from_imds(net))
-            (srv / "prometheus.yml").write_text(_agent_config(tmp_path / "cfg", ports, "/srv/azc/token"))
+            (srv / "prometheus.yml").write_text(
+                _agent_config(tmp_path / "cfg", ports, "/srv/azc/token", vendor)
+            )
             binds = {"/srv/azc": srv, "/srv/sys": node.root / "sys", "/srv/textfile": textfile}
             with realroots.Machine(root, HOSTNAME, tmp_path / "machine", net=net, binds=binds) as machine:
-                yield _run(machine, suite, ports, net, state, tmp_path, settle_s)
+                yield _run(machine, suite, vendor, ports, net, state, tmp_path, settle_s)
         finally:
             fakes.kill()
             fakes.wait(timeout=10)
@@ -248,6 +258,7 @@ def running_node(suite: str, tmp_path: Path, settle_s: float = 12) -> Iterator[N
 def _run(
     machine: realroots.Machine,
     suite: str,
+    vendor: str,
     ports: dict[str, int],
     net: realroots.Loopback,
     state: Path,
@@ -293,15 +304,16 @@ def _run(
     machine.popen(
         [*unprivileged, *agent], stdout=subprocess.DEVNULL, stderr=(logs / "prometheus.log").open("w")
     )
-    want = metrics.series_per_node(8, 8)
+    want = metrics.series_per_node(8, 8, vendor=vendor)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         series = _latest_series(_received(state))
         jobs = {dict(key).get("job") for key in series}
-        if len(series) >= want and {"node", "dcgm", "azcluster"} <= jobs:
+        if len(series) >= want and {"node", GPU_JOB[vendor], "azcluster"} <= jobs:
             time.sleep(settle_s)  # one more scrape: nothing new may appear
             break
         time.sleep(1)
     records = _received(state)
     logtext = "\n".join(p.read_text()[-3000:] for p in logs.iterdir())
-    return NodeRun(suite, records, _latest_series(records), state, logtext, _offered(machine, ports))
+    offered = _offered(machine, ports, vendor)
+    return NodeRun(suite, records, _latest_series(records), state, logtext, offered, vendor)

@@ -32,21 +32,26 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from azcluster.components import catalog
 from azcluster.components.bootstrap import metrics
 from tests import realroots
-from tests.components.metricslab import CLIENT_ID, HOSTNAME, RULE, SUITES, running_node
+from tests.components.metricslab import CLIENT_ID, GPU_JOB, HOSTNAME, RULE, SIZES, running_node
 
 pytestmark = [pytest.mark.xdist_group("metrics-real"), pytest.mark.timeout(300)]
 
 
-@pytest.fixture(scope="module", params=sorted(SUITES))
+RUNS = [("trixie", "nvidia"), ("sid", "nvidia"), ("sid", "amd")]
+"""Both Prometheus releases with an NVIDIA node; the AMD node's renaming once, on the newer."""
+
+
+@pytest.fixture(scope="module", params=RUNS, ids=[f"{suite}-{vendor}" for suite, vendor in RUNS])
 def sent(request, tmp_path_factory):
     """The node run for a while in one Debian release (see metricslab.running_node)."""
-    suite = request.param
+    suite, vendor = request.param
     if shutil.which("nsenter") is None or os.geteuid() != 0:
         pytest.skip("needs root and nsenter (network namespaces)")
     realroots.root_or_skip(suite, realroots.MONITORING_PACKAGES)
-    with running_node(suite, tmp_path_factory.mktemp(f"metrics-{suite}")) as run:
+    with running_node(suite, tmp_path_factory.mktemp(f"metrics-{suite}-{vendor}"), vendor) as run:
         assert run.records, f"nothing reached the receiver\n{run.logs}"
         yield run
 
@@ -79,7 +84,7 @@ def test_every_series_carries_the_cluster_labels_and_the_host_name(sent):
         labels = dict(key)
         assert labels["cluster"] == "llm" and labels["pool"] == "gpu" and labels["island"] == "1", labels
         assert labels["instance"] == HOSTNAME, labels
-        assert labels["job"] in {"node", "dcgm", "azcluster"}, labels
+        assert labels["job"] in {"node", GPU_JOB[sent.vendor], "azcluster"}, labels
 
 
 def test_only_the_kept_series_leave_the_node(sent):
@@ -100,7 +105,8 @@ def test_only_the_kept_series_leave_the_node(sent):
 def test_the_series_per_node_are_what_the_rule_counts(sent):
     """AZC126 warns from metrics.series_per_node; this is what a node really sends."""
     series = sent.series
-    assert len(series) == metrics.series_per_node(8, 8), sorted(dict(k)["__name__"] for k in series)
+    want = metrics.series_per_node(8, 8, vendor=sent.vendor)
+    assert len(series) == want, sorted(dict(k)["__name__"] for k in series)
 
 
 def test_values_survive_the_trip(sent):
@@ -109,7 +115,11 @@ def test_values_survive_the_trip(sent):
     for key, item in series.items():
         labels = dict(key)
         by_name.setdefault(labels["__name__"], []).append((labels, item["samples"][-1][0]))
-    assert {v for _, v in by_name["DCGM_FI_DEV_GPU_UTIL"]} == {97.0}
+    # the GPU stand-ins' values (tests/fakes/remote_write.py); AMD's under the DCGM names
+    assert {v for _, v in by_name["DCGM_FI_DEV_GPU_UTIL"]} == ({88.0} if sent.vendor == "amd" else {97.0})
+    if sent.vendor == "amd":
+        assert {v for _, v in by_name["DCGM_FI_DEV_POWER_USAGE"]} == {650.0}
+        assert not [name for name in by_name if name.startswith("gpu_")]
     # Mellanox counts data in 4-byte words: node_exporter multiplies by 4 (procfs class_infiniband.go)
     assert {v for _, v in by_name["node_infiniband_port_data_received_bytes_total"]} == {4 * 123456789.0}
     assert {v for _, v in by_name["node_infiniband_state_id"]} == {4.0}
@@ -117,4 +127,5 @@ def test_values_survive_the_trip(sent):
     assert [v for _, v in by_name["azcluster_node_healthy"]] in ([0.0], [1.0])
     checks = {labels["check"] for labels, _ in by_name["azcluster_health_check_ok"]}
     assert checks == set(metrics.HEALTH_CHECKS)
-    assert [v for _, v in by_name["azcluster_node_price_usd_per_hour"]] == [98.32]
+    price = catalog.find_size(SIZES[sent.vendor]).price.usd_per_hour
+    assert [v for _, v in by_name["azcluster_node_price_usd_per_hour"]] == [price]

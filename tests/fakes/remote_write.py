@@ -14,7 +14,9 @@ is appended to `received.jsonl`.
 
 DCGM stand-in: /metrics in dcgm-exporter's text format for 8 GPUs, every field of NVIDIA's default
 counters file (dcgm-exporter etc/default-counters.csv), labelled as dcgm-exporter labels them (gpu, UUID,
-pci_bus_id, device, modelName, Hostname; its README's sample output).
+pci_bus_id, device, modelName, Hostname; its README's sample output). AMD stand-in: AMD's
+device-metrics-exporter for 8 MI300X GPUs, its metric names (ROCm/device-metrics-exporter docs,
+"Metrics") and labels as it writes them (gpu_id, gpu_uuid, card_series, card_model, hostname, ...).
 
 `python -m tests.fakes.remote_write STATE_DIR CLIENT_ID TOKEN` serves all three and writes
 STATE_DIR/ports.json; run it inside the test's network namespace (IMDS on 169.254.169.254:80 there).
@@ -231,7 +233,42 @@ def dcgm_text(hostname: str = "dcgm-exporter-host") -> str:
     return "\n".join(lines) + "\n"
 
 
+AMD_FIELDS = (
+    ("gpu_gfx_activity", 88),
+    ("gpu_umc_activity", 40),
+    ("gpu_used_vram", 150000),
+    ("gpu_free_vram", 46080),
+    ("gpu_total_vram", 196608),
+    ("gpu_package_power", 650),
+    ("gpu_junction_temperature", 61),
+    ("gpu_memory_temperature", 55),
+    ("gpu_edge_temperature", 45),
+    ("gpu_ecc_uncorrect_total", 0),
+    ("gpu_ecc_correct_total", 3),
+    ("gpu_clock", 2100),
+    ("pcie_bandwidth", 12000),
+)
+
+
+def amd_text(hostname: str = "amd-exporter-host") -> str:
+    lines = []
+    for name, value in AMD_FIELDS:
+        lines.append(f"# HELP {name} {name}")
+        lines.append(f"# TYPE {name} gauge")
+        for gpu in range(GPUS):
+            labels = (
+                f'card_model="102-G30211-0C",card_series="AMD Instinct MI300X OAM",card_vendor="AMD",'
+                f'driver_version="6.12.12",gpu_compute_partition_type="spx",gpu_id="{gpu}",'
+                f'gpu_memory_partition_type="nps1",gpu_partition_id="0",'
+                f'gpu_uuid="ccff74a1-0000-1000-80e0-c6d49f5b0d8{gpu}",hostname="{hostname}"'
+            )
+            lines.append(f"{name}{{{labels}}} {value}")
+    return "\n".join(lines) + "\n"
+
+
 class _DcgmHandler(http.server.BaseHTTPRequestHandler):
+    text = staticmethod(dcgm_text)
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         return
 
@@ -240,7 +277,7 @@ class _DcgmHandler(http.server.BaseHTTPRequestHandler):
             self.send_response(404)
             self.end_headers()
             return
-        body = dcgm_text().encode()
+        body = self.text().encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/plain; version=0.0.4")
         self.send_header("Content-Length", str(len(body)))
@@ -273,7 +310,17 @@ def main(argv: list[str]) -> int:
     _serve(receiver)
     dcgm = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _DcgmHandler)
     _serve(dcgm)
-    ports = {"receiver": receiver.server_address[1], "dcgm": dcgm.server_address[1]}
+
+    class AmdHandler(_DcgmHandler):
+        text = staticmethod(amd_text)
+
+    amd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), AmdHandler)
+    _serve(amd)
+    ports = {
+        "receiver": receiver.server_address[1],
+        "dcgm": dcgm.server_address[1],
+        "amd": amd.server_address[1],
+    }
     (state / "ports.json").write_text(json.dumps(ports))
     threading.Event().wait()
     return 0
