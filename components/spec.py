@@ -405,12 +405,30 @@ class PoolSpec(_Strict):
         )
 
     def island_sizes(self) -> list[int]:
-        """Nodes per island: ceil(nodes / limit) scale sets, nodes spread as evenly as possible."""
+        """Nodes per island: ceil(nodes / limit) scale sets, nodes spread as evenly as possible.
+
+        A size that comes in NVL72 racks (GB200/GB300, catalogue `rack_vms`) spreads whole racks instead,
+        when the pool is whole racks and an island holds at least one: an island that ended in half a rack
+        would split an NVLink domain across two scale sets (rules AZC012, AZC130)."""
         if self.nodes == 0:
             return [0]
+        rack = self.rack_vms
+        if rack and self.nodes % rack == 0 and self.island_max_nodes >= rack:
+            racks, per_island = self.nodes // rack, self.island_max_nodes // rack
+            count = math.ceil(racks / per_island)
+            base, extra = divmod(racks, count)
+            return [(base + 1 if i < extra else base) * rack for i in range(count)]
         count = math.ceil(self.nodes / self.island_max_nodes)
         base, extra = divmod(self.nodes, count)
         return [base + 1 if i < extra else base for i in range(count)]
+
+    @property
+    def rack_vms(self) -> int | None:
+        """VMs per NVL72 rack of the pool's size (catalogue `rack_vms`); None for other or unknown sizes."""
+        from .catalog import find_size
+
+        size = find_size(self.size)
+        return size.rack_vms if size is not None else None
 
 
 class LoginSpec(_Strict):

@@ -27,7 +27,7 @@ One module per domain, one registry (`registry.py`):
     team.py      AZC110-119          users and groups on every node (the `team:` section)
     monitoring.py AZC120-129, 150, 155-156  Azure Monitor workspace, Grafana, alert receivers, ingestion
                                      limits, Private Link Scope (ids AZC120-129, AZC150-159)
-    rack.py      AZC130-133          GB200/GB300 NVL72 racks: whole racks, interconnect groups, GB health
+    rack.py      AZC130-134          GB200/GB300 NVL72 racks: whole racks, interconnect groups, GB health
                                      (ids AZC130-139: 130-134 racks and health, 135-139 the Slurm side)
     rack_slurm.py AZC135-136         the racks' Slurm side: NVLink blocks within islands, elastic islands
     accounting.py AZC140-143         the team's Slurm accounts, fair shares and GPU limits (ids AZC140-149)
@@ -44,7 +44,7 @@ Adding a rule:
    feeds it generated specs): a rule that crashes hides every other finding.
 3. Choose the id: the next free one in the domain's block, or a new block of ten for a new domain.
    Next free: AZC063 (domains without a block), AZC076 (Slurm), AZC087 (home), AZC098 (elastic),
-   AZC134 (racks), AZC137 (the racks' Slurm side), AZC144 (team accounting; AZC146-149 are
+   AZC137 (the racks' Slurm side; AZC130-134 are full), AZC144 (team accounting; AZC146-149 are
    accounting_db.py's), AZC151 and AZC157 (monitoring: AZC150-154 the node side, AZC157-159 dashboards
    and access), AZC162 (capacity's second block, AZC160-169). A new domain takes the next block no one
    has taken (ten ids) and lists it above.

@@ -196,8 +196,9 @@ def partial_nvl72_rack(spec: ClusterSpec) -> Iterator[Problem]:
     """A GB200 or GB300 v6 VM is a 4-GPU slice of an NVL72 rack of 18 VMs; the NVLink domain spans the
     rack. Pools or islands that are not whole racks leave NVLink domains partly filled or shared with other
     scale sets.
-    A pool that is not whole racks at all is AZC130's error; this one says when islands (scale sets) split
-    whole racks (https://learn.microsoft.com/azure/virtual-machines/sizes/gpu-accelerated/nd-gb200-v6-series;
+    A pool that is not whole racks at all is AZC130's error; whole racks are spread over the islands whole
+    (`PoolSpec.island_sizes`), so this one says when a partial rack was allowed, or an island is smaller
+    than a rack (https://learn.microsoft.com/azure/virtual-machines/sizes/gpu-accelerated/nd-gb200-v6-series;
     catalogue `rack_vms`).
     """
     for index, pool in enumerate(spec.pools):
@@ -220,21 +221,14 @@ def partial_nvl72_rack(spec: ClusterSpec) -> Iterator[Problem]:
 
 
 def _whole_rack_islands_hint(nodes: int, islands: int, island_max: int, rack: int) -> str:
-    """Node counts near `nodes` that `island_sizes` splits into islands of whole racks: the islands are
-    as even as possible, so each is whole racks only when the racks divide evenly among them."""
-    if islands == 1:
-        down, up = nodes // rack * rack, -(-nodes // rack) * rack
-        return f"Use whole racks: {' or '.join(str(n) for n in (down, up) if n)} nodes."
-    step = islands * rack
-    down, up = nodes // step * step, -(-nodes // step) * step
-    choices = [n for n in (down, up) if n and n != nodes and n // islands <= island_max]
-    said = " or ".join(f"{n} ({islands} islands of {n // islands})" for n in choices)
-    return (
-        "Islands are split evenly, so each is whole racks only when the racks divide evenly among them: "
-        + (f"use nodes {said}, " if said else "")
-        + f"or an island_max_nodes that holds them in fewer islands (multiples of {rack}; above 100 needs "
-        "support, AZC008/AZC009)."
-    )
+    """What makes every island whole racks: `island_sizes` spreads whole racks among the islands when the
+    pool is whole racks and an island holds at least one (components/spec.py)."""
+    if island_max < rack:
+        return (
+            f"Set island_max_nodes to {rack} or more (a multiple of {rack}) so an island holds whole racks."
+        )
+    down, up = nodes // rack * rack, -(-nodes // rack) * rack
+    return f"Use whole racks: {' or '.join(str(n) for n in (down, up) if n)} nodes."
 
 
 @rule("AZC013", "error", "spot-with-capacity-reservation", "A Spot pool names a capacity reservation group")

@@ -6,7 +6,8 @@ https://learn.microsoft.com/azure/virtual-machines/sizes/gpu-accelerated/nd-gb20
 .../nd-gb300-v6-series, "18 VMs per rack", "up to 72 GPUs per domain through NVLINK"). azcluster treats the
 rack as the unit: pools come in whole racks (AZC130), and the rules below say what Azure's rack-scale
 placement needs that azcluster cannot do for the user yet (AZC131). The catalogue's `rack_vms` marks these
-sizes. Ids AZC130-134 are this module's; AZC135-139 are the Slurm side's (block topology, IMEX).
+sizes. Ids AZC130-134 are this module's; AZC135-139 are the Slurm side's (rack_slurm.py: block topology,
+IMEX).
 """
 
 from __future__ import annotations
@@ -155,4 +156,34 @@ def gb_health_checks(spec: ClusterSpec) -> Iterator[Problem]:
             f"IMEX, XIDs, a quick DCGM diagnostic (azcluster's own GB checks); {aznhc}.",
             "Nothing to do; a failed check drains the node in Slurm and marks it unhealthy for Azure "
             "(`azcluster status` shows which check).",
+        )
+
+
+@rule(
+    "AZC134",
+    "warning",
+    "gb-capacity-keeps-partial-racks",
+    "A GB pool's capacity policy keeps islands that are not whole racks",
+)
+def gb_capacity_keeps_partial_racks(spec: ClusterSpec) -> Iterator[Problem]:
+    """`capacity.min_nodes` / `min_fraction` keep an island Azure placed in part when it has at least
+    that many nodes (components/capacity.py, ops/grow.py). On a rack-scale size a smallest island that is
+    not whole racks lets a partial NVLink domain through from the start: the same loss AZC130 refuses for
+    `nodes`. Said as a warning, since keeping some capacity can still beat none."""
+    for index, pool, size, rack in rack_pools(spec):
+        policy = pool.capacity
+        if pool.nodes == 0 or (policy.min_nodes is None and policy.min_fraction is None):
+            continue
+        uneven = sorted({low for n in pool.island_sizes() if (low := policy.smallest_island(n)) % rack})
+        if not uneven:
+            continue
+        field = "min_nodes" if policy.min_nodes is not None else "min_fraction"
+        whole = max(rack, uneven[0] // rack * rack)
+        yield (
+            pool_at(index, f"capacity.{field}"),
+            f"pool {pool.name!r} ({size.name}): capacity.{field} keeps an island of "
+            f"{', '.join(map(str, uneven))} node(s), which is not whole NVL72 racks of {rack}: a partial "
+            "NVLink domain from the start.",
+            f"Set capacity.min_nodes to a multiple of {rack} (e.g. {whole}), or leave it out to keep whole "
+            "islands only.",
         )

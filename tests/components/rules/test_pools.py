@@ -29,14 +29,13 @@ FIRES = [
     ("AZC010", {"pools.0.nodes": 250}, "3 scale sets of at most 100 nodes (84, 83, 83)"),
     ("AZC011", {"pools.0.size": NC, "pools.0.nodes": 2}, NC),
     ("AZC012", {"pools.0.size": GB200, "pools.0.nodes": 20, "pools.0.allow_partial_racks": True}, "18"),
-    ("AZC012", {"pools.0.size": GB200, "pools.0.nodes": 198}, "99, 99"),
-    ("AZC012", {"pools.0.size": GB200, "pools.0.nodes": 126}, "use nodes 108 (2 islands of 54) or 144"),
+    ("AZC012", {"pools.0.size": GB200, "pools.0.nodes": 36, "pools.0.island_max_nodes": 12}, "12, 12, 12"),
+    ("AZC012", {"pools.0.size": GB300, "pools.0.nodes": 36, "pools.0.island_max_nodes": 12}, "18 or more"),
     (
         "AZC012",
         {"pools.0.size": GB300, "pools.0.nodes": 20, "pools.0.allow_partial_racks": True},
         "Use whole racks: 18 or 36 nodes.",
     ),
-    ("AZC012", {"pools.0.size": GB300, "pools.0.nodes": 198}, "99, 99"),
     (
         "AZC013",
         {"pools.0.size": NC, "pools.0.spot": True, "pools.0.capacity_reservation_group_id": CRG_ID},
@@ -73,6 +72,8 @@ QUIET = [
     ("AZC011", {"pools.0.size": NC, "pools.0.nodes": 1}),
     ("AZC012", {"pools.0.size": GB200, "pools.0.nodes": 36}),
     ("AZC012", {"pools.0.size": GB300, "pools.0.nodes": 144}),  # 2 islands of 72: whole racks
+    ("AZC012", {"pools.0.size": GB200, "pools.0.nodes": 126}),  # 72 + 54: racks are never split
+    ("AZC012", {"pools.0.size": GB300, "pools.0.nodes": 198}),  # 72 + 72 + 54
     ("AZC012", {"pools.0.size": GB200, "pools.0.nodes": 20}),  # not whole racks at all: AZC130's error
     ("AZC012", {"pools.0.size": GB200, "pools.0.nodes": 144}),
     ("AZC013", {"pools.0.size": NC, "pools.0.spot": True}),

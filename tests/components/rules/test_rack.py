@@ -24,6 +24,16 @@ FIRES = [
     ("AZC132", {"pools.0.allow_partial_racks": True}, H100),
     ("AZC133", {"pools.0.size": GB200, "pools.0.nodes": 18}, "AzNHC too where the image's copy"),
     ("AZC133", {"pools.0.size": GB300, "pools.0.nodes": 18}, "AzNHC has no configuration"),
+    (
+        "AZC134",
+        {"pools.0.size": GB300, "pools.0.nodes": 36, "pools.0.capacity": {"min_nodes": 20}},
+        "e.g. 18",
+    ),
+    (
+        "AZC134",
+        {"pools.0.size": GB200, "pools.0.nodes": 36, "pools.0.capacity": {"min_fraction": 0.75}},
+        "an island of 27 node(s)",
+    ),
 ]
 
 QUIET = [
@@ -36,6 +46,10 @@ QUIET = [
     ("AZC131", {"pools.0.nodes": 2}),
     ("AZC132", {"pools.0.size": GB300, "pools.0.nodes": 4, "pools.0.allow_partial_racks": True}),
     ("AZC133", {"pools.0.nodes": 2}),
+    ("AZC134", {"pools.0.size": GB300, "pools.0.nodes": 36, "pools.0.capacity": {"min_nodes": 18}}),
+    ("AZC134", {"pools.0.size": GB300, "pools.0.nodes": 36, "pools.0.capacity": {"min_fraction": 0.5}}),
+    ("AZC134", {"pools.0.size": GB300, "pools.0.nodes": 36}),
+    ("AZC134", {"pools.0.nodes": 4, "pools.0.capacity": {"min_nodes": 3}}),
 ]
 
 
