@@ -19,11 +19,15 @@ decoding, masking and writing each set's cloud-config (~100 KB a set).
 The CLI also leaves the plan's cyclic garbage (~800 objects a set, the Pulumi SDK's) to the process's end
 (plan.pause_collector_until_exit): collecting it cost ~1 ms a set.
 
-Measured on the shared 2-core machine (load 5-10, so CPU times vary by ~1 ms a set), 100 -> 1,429 sets:
-before 15.2 ms CPU and 396 KiB a set; node.env last + PrefixGzip: 7.3 ms and 341 KiB; with the collector
-left off: 6.5 ms and 340 KiB. What is left is the SDK's registration of each scale set and `--json`
-writing its ~100 KB cloud-config; memory is the SDK's Outputs and futures of every scale set in flight at
-once (~150 KiB a set at the peak) and each set's custom data (~37 KB, kept for the plan's output).
+Measured on the shared 2-core machine, 100 -> 1,429 sets, back to back (load ~4; CPU times vary by ~1 ms a
+set with the load): before (aff770f) 14.4 ms CPU and 321 KiB a set, 22.2 s CPU at 1,429 sets; after
+(node.env last + PrefixGzip, the collector left off; with the metrics pieces added meanwhile) 5.7 ms and
+337 KiB, 9.5 s. What is left is the Pulumi SDK registering each scale set (~5 ms: serialising its inputs,
+the mock monitor's round trip, turning the outputs, which the SDK fills from the inputs, back into typed
+values) and `--json` decoding and writing its ~100 KB cloud-config (~0.8 ms). Peak memory is the SDK's
+Outputs and futures of every scale set in flight at once (the program declares them all before any
+registers) and each set's custom data (~38 KB, kept for the plan's output); collecting the cyclic garbage
+during the run saved ~15 KiB a set for ~1-4 ms more CPU, so it is not done.
 
 Run: `make bench`, or `.venv/bin/python benchmarks/bench_plan_scale.py [--sets 100 400 1429]`.
 """
