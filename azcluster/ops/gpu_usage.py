@@ -15,6 +15,7 @@ it needs Monitoring Data Reader on the workspace.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import TYPE_CHECKING
 
@@ -116,6 +117,11 @@ def _query(spec: ClusterSpec, ctx: AzureContext, endpoint: str, window: str) -> 
         try:
             percent = float(value[1])
         except (TypeError, ValueError, IndexError):
+            continue
+        if not math.isfinite(percent):
+            # Prometheus sends "NaN", "+Inf" and "-Inf" as strings (its HTTP API: sample values are quoted
+            # JSON strings so these can travel); an island whose hour averaged to NaN has no usable figure,
+            # and a NaN in `status --json` would make the document invalid JSON.
             continue
         rows.append(IslandUsage(str(labels.get("pool", "")), str(labels.get("island", "")), percent))
     return sorted(rows, key=lambda row: (row.pool, row.island))

@@ -136,3 +136,33 @@ def test_no_monitoring_or_no_metrics_asks_nothing(world):
     )
     assert json.loads(skipped.stdout)["gpu_utilization"] is None
     assert world.prometheus.requests == [] and not world.fake.calls("GET", "Microsoft.Monitor")
+
+
+def test_an_island_whose_hour_averaged_to_nan_has_no_figure_and_the_json_stays_json(world):
+    # Prometheus sends NaN and infinities as the strings "NaN", "+Inf" (its HTTP API); Python's
+    # json.dumps would write a bare NaN, which no JSON parser accepts.
+    world.prometheus.results[QUERY] = [
+        {"metric": {"pool": "gpu", "island": "0"}, "value": float("nan")},
+        {"metric": {"pool": "gpu", "island": "1"}, "value": float("inf")},
+    ]
+    result = run_cli("status", _stack(world), "--auth", "cli", "--json", "--no-diagnose", "--no-slurm")
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout, parse_constant=lambda name: pytest.fail(f"{name} in --json"))
+    assert document["gpu_utilization"]["islands"] == []
+    human = run_cli(
+        "status", _stack(world), "--auth", "cli", "--no-diagnose", "--no-slurm", env={"COLUMNS": "200"}
+    )
+    assert "nan%" not in human.stdout.lower() and "inf%" not in human.stdout.lower()
+    assert human.stdout.count("no GPU metrics (last 1h)") == 2
+
+
+def test_a_query_error_that_looks_like_markup_or_holds_escapes_is_shown_as_text(world):
+    hostile = "[red]x[/red] \x1b[2J\x1b]0;owned\x07 bad"
+    world.prometheus.inject("GET", "/api/v1/query", 400, body={"status": "error", "error": hostile})
+    human = run_cli(
+        "status", _stack(world), "--auth", "cli", "--no-diagnose", "--no-slurm", env={"COLUMNS": "200"}
+    )
+    assert human.exit_code == 0, human.stderr
+    assert "[red]x[/red]" in human.stderr and "\\x1b[2J" in human.stderr
+    assert "\x1b" not in human.stderr and "\x07" not in human.stderr  # not a terminal: no colour codes either
+

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import math
 import re
 import ssl
 import threading
@@ -208,11 +209,25 @@ class FakePrometheusQuery(_Service):
         if not expr or expr in self.bad:
             return 400, {}, {"status": "error", "errorType": "bad_data", "error": f"parse error in {expr!r}"}
         at = float((query.get("time") or [time.time()])[0])
-        result = [{"metric": labels, "value": [at, str(value)]} for labels, value in self._rows(expr)]
+        result = [{"metric": labels, "value": [at, sample_text(value)]} for labels, value in self._rows(expr)]
         return 200, {}, {"status": "success", "data": {"resultType": "vector", "result": result}}
 
     def _rows(self, expr: str) -> list[tuple[dict[str, str], float]]:
         return [(row["metric"], row["value"]) for row in self.results.get(expr, [])]
+
+
+def sample_text(value: float | str) -> str:
+    """A sample value as Prometheus writes it: a quoted string (its HTTP API, "Expression query result
+    formats": JSON has no NaN or Inf, so values travel as strings), formatted by Go's strconv (`NaN`,
+    `+Inf`, `-Inf`; shortest decimal otherwise). A string is sent as given."""
+    if isinstance(value, str):
+        return value
+    number = float(value)
+    if math.isnan(number):
+        return "NaN"
+    if math.isinf(number):
+        return "+Inf" if number > 0 else "-Inf"
+    return repr(number).removesuffix(".0") if number.is_integer() else repr(number)
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
