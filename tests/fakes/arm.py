@@ -42,6 +42,32 @@ FIXTURES = Path(__file__).parent / "fixtures"
 SUBSCRIPTION = "00000000-1111-2222-3333-444444444444"
 TOKEN = "fake-arm-token"
 VMSS_NIC_API_VERSION = "2018-10-01"
+SERVED_API_VERSIONS = {
+    "accounts": (
+        "2021-06-03-preview",
+        "2023-04-03",
+        "2023-10-01-preview",
+        "2025-05-03-preview",
+        "2025-10-03",
+        "2025-10-03-preview",
+    ),
+    "grafana": (
+        "2021-09-01-preview",
+        "2022-05-01-preview",
+        "2022-08-01",
+        "2022-10-01-preview",
+        "2023-09-01",
+        "2023-10-01-preview",
+        "2024-10-01",
+        "2024-11-01-preview",
+        "2025-08-01",
+        "2025-09-01-preview",
+    ),
+}
+"""The API versions Azure serves for Microsoft.Monitor/accounts and Microsoft.Dashboard/grafana: the
+versions pulumi-azure-native 3 names for AzureMonitorWorkspace and Grafana (its docstrings: the default and
+"Other available API versions"), with the earlier previews in azure-rest-api-specs. Any other version is
+refused as Resource Manager refuses it: 400 NoRegisteredProviderFound naming the supported ones."""
 RUN_COMMAND_TAIL = 4096  # the Linux Run Command extension returns the last 4 KiB of stdout and of stderr
 
 
@@ -868,6 +894,8 @@ class FakeArm:
         return 200, {}, body
 
     def _workspace_get(self, query: dict[str, list[str]], rg: str, name: str) -> tuple[int, dict, Any]:
+        if (refused := _unserved_version(query, "accounts")) is not None:
+            return refused
         endpoint = self.workspaces.get((rg.lower(), name.lower()))
         if endpoint is None:
             return (
@@ -883,6 +911,8 @@ class FakeArm:
         return 200, {}, _fill(fixture("monitor_account.json"), values)
 
     def _grafana_get(self, query: dict[str, list[str]], rg: str, name: str) -> tuple[int, dict, Any]:
+        if (refused := _unserved_version(query, "grafana")) is not None:
+            return refused
         endpoint = self.grafanas.get((rg.lower(), name.lower()))
         if endpoint is None:
             return (
@@ -1134,6 +1164,22 @@ def _power_status(power: str) -> dict[str, str]:
         "level": "Info",
         "displayStatus": display.get(power, f"VM {power}"),
     }
+
+
+def _unserved_version(query: dict[str, list[str]], resource_type: str) -> tuple[int, dict, Any] | None:
+    version = query["api-version"][0]
+    served = SERVED_API_VERSIONS[resource_type]
+    if version in served:
+        return None
+    return (
+        400,
+        {},
+        _error(
+            "NoRegisteredProviderFound",
+            f"No registered resource provider found for location 'eastus' and API version '{version}' for "
+            f"type '{resource_type}'. The supported api-versions are '{', '.join(served)}'.",
+        ),
+    )
 
 
 def _error(code: str, message: str) -> dict[str, Any]:
