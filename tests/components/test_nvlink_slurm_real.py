@@ -243,7 +243,7 @@ def test_the_prolog_gives_imex_exactly_the_jobs_nodes_and_the_epilog_clears_it(l
     a0, a1 = lab.gb["a0"], lab.gb["a1"]
     pair = f"{lab.slot_of(a0)},{lab.slot_of(a1)}"
     before = {k: len(_imex_log(n).splitlines()) for k, n in (("a0", a0), ("a1", a1))}
-    script = "test -c /run/azc-test/imex-channels/channel0 && echo channel; sleep 6"
+    script = "test -c /run/azc-test/imex-channels/channel0 && echo channel; sleep 20"
     job = lab.run("sbatch", "-p", "gb", "-N2", "-w", pair, "--parsable", "-o", "/dev/null", "--wrap", script)
     job_id = job.stdout.strip().split(";")[0]
     lab.wait_for("the job to run", lambda: lab.job(job_id)["JobState"] == "RUNNING")
