@@ -127,7 +127,20 @@ def _ensure_folder(grafana: DataPlane, uid: str, title: str) -> None:
         raise refused(found, grafana, doing)
     doing = f"creating folder {title!r}"
     made = grafana.send("POST", "/api/folders", json={"uid": uid, "title": title}, doing=doing)
-    if made.status_code not in (200, 409):  # 409: made meanwhile by another run
+    if made.status_code == 409:
+        # Grafana answers 409 both for a folder of this uid (made meanwhile by another run: fine) and for
+        # another folder of the same title (ErrFolderWithSameUIDExists and ErrFolderSameNameExists,
+        # pkg/api/apierrors/folder.go): only the first leaves a folder the dashboards can be saved in.
+        again = grafana.send("GET", f"/api/folders/{uid}", doing=doing)
+        if again.status_code == 200:
+            return
+        raise AzclusterError(
+            f"Grafana at {grafana.endpoint} already has a folder titled {title!r} (not azcluster's, whose "
+            f"uid is {uid}) while {doing}",
+            "rename or delete that folder in Grafana, then run `azcluster dashboard STACK --install`",
+            EXIT_REFUSED,
+        )
+    if made.status_code != 200:
         raise refused(made, grafana, doing)
 
 

@@ -133,3 +133,33 @@ def test_plain_http_is_refused_before_any_token_is_asked(fake):
     with pytest.raises(AzclusterError) as caught:
         dataplane.connect("http://grafana.example", "Grafana", credential, "s", Deadline(5), 5)
     assert "not an https:// URL" in caught.value.message and credential.scopes == []
+
+
+def test_a_folder_another_run_made_meanwhile_is_used(fake):
+    # The folder appears between our look (404) and our create (409 for its uid): the dashboards go in it.
+    fake.folders["azc-research-folder"] = {
+        "id": 1,
+        "uid": "azc-research-folder",
+        "title": "azcluster research",
+    }
+    fake.inject("GET", "/api/folders/azc-research-folder", 404, body={"message": "folder not found"})
+    client, _ = _client(fake)
+    result = grafana.install(client, "research")
+    assert len(result.installed) == len(catalog.DASHBOARDS)
+    assert {board["folderUid"] for board in fake.dashboards.values()} == {"azc-research-folder"}
+
+
+def test_someone_elses_folder_of_the_same_title_is_named_not_mistaken_for_ours(fake):
+    # Grafana answers 409 for a title taken by another folder too: that folder is not azcluster's, and
+    # saving into our uid would fail with a 400 that says nothing of why.
+    fake.folders["hand-made"] = {"id": 1, "uid": "hand-made", "title": "azcluster research"}
+    client, _ = _client(fake)
+    with pytest.raises(AzclusterError) as caught:
+        grafana.install(client, "research")
+    err = caught.value
+    assert (
+        "already has a folder titled 'azcluster research'" in err.message
+        and "azc-research-folder" in err.message
+    )
+    assert "rename or delete that folder" in err.hint and err.exit_code == 1
+    assert not fake.dashboards and fake.calls("POST", "/api/dashboards/db") == []

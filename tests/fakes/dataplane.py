@@ -7,7 +7,9 @@ Retry-After...) and a stall (the request is read and never answered, until the s
 
 - Grafana (grafana.com/docs/grafana/latest/developers/http_api/dashboard/ and .../folder/):
   `GET /api/folders/:uid` 200 or 404 `{"message": "folder not found"}`; `POST /api/folders` `{"uid",
-  "title"}` 200 with the folder, 409 when the uid exists; `POST /api/dashboards/db` `{"dashboard",
+  "title"}` 200 with the folder, 409 when the uid exists or another folder has the title (grafana/grafana
+  pkg/api/apierrors/folder.go: ErrFolderWithSameUIDExists and ErrFolderSameNameExists both answer 409);
+  `POST /api/dashboards/db` `{"dashboard",
   "folderUid", "overwrite", "message"}`: 400 without a title, with a uid over 40 characters, or in a folder
   that does not exist; 412 `{"status": "name-exists"}` when another dashboard of the folder has the title,
   or `{"status": "version-mismatch"}` for an existing uid, unless `overwrite`; else 200 `{"id", "uid",
@@ -144,6 +146,8 @@ class FakeGrafana(_Service):
         uid = sent.get("uid") or f"f{len(self.folders)}"
         if uid in self.folders:
             return 409, {}, {"message": "a folder with the same uid already exists"}
+        if any(folder["title"] == sent["title"] for folder in self.folders.values()):
+            return 409, {}, {"message": "a folder with the same name already exists"}
         self.folders[uid] = {"id": len(self.folders) + 1, "uid": uid, "title": sent["title"]}
         return 200, {}, self.folders[uid]
 
