@@ -99,6 +99,8 @@ def _query(spec: ClusterSpec, ctx: AzureContext, endpoint: str, window: str) -> 
         body = response.json()
     except ValueError:
         body = {}
+    if not isinstance(body, dict):  # a proxy's or a gateway's JSON, not Prometheus's answer
+        body = {}
     if response.status_code != 200 or body.get("status") != "success":
         detail = body.get("error") or response.reason or ""
         hint = (
@@ -112,7 +114,11 @@ def _query(spec: ClusterSpec, ctx: AzureContext, endpoint: str, window: str) -> 
             hint,
         )
     rows = []
-    for item in body.get("data", {}).get("result", []):
+    data = body.get("data")
+    result = data.get("result") if isinstance(data, dict) else None
+    for item in result if isinstance(result, list) else []:
+        if not isinstance(item, dict) or not isinstance(item.get("metric", {}), dict):
+            continue
         labels, value = item.get("metric", {}), item.get("value", [None, "nan"])
         try:
             percent = float(value[1])

@@ -175,3 +175,16 @@ def test_the_workspace_is_read_with_an_api_version_azure_serves(world, monkeypat
     assert result.exit_code == 0, result.stderr
     usage = json.loads(result.stdout)["gpu_utilization"]
     assert "2023-04-01" in usage["error"] and world.prometheus.requests == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [[], "ok", {"status": "success", "data": None}, {"status": "success", "data": {"result": [None, "x"]}}],
+)
+def test_an_answer_that_is_not_prometheus_shape_is_a_line_not_a_traceback(world, body):
+    # A proxy or gateway in the way answers 200 with JSON of its own: status stays about the nodes.
+    world.prometheus.inject("GET", "/api/v1/query", 200, body=body)
+    result = run_cli("status", _stack(world), "--auth", "cli", "--json", "--no-diagnose", "--no-slurm")
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["found"] is True and document["gpu_utilization"]["islands"] == []
