@@ -423,6 +423,10 @@ def evaluate(
                 if size and size not in blocked_sizes and line.kind != "regional":
                     blocked_sizes.append(size)
 
+    scope = scope_in_another_subscription(spec, subscription)
+    if scope is not None:
+        blockers.append(scope)
+
     notes: list[str] = []
     alternatives: list[Alternative] = []
     if blockers and blocked_sizes and all_skus is not None:
@@ -557,6 +561,29 @@ def _check_size(
         return report, None
     need = _Need(name, family, nodes * vcpus, spot) if nodes > 0 else None
     return report, need
+
+
+def scope_in_another_subscription(spec: ClusterSpec, subscription: str) -> Blocker | None:
+    """A hub's Azure Monitor Private Link Scope in another subscription than the deployment's: the
+    cluster's data collection endpoint joins it as a scoped resource (`Microsoft.Insights/privateLinkScopes/
+    scopedResources`, a child of the scope) that Pulumi creates with the stack's own provider, so in the
+    stack's subscription, where the hub's resource group is not: `up` would fail half way."""
+    mon = spec.monitoring
+    given = (mon.existing_private_link_scope_id or "").strip()
+    if not (mon.enabled and not mon.public_network_access and given and subscription):
+        return None
+    parts = given.strip("/").split("/")
+    if len(parts) < 2 or parts[0].lower() != "subscriptions" or parts[1].lower() == subscription.lower():
+        return None  # a malformed id is AZC128's to report
+    return Blocker(
+        None,
+        "monitoring private link scope",
+        f"monitoring.existing_private_link_scope_id is in subscription {parts[1]}, and this deployment is in "
+        f"{subscription}: azcluster adds the cluster's data collection endpoint to the scope from the "
+        "deployment's subscription, so it cannot join a scope in another one",
+        f"deploy the cluster in the scope's subscription (`--subscription {parts[1]}`); joining a scope in "
+        "another subscription is not supported yet",
+    )
 
 
 RESERVATION_CREATE_SOURCE = "learn.microsoft.com/azure/virtual-machines/capacity-reservation-create"

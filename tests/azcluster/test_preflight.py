@@ -160,3 +160,31 @@ def test_sku_list_is_paged_and_faults_are_retried(arm) -> None:
     filtered = [c for c in arm.fake.calls("GET", "/skus") if "$filter" in c.query]
     assert len(filtered) == 1 + 3  # one 500, then pages of 2, 2, 1 joined by nextLink
     assert any("$skiptoken" in c.query for c in filtered)
+
+
+def _hub_scope(subscription: str) -> str:
+    return (
+        f"/subscriptions/{subscription}/resourceGroups/hub-rg/providers/Microsoft.Insights/"
+        "privateLinkScopes/hub-ampls"
+    )
+
+
+def test_a_hub_private_link_scope_in_another_subscription_blocks_before_up(arm) -> None:
+    # The endpoint joins the scope as its child resource, created from the deployment's subscription:
+    # a hub scope elsewhere (the usual hub-and-spoke layout) would fail `up` half way.
+    other = "99999999-8888-7777-6666-555555555555"
+    monitoring = {"enabled": True, "public_network_access": False, "existing_private_link_scope_id": ""}
+    result = run_preflight(
+        spec(2, monitoring={**monitoring, "existing_private_link_scope_id": _hub_scope(other)}),
+        arm.context(),
+        "demo",
+    )
+    [blocker] = [b for b in result.blockers if b.check == "monitoring private link scope"]
+    assert other in blocker.message and arm.fake.subscription_id in blocker.message
+    assert f"--subscription {other}" in blocker.hint and not result.ok
+    same = spec(
+        2, monitoring={**monitoring, "existing_private_link_scope_id": _hub_scope(arm.fake.subscription_id)}
+    )
+    assert run_preflight(same, arm.context(), "demo").ok
+    public = spec(2, monitoring={"enabled": True, "existing_private_link_scope_id": _hub_scope(other)})
+    assert run_preflight(public, arm.context(), "demo").ok  # a public endpoint never joins the scope
