@@ -652,8 +652,11 @@ def grow(
 
     Failed instances are removed, the gap is asked for again (with --wait, with back-off until the
     deadline, a line per island saying what Azure last said and when the next try is), and each island
-    ends with requested vs obtained. Exit 1 when an island has fewer nodes than its pool's
-    `capacity.min_nodes` (default: the whole island); a partial island the pool accepts is exit 0.
+    ends with requested vs obtained. An island Azure placed nothing of moves whole to the next zone or
+    stand-in size its pool's `capacity` allows: the stack file records the move and Pulumi replaces that
+    empty scale set (so Pulumi must be installed). Ctrl-C while waiting stops with what each island has.
+    Exit 1 when an island has fewer nodes than its pool's `capacity.min_nodes` (default: the whole
+    island); a partial island the pool accepts is exit 0.
     """
     import time
 
