@@ -341,6 +341,15 @@ exec chroot "$merged" python3 -c "$REAPER"
 """
 
 
+def _fresh_boot() -> list[str]:
+    """unshare options for a machine that has just booted: its own time namespace whose CLOCK_BOOTTIME
+    (the uptime that /proc/uptime and sysinfo(2) report, which slurmd sends slurmctld) starts near 0.
+    Slurm ignores a registration for a node it is powering up from a host that booted before the
+    resume request ("Still waiting for boot"), as it would from a VM that never restarted."""
+    uptime = int(float(Path("/proc/uptime").read_text().split()[0]))
+    return ["--time", f"--boottime={-uptime}"]
+
+
 HOST_NETWORK = "host"
 """Machine(net=HOST_NETWORK): stay in the caller's network namespace (to reach a test's loopback fakes;
 the machine's daemons must then take free ports)."""
@@ -356,6 +365,7 @@ class Machine:
         workdir: Path,
         net: Loopback | str | None = None,
         binds: Mapping[str, Path] | None = None,
+        fresh_boot: bool = False,
     ) -> None:
         self.root = Path(root)
         self.hostname = hostname
@@ -371,6 +381,7 @@ class Machine:
         argv = [
             *enter_net,
             "unshare",
+            *(_fresh_boot() if fresh_boot else []),
             "--uts",
             "--mount",
             "--pid",

@@ -43,12 +43,31 @@ Why named slots and not Slurm's other ways of adding nodes, checked against the 
   topology changes, not in 24.11.
 Named slots need neither: topology.conf lists them under their island's switch from the start.
 
-Claims do not collide: the claim reads slurmctld's node table (with a minimal client configuration
-naming the controller, since a configless node has none before slurmd runs: an unreadable table fails
-the claim, so systemd retries it, rather than looking empty), prefers the slot this host already holds
-(a reboot, a start after a stop), then a slot Slurm is powering up for a job, then a free one; after
-slurmd registers it checks that slurmctld shows this host on the slot and claims another if a node that
-booted at the same moment registered it last. The instance number only spreads the first choice.
+Claims never collide, because slurmctld arbitrates them. The claim reads slurmctld's node table (with a
+minimal client configuration naming the controller, since a configless node has none before slurmd runs:
+an unreadable table fails the claim, so systemd retries it, rather than looking empty) and picks the slot
+this host already holds (a reboot, a start after a stop), else a slot Slurm is powering up for a job,
+else a free one (the instance number only spreads first choices). It then takes that slot's claim: a
+reservation named `azc-claim-<slot>`. slurmctld creates a reservation only if no reservation has that
+name (else "Duplicate reservation name"), one request at a time, so of nodes asking at once exactly one
+gets it and the others move to their next choice. Holding the claim, the node reads the slot again and
+goes on only if it is still free or its own (a node may have registered for it between the two
+readings), starts `slurmd -N <slot>`, waits until slurmctld shows its registration, and then deletes the
+reservation. Every node that takes a slot therefore does so alone and leaves it visibly taken, so a
+second node can never start slurmd for the same slot. A claim whose node died lapses after five minutes
+(the reservation's duration; other nodes take other slots meanwhile). Check-and-retry alone (both start
+slurmd, the later registration wins, the loser moves on) is not enough: a node whose registration came
+first, and was checked before the other's arrived, would believe it holds a slot slurmctld has given to
+another host, and its slurmd would never be asked for again. `tests/components/test_slurm_real.py`
+boots nodes together whose first choice is the same slot, on 22.05, 24.11 and 26.05.
+
+CPU layout: each node record declares the size's sockets, cores per socket and threads per core from the
+catalogue (`cpu`), so slurmd finds what slurm.conf says and logs no "Node configuration differs from
+hardware". Microsoft publishes physical-core counts (so threads per core) for some series but no socket
+split; a split that is wrong while the product and the threads are right only makes slurmd note "Node
+reconfigured socket/core boundaries" (select/cons_tres) and use what it finds, and a layout that adds
+up to the vCPUs never drains a node. Sizes the catalogue has no layout for declare CPUs only (slurmd
+then logs the difference, and the node still runs).
 
 An island built on a stand-in size (`capacity.island_stand_ins`, e.g. H200 for H100) gets its own node
 line with that size's CPUs, memory and GPU count, and its own gres.conf line: Slurm declares each island
@@ -167,6 +186,22 @@ class NodeHardware:
     memory_mb: int
     gpus: int
     gpu_vendor: str = "nvidia"
+    sockets: int | None = None
+    """Sockets, cores per socket and threads per core as the guest sees them (catalogue `cpu`); None:
+    unknown, slurm.conf then declares CPUs only."""
+    cores_per_socket: int | None = None
+    threads_per_core: int | None = None
+
+    def topology(self) -> list[str]:
+        """slurm.conf's CPU words for this node: CPUs and, when known, the layout slurmd will detect."""
+        words = [f"CPUs={self.cpus}"]
+        if self.sockets and self.cores_per_socket and self.threads_per_core:
+            words += [
+                f"Sockets={self.sockets}",
+                f"CoresPerSocket={self.cores_per_socket}",
+                f"ThreadsPerCore={self.threads_per_core}",
+            ]
+        return words
 
 
 def node_hardware(size: GpuSize, memory_reserve_percent: int = 5) -> NodeHardware:
@@ -178,8 +213,15 @@ def node_hardware(size: GpuSize, memory_reserve_percent: int = 5) -> NodeHardwar
     """
     total = size.memory_gib * GIB_MB
     reserve = max(MIN_MEMORY_RESERVE_MB, total * memory_reserve_percent // 100)
+    cpu = size.cpu
     return NodeHardware(
-        cpus=size.vcpus, memory_mb=total - reserve, gpus=size.gpus, gpu_vendor=size.gpu_vendor
+        cpus=size.vcpus,
+        memory_mb=total - reserve,
+        gpus=size.gpus,
+        gpu_vendor=size.gpu_vendor,
+        sockets=cpu.sockets if cpu else None,
+        cores_per_socket=cpu.cores_per_socket if cpu else None,
+        threads_per_core=cpu.threads_per_core if cpu else None,
     )
 
 
@@ -410,7 +452,7 @@ def _node_lines(spec: ClusterSpec, settings: SlurmSettings) -> list[str]:
     for pool in spec.pools:
         for island in _slots(spec, pool):
             hw = _hardware(spec, pool, settings, island.island)
-            parts = [f"CPUs={hw.cpus}", f"RealMemory={hw.memory_mb}"]
+            parts = [*hw.topology(), f"RealMemory={hw.memory_mb}"]
             if hw.gpus:
                 parts.append(f"Gres=gpu:{hw.gpus}")
             if spec.slurm.reserved_cores:

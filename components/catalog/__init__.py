@@ -11,7 +11,7 @@ from functools import cache
 from importlib import resources
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 
 class _Row(BaseModel):
@@ -41,6 +41,17 @@ class InfiniBand(_Row):
         return self.health_floor_gbps or self.gbps_per_port
 
 
+class CpuTopology(_Row):
+    """How a size's vCPUs appear to the guest (what slurmd detects): slurm.conf declares exactly this, so
+    slurmd logs no "Node configuration differs from hardware" (components/bootstrap/slurm.py)."""
+
+    sockets: int
+    cores_per_socket: int
+    threads_per_core: int
+    confidence: Literal["high", "medium", "low"]
+    source: str
+
+
 class GpuSize(_Row):
     """One GPU VM size and what azcluster needs to know about it."""
 
@@ -62,8 +73,17 @@ class GpuSize(_Row):
     default_image: str
     required_image_hint: str | None = None
     rack_vms: int | None = None
+    cpu: CpuTopology | None = None
+    """None: not known; slurm.conf then declares CPUs only."""
     price: Price
     source: str
+
+    @model_validator(mode="after")
+    def _cpu_matches_vcpus(self) -> GpuSize:
+        cpu = self.cpu
+        if cpu is not None and cpu.sockets * cpu.cores_per_socket * cpu.threads_per_core != self.vcpus:
+            raise ValueError(f"{self.name}: cpu sockets x cores x threads must equal vcpus ({self.vcpus})")
+        return self
 
     @property
     def has_infiniband(self) -> bool:

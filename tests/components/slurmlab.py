@@ -15,8 +15,13 @@ What differs from Azure, each named here and nowhere hidden:
 - Enroot and Pyxis are not downloaded (CURL=false): the node logs that containers are unavailable.
 - cgroup.conf leaves the plugin to autodetection: this machine's hierarchy is v1 (production's is v2).
 - slurm.conf as the cluster's (`SlurmSettings.for_cluster`) with: proctrack/linuxproc and task/none (no
-  cgroup hierarchy to give a test machine), tiny node hardware (CPUs=1, 256 MB, no GPUs), a short
-  SlurmdTimeout, and one slurmd port per slot (all machines share one loopback namespace).
+  cgroup hierarchy to give a test machine), the catalogue's CPU layout of each pool's size but 256 MB and
+  no GPUs, a short SlurmdTimeout, and one slurmd port per slot (all machines share one loopback
+  namespace).
+- Each node machine has its VM size's CPU layout: slurmd's hwloc reads it from HWLOC_SYNTHETIC (hwloc's
+  own switch for a described topology; `slurmd -C` then prints that size's sockets, cores and threads)
+  instead of this machine's 2 cores, so slurmd finds what slurm.conf declares and logs no "Node
+  configuration differs from hardware". Memory is this machine's (slurm.conf declares less).
 - 22.05 (Debian 12) needs `SlurmctldParameters=cloud_reg_addrs` for a CLOUD slot to take the address of
   the slurmd that registers (23.11 made that the default and calls the option defunct).
 """
@@ -28,7 +33,7 @@ import contextlib
 import re
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +41,8 @@ import yaml
 
 from azcluster.components import bootstrap, cluster_key
 from azcluster.components.bootstrap import slurm
-from azcluster.components.spec import ClusterSpec
+from azcluster.components.catalog import find_size
+from azcluster.components.spec import ClusterSpec, PoolSpec
 from tests import realroots
 
 WAIT_S = 90
@@ -60,8 +66,6 @@ ARTEFACTS = (
     "slurm_bufs_sendto(msg_type=SRUN_JOB_COMPLETE) failed: Connection reset by peer",
     # slurmctld times its clock at start; on a loaded test machine that is slow.
     "High latency for 1000 calls to gettimeofday()",
-    # The test declares 1 CPU per node (several nodes share this machine's 2 cores).
-    "Node configuration differs from hardware",
     # With accounting, a new cluster's first start has no federation state either, and slurmdbd is asked
     # for the cluster's root association in the moment slurmctld first records the cluster.
     "No fed_mgr state file",
@@ -91,6 +95,8 @@ start() {
                su -s /bin/sh munge -c /usr/sbin/munged
                for _ in $(seq 100); do munge -n >/dev/null 2>&1 && break; sleep 0.1; done ;;
         slurmd) stop slurmd; SLURMD_OPTIONS=""; . /etc/default/slurmd; mkdir -p /run/slurm
+                # the VM size's CPU layout, as hwloc (and so slurmd) will see it (module docstring)
+                if [ -r /etc/azc-lab/hwloc.env ]; then . /etc/azc-lab/hwloc.env; fi
                 # shellcheck disable=SC2086
                 slurmd $SLURMD_OPTIONS ;;
         slurmctld) stop slurmctld; mkdir -p /run/slurm; slurmctld ;;
@@ -127,6 +133,8 @@ def spec() -> ClusterSpec:
                 # 4 nodes, 2 per island: islands gpu-i0 and gpu-i1, two slots each
                 {"name": "gpu", "size": "Standard_ND96isr_H100_v5", "nodes": 4, "island_max_nodes": 2},
                 {"name": "infer", "size": "Standard_NC96ads_A100_v4", "nodes": 1, "island_max_nodes": 1},
+                # one island of 3 slots, for nodes that boot at the same moment
+                {"name": "burst", "size": "Standard_ND96isr_H100_v5", "nodes": 3, "island_max_nodes": 3},
             ],
         }
     )
@@ -159,13 +167,17 @@ class SlurmLab:
     dns_zone: str = "lab.azcluster.internal"
     prepare: Any = None
     """Called with each new machine before anything runs in it (a suite's own test-machine changes)."""
+    cpu_layouts: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    """Per pool, the (sockets, cores per socket, threads per core) its VMs show, where a test gives them
+    another layout than slurm.conf declares."""
 
     @property
     def login(self) -> realroots.Machine:
         return self.machines[f"{self.spec.name}-login"]
 
     def _machine(self, hostname: str) -> realroots.Machine:
-        machine = realroots.Machine(self.root, hostname, self.work / hostname, self.net)
+        # a VM that has just booted (its uptime starts at 0): Slurm checks that for a node it resumed
+        machine = realroots.Machine(self.root, hostname, self.work / hostname, self.net, fresh_boot=True)
         self.machines[hostname] = machine
         with machine.path("/etc/hosts").open("a") as hosts:  # the private DNS zone's record
             hosts.write(f"127.0.0.1 {slurm.controller_address(self.dns_zone)}\n")
@@ -186,10 +198,13 @@ class SlurmLab:
         return {
             "SYSTEMCTL": "/usr/local/sbin/azc-test-systemctl",
             "CURL": "false",
-            "AZC_SLURM_VERIFY_WAIT": "3",
+            "AZC_SLURM_REGISTER_WAIT": str(WAIT_S),
+            "AZC_SLURM_VERIFY_WAIT": "3",  # GB nodes' NVLink-domain check
         }
 
-    def start_controller(self, extra: dict[str, str] | None = None, edit_configs=None) -> None:
+    def start_controller(self, extra: dict[str, str] | None = None, edit_configs=None, before=None) -> None:
+        """The login node's files, then azc-slurm-controller.sh as its unit; `before(login)` adds files the
+        test needs before slurmctld starts."""
         boot = bootstrap.SlurmBoot(munge_key_b64=self.key_b64, dns_zone=self.dns_zone, extra=extra)
         login = self._machine(f"{self.spec.name}-login")
         _write_files(
@@ -203,6 +218,8 @@ class SlurmLab:
             configs = edit_configs(configs)
         for name, text in configs.items():
             login.path(f"/etc/slurm/{name}").write_text(text)
+        if before is not None:
+            before(login)
         done = login.run(
             [f"{bootstrap.INSTALL_DIR}/azc-slurm-controller.sh"], env=self.boot_env(), timeout=WAIT_S
         )
@@ -211,15 +228,29 @@ class SlurmLab:
 
     def boot_node(self, pool: str, island: int, instance: int) -> realroots.Machine:
         """A VM of the island boots: its cloud-config's files, then azc-slurm-node.sh start as its unit."""
+        return self.join(self.new_vm(pool, island, instance))
+
+    def new_vm(self, pool: str, island: int, instance: int) -> realroots.Machine:
+        """A VM of the island, named as the scale set names it, with its cloud-config's files written."""
         host = f"{bootstrap.computer_name_prefix(self.spec.name, pool, island)}{instance:06x}"
         boot = bootstrap.SlurmBoot(munge_key_b64=self.key_b64, dns_zone=self.dns_zone)
         node = self._machine(host)
         _write_files(node, bootstrap.render_cloud_config(self.spec, pool, island, slurm=boot), self._node_env)
+        layout = self.cpu_layouts.get(pool) or _declared_layout(self.settings.hardware[pool])
+        env = node.path("/etc/azc-lab/hwloc.env")
+        env.parent.mkdir(parents=True, exist_ok=True)
+        env.write_text(f'export HWLOC_SYNTHETIC="Package:{layout[0]} Core:{layout[1]} PU:{layout[2]}"\n')
+        return node
+
+    def join(self, node: realroots.Machine) -> realroots.Machine:
+        """The VM's azc-slurm-node.service runs; returns once its slot answers in slurmctld."""
+        host = node.hostname
         done = node.run(
             [f"{bootstrap.INSTALL_DIR}/azc-slurm-node.sh", "start"], env=self.boot_env(), timeout=WAIT_S * 2
         )
         assert done.returncode == 0, f"{host}: {done.stdout}{done.stderr}\n{self.logs()}"
         self.client_output.append(done.stderr)
+        node.boot_log = done.stderr  # what the unit logged
         slot = self.slot_of(node)
         self.wait_for(
             f"{slot} ({host}) to answer",
@@ -313,14 +344,26 @@ class SlurmLab:
         self.net.close()
 
 
+def _declared_layout(hardware: slurm.NodeHardware) -> tuple[int, int, int]:
+    if hardware.sockets and hardware.cores_per_socket and hardware.threads_per_core:
+        return hardware.sockets, hardware.cores_per_socket, hardware.threads_per_core
+    return hardware.cpus, 1, 1  # CPUs alone: Slurm reads that as one core per socket
+
+
+def lab_hardware(pool: PoolSpec) -> slurm.NodeHardware:
+    """The pool's size as slurm.conf declares it (catalogue CPUs and layout), with 256 MB and no GPUs."""
+    size = find_size(pool.size)
+    assert size is not None, pool.size
+    return replace(slurm.node_hardware(size), memory_mb=256, gpus=0)
+
+
 def settings_for(spec: ClusterSpec, dns_zone: str, **changes) -> slurm.SlurmSettings:
-    tiny = slurm.NodeHardware(cpus=1, memory_mb=256, gpus=0)
     base = {
         "proctrack_type": "proctrack/linuxproc",
         "task_plugin": "task/none",
         "slurmd_timeout_s": 10,
         "per_slot_ports": True,
-        "hardware": {pool.name: tiny for pool in spec.pools},
+        "hardware": {pool.name: lab_hardware(pool) for pool in spec.pools},
     }
     return slurm.SlurmSettings.for_cluster(spec, dns_zone, **{**base, **changes})
 

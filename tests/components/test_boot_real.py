@@ -501,14 +501,18 @@ def test_status_reads_slurm_on_the_booted_login_node(cluster) -> None:
 
 def test_slurms_own_logs_have_no_error_line_but_the_test_machines(cluster) -> None:
     """The issue-16 rule on a booted cluster: no `error:`, `defunct` or `deprecated` line in slurmctld's or
-    slurmd's log, except the artefacts of this machine the real-daemon suite names (slurmlab.ARTEFACTS)."""
+    slurmd's log, except the artefacts of this machine the real-daemon suite names (slurmlab.ARTEFACTS) and
+    one of this suite's: slurm.conf declares this machine's CPU count alone (module docstring), which
+    slurmd reads as one core per socket and finds different from the hardware (the real-daemon suite
+    gives each node its size's layout and has no such line)."""
     from tests.components import slurmlab
 
+    artefacts = (*slurmlab.ARTEFACTS, "Node configuration differs from hardware")
     for node in cluster.all:
         text = node.sh("cat /var/log/slurm/*.log 2>/dev/null").stdout
         bad = [
             line
             for line in text.splitlines()
-            if slurmlab.BAD_LINE.search(line) and not any(known in line for known in slurmlab.ARTEFACTS)
+            if slurmlab.BAD_LINE.search(line) and not any(known in line for known in artefacts)
         ]
         assert text.strip() and not bad, (node.container.hostname, bad[:10])

@@ -74,6 +74,31 @@ def test_node_slots_carry_catalogue_hardware_less_the_os_reserve_and_island_feat
     assert node["State"] == "CLOUD"
 
 
+def test_nodes_declare_the_cpu_layout_the_catalogue_knows_and_cpus_alone_where_it_does_not() -> None:
+    spec = _spec(
+        [
+            {"name": "h100", "size": H100, "nodes": 2},
+            {"name": "nc", "size": "Standard_NC96ads_A100_v4", "nodes": 1},
+        ]
+    )
+    h100, nc = _entries(slurm.render_slurm_conf(spec, _settings(spec)), "NodeName")
+    cpu = find_size(H100).cpu
+    assert (h100["CPUs"], h100["Sockets"], h100["CoresPerSocket"], h100["ThreadsPerCore"]) == (
+        "96",
+        str(cpu.sockets),
+        str(cpu.cores_per_socket),
+        str(cpu.threads_per_core),
+    )
+    assert nc["CPUs"] == "96" and "Sockets" not in nc and "ThreadsPerCore" not in nc
+
+
+def test_a_catalogue_cpu_layout_must_add_up_to_the_vcpus() -> None:
+    row = find_size(H100).model_dump()
+    row["cpu"] = {**row["cpu"], "cores_per_socket": 40}
+    with pytest.raises(ValueError, match="must equal vcpus"):
+        type(find_size(H100)).model_validate(row)
+
+
 def test_memory_reserve_has_a_floor_and_follows_the_spec() -> None:
     size = find_size(H100)
     assert slurm.node_hardware(size, 0).memory_mb == size.memory_gib * 1024 - 1024

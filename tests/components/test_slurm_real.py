@@ -20,6 +20,7 @@ Every machine is stopped at the end, also when a test fails.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import time
 
@@ -61,6 +62,9 @@ int main(void) {
 )
 def lab(request, tmp_path_factory):
     lab = slurmlab.new_lab(request.param, tmp_path_factory.mktemp(f"slurm-{request.param}"))
+    # The burst pool's VMs show their 96 cores as 4 sockets of 24, where slurm.conf declares the catalogue's
+    # 2 of 48: a socket split the catalogue has wrong (Microsoft publishes none) must not hurt.
+    lab.cpu_layouts["burst"] = (4, 24, 1)
     try:
         lab.start_controller(slurmlab.legacy_extra(lab))
         lab.nodes = {
@@ -96,6 +100,20 @@ def test_nodes_join_idle_in_their_partition_and_island_and_unclaimed_slots_are_n
     assert lab.node(slots["gpu-i0"])["NodeHostName"] == "lab-gpu-i0-000000"
 
 
+def test_nodes_find_the_cpu_layout_slurm_conf_declares(lab) -> None:
+    # slurm.conf declares the catalogue's layout of ND H100 v5; the node's slurmd detects that layout
+    shown = lab.node(lab.slot_of(lab.nodes["gpu-i0"]))
+    assert (shown["CPUTot"], shown["Sockets"], shown["CoresPerSocket"], shown["ThreadsPerCore"]) == (
+        "96",
+        "2",
+        "48",
+        "1",
+    )
+    log = lab.nodes["gpu-i0"].path(f"/var/log/slurm/slurmd-{lab.slot_of(lab.nodes['gpu-i0'])}.log")
+    assert "CPUs=96 Boards=1 Sockets=2 Cores=48 Threads=1" in log.read_text()
+    # (the burst pool's nodes show another socket split: test_nodes_that_boot_at_the_same_moment_...)
+
+
 def test_scontrol_shows_one_switch_per_island(lab) -> None:
     topology = lab.run("scontrol", "show", "topology").stdout
     switches = {
@@ -105,7 +123,7 @@ def test_scontrol_shows_one_switch_per_island(lab) -> None:
         )
         if "SwitchName" in fields
     }
-    assert set(switches) == {"gpu-i0", "gpu-i1", "infer-i0"}
+    assert set(switches) == {"gpu-i0", "gpu-i1", "infer-i0", "burst-i0"}
     assert switches["gpu-i0"]["Nodes"] == "gpu-i0-[000-001]"
     assert all(s["Level"] == "0" for s in switches.values())  # no switch joins two islands
 
@@ -165,6 +183,47 @@ def test_a_node_that_leaves_hands_its_slot_to_the_node_that_replaces_it(lab) -> 
     lab.wait_for("the replacement to be idle", lambda: lab.node(gone).get("State") in {"IDLE", "IDLE+CLOUD"})
     done = lab.run("srun", "-N1", "-w", gone, "hostname")
     assert done.stdout.strip() == replacement.hostname
+
+
+def test_nodes_that_boot_at_the_same_moment_take_different_slots(lab) -> None:
+    # Every VM here has an instance number of 0 modulo 3, so each one's first choice is burst-i0-000.
+    # A node booting at this moment holds that slot's claim (the reservation azc-slurm-node.sh takes):
+    claim = "reservationname=azc-claim-burst-i0-000"
+    lab.run(
+        "scontrol",
+        "create",
+        "reservation",
+        claim,
+        "nodes=burst-i0-000",
+        "users=root",
+        "starttime=now",
+        "duration=5",
+        "flags=ignore_jobs",
+    )
+    try:
+        # Two VMs start their node unit together: neither takes the claimed slot, and they race for the
+        # next one, which slurmctld's claim gives to one of them.
+        vms = [lab.new_vm("burst", 0, instance) for instance in (0x30, 0x33)]
+        with concurrent.futures.ThreadPoolExecutor(len(vms)) as pool:
+            nodes = list(pool.map(lab.join, vms))
+    finally:
+        lab.run("scontrol", "delete", claim)
+    assert sorted(lab.slot_of(node) for node in nodes) == ["burst-i0-001", "burst-i0-002"]
+    for node in nodes:
+        assert "slot burst-i0-000 is being claimed by another node" in node.boot_log
+    # The claim is handed back: the next VM takes the slot
+    nodes.append(lab.boot_node("burst", 0, 0x36))
+    assert lab.slot_of(nodes[-1]) == "burst-i0-000"
+    for node in nodes:
+        assert lab.node(lab.slot_of(node))["NodeHostName"] == node.hostname
+    assert "azc-claim" not in lab.run("scontrol", "show", "reservation").stdout  # every claim handed back
+    # These VMs show 4 sockets of 24 cores where slurm.conf declares 2 of 48 (the fixture): a socket split
+    # the catalogue has wrong only makes slurmd note it (the test of no error line covers the rest)
+    noted = "Node reconfigured socket/core boundaries SocketsPerBoard=2:4(hw) CoresPerSocket=48:24(hw)"
+    for node in nodes:
+        assert noted in node.path(f"/var/log/slurm/slurmd-{lab.slot_of(node)}.log").read_text()
+    done = lab.run("srun", "-N3", "-p", "burst", "hostname")
+    assert sorted(done.stdout.split()) == sorted(node.hostname for node in nodes)
 
 
 def test_a_node_that_reboots_keeps_its_slot(lab) -> None:

@@ -8,13 +8,17 @@
 # in its pool's partition and under its island's topology switch as soon as slurmd is up (why slots:
 # components/bootstrap/slurm.py).
 #
-# Claiming (no coordinator needed), from slurmctld's node table (client_conf: readable before slurmd has
-# a configuration; an unreadable table fails the claim and systemd retries): the slot this host already
-# holds (a reboot, a start after a stop), else a slot Slurm is powering up for a job (elastic power),
-# else a free slot (slot_is_free: powered down, or its VM gone), looking first at the host's instance
-# number modulo the slot count only to spread nodes created together. Once slurmd has registered, the
-# claim is checked: if another host registered the same slot last, this node stops slurmd and claims
-# another. Then the node takes back the controller's free-slot drain (activate).
+# Claiming, from slurmctld's node table (client_conf: readable before slurmd has a configuration; an
+# unreadable table fails the claim and systemd retries): the slot this host already holds (a reboot, a
+# start after a stop), else a slot Slurm is powering up for a job (elastic power), else a free slot
+# (slot_is_free: powered down, or its VM gone), looking first at the host's instance number modulo the
+# slot count only to spread nodes created together. Two nodes booting at once never take one slot:
+# slurmctld arbitrates. A node first takes the slot's claim, a reservation named `azc-claim-<slot>`
+# (creating a reservation whose name exists fails, so exactly one of several callers gets it), then reads
+# the slot again and starts slurmd only if it is still free (or its own), and hands the claim back once
+# slurmctld shows its registration; a node that loses the claim, or finds the slot taken, tries the next
+# one. Then the node takes back the controller's free-slot drain (activate). The reasoning, and why not
+# check-and-retry: components/bootstrap/slurm.py.
 #
 # Usage: azc-slurm-node.sh [start|claim|activate SLOT]
 #   claim: print the slot this node would take, change nothing; activate: undrain SLOT once registered
@@ -27,7 +31,10 @@ AZC_TAG=azc-slurm-node
 
 HOST="${AZC_HOSTNAME:-$(hostname -s)}"
 COUNT="${AZC_SLURM_SLOTS:?AZC_SLURM_SLOTS is not set}"
-VERIFY_WAIT="${AZC_SLURM_VERIFY_WAIT:-$((5 + RANDOM % 6))}"
+REGISTER_WAIT="${AZC_SLURM_REGISTER_WAIT:-120}" # seconds slurmd has to register once started
+VERIFY_WAIT="${AZC_SLURM_VERIFY_WAIT:-$((5 + RANDOM % 6))}" # GB nodes: for other domains' marks to show
+CLAIM_MINUTES="${AZC_SLURM_CLAIM_MINUTES:-5}"    # a claim whose holder died lapses by itself
+CLAIM_PREFIX=azc-claim-
 
 instance_number() {
     local suffix="${HOST##*-}"
@@ -109,6 +116,55 @@ activate() {
 
 registered_host() { "$SCONTROL" -o show node "$1" 2>/dev/null | tr ' ' '\n' | sed -n 's/^NodeHostName=//p'; }
 
+# lock SLOT: take the slot's claim (the reservation azc-claim-SLOT), arbitrated by slurmctld: of several
+# nodes asking at once exactly one creates it; the others are told the name exists. IGNORE_JOBS: a slot
+# Slurm is powering up already holds the job it was resumed for. The reservation lasts CLAIM_MINUTES, so a
+# claim whose node died lapses; a live node hands it back (unlock) as soon as its slurmd has registered.
+lock() {
+    local out
+    if out="$("$SCONTROL" create reservation reservationname="$CLAIM_PREFIX$1" nodes="$1" users=root \
+        starttime=now duration="$CLAIM_MINUTES" flags=ignore_jobs 2>&1)"; then
+        LOCKED="$1"
+        return 0
+    fi
+    log "slot $1 is being claimed by another node (${out//error: /})"
+    return 1
+}
+
+unlock() {
+    [[ -n "${LOCKED:-}" ]] || return 0
+    "$SCONTROL" delete reservationname="$CLAIM_PREFIX$LOCKED" >/dev/null 2>&1 || true
+    LOCKED=""
+}
+trap unlock EXIT
+
+# still_ours SLOT: after taking the claim, the slot is this host's, free, or being powered up for a job
+# (another node may have registered for it between our first reading and the claim).
+still_ours() {
+    local slot host state rest
+    read -r slot host state rest < <(node_table | awk -v s="$1" '$1 == s') || true
+    [[ -z "$slot" || "$host" == "$HOST" || "$state" == *POWERING_UP* ]] && return 0
+    slot_is_free "$state"
+}
+
+# nvl_block_ours SLOT: GB nodes only (AZC_NVL_CLAIM): after a moment for the marks of nodes of other NVLink
+# domains booting now to show, the slot's block is still this domain's (azc-imex.sh check).
+nvl_block_ours() {
+    [[ -n "${AZC_NVL_CLAIM:-}" ]] || return 0
+    sleep "$VERIFY_WAIT"
+    "$AZC_NVL_CLAIM" check "$1"
+}
+
+# registered SLOT: wait until slurmctld shows this host's slurmd on SLOT (at most REGISTER_WAIT seconds).
+registered() {
+    local i
+    for ((i = 0; i < REGISTER_WAIT; i++)); do
+        [[ "$(registered_host "$1")" == "$HOST" ]] && return 0
+        sleep 1
+    done
+    return 1
+}
+
 start() {
     local slot excluded=() attempt
     slurm_install slurmd
@@ -117,28 +173,35 @@ start() {
     [[ -e "$R/etc/slurm/plugstack.local.conf" ]] || plugstack_local ""
     containers || log "Enroot/Pyxis could not be installed; jobs without --container-image still run"
     mkdir -p "$R/var/spool/slurmd" "$R/var/log/slurm"
-    for attempt in 1 2 3 4 5; do
+    for attempt in 1 2 3 4 5 6 7 8; do
         if [[ -n "${AZC_NVL_CLAIM:-}" ]]; then # GB nodes: a slot in the block of this node's NVLink domain
             slot="$("$AZC_NVL_CLAIM" claim "${excluded[@]}")"
-            "$AZC_NVL_CLAIM" mark "$slot" >&2
         else
             slot="$(claim "${excluded[@]}")"
         fi
+        excluded+=("$slot")
+        lock "$slot" || continue
+        if ! still_ours "$slot"; then
+            log "slot $slot was taken by another node; claiming another"
+            unlock
+            continue
+        fi
+        [[ -z "${AZC_NVL_CLAIM:-}" ]] || "$AZC_NVL_CLAIM" mark "$slot" >&2
         # slurmd.service (SchedMD's and Debian's) reads SLURMD_OPTIONS from /etc/default/slurmd.
         printf 'SLURMD_OPTIONS="-N %s --conf-server %s:%s"\n' "$slot" "$AZC_SLURM_CONTROLLER" "${AZC_SLURM_PORT:-6817}" |
             write_if_changed "$R/etc/default/slurmd" 0644 >/dev/null
         "$SYSTEMCTL" enable slurmd >&2
         "$SYSTEMCTL" restart slurmd >&2
-        sleep "$VERIFY_WAIT"
-        if [[ "$(registered_host "$slot")" == "$HOST" ]] && { [[ -z "${AZC_NVL_CLAIM:-}" ]] || "$AZC_NVL_CLAIM" check "$slot"; }; then
+        if registered "$slot" && nvl_block_ours "$slot"; then
             activate "$slot"
+            unlock
             printf '%s\n' "$slot" | write_if_changed "$SLURM_NODE_FILE" 0644 >/dev/null
             log "this node is Slurm node $slot (attempt $attempt)"
             return 0
         fi
-        log "slot $slot was taken by another host (or its block by another NVLink domain); claiming another"
+        log "slurmd did not register for $slot within ${REGISTER_WAIT}s (or its block is another NVLink domain's); claiming another"
         "$SYSTEMCTL" stop slurmd >&2 || true
-        excluded+=("$slot")
+        unlock
     done
     log "could not claim a slot after $attempt attempts"
     return 1
