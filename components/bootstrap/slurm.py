@@ -63,11 +63,13 @@ boots nodes together whose first choice is the same slot, on 22.05, 24.11 and 26
 
 CPU layout: each node record declares the size's sockets, cores per socket and threads per core from the
 catalogue (`cpu`), so slurmd finds what slurm.conf says and logs no "Node configuration differs from
-hardware". Microsoft publishes physical-core counts (so threads per core) for some series but no socket
-split; a split that is wrong while the product and the threads are right only makes slurmd note "Node
-reconfigured socket/core boundaries" (select/cons_tres) and use what it finds, and a layout that adds
-up to the vCPUs never drains a node. Sizes the catalogue has no layout for declare CPUs only (slurmd
-then logs the difference, and the node still runs).
+hardware" (on the real daemons, with each node showing its size's layout through hwloc: test_slurm_real).
+Microsoft publishes physical-core counts (so threads per core) for some series but no socket split. A
+layout whose product is the vCPU count never drains a node; a wrong socket split only makes 22.05 and
+24.11 note "Node reconfigured socket/core boundaries" (select/cons_tres) and use what they find, where
+26.05 logs the difference as an error (and the node still runs), so a split seen on a real VM that
+differs from the catalogue's belongs in the catalogue. Sizes without a layout declare CPUs only, which
+Slurm reads as one core per socket: slurmd then logs the difference on every start (no drain).
 
 An island built on a stand-in size (`capacity.island_stand_ins`, e.g. H200 for H100) gets its own node
 line with that size's CPUs, memory and GPU count, and its own gres.conf line: Slurm declares each island

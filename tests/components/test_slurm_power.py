@@ -48,8 +48,12 @@ def power_spec() -> ClusterSpec:
             "name": "lab",
             "location": "eastus",
             "scheduler": "slurm",
-            # two islands of one VM each: Slurm can only resume the slot a job names by island
-            "pools": [{"name": "gpu", "size": "Standard_ND96isr_H100_v5", "nodes": 2, "island_max_nodes": 1}],
+            "pools": [
+                # two islands of one VM each: Slurm can only resume the slot a job names by island
+                {"name": "gpu", "size": "Standard_ND96isr_H100_v5", "nodes": 2, "island_max_nodes": 1},
+                # one island of two VMs, for a VM started for the other VM's slot
+                {"name": "pair", "size": "Standard_ND96isr_H100_v5", "nodes": 2, "island_max_nodes": 2},
+            ],
             "elastic": {"idle_minutes": 1, "resume_timeout_minutes": 1},
         }
     )
@@ -113,6 +117,10 @@ def _state(lab, slot: str) -> str:
     return lab.node(slot).get("State", "")
 
 
+def _powered_down(lab, slot: str) -> bool:
+    return re.search(r"IDLE.*POWERED_DOWN", _state(lab, slot)) is not None
+
+
 def test_an_idle_node_is_powered_down_and_a_job_brings_it_back(lab) -> None:
     node = lab.boot_node("gpu", 0, 0)
     slot = lab.slot_of(node)
@@ -120,7 +128,7 @@ def test_an_idle_node_is_powered_down_and_a_job_brings_it_back(lab) -> None:
     # idle past SuspendTime: slurmctld hands it to SuspendProgram; "Azure" deallocates the VM
     lab.wait_for(f"SuspendProgram for {slot}", lambda: slot in _asked(lab, "suspend"))
     lab.stop(node.hostname)
-    lab.wait_for(f"{slot} powered down", lambda: re.search(r"IDLE.*POWERED_DOWN", _state(lab, slot)))
+    lab.wait_for(f"{slot} powered down", lambda: _powered_down(lab, slot))
     assert "DRAIN" not in _state(lab, slot) and "DOWN+" not in _state(lab, slot)
     # A job for the island: slurmctld calls ResumeProgram for the slot; "Azure" starts the same VM
     job = _sbatch(lab, "gpu-i0")
@@ -159,7 +167,34 @@ def test_a_start_that_never_comes_back_ends_down_with_a_reason_and_the_job_queue
     assert bad == [], "\n".join(bad)
 
 
-def _sbatch(lab, island: str) -> str:
-    options = ["-N1", "-p", "gpu", "-C", island, "-o", "/tmp/job-%j.out", "--parsable"]
+def test_a_vm_started_for_another_slot_takes_the_slot_slurm_is_powering_up(lab) -> None:
+    # Two VMs of one island join, go idle and are powered down, each remembering its own slot
+    first, second = lab.boot_node("pair", 0, 0), lab.boot_node("pair", 0, 1)
+    slot_of = {lab.slot_of(first): first, lab.slot_of(second): second}
+    assert sorted(slot_of) == ["pair-i0-000", "pair-i0-001"]
+    lab.wait_for("SuspendProgram for both", lambda: set(slot_of) <= set(_asked(lab, "suspend")))
+    for node in slot_of.values():
+        lab.stop(node.hostname)
+    for slot in slot_of:
+        lab.wait_for(f"{slot} powered down", lambda slot=slot: _powered_down(lab, slot))
+        # Slurm forgets a powered-down slot's host (its NodeHostName is the slot's name again), so a VM
+        # that boots finds no slot of its own and takes the one Slurm is powering up
+        assert lab.node(slot)["NodeHostName"] == slot
+    # A job: Slurm resumes one slot; its own VM cannot be had, so "Azure" starts the other one (what
+    # azc-elastic.py's pick_vms does), whose disk still records the other slot
+    job = _sbatch(lab, "pair-i0", partition="pair")
+    [wanted] = lab.wait_for_value(
+        f"ResumeProgram for job {job}", lambda: [slot for slot in _asked(lab, "resume") if slot in slot_of]
+    )
+    other = next(slot for slot in slot_of if slot != wanted)
+    time.sleep(2)  # boots after Slurm asked
+    vm = lab.boot_node("pair", 0, int(slot_of[other].hostname[-6:], 16))
+    assert lab.slot_of(vm) == wanted  # not its own powered-down slot, where nothing waits for it
+    lab.wait_for(f"job {job} to run", lambda: lab.job(job)["JobState"] == "COMPLETED")
+    assert lab.job(job)["NodeList"] == wanted
+
+
+def _sbatch(lab, island: str, partition: str = "gpu") -> str:
+    options = ["-N1", "-p", partition, "-C", island, "-o", "/tmp/job-%j.out", "--parsable"]
     done = lab.run("sbatch", *options, "--wrap", "hostname")
     return done.stdout.strip().split(";")[0]
