@@ -154,7 +154,12 @@ def associations(lab: slurmlab.SlurmLab) -> dict[tuple[str, str], tuple[str, str
     ],
 )
 def lab(request, tmp_path_factory):
-    hardware = {"gpu": slurm.NodeHardware(cpus=2, memory_mb=512, gpus=2)}
+    # 2 CPUs as one socket of 2 cores: the layout the lab's node machines show slurmd (slurmlab)
+    hardware = {
+        "gpu": slurm.NodeHardware(
+            cpus=2, memory_mb=512, gpus=2, sockets=1, cores_per_socket=2, threads_per_core=1
+        )
+    }
     lab = slurmlab.new_lab(
         request.param,
         tmp_path_factory.mktemp(f"slurm-accounting-{request.param}"),
