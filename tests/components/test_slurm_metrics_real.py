@@ -2,7 +2,7 @@
 squeue and sdiag on the controller azcluster renders (tests/components/slurmlab.py), on Slurm 24.11
 (Debian trixie) and 26.05 (Debian sid): the script's parsing meets the real output formats, not a copy.
 
-The lab's nodes have no GPUs (slurmlab: tiny hardware), so GPU counts are 0 here; the GRES parsing is
+The lab's nodes have no GPUs (slurmlab declares none), so GPU counts are 0 here; the GRES parsing is
 tested on recorded output in test_bootstrap_metrics.py."""
 
 from __future__ import annotations
@@ -47,14 +47,14 @@ def _series(lab) -> dict[str, float]:
 
 def test_nodes_jobs_partitions_and_the_scheduler(lab) -> None:
     slot = lab.slot_of(lab.nodes["gpu-i0"])
-    lab.run("sbatch", "-p", "gpu", "-w", slot, "--wrap", "sleep 120")
+    lab.run("sbatch", "-p", "gpu", "-w", slot, "--exclusive", "--wrap", "sleep 120")
     # the same node again: pending until the first ends (the other slots have no VM)
-    lab.run("sbatch", "-p", "gpu", "-w", slot, "--wrap", "true")
+    lab.run("sbatch", "-p", "gpu", "-w", slot, "--exclusive", "--wrap", "true")
     lab.wait_for("the job to run", lambda: "RUNNING" in lab.run("squeue", "-h", "-o", "%T").stdout)
     series = _series(lab)
     names = {key.split("{")[0] for key in series}
     assert names <= set(metrics.SLURM_METRICS), names - set(metrics.SLURM_METRICS)
-    assert series["slurm_nodes_alloc"] == 1  # the booted node, its one CPU taken
+    assert series["slurm_nodes_alloc"] == 1  # the booted node, taken whole (--exclusive)
     slots = set(lab.run("sinfo", "-h", "-N", "-o", "%N").stdout.split())
     by_state = [key for key in series if key.startswith("slurm_nodes_")]
     assert sum(series[key] for key in by_state) == len(slots)  # every node once, in one state
