@@ -681,7 +681,13 @@ class TeamAccount(_Strict):
 class TeamSpec(_Strict):
     """The people of the cluster, beside the admin user. Changing them never changes a VM: the list is
     handed to the cluster as a file on the shared home, and every node applies it by itself
-    (components/team.py, bootstrap/scripts/azc-users.py)."""
+    (components/team.py, bootstrap/scripts/azc-users.py).
+
+    No Entra ID sign-in: Microsoft's AADSSHLoginForLinux makes a person's account on a VM at their first
+    sign-in to that VM, with a UID it picks there (undocumented; Azure/azure-linux-extensions#1936,
+    MicrosoftDocs/azure-docs#9532 and #13061), while Slurm runs a job as the same UID on every node of the
+    job and the shared storage keeps owners by UID; so the UIDs come from here (README "Entra ID
+    sign-in")."""
 
     file: str | None = Field(
         None,
