@@ -17,15 +17,15 @@ Why each setting is what it is (learn.microsoft.com/azure/mysql/flexible-server/
   subnet only (network.py MYSQL_ACCOUNTING).
 - TLS: `require_secure_transport=ON` (the flexible server's default, set explicitly so nobody turns it off
   by accident: concepts-networking "TLS and SSL") and TLS 1.2 at least (the server's default
-  `tls_version`). slurmdbd connects with `StorageParameters=SSL_CA=<the OS CA bundle>` (slurmdbd.conf(5):
-  SSL_CA, since 17.11): the server's certificate chains to DigiCert Global Root G2 / Microsoft RSA Root
+  `tls_version`). slurmdbd connects with `StorageParameters=SSL_CA=<the OS CA bundle>` (slurmdbd.conf(5)
+  StorageParameters: SSL_CA): the server's certificate chains to DigiCert Global Root G2 / Microsoft RSA Root
   CA 2017, both in Ubuntu's and Debian's ca-certificates (how-to-connect-tls-ssl).
 - `innodb_lock_wait_timeout=900`: what Slurm's accounting guide asks of the database (accounting.html,
-  "MySQL configuration"); the flexible server's default is 50 s. The buffer pool follows the SKU and
-  cannot be set on Burstable.
+  "MySQL configuration"); MySQL's default is 50 s. The buffer pool follows the SKU (the server's
+  own setting), so slurmdbd may log that it is below Slurm's recommendation on the smallest sizes.
 - Backups: automatic, retention `backup_retention_days` (1-35, concepts-backup-restore), geo-redundant
   when asked (creation only); storage auto-grow on so a full disk never stops accounting.
-- Version 8.0.21 (the SDK's ServerVersion; 5.7 is at end of support). Slurm supports MySQL 5.7 and newer.
+- Version 8.0.21 (the SDK's ServerVersion enum offers 5.7 and 8.0.21; 5.7 is at end of support).
 - Data rule: the server is protected and retained (`down` keeps it; `down --delete-data` deletes it);
   so is its administrator password (a secret generated once, components/cluster_key.py), without which a
   kept server could not be opened again. slurmdbd makes the `slurm_acct_db` database itself (it creates
@@ -35,6 +35,9 @@ The password reaches the login node the way the munge key does: a Pulumi secret 
 cloud-init into a root-only file (`/etc/azcluster/slurmdbd.pass`, 0600), inside custom data, which Azure
 never returns in an API response (custom-data). Key Vault would add a vault, its private endpoint and a
 boot-time fetch for one password that still has to be made somewhere first (cluster_key.py's reasoning).
+
+Not proven by a test here: TLS from slurmdbd to the server. Debian 13's slurmdbd 24.11.5 with SSL_CA
+fails against MariaDB 11.8 (README, "Accounting that survives"); check it on a first deployment.
 """
 
 from __future__ import annotations
