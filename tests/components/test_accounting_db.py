@@ -159,3 +159,25 @@ def test_without_the_option_nothing_is_built():
     plain = build(make_spec(database="login"))
     assert not plain.of_type("dbformysql:Server")
     assert not any("slurmdb" in r.name for r in plain.resources)
+
+
+def test_in_a_hub_network_the_hubs_mysql_zone_is_used_and_none_is_created():
+    hub = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/hub/providers/Microsoft.Network"
+    zone_id = f"{hub}/privateDnsZones/privatelink.mysql.database.azure.com"
+    cluster = {
+        "name": "team",
+        "pools": [{"name": "gpu", "size": "Standard_ND96isr_H100_v5", "nodes": 2}],
+        "ssh": {"public_keys": [KEY]},
+        "network": {"existing_vnet_id": f"{hub}/virtualNetworks/hub", "dns_zones": {"mysql": zone_id}},
+        "storage": {"home": {"enabled": False}},
+        "slurm": {"accounting": {"enabled": True, "database": "mysql"}},
+    }
+    spec = parse_cluster({"azcluster:cluster": cluster, "azure-native:location": "eastus"})
+    plan = build(spec)
+    zones = [z.inputs["privateZoneName"] for z in plan.of_type("privatedns:PrivateZone")]
+    assert PRIVATE_DNS_ZONE_NAMES["mysql"] not in zones
+    groups = [
+        g.inputs["privateDnsZoneConfigs"][0]["privateDnsZoneId"]
+        for g in plan.of_type("network:PrivateDnsZoneGroup")
+    ]
+    assert zone_id in groups

@@ -41,6 +41,16 @@ FIRES = [
     ("AZC032", {"network.nat_gateway": False}, "NAT"),
     ("AZC060", {"network.existing_vnet_id": VNET_ID, "storage.blob.enabled": True}, "dns_zones.blob"),
     ("AZC060", {"network.existing_vnet_id": VNET_ID}, "dns_zones.file"),
+    (
+        "AZC060",
+        {
+            "network.existing_vnet_id": VNET_ID,
+            "storage.home.enabled": False,
+            "slurm.accounting": {"enabled": True, "database": "mysql"},
+        },
+        "dns_zones.mysql",
+    ),
+    ("AZC061", {"network.dns_zones": {"mysql": BLOB_ZONE_ID}}, "privatelink.mysql"),
     ("AZC061", {"network.dns_zones": {"blob": "privatelink.blob.core.windows.net"}}, "neither"),
     ("AZC061", {"network.dns_zones": {"blob": BLOB_ZONE_ID.replace(".blob.", ".file.")}}, "privatelink.file"),
 ]
@@ -79,6 +89,15 @@ QUIET = [
         },
     ),
     ("AZC060", {"network.existing_vnet_id": VNET_ID, "storage.home.enabled": False}),  # no endpoints
+    (
+        "AZC060",
+        {
+            "network.existing_vnet_id": VNET_ID,
+            "storage.home.enabled": False,
+            "slurm.accounting": {"enabled": True, "database": "mysql"},
+            "network.dns_zones.mysql": "create",
+        },
+    ),
     (
         "AZC060",
         {
