@@ -403,3 +403,35 @@ def test_the_exporter_and_the_agent_run_unprivileged_and_only_on_loopback():
     assert "ExecStartPre=+/usr/local/lib/azcluster/azc-metrics.sh config" in bootstrap.read_script(
         "azc-metrics-agent.service"
     )
+
+
+@pytest.mark.parametrize("size", ["Standard_ND96isr_H100_v5", "Standard_ND96isr_MI300X_v5"])
+def test_the_gpu_exporter_container_listens_on_loopback_with_the_sizes_image(tmp_path, size):
+    env = _files(bootstrap.render_cloud_config(_spec(size), "gpu", 0, metrics=VALUES))[
+        bootstrap.NODE_ENV_PATH
+    ]
+    (tmp_path / "etc/azcluster").mkdir(parents=True)
+    (tmp_path / "etc/azcluster/node.env").write_text(env)
+    docker = tmp_path / "docker"
+    docker.write_text(f'#!/bin/sh\necho "$*" >> "{tmp_path}/calls"\n')
+    docker.chmod(0o755)
+    done = subprocess.run(
+        ["bash", str(SCRIPTS / "azc-metrics.sh"), "gpu-exporter"],
+        env={"PATH": os.environ["PATH"], "AZC_ROOT": str(tmp_path), "DOCKER": str(docker)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    run = (tmp_path / "calls").read_text().splitlines()[-1].split()
+    image = next(
+        line.split("=", 1)[1] for line in env.splitlines() if line.startswith("AZC_METRICS_GPU_IMAGE=")
+    )
+    assert run[0] == "run" and image in run
+    if "MI300X" in size:
+        assert "127.0.0.1:5000:5000" in run and "--device=/dev/kfd" in run
+    else:
+        assert "127.0.0.1:9400:9400" in run and "--gpus" in run
+        # per-job labels: dcgm-exporter reads the job of each GPU from this directory (mounted, created)
+        assert run[run.index("--hpc-job-mapping-dir") + 1] == "/run/azcluster/hpc-jobs"
+        assert (tmp_path / "run/azcluster/hpc-jobs").is_dir()

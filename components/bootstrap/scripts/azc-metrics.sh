@@ -20,6 +20,7 @@ TEMPLATE="$R/etc/azcluster/metrics/prometheus.yml"
 CONFIG="$R/run/azcluster/prometheus.yml"
 CURL="${CURL:-curl}"
 DOCKER="${DOCKER:-docker}"
+JOB_MAP=/run/azcluster/hpc-jobs
 
 fetch() { # fetch URL SUMS_URL DEST_DIR: download a release tarball, check its digest, unpack its binaries
     local url="$1" sums="$2" dest="$3" tmp name want got
@@ -79,9 +80,13 @@ gpu_exporter() {
     "$DOCKER" rm -f azc-gpu-exporter >/dev/null 2>&1 || true
     case "${AZC_GPU_VENDOR:-}" in
         nvidia)
+            # HPC job mapping (dcgm-exporter --hpc-job-mapping-dir): a file per GPU index holding the job
+            # ids on it adds the hpc_job label; empty (no Slurm Prolog writes it yet), it adds nothing
+            mkdir -p "$R$JOB_MAP"
             exec "$DOCKER" run --rm --name azc-gpu-exporter --gpus all --cap-add SYS_ADMIN \
                 -p 127.0.0.1:9400:9400 -v /etc/azcluster/metrics/dcgm-counters.csv:/etc/azc-counters.csv:ro \
-                "$AZC_METRICS_GPU_IMAGE" -f /etc/azc-counters.csv
+                -v "$JOB_MAP:$JOB_MAP:ro" "$AZC_METRICS_GPU_IMAGE" -f /etc/azc-counters.csv \
+                --hpc-job-mapping-dir "$JOB_MAP"
             ;;
         amd)
             exec "$DOCKER" run --rm --name azc-gpu-exporter --device=/dev/dri --device=/dev/kfd \
