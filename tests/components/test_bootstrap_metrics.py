@@ -214,7 +214,7 @@ def test_install_checks_the_download_and_starts_the_exporters_and_the_agent(rele
         assert os.access(root / f"opt/azcluster/metrics/{binary}", os.X_OK)
     calls = (tmp_path / "calls").read_text().splitlines()
     assert calls == [
-        "systemctl enable --now --no-block azc-node-exporter.service azc-metrics-agent.service "
+        "systemctl start --no-block azc-node-exporter.service azc-metrics-agent.service "
         "azc-gpu-exporter.service"
     ]
     assert (root / "var/lib/azcluster/metrics").is_dir()

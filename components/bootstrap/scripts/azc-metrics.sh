@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # azc-metrics: this node's metrics side (components/bootstrap/metrics.py says what and why).
 #   install       download the pinned Prometheus and node_exporter (checked against their release's
-#                 sha256sums.txt), then start the exporters and the agent. Run in the background by
-#                 azc-metrics-install.service; retried at every boot until it succeeds.
+#                 sha256sums.txt) unless present, then start the exporters and the agent. Run in the
+#                 background by azc-metrics-install.service at every boot (the only way their units, which
+#                 have no [Install], start: never before their binaries exist); retried until it succeeds.
 #   config        write the agent's configuration with this node's host name and island (ExecStartPre of
 #                 the agent)
 #   gpu-exporter  run the size's GPU exporter container in the foreground (azc-gpu-exporter.service)
@@ -58,7 +59,7 @@ install() {
             log "no docker on this image: GPU metrics are not collected"
         fi
     fi
-    "$SYSTEMCTL" enable --now --no-block "${units[@]}"
+    "$SYSTEMCTL" start --no-block "${units[@]}"
     log "started ${units[*]}"
 }
 
