@@ -115,6 +115,18 @@ jobs without channel numbers (the way Microsoft's cyclecloud-slurm runs IMEX). O
 script exits 0 at once (Slurm runs the Prolog on every node and fails a job whose Prolog is missing, so
 every node of such a cluster has one).
 
+Per-job GPU view: every cluster's `Prolog`/`Epilog` is azc-slurm-prolog.sh, which keeps dcgm-exporter's
+HPC job mapping in /run/azcluster/hpc-jobs (the exporter's `--hpc-job-mapping-dir`, scripts/azc-metrics.sh):
+"Each file is named after a unique GPU ID (e.g., 0, 1, 2, etc.). Each line in the file contains JOB IDs
+that run on the corresponding GPU" (NVIDIA/dcgm-exporter README, "Include HPC jobs in metric labels"), so
+each GPU's metrics carry `hpc_job`. The prolog writes the job id into the file of each GPU index in
+SLURM_JOB_GPUS ("GPU IDs allocated to the job (if any). Available in the Prolog",
+https://slurm.schedmd.com/prolog_epilog.html; CUDA_VISIBLE_DEVICES where it is not set); the epilog
+takes the job's line out of every file (it needs no GPU list) and removes files left empty. The mapping
+never fails a job (a failing Prolog drains the node). On a cluster with NVLink domains it then execs
+azc-imex.sh, whose exit status decides as before: one script, because every node must have the Prolog
+and GB pools alone carry the IMEX logic (other pools get a stand-in that exits 0).
+
 MPI: `MpiDefault=pmix` (Microsoft's Slurm packages are built with PMIx). Where the installed build has no
 PMIx plugin (Debian sid's 26.05 has none), `MpiDefault=pmix` would make every plain `srun` fail
 ("Invalid MPI type 'pmix'"): the controller then sets `MpiDefault=none` before slurmctld starts, and
@@ -147,7 +159,11 @@ GIB_MB = 1024
 NEVER_SUSPEND_S = 365 * 24 * 3600
 MIN_MEMORY_RESERVE_MB = 1024
 IMEX_SCRIPT = f"{INSTALL_DIR}/azc-imex.sh"
-"""Prolog and Epilog of a cluster with NVLink domains (module docstring)."""
+"""What the Prolog and Epilog run last on a cluster with NVLink domains (module docstring)."""
+PROLOG_SCRIPT = f"{INSTALL_DIR}/azc-slurm-prolog.sh"
+"""Every cluster's Prolog and Epilog: the HPC job mapping, then IMEX (module docstring)."""
+HPC_JOB_MAP_DIR = "/run/azcluster/hpc-jobs"
+"""dcgm-exporter's --hpc-job-mapping-dir (scripts/azc-metrics.sh mounts it into the exporter)."""
 
 
 def controller_address(dns_zone: str) -> str:
@@ -259,6 +275,8 @@ class SlurmSettings:
     health_check_interval_s: int = 120
     """Longer than Slurm's HealthCheckTimeout (60 s; 26.05 refuses an interval that is not)."""
     task_prolog: str | None = f"{INSTALL_DIR}/azc-slurm-taskprolog.sh"
+    prolog: str | None = PROLOG_SCRIPT
+    """Prolog and Epilog (module docstring); None: none (a cluster with NVLink domains keeps azc-imex.sh)."""
     slurmd_timeout_s: int = 300
     per_slot_ports: bool = False
     """Give every slot its own slurmd port (SlurmdPort + slot number) so several slurmd can share one
@@ -368,8 +386,11 @@ def _global_parameters(spec: ClusterSpec, settings: SlurmSettings) -> dict[str, 
     )
     if s.task_prolog:
         params["TaskProlog"] = s.task_prolog
+    prolog = s.prolog or (IMEX_SCRIPT if cluster_rack_size(spec) else None)
+    if prolog:
+        params.update({"Prolog": prolog, "Epilog": prolog})
     if cluster_rack_size(spec):
-        params.update({"Prolog": IMEX_SCRIPT, "Epilog": IMEX_SCRIPT, "PrologFlags": "Alloc"})
+        params["PrologFlags"] = "Alloc"
     if s.health_check_program:
         params["HealthCheckProgram"] = s.health_check_program
         params["HealthCheckInterval"] = str(s.health_check_interval_s)

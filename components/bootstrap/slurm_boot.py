@@ -26,6 +26,7 @@ SLURM_NODE_SCRIPTS = (
     "azc-slurm-node.sh",
     "azc-slurm-health.sh",
     "azc-slurm-taskprolog.sh",
+    "azc-slurm-prolog.sh",
 )
 SLURM_NODE_UNITS = ("azc-slurm-node.service",)
 SLURM_CONTROLLER_SCRIPTS = ("azc-slurm-lib.sh", "azc-slurm-controller.sh", "azc-slurm-reaper.sh")

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from azcluster.components.bootstrap.imex_boot import STAND_IN
-from azcluster.components.bootstrap.slurm import IMEX_SCRIPT
+from azcluster.components.bootstrap.slurm import IMEX_SCRIPT, PROLOG_SCRIPT
 from tests.clirunner import run_cli
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHKj4pWdg/ReSLrZ3fdZsxMlItQCf8coEJHP4cALGc42 test"
@@ -53,7 +53,8 @@ def test_a_gb_slurm_stack_plans_racks_as_slurm_blocks_with_imex_per_job(tmp_path
     login = _files((boot / "rack-login.yaml").read_text())
     conf = login["/etc/slurm/slurm.conf"]
     assert "TopologyPlugin=topology/block\n" in conf
-    assert f"Prolog={IMEX_SCRIPT}\n" in conf and f"Epilog={IMEX_SCRIPT}\n" in conf
+    # One Prolog/Epilog for every node: the HPC job mapping, then azc-imex.sh (the GB script, or a stand-in)
+    assert f"Prolog={PROLOG_SCRIPT}\n" in conf and f"Epilog={PROLOG_SCRIPT}\n" in conf
     assert "PrologFlags=Alloc\n" in conf
     topology = login["/etc/slurm/topology.conf"].splitlines()
     blocks = [line for line in topology if line.startswith("BlockName=")]
@@ -73,7 +74,7 @@ def test_a_gb_slurm_stack_plans_racks_as_slurm_blocks_with_imex_per_job(tmp_path
     assert "AZC_NVL_CLAIM" not in _env(h100)
 
 
-def test_a_cluster_without_racks_keeps_its_tree_topology_and_no_prolog(tmp_path: Path) -> None:
+def test_a_cluster_without_racks_keeps_its_tree_topology_and_the_job_mapping_prolog(tmp_path: Path) -> None:
     stack = tmp_path / "Pulumi.rack.yaml"
     stack.write_text(
         STACK.format(key=KEY, size="Standard_ND96isr_H100_v5").replace("nodes: 36", "nodes: 4"),
@@ -84,7 +85,9 @@ def test_a_cluster_without_racks_keeps_its_tree_topology_and_no_prolog(tmp_path:
     assert result.exit_code == 0, result.stdout + result.stderr
     login = _files((boot / "rack-login.yaml").read_text())
     assert "TopologyPlugin=topology/tree\n" in login["/etc/slurm/slurm.conf"]
-    assert "Prolog=" not in login["/etc/slurm/slurm.conf"].replace("TaskProlog=", "")
+    conf = login["/etc/slurm/slurm.conf"]
+    assert f"Prolog={PROLOG_SCRIPT}\n" in conf and f"Epilog={PROLOG_SCRIPT}\n" in conf
+    assert "PrologFlags=" not in conf  # allocation-time prologs only where IMEX needs them
     assert login["/etc/slurm/topology.conf"].splitlines()[1] == "SwitchName=gb-i0 Nodes=gb-i0-[000-071]"
     assert IMEX_SCRIPT not in _files((boot / "rack-gb-ib0.yaml").read_text())
 

@@ -48,7 +48,8 @@ def test_a_gpu_node_gets_its_island_slots_the_controller_name_and_the_key(tmp_pa
     files = _files(document)
     key = files[bootstrap.MUNGE_KEY_B64_PATH]
     assert key["content"].strip() == KEY and key["permissions"] == "0600"
-    for name in ("azc-slurm-node.sh", "azc-slurm-health.sh", "azc-slurm-taskprolog.sh", "azc-slurm-lib.sh"):
+    scripts = ("azc-slurm-node.sh", "azc-slurm-health.sh", "azc-slurm-taskprolog.sh", "azc-slurm-prolog.sh")
+    for name in (*scripts, "azc-slurm-lib.sh"):
         assert files[f"{bootstrap.INSTALL_DIR}/{name}"]["content"] == bootstrap.read_script(name)
     assert "azc-slurm-node.service" in document["runcmd"][2]
     # The node's slot names are the ones slurm.conf declares for its island.
