@@ -82,7 +82,7 @@ gpu_exporter() {
     case "${AZC_GPU_VENDOR:-}" in
         nvidia)
             # HPC job mapping (dcgm-exporter --hpc-job-mapping-dir): a file per GPU index holding the job
-            # ids on it adds the hpc_job label; empty (no Slurm Prolog writes it yet), it adds nothing
+            # ids on it (Slurm's Prolog/Epilog, azc-slurm-prolog.sh, keep it) adds the hpc_job label
             mkdir -p "$R$JOB_MAP"
             exec "$DOCKER" run --rm --name azc-gpu-exporter --gpus all --cap-add SYS_ADMIN \
                 -p 127.0.0.1:9400:9400 -v /etc/azcluster/metrics/dcgm-counters.csv:/etc/azc-counters.csv:ro \
