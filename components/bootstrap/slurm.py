@@ -99,8 +99,10 @@ above the domains (seen on 24.11.5 and 26.05.5: `-N3` with racks of 2 stays in o
 the base size it spanned two). `--segment=N` (N <= rack) places every N nodes inside one block, and a
 job whose segment no block can hold waits rather than being spread. Every block must hold at least
 `rack_vms` slots (24.11 is fatal: "children count lower than bblock_node_cnt"), so every island of such
-a cluster, non-GB ones too, is whole blocks. `TopologyParam=BlockAsNodeRank` (25.05+; 24.11 has no such
-option) is not needed: slot names already rank in block order.
+a cluster, non-GB ones too, is whole blocks. A powered-down node of a block counts toward a segment: Slurm
+allocates the block and powers the node up, the job CONFIGURING until it boots (24.11.5 and 26.05.5).
+`TopologyParam=BlockAsNodeRank` (25.05+; 24.11 has no such option) is not needed: slot names already
+rank in block order.
 
 IMEX per job (multi-node NVLink): `Prolog`/`Epilog` (with `PrologFlags=Alloc`, so every node of the job
 runs it at allocation, before the batch script) are azc-imex.sh: on a GB node the prolog writes the
