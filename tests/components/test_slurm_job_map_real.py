@@ -1,6 +1,6 @@
 """dcgm-exporter's HPC job mapping kept by azc-slurm-prolog.sh as Slurm's Prolog/Epilog, on real Slurm
-daemons (Debian 13's 24.11): while a job holds GPUs, /run/azcluster/hpc-jobs/<GPU index> on its node
-holds the job id; once it ends, no file names it.
+daemons (Debian 12's 22.05, 13's 24.11, sid's 26.05): while a job holds GPUs,
+/run/azcluster/hpc-jobs/<GPU index> on its node holds the job id; once it ends, no file names it.
 
 What differs from Azure (besides tests/components/slurmlab.py's list): the node declares 2 GPUs whose
 gres.conf device files are /dev/null and /dev/zero (the lab has no GPUs; Slurm only needs device files to
@@ -33,11 +33,12 @@ def _stand_in_gpus(configs: dict[str, str]) -> dict[str, str]:
     return {**configs, "gres.conf": "\n".join(lines) + "\n"}
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
+@pytest.fixture(scope="module", params=[pytest.param(s, id=v) for s, v in slurmlab.VERSIONS.items()])
+def lab(request, tmp_path_factory):
     spec = slurmlab.spec()
     hardware = {pool.name: replace(slurmlab.lab_hardware(pool), gpus=2) for pool in spec.pools}
-    lab = slurmlab.new_lab("trixie", tmp_path_factory.mktemp("jobmap"), spec, hardware=hardware)
+    work = tmp_path_factory.mktemp(f"jobmap-{request.param}")
+    lab = slurmlab.new_lab(request.param, work, spec, hardware=hardware)
     try:
         lab.start_controller(slurmlab.legacy_extra(lab), edit_configs=_stand_in_gpus)
         lab.node_vm = lab.boot_node("gpu", 0, 0)
