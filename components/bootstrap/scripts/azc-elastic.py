@@ -340,30 +340,8 @@ def island_by_key(config: dict[str, Any], key: str) -> dict[str, Any]:
     return next(i for i in config["islands"] if i["key"] == key)
 
 
-def slurm_hostnames(names: list[str]) -> dict[str, str]:
-    """Slurm node name -> the host that registered it (NodeHostName), from `scontrol -o show node`."""
-    if not names:
-        return {}
-    try:
-        done = subprocess.run(
-            [*ENV.scontrol.split(), "-o", "show", "node", ",".join(names)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-    except (OSError, subprocess.TimeoutExpired) as err:
-        log(f"scontrol show node failed: {err}")
-        return {}
-    found = {}
-    for line in done.stdout.splitlines():
-        fields = dict(token.split("=", 1) for token in line.split() if "=" in token)
-        if fields.get("NodeName") and fields.get("NodeHostName"):
-            found[fields["NodeName"].lower()] = fields["NodeHostName"].lower()
-    return found
-
-
-def slurm_states(names: list[str]) -> dict[str, str]:
-    """Slurm node name -> its State (e.g. IDLE+CLOUD+POWERED_DOWN), from `scontrol -o show node`."""
+def slurm_nodes(names: list[str]) -> dict[str, dict[str, str]]:
+    """Slurm node name -> its fields (NodeHostName, State, ...), from `scontrol -o show node`."""
     if not names:
         return {}
     try:
@@ -380,8 +358,19 @@ def slurm_states(names: list[str]) -> dict[str, str]:
     for line in done.stdout.splitlines():
         fields = dict(token.split("=", 1) for token in line.split() if "=" in token)
         if fields.get("NodeName"):
-            found[fields["NodeName"].lower()] = fields.get("State", "")
+            found[fields["NodeName"].lower()] = fields
     return found
+
+
+def slurm_hostnames(names: list[str]) -> dict[str, str]:
+    """Slurm node name -> the host that registered it (NodeHostName)."""
+    nodes = slurm_nodes(names)
+    return {name: f["NodeHostName"].lower() for name, f in nodes.items() if f.get("NodeHostName")}
+
+
+def slurm_states(names: list[str]) -> dict[str, str]:
+    """Slurm node name -> its State (e.g. IDLE+CLOUD+POWERED_DOWN)."""
+    return {name: f.get("State", "") for name, f in slurm_nodes(names).items()}
 
 
 def rack_slots(island: dict[str, Any], names: list[str]) -> list[str]:
