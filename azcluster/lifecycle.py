@@ -46,6 +46,7 @@ from .errors import EXIT_REFUSED, EXIT_USAGE, AzclusterError
 if TYPE_CHECKING:
     from azcluster.components.spec import ClusterSpec
 
+    from .azure import AzureContext
     from .stackfile import LoadedStack
 
 
@@ -65,13 +66,19 @@ class AzureOptions:
     auth: str | None = None
     cloud: str | None = None
 
+    def connect(self, deadline_s: float | None = None) -> AzureContext:
+        """A fresh context (its own deadline) for one step; pass the bound method where a step connects
+        only if it needs Azure."""
+        from . import azure
+
+        return azure.connect(self.subscription, self.auth, self.cloud, deadline_s=deadline_s)
+
 
 def _default_preflight(loaded: LoadedStack, connection: AzureOptions) -> Any:
-    from . import azure, preflight
+    from . import preflight
 
     assert loaded.spec is not None
-    ctx = azure.connect(connection.subscription, connection.auth, connection.cloud)
-    return preflight.run_preflight(loaded.spec, ctx, loaded.name)
+    return preflight.run_preflight(loaded.spec, connection.connect(), loaded.name)
 
 
 preflight_runner: Callable[[LoadedStack, AzureOptions], Any] = _default_preflight
@@ -80,40 +87,33 @@ preflight_runner: Callable[[LoadedStack, AzureOptions], Any] = _default_prefligh
 
 
 def _default_hostfile_refresh(spec: ClusterSpec, stack: str, connection: AzureOptions) -> Any:
-    from . import azure
     from .ops import loginhosts
 
-    def connect() -> Any:
-        return azure.connect(connection.subscription, connection.auth, connection.cloud)
-
-    return loginhosts.refresh(spec, stack, connect)
+    return loginhosts.refresh(spec, stack, connection.connect)
 
 
 hostfile_refresher: Callable[[ClusterSpec, str, AzureOptions], Any] = _default_hostfile_refresh
+"""Writes the login node's hostfiles after `up`, connected as the options say; returns a
+loginhosts.Refresh (never raises: a failure is its warning)."""
 
 
 def _default_users_handover(spec: ClusterSpec, stack: str, connection: AzureOptions) -> Any:
-    from . import azure
     from .ops import users
 
-    def connect() -> Any:
-        return azure.connect(connection.subscription, connection.auth, connection.cloud)
-
-    return users.hand_over(spec, stack, connect)
+    return users.hand_over(spec, stack, connection.connect)
 
 
 users_handover: Callable[[ClusterSpec, str, AzureOptions], Any] = _default_users_handover
+"""Hands the team's users file to the login node after `up` (ops/users.py); returns a users.Handover
+(never raises: a failure is its warning)."""
 
 
 def _default_dashboards_install(
     spec: ClusterSpec, outputs: Mapping[str, OutputValue], connection: AzureOptions
 ) -> Any:
-    from . import azure, grafana
+    from . import grafana
 
-    def connect() -> Any:
-        return azure.connect(connection.subscription, connection.auth, connection.cloud)
-
-    return grafana.install_for_stack(spec, outputs, connect)
+    return grafana.install_for_stack(spec, outputs, connection.connect)
 
 
 dashboards_installer: Callable[[ClusterSpec, Mapping[str, OutputValue], AzureOptions], Any] = (
@@ -121,10 +121,6 @@ dashboards_installer: Callable[[ClusterSpec, Mapping[str, OutputValue], AzureOpt
 )
 """Puts the cluster's dashboards into its Grafana after `up` (grafana.py); returns a grafana.InstallResult
 (never raises: a failure is its warning)."""
-"""Hands the team's users file to the login node after `up` (ops/users.py); returns a users.Handover
-(never raises: a failure is its warning)."""
-"""Writes the login node's hostfiles after `up`, connected as the options say; returns a
-loginhosts.Refresh (never raises: a failure is its warning)."""
 
 
 def is_interactive() -> bool:
@@ -421,11 +417,9 @@ def _default_capacity(
     wait: float,
     move: Callable[[list[Any]], ClusterSpec],
 ) -> Any:
-    from . import azure, capacity_up
+    from . import capacity_up
 
-    ctx = azure.connect(
-        connection.subscription, connection.auth, connection.cloud, deadline_s=wait + CAPACITY_MARGIN_S
-    )
+    ctx = connection.connect(deadline_s=wait + CAPACITY_MARGIN_S)
     say = _console().print
     ready = capacity_up.azure_readiness(spec, ctx)
     return capacity_up.settle(spec, ctx, target.name, wait_seconds=wait, move=move, say=say, ready=ready)
@@ -1036,12 +1030,9 @@ def dashboard(
     found = target.engine.outputs(target.ref)
     azure_ctx: list[Any] = []
 
-    def connect() -> Any:
-        from . import azure
-
+    def connect() -> Any:  # at most once: endpoint_of may need Azure, and --install does
         if not azure_ctx:
-            conn = connection or AzureOptions()
-            azure_ctx.append(azure.connect(conn.subscription, conn.auth, conn.cloud))
+            azure_ctx.append((connection or AzureOptions()).connect())
         return azure_ctx[0]
 
     endpoint = grafana.endpoint_of(spec, found, connect)
