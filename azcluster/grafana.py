@@ -257,7 +257,7 @@ def install_for_stack(
 
 def print_install(result: InstallResult, stack: str) -> None:
     """One line on stderr: where the dashboards are, or the warning and how to retry."""
-    from .render import console, markup
+    from .render import console, markup, side_step_warning
 
     if result.ok:
         console.print(
@@ -265,11 +265,9 @@ def print_install(result: InstallResult, stack: str) -> None:
             soft_wrap=True,
         )
         return
-    console.print(
-        markup("[yellow]warning:[/] the dashboards were not installed: {}", result.error or ""),
-        soft_wrap=True,
-    )
-    hint = f"{result.hint}; " if result.hint else ""
-    console.print(
-        markup("  [dim]hint:[/] {}retry with `azcluster dashboard {} --install`", hint, stack), soft_wrap=True
+    side_step_warning(
+        "the dashboards were not installed",
+        result.error,
+        result.hint,
+        f"azcluster dashboard {stack} --install",
     )

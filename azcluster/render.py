@@ -198,6 +198,15 @@ def error(message: str, hint: str = "") -> None:
         console.print(markup("[dim]hint:[/] {}", hint), soft_wrap=True)
 
 
+def side_step_warning(what: str, reason: str | None, hint: str | None, retry: str) -> None:
+    """Two lines on stderr for a best-effort step of `up` that failed (hostfiles, users, dashboards): what
+    was not done and why, then the hint and the command that retries it."""
+    console.print(markup("[yellow]warning:[/] {}: {}", what, reason or ""), soft_wrap=True)
+    console.print(
+        markup("  [dim]hint:[/] {}retry with `{}`", f"{hint}; " if hint else "", retry), soft_wrap=True
+    )
+
+
 def finding_head(finding: Finding, source: str = "") -> Text:
     """Severity, id and `file:line`: printed soft-wrapped, so a long path stays one line to copy or click."""
     head = Text()

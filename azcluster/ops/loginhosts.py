@@ -319,18 +319,14 @@ def print_install(install: Install, out: Any = None) -> None:
 
 def print_refresh(result: Refresh, stack: str) -> None:
     """A line on stderr: what was written, or the warning and how to retry."""
-    from ..render import console, markup
+    from ..render import side_step_warning
 
     if result.state == "installed" and result.install:
         print_install(result.install)
     elif result.state == "failed":
-        console.print(
-            markup(
-                "[yellow]warning:[/] the login node's hostfiles were not updated: {}", result.reason or ""
-            ),
-            soft_wrap=True,
-        )
-        hint = f"{result.hint}; " if result.hint else ""
-        console.print(
-            markup("  [dim]hint:[/] {}retry with `azcluster hosts {} --install`", hint, stack), soft_wrap=True
+        side_step_warning(
+            "the login node's hostfiles were not updated",
+            result.reason,
+            result.hint,
+            f"azcluster hosts {stack} --install",
         )

@@ -261,16 +261,14 @@ def hand_over(
 
 def print_handover(result: Handover, stack: str) -> None:
     """A line on stderr: what was handed over, or the warning and how to retry."""
-    from ..render import console, markup
+    from ..render import side_step_warning
 
     if result.sync is not None:
         print_sync(result.sync)
         return
-    console.print(
-        markup("[yellow]warning:[/] the team's users file was not handed over: {}", result.reason or ""),
-        soft_wrap=True,
-    )
-    hint = f"{result.hint}; " if result.hint else ""
-    console.print(
-        markup("  [dim]hint:[/] {}retry with `azcluster users sync {}`", hint, stack), soft_wrap=True
+    side_step_warning(
+        "the team's users file was not handed over",
+        result.reason,
+        result.hint,
+        f"azcluster users sync {stack}",
     )
