@@ -46,9 +46,15 @@ class Prometheus:
 
 
 @contextlib.contextmanager
-def synthetic_prometheus(root: Path) -> Iterator[Prometheus]:
-    """Backfill the synthetic cluster under `root`, start Prometheus on it, and always stop it."""
-    promtool, prometheus = shutil.which("promtool"), shutil.which("prometheus")
+def synthetic_prometheus(root: Path, bin_dir: Path | None = None) -> Iterator[Prometheus]:
+    """Backfill the synthetic cluster under `root`, start Prometheus on it, and always stop it.
+
+    `bin_dir` holds the promtool and prometheus to run (a Debian root's usr/bin, tests/realroots.py: the
+    programs are Go, linked only against libc, and run from there on the host); the host's by default."""
+    if bin_dir is None:
+        promtool, prometheus = shutil.which("promtool"), shutil.which("prometheus")
+    else:
+        promtool, prometheus = str(bin_dir / "promtool"), str(bin_dir / "prometheus")
     if promtool is None or prometheus is None:
         raise RuntimeError("prometheus and promtool are needed (Debian: apt-get install prometheus)")
     end = int(time.time()) // synthetic.STEP_S * synthetic.STEP_S - 60

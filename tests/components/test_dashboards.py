@@ -4,8 +4,11 @@ backfilled with `promtool tsdb create-blocks-from openmetrics`), returns data: n
 typo in a metric, a label or a variable. The variables' own queries find values too, and `status`'s
 per-island query (ops/gpu_usage.py) is run the same way.
 
-Prometheus and promtool are Debian's (package `prometheus`: 2.42 on Debian 12, the host's; .ci/run
-installs it); the tests that need them skip, saying so, where they are missing.
+Prometheus and promtool are Debian's (package `prometheus`), of two releases: the host's (2.42 on Debian
+12; .ci/run installs it) and sid's 3.5, the release the nodes run (catalog/metrics.yaml), from the sid
+monitoring root of tests/realroots.py (MONITORING_PACKAGES). Prometheus 3 changed PromQL (regexes' `.`
+matches a newline, range selectors are left-open, some functions renamed), so a panel is checked on both.
+The tests that need one skip, saying so, where it is missing.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import pytest
 
 from azcluster.components import catalog
 from azcluster.ops import gpu_usage
+from tests import realroots
 from tests.groups import REAL_DAEMONS
 
 from . import promlab
@@ -28,12 +32,24 @@ from . import synthetic_metrics as synthetic
 
 pytestmark = pytest.mark.xdist_group(REAL_DAEMONS)  # a real Prometheus (on a free port of its own)
 
-PROMTOOL = shutil.which("promtool")
-PROMETHEUS = shutil.which("prometheus")
-needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool not installed (Debian: prometheus)")
-needs_prometheus = pytest.mark.skipif(
-    PROMETHEUS is None or PROMTOOL is None, reason="prometheus not installed (Debian: prometheus)"
-)
+RELEASES = ("host", "sid")
+"""Where promtool and prometheus come from: the host's PATH, or the sid monitoring root (3.5, as nodes)."""
+
+
+def _bin_dir(release: str) -> Path | None:
+    """The directory of the release's promtool and prometheus (None: the host's PATH); skips, saying why."""
+    if release == "host":
+        if shutil.which("prometheus") is None or shutil.which("promtool") is None:
+            pytest.skip("prometheus not installed (Debian: prometheus)")
+        return None
+    return realroots.root_or_skip(release, realroots.MONITORING_PACKAGES) / "usr" / "bin"
+
+
+@pytest.fixture(scope="module", params=RELEASES)
+def release(request) -> str:
+    return request.param
+
+
 BUILT_IN = {"__rate_interval": "2m", "__interval": "30s", "__range": "1h"}
 """Grafana's own variables, as it would set them for the last hour at the default 30 s scrape."""
 TEST_VALUES = {"cluster": synthetic.CLUSTER, "job": synthetic.JOB_ID}
@@ -138,8 +154,7 @@ def test_the_readme_shows_every_dashboard_and_what_every_alert_means():
             assert f"| {rule['alert']} |" in section, rule["alert"]
 
 
-@needs_promtool
-def test_every_panel_query_parses(tmp_path):
+def test_every_panel_query_parses(tmp_path, release):
     """promtool checks each query as a recording rule's expression: one PromQL parser, Prometheus's own."""
     rules = []
     for index, (name, title, expr) in enumerate(_targets()):
@@ -147,7 +162,9 @@ def test_every_panel_query_parses(tmp_path):
         rules.append({"record": f"panel_{index}", "expr": query, "labels": {"panel": f"{name}: {title}"}})
     path = tmp_path / "panels.yaml"
     path.write_text(json.dumps({"groups": [{"name": "panels", "rules": rules}]}))
-    done = subprocess.run([PROMTOOL, "check", "rules", str(path)], capture_output=True, text=True, timeout=60)
+    bin_dir = _bin_dir(release)
+    promtool = shutil.which("promtool") if bin_dir is None else str(bin_dir / "promtool")
+    done = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"SUCCESS: {len(rules)} rules found" in done.stdout
 
@@ -156,10 +173,9 @@ def test_every_panel_query_parses(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def prometheus(tmp_path_factory) -> Any:
-    if PROMETHEUS is None or PROMTOOL is None:
-        pytest.skip("prometheus not installed (Debian: prometheus)")
-    with promlab.synthetic_prometheus(tmp_path_factory.mktemp("prometheus")) as server:
+def prometheus(tmp_path_factory, release) -> Any:
+    bin_dir = _bin_dir(release)
+    with promlab.synthetic_prometheus(tmp_path_factory.mktemp(f"prometheus-{release}"), bin_dir) as server:
         yield server
 
 
@@ -167,7 +183,6 @@ def _has_data(answer: dict[str, Any]) -> bool:
     return answer.get("status") == "success" and bool(answer["data"]["result"])
 
 
-@needs_prometheus
 @pytest.mark.parametrize(("board", "title", "expr"), _targets(), ids=[f"{b}:{t}" for b, t, _ in _targets()])
 def test_every_panel_shows_the_synthetic_clusters_data(prometheus, board, title, expr):
     query = _substitute(expr, _variables(_boards()[board]))
@@ -181,7 +196,6 @@ def test_every_panel_shows_the_synthetic_clusters_data(prometheus, board, title,
     assert _has_data(answer), f"{board}: {title!r} is empty: {query}"
 
 
-@needs_prometheus
 def test_every_variable_finds_values(prometheus):
     """`label_values(metric{...}, label)` as Grafana asks it: the series' values of that label."""
     for name, board in _boards().items():
@@ -201,7 +215,6 @@ def test_every_variable_finds_values(prometheus):
             assert answer["status"] == "success" and answer["data"], f"{name}.{variable['name']}: {query}"
 
 
-@needs_prometheus
 def test_the_panels_show_the_synthetic_faults(prometheus):
     """Spot checks that the panels compute what they say, not only that they are not empty."""
     xid = prometheus.instant(_substitute(_expr("gpus", "XID errors now"), _variables(_boards()["gpus"])))[
@@ -229,7 +242,6 @@ def test_the_panels_show_the_synthetic_faults(prometheus):
     )
 
 
-@needs_prometheus
 def test_status_per_island_query_returns_each_island(prometheus):
     answer = prometheus.instant(gpu_usage.island_query(synthetic.CLUSTER, gpu_usage.WINDOW))
     assert answer["status"] == "success"
