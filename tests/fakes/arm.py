@@ -25,7 +25,6 @@ import json
 import re
 import shlex
 import shutil
-import ssl
 import subprocess
 import tempfile
 import threading
@@ -37,6 +36,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from .capacity import CapacityModel, allocation_message
+from .https import LocalHttpsServer
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SUBSCRIPTION = "00000000-1111-2222-3333-444444444444"
@@ -1231,39 +1231,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     do_PATCH = _serve
 
 
-class FakeArmServer:
+class FakeArmServer(LocalHttpsServer):
     """Serves a FakeArm over HTTPS on 127.0.0.1 with a certificate from a throwaway CA."""
 
     def __init__(self, fake: FakeArm, ca_dir: Path) -> None:
-        import trustme
-
         self.fake = fake
-        self.ca = trustme.CA()
-        cert = self.ca.issue_cert("127.0.0.1", "localhost")
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        cert.configure_cert(context)
-        self.ca_path = ca_dir / "fake-arm-ca.pem"
-        self.ca.cert_pem.write_to_path(str(self.ca_path))
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self.httpd.daemon_threads = True
-        self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
-        self.httpd.fake = fake  # type: ignore[attr-defined]
-        self.url = f"https://127.0.0.1:{self.httpd.server_address[1]}"
+        super().__init__(_Handler, fake, "fake", ca_dir / "fake-arm-ca.pem", "fake-arm")
         fake.base_url = self.url
         fake.workdir = ca_dir
-        self._thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-arm", daemon=True
-        )
-
-    def __enter__(self) -> FakeArmServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.fake.stopped.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self._thread.join(timeout=5)
 
 
 class StaticTokenCredential:

@@ -26,13 +26,14 @@ import http.server
 import json
 import math
 import re
-import ssl
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from .https import LocalHttpsServer
 
 GRAFANA_TOKEN = "fake-grafana-token"
 PROMETHEUS_TOKEN = "fake-prometheus-token"
@@ -261,37 +262,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = _serve
 
 
-class DataPlaneServer:
+class DataPlaneServer(LocalHttpsServer):
     """Serves a stand-in over HTTPS on 127.0.0.1 with a certificate from a throwaway CA (`ca`: one already
     trusted, e.g. the ARM fake's, so one REQUESTS_CA_BUNDLE serves both)."""
 
     def __init__(self, service: _Service, ca_dir: Path, ca: Any = None) -> None:
-        import trustme
-
         self.service = service
-        self.ca = ca or trustme.CA()
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self.ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
-        self.ca_path = ca_dir / f"{type(service).__name__.lower()}-ca.pem"
-        self.ca.cert_pem.write_to_path(str(self.ca_path))
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self.httpd.daemon_threads = True
-        self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
-        self.httpd.service = service  # type: ignore[attr-defined]
-        self.url = f"https://127.0.0.1:{self.httpd.server_address[1]}"
-        self._thread = threading.Thread(
-            target=self.httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="fake-dataplane",
-            daemon=True,
-        )
-
-    def __enter__(self) -> DataPlaneServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.service.stopped.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self._thread.join(timeout=5)
+        ca_path = ca_dir / f"{type(service).__name__.lower()}-ca.pem"
+        super().__init__(_Handler, service, "service", ca_path, "fake-dataplane", ca)
