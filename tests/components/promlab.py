@@ -21,6 +21,30 @@ from typing import Any
 from . import synthetic_metrics as synthetic
 
 STARTUP_S = 60
+RELEASES = ("host", "sid")
+"""Where promtool and prometheus come from: the host's PATH (2.42 on Debian 12), or the sid monitoring root
+of tests/realroots.py (MONITORING_PACKAGES: 3.5, the release the nodes run, catalog/metrics.yaml)."""
+
+
+def bin_dir_or_skip(release: str) -> Path | None:
+    """The release's promtool and prometheus directory (None: the host's PATH); pytest.skip, saying why."""
+    import pytest
+
+    from tests import realroots
+
+    if release == "host":
+        if shutil.which("prometheus") is None or shutil.which("promtool") is None:
+            pytest.skip("prometheus not installed (Debian: prometheus)")
+        return None
+    return realroots.root_or_skip(release, realroots.MONITORING_PACKAGES) / "usr" / "bin"
+
+
+def program(bin_dir: Path | None, name: str) -> str:
+    """promtool or prometheus of `bin_dir` (None: the host's)."""
+    found = shutil.which(name) if bin_dir is None else str(bin_dir / name)
+    if found is None:
+        raise RuntimeError(f"{name} is needed (Debian: apt-get install prometheus)")
+    return found
 
 
 class Prometheus:
@@ -51,12 +75,7 @@ def synthetic_prometheus(root: Path, bin_dir: Path | None = None) -> Iterator[Pr
 
     `bin_dir` holds the promtool and prometheus to run (a Debian root's usr/bin, tests/realroots.py: the
     programs are Go, linked only against libc, and run from there on the host); the host's by default."""
-    if bin_dir is None:
-        promtool, prometheus = shutil.which("promtool"), shutil.which("prometheus")
-    else:
-        promtool, prometheus = str(bin_dir / "promtool"), str(bin_dir / "prometheus")
-    if promtool is None or prometheus is None:
-        raise RuntimeError("prometheus and promtool are needed (Debian: apt-get install prometheus)")
+    promtool, prometheus = program(bin_dir, "promtool"), program(bin_dir, "prometheus")
     end = int(time.time()) // synthetic.STEP_S * synthetic.STEP_S - 60
     source = root / "cluster.om"
     source.write_text(synthetic.openmetrics(end))

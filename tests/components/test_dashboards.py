@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,6 @@ import pytest
 
 from azcluster.components import catalog
 from azcluster.ops import gpu_usage
-from tests import realroots
 from tests.groups import REAL_DAEMONS
 
 from . import promlab
@@ -32,20 +30,8 @@ from . import synthetic_metrics as synthetic
 
 pytestmark = pytest.mark.xdist_group(REAL_DAEMONS)  # a real Prometheus (on a free port of its own)
 
-RELEASES = ("host", "sid")
-"""Where promtool and prometheus come from: the host's PATH, or the sid monitoring root (3.5, as nodes)."""
 
-
-def _bin_dir(release: str) -> Path | None:
-    """The directory of the release's promtool and prometheus (None: the host's PATH); skips, saying why."""
-    if release == "host":
-        if shutil.which("prometheus") is None or shutil.which("promtool") is None:
-            pytest.skip("prometheus not installed (Debian: prometheus)")
-        return None
-    return realroots.root_or_skip(release, realroots.MONITORING_PACKAGES) / "usr" / "bin"
-
-
-@pytest.fixture(scope="module", params=RELEASES)
+@pytest.fixture(scope="module", params=promlab.RELEASES)
 def release(request) -> str:
     return request.param
 
@@ -162,8 +148,7 @@ def test_every_panel_query_parses(tmp_path, release):
         rules.append({"record": f"panel_{index}", "expr": query, "labels": {"panel": f"{name}: {title}"}})
     path = tmp_path / "panels.yaml"
     path.write_text(json.dumps({"groups": [{"name": "panels", "rules": rules}]}))
-    bin_dir = _bin_dir(release)
-    promtool = shutil.which("promtool") if bin_dir is None else str(bin_dir / "promtool")
+    promtool = promlab.program(promlab.bin_dir_or_skip(release), "promtool")
     done = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"SUCCESS: {len(rules)} rules found" in done.stdout
@@ -174,7 +159,7 @@ def test_every_panel_query_parses(tmp_path, release):
 
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory, release) -> Any:
-    bin_dir = _bin_dir(release)
+    bin_dir = promlab.bin_dir_or_skip(release)
     with promlab.synthetic_prometheus(tmp_path_factory.mktemp(f"prometheus-{release}"), bin_dir) as server:
         yield server
 

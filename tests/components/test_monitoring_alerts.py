@@ -2,15 +2,15 @@
 every alert (fires on the bad series, stays silent on healthy ones), and the graph turns each group into
 an Azure Prometheus rule group on the workspace, routed to the action group when receivers are named.
 
-promtool is Debian's (package `prometheus`, 2.42 on Debian 12; .ci/run installs it); the tests that need
-it skip, saying so, where it is missing.
+promtool is Debian's (package `prometheus`), of two releases (promlab.RELEASES): the host's (2.42 on Debian
+12; .ci/run installs it) and sid's 3.5, the nodes' release; the tests that need it skip, saying so, where it
+is missing.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from importlib import resources
 from pathlib import Path
@@ -21,10 +21,9 @@ import pytest
 from azcluster.components import catalog
 from azcluster.components.monitoring import action_group_short_name, iso_duration
 
+from . import promlab
 from .test_monitoring import build
 
-PROMTOOL = shutil.which("promtool")
-needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool not installed (Debian: prometheus)")
 RULES_FILE = Path(str(resources.files("azcluster.components").joinpath("catalog/alerts.yaml")))
 AZURE_RULES_PER_GROUP = 20
 """Azure Monitor service limits, Prometheus alert and recording rules: 20 rules per group, 1-15 minutes."""
@@ -121,15 +120,18 @@ def test_every_alert_has_a_unit_test():
     assert set(CASES) == set(_rules())
 
 
-@needs_promtool
-def test_promtool_accepts_the_rules_file():
-    result = subprocess.run([PROMTOOL, "check", "rules", str(RULES_FILE)], capture_output=True, text=True)
+@pytest.fixture(params=promlab.RELEASES)
+def promtool(request) -> str:
+    return promlab.program(promlab.bin_dir_or_skip(request.param), "promtool")
+
+
+def test_promtool_accepts_the_rules_file(promtool):
+    result = subprocess.run([promtool, "check", "rules", str(RULES_FILE)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"SUCCESS: {len(_rules())} rules found" in result.stdout
 
 
-@needs_promtool
-def test_every_alert_fires_on_bad_series_and_stays_silent_on_healthy_ones(tmp_path):
+def test_every_alert_fires_on_bad_series_and_stays_silent_on_healthy_ones(tmp_path, promtool):
     tests = []
     for alert, (bad, at, expected, healthy) in CASES.items():
         fires = {"eval_time": at, "alertname": alert, "exp_alerts": expected}
@@ -141,7 +143,7 @@ def test_every_alert_fires_on_bad_series_and_stays_silent_on_healthy_ones(tmp_pa
         json.dumps({"rule_files": [str(RULES_FILE)], "evaluation_interval": "1m", "tests": tests}),
         encoding="utf-8",
     )
-    result = subprocess.run([PROMTOOL, "test", "rules", str(suite)], capture_output=True, text=True)
+    result = subprocess.run([promtool, "test", "rules", str(suite)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
