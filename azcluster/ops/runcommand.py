@@ -26,6 +26,9 @@ Linux extension's source, Azure/run-command-extension-linux main/cmds.go and mai
 from __future__ import annotations
 
 import base64
+import binascii
+import gzip
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -268,6 +271,78 @@ def run_step(
     if not any(line.startswith(marker) for line in output.stdout.splitlines()):
         why = first_line(output.stderr) or "the script stopped before its end"
         raise AzclusterError(f"{failed}: {why}", unfinished_hint(output.stderr), EXIT_REFUSED)
+
+
+# --- listings longer than one answer ----------------------------------------------------------------------
+# A script saves its listing gzip'ed and base64'ed under /run on its first call; each call prints the next
+# chunk of it between `MARKER TOTAL START` and `MARKER-END`, so a listing larger than the 4 KiB of stdout
+# Run Command returns comes back in as few calls as it needs (slurmstate.py: sinfo, usage.py: sacct).
+
+
+def chunk_lines(marker: str, start: int, size: int) -> list[str]:
+    """The script's tail that prints characters start+1..start+size of the saved listing "$f"."""
+    return [
+        f'echo "{marker} $(wc -c <"$f" | tr -d " ") {start}"',
+        f'cut -c {start + 1}-{start + size} "$f"; echo',
+        f"echo {marker}-END",
+    ]
+
+
+def listing_chunk(stdout: str, marker: str) -> tuple[int, str]:
+    """(the listing's total size, this call's chunk) from one call's stdout; ValueError when absent."""
+    header = re.compile(rf"^{re.escape(marker)} (?P<size>\d+) (?P<start>\d+)$")
+    lines = [line.strip() for line in stdout.splitlines()]
+    for index, line in enumerate(lines):
+        if (match := header.match(line)) and f"{marker}-END" in lines[index:]:
+            end = lines.index(f"{marker}-END", index)
+            return int(match["size"]), "".join(lines[index + 1 : end])
+    raise ValueError(f"no {marker} listing in the answer")
+
+
+class ListingUnreadable(Exception):
+    """A listing could not be read; the message says why. `tool_failed`: the VM answered, but the tool
+    that makes the listing printed none (its first stderr line is in the message)."""
+
+    def __init__(self, message: str, tool_failed: bool = False) -> None:
+        super().__init__(message)
+        self.tool_failed = tool_failed
+
+
+def read_listing(
+    begin: Begin,
+    script: Callable[[int], list[str]],
+    marker: str,
+    *,
+    tool: str,
+    listing: str,
+    timeout: float,
+    max_calls: int,
+    first: Callable[[str], None] = lambda _stdout: None,
+) -> str:
+    """The listing `script(start)` saves and prints from `start` on, decoded; `first` sees the first
+    call's stdout (for records a script prints beside its first chunk). ListingUnreadable names `tool`
+    ("sinfo") or `listing` ("Slurm's node list") and what went wrong."""
+    encoded = ""
+    try:
+        for _ in range(max_calls):
+            output = run_shell(begin, script(len(encoded)), timeout)
+            if not encoded:
+                first(output.stdout)
+            try:
+                size, chunk = listing_chunk(output.stdout, marker)
+            except ValueError:
+                why = first_line(output.stderr) or "no answer"
+                raise ListingUnreadable(f"{tool} failed on the login node: {why}", tool_failed=True) from None
+            encoded += chunk
+            if len(encoded) >= size or not chunk:
+                break
+        else:
+            raise ListingUnreadable(f"{listing} needs more than {max_calls} Run Commands")
+        return gzip.decompress(base64.b64decode(encoded)).decode("utf-8", "replace")
+    except RunCommandFailed as err:
+        raise ListingUnreadable(f"Run Command on the login node: {err.detail}") from None
+    except (binascii.Error, OSError, EOFError) as err:
+        raise ListingUnreadable(f"{listing} came back damaged: {err}") from None
 
 
 def failure_hint(err: RunCommandFailed, resource_group: str, vm: str, stack: str, again: str) -> str:

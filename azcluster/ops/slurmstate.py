@@ -28,9 +28,6 @@ the node, so it stays a few lines whatever the queue holds.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import gzip
 import re
 import secrets
 from typing import Any
@@ -64,7 +61,7 @@ TOP_USERS_PROGRAM = (
 """Run on the login node: squeue's running jobs on stdin -> `user|jobs|nodes|gpus`, most GPUs first."""
 MAX_CALLS = 12
 TIMEOUT_S = 120.0
-_HEADER = re.compile(r"^AZC-SINFO (?P<size>\d+) (?P<start>\d+)$")
+MARKER = "AZC-SINFO"
 _RUN = re.compile(r"^[a-f0-9]{8}$")
 
 
@@ -95,11 +92,7 @@ def script(run_id: str, start: int) -> list[str]:
         ]
     # the first call also prints the MPI record and the top users
     size = CHUNK if start else CHUNK - MPI_RECORD_LIMIT - TOP_USERS_LIMIT
-    lines += [
-        'echo "AZC-SINFO $(wc -c <"$f" | tr -d " ") ' + str(start) + '"',
-        f'cut -c {start + 1}-{start + size} "$f"; echo',
-        "echo AZC-SINFO-END",
-    ]
+    lines += runcommand.chunk_lines(MARKER, start, size)
     if start == 0:
         record = f"${{AZC_ROOT:-}}{SLURM_MPI_PATH}"
         lines += [
@@ -145,14 +138,7 @@ def parse_top_users(stdout: str) -> list[TopUser]:
 
 def _chunk(stdout: str) -> tuple[int, str]:
     """(total size, chunk) from one call's stdout; ValueError when it is not our output."""
-    lines = [line.strip() for line in stdout.splitlines()]
-    for index, line in enumerate(lines):
-        if match := _HEADER.match(line):
-            if "AZC-SINFO-END" not in lines[index:]:
-                break
-            end = lines.index("AZC-SINFO-END", index)
-            return int(match["size"]), "".join(lines[index + 1 : end])
-    raise ValueError("sinfo did not answer on the login node")
+    return runcommand.listing_chunk(stdout, MARKER)
 
 
 def read_slurm(
@@ -161,31 +147,26 @@ def read_slurm(
     """Slurm's nodes, read on the login node in as few calls as the listing takes; errors become
     `SlurmView.error` (Slurm's view is extra to `status`, never its failure)."""
     run_id = run_id or secrets.token_hex(4)
-    encoded = ""
-    mpi: tuple[SlurmMpi | None, str | None] = (None, "not read")
-    top: list[TopUser] = []
+    first: list[str] = []
     try:
-        for _ in range(MAX_CALLS):
-            output = runcommand.run_shell(begin, script(run_id, len(encoded)), timeout)
-            if not encoded:
-                mpi = _mpi(output.stdout)
-                top = parse_top_users(output.stdout)
-            try:
-                size, chunk = _chunk(output.stdout)
-            except ValueError:
-                why = runcommand.first_line(output.stderr) or "no answer"
-                return SlurmView(error=f"sinfo failed on the login node: {why}", mpi=mpi[0], mpi_error=mpi[1])
-            encoded += chunk
-            if len(encoded) >= size or not chunk:
-                break
-        else:
-            return SlurmView(error=f"Slurm's node list needs more than {MAX_CALLS} Run Commands")
-        text = gzip.decompress(base64.b64decode(encoded)).decode("utf-8", "replace")
-    except runcommand.RunCommandFailed as err:
-        return SlurmView(error=f"Run Command on the login node: {err.detail}")
-    except (binascii.Error, OSError, EOFError) as err:
-        return SlurmView(error=f"Slurm's node list came back damaged: {err}")
-    return SlurmView(nodes=parse_sinfo(text), mpi=mpi[0], mpi_error=mpi[1], top_users=top)
+        text = runcommand.read_listing(
+            begin,
+            lambda start: script(run_id, start),
+            MARKER,
+            tool="sinfo",
+            listing="Slurm's node list",
+            timeout=timeout,
+            max_calls=MAX_CALLS,
+            first=first.append,
+        )
+    except runcommand.ListingUnreadable as err:
+        if not err.tool_failed:
+            return SlurmView(error=str(err))
+        mpi, mpi_error = _mpi(first[0])  # the login node answered: its MPI record still counts
+        return SlurmView(error=str(err), mpi=mpi, mpi_error=mpi_error)
+    mpi, mpi_error = _mpi(first[0])
+    top = parse_top_users(first[0])
+    return SlurmView(nodes=parse_sinfo(text), mpi=mpi, mpi_error=mpi_error, top_users=top)
 
 
 def attach(status: ClusterStatus, view: SlurmView) -> None:

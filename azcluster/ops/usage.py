@@ -29,9 +29,6 @@ Partitions that are no pool of the spec (renamed or removed since) are listed un
 
 from __future__ import annotations
 
-import base64
-import binascii
-import gzip
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -46,6 +43,7 @@ from . import runcommand
 
 SACCT_FIELDS = "JobIDRaw,User,Account,Partition,NNodes,AllocTRES,Start,End,NodeList"
 CHUNK = 3600
+MARKER = "AZC-CHUNK"
 MAX_CALLS = 24
 TIMEOUT_S = 120.0
 BY = ("user", "account", "partition")
@@ -79,7 +77,6 @@ for key in sorted(sums):
 shape. The island is the node names' `<pool>-i<n>` (Slurm node names are island slots: a job never spans two
 islands), so a job on an island built on a stand-in size is priced at that size."""
 
-_HEADER = re.compile(r"^AZC-CHUNK (?P<size>\d+) (?P<start>\d+)$")
 _RUN = re.compile(r"^[a-f0-9]{8}$")
 _NAME = re.compile(r"^[A-Za-z0-9_.@-]*$")
 
@@ -126,12 +123,7 @@ def script(run_id: str, start: int, since: int) -> list[str]:
             f"TZ=UTC SLURM_TIME_FORMAT=%s sacct -a -X -n -P -S {iso} -E now -o {SACCT_FIELDS}"
             f' | {runcommand.python_program(AGGREGATE)} {since} "$now" | gzip -9 | base64 -w0 >"$f"',
         ]
-    lines += [
-        'echo "AZC-CHUNK $(wc -c <"$f" | tr -d " ") ' + str(start) + '"',
-        f'cut -c {start + 1}-{start + CHUNK} "$f"; echo',
-        "echo AZC-CHUNK-END",
-    ]
-    return lines
+    return lines + runcommand.chunk_lines(MARKER, start, CHUNK)
 
 
 def parse_usage(text: str) -> Usage:
@@ -152,12 +144,7 @@ def parse_usage(text: str) -> Usage:
 
 
 def _chunk(stdout: str) -> tuple[int, str]:
-    lines = [line.strip() for line in stdout.splitlines()]
-    for index, line in enumerate(lines):
-        if (match := _HEADER.match(line)) and "AZC-CHUNK-END" in lines[index:]:
-            end = lines.index("AZC-CHUNK-END", index)
-            return int(match["size"]), "".join(lines[index + 1 : end])
-    raise ValueError("no listing in the answer")
+    return runcommand.listing_chunk(stdout, MARKER)
 
 
 class UsageUnreadable(Exception):
@@ -169,25 +156,18 @@ def read_usage(
 ) -> Usage:
     """sacct's jobs since `since` (epoch), added up on the login node and read in as few calls as needed."""
     run_id = run_id or secrets.token_hex(4)
-    encoded = ""
     try:
-        for _ in range(MAX_CALLS):
-            output = runcommand.run_shell(begin, script(run_id, len(encoded), since), timeout)
-            try:
-                size, chunk = _chunk(output.stdout)
-            except ValueError:
-                why = runcommand.first_line(output.stderr) or "no answer"
-                raise UsageUnreadable(f"sacct failed on the login node: {why}") from None
-            encoded += chunk
-            if len(encoded) >= size or not chunk:
-                break
-        else:
-            raise UsageUnreadable(f"the usage listing needs more than {MAX_CALLS} Run Commands")
-        text = gzip.decompress(base64.b64decode(encoded)).decode("utf-8", "replace")
-    except runcommand.RunCommandFailed as err:
-        raise UsageUnreadable(f"Run Command on the login node: {err.detail}") from None
-    except (binascii.Error, OSError, EOFError) as err:
-        raise UsageUnreadable(f"the usage listing came back damaged: {err}") from None
+        text = runcommand.read_listing(
+            begin,
+            lambda start: script(run_id, start, since),
+            MARKER,
+            tool="sacct",
+            listing="the usage listing",
+            timeout=timeout,
+            max_calls=MAX_CALLS,
+        )
+    except runcommand.ListingUnreadable as err:
+        raise UsageUnreadable(str(err)) from None
     try:
         return parse_usage(text)
     except ValueError as err:
