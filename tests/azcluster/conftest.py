@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.arm import FakeArm, FakeArmServer, StaticTokenCredential
+from tests.fakes.arm import FakeArm, FakeArmServer, StaticTokenCredential, fake_az_script
 
 # Fast retries and polling for tests: the same azure-core policies, shorter waits. Retry-After still rules.
 FAST_CLIENT = {"retry_backoff_factor": 0.01, "retry_backoff_max": 1, "polling_interval": 0.01}
@@ -59,3 +59,14 @@ def arm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ArmEnv]:
         for name in _AZURE_ENV:
             monkeypatch.delenv(name, raising=False)
         yield ArmEnv(fake, server, StaticTokenCredential(fake.token), tmp_path)
+
+
+@pytest.fixture
+def az_cli(arm: ArmEnv, monkeypatch: pytest.MonkeyPatch) -> ArmEnv:
+    """The fake ARM with a logged-in fake `az` first on PATH (the CLI's credential), whose long-running
+    operations end on their first poll: what the CLI tests run against."""
+    bin_dir = arm.tmp / "bin"
+    fake_az_script(bin_dir, arm.fake.token)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    arm.fake.lro_polls = 0
+    return arm

@@ -28,13 +28,9 @@ config:
 
 
 @pytest.fixture
-def cli(arm, monkeypatch):
+def cli(az_cli):
     """The fake ARM plus a logged-in fake `az`; long-running operations end on their first poll."""
-    bin_dir = arm.tmp / "bin"
-    fake_az_script(bin_dir, arm.fake.token)
-    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
-    arm.fake.lro_polls = 0
-    return arm
+    return az_cli
 
 
 def stack_file(tmp: Path, nodes: int = 2, size: str = H100) -> str:

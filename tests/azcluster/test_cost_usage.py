@@ -25,7 +25,6 @@ from azcluster.components import catalog
 from azcluster.ops import usage
 from tests.azcluster.fake_slurm import FakeSlurm
 from tests.clirunner import run_cli
-from tests.fakes.arm import fake_az_script
 
 H100 = "Standard_ND96isr_H100_v5"
 CAPTURED = (Path(__file__).parent / "fixtures" / "sacct" / "trixie-24.11.txt").read_text()
@@ -47,11 +46,8 @@ config:
 
 
 @pytest.fixture
-def cli(arm, monkeypatch, tmp_path):
-    bin_dir = arm.tmp / "bin"
-    fake_az_script(bin_dir, arm.fake.token)
-    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
-    arm.fake.lro_polls = 0
+def cli(az_cli, tmp_path):
+    arm = az_cli
     arm.fake.add_cluster("demo", {"gpu": (H100, [2])})
     slurm = FakeSlurm(tmp_path / "login-programs")
     slurm.sacct_lines(CAPTURED)

@@ -15,7 +15,6 @@ from azcluster.components import catalog
 from azcluster.engine import OutputValue
 from azcluster.ops import loginhosts
 from tests.clirunner import run_cli
-from tests.fakes.arm import fake_az_script
 from tests.fakes.dataplane import DataPlaneServer, FakeGrafana
 from tests.fakes.engine import FakeEngine
 
@@ -43,12 +42,11 @@ MONITORING = "    monitoring: {enabled: true}\n"
 
 
 @pytest.fixture
-def world(arm, tmp_path, monkeypatch):
+def world(az_cli, tmp_path, monkeypatch):
     """The ARM fake's environment (subscription, CA bundle), a logged-in fake `az`, a fake Grafana whose
     certificate that CA signed, and a fake engine whose outputs name it."""
-    bin_dir = arm.tmp / "bin"
-    fake_az_script(bin_dir, arm.fake.token)
-    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    arm = az_cli
+    bin_dir = arm.tmp / "bin"  # where az_cli put the fake `az`
     stacks = tmp_path / "stacks"
     stacks.mkdir()
     (stacks / "Pulumi.demo.yaml").write_text(_stack(MONITORING))

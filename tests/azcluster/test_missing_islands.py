@@ -11,7 +11,6 @@ from azcluster.ops.power import start_cluster, stop_cluster
 from azcluster.ops.status import cluster_status
 from tests.azcluster.demo import H100, NC
 from tests.clirunner import run_cli
-from tests.fakes.arm import fake_az_script
 
 STACK = """\
 config:
@@ -25,15 +24,12 @@ config:
 
 
 @pytest.fixture
-def deleted(arm, monkeypatch):
+def deleted(az_cli):
     """The demo cluster as the spec above builds it (gpu in islands of 3 and 2, infer), then island gpu/1
     deleted in the portal. Returns the stack file's path."""
+    arm = az_cli
     arm.fake.add_cluster("demo", {"gpu": (H100, [3, 2]), "infer": (NC, [1])})
     del arm.fake.scale_sets[("demo-rg", "demo-gpu-1")]
-    bin_dir = arm.tmp / "bin"
-    fake_az_script(bin_dir, arm.fake.token)
-    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
-    arm.fake.lro_polls = 0
     path = arm.tmp / "Pulumi.demo.yaml"
     path.write_text(STACK, encoding="utf-8")
     return str(path)

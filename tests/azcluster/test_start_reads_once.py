@@ -14,7 +14,6 @@ import pytest
 
 from tests.azcluster.test_cli_azure import H100, login_files, stack_file
 from tests.clirunner import run_cli
-from tests.fakes.arm import fake_az_script
 
 SCALE_SET_LIST = r"/virtualMachineScaleSets"
 VM_LIST = r"/virtualMachineScaleSets/(?P<set>[^/]+)/virtualMachines"
@@ -22,12 +21,8 @@ NIC_LIST = r"/virtualMachineScaleSets/(?P<set>[^/]+)/networkInterfaces"
 
 
 @pytest.fixture
-def cli(arm, monkeypatch):
-    bin_dir = arm.tmp / "bin"
-    fake_az_script(bin_dir, arm.fake.token)
-    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
-    arm.fake.lro_polls = 0
-    return arm
+def cli(az_cli):
+    return az_cli
 
 
 def gets(fake, tail: str) -> list[re.Match]:

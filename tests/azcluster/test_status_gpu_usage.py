@@ -12,7 +12,6 @@ import pytest
 
 from azcluster.ops import gpu_usage
 from tests.clirunner import run_cli
-from tests.fakes.arm import fake_az_script
 from tests.fakes.dataplane import DataPlaneServer, FakePrometheusQuery
 
 H100 = "Standard_ND96isr_H100_v5"
@@ -30,11 +29,9 @@ QUERY = gpu_usage.island_query("demo")
 
 
 @pytest.fixture
-def world(arm, monkeypatch):
-    bin_dir = arm.tmp / "bin"
-    fake_az_script(bin_dir, arm.fake.token)
-    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
-    arm.fake.lro_polls = 0
+def world(az_cli):
+    arm = az_cli
+    bin_dir = arm.tmp / "bin"  # where az_cli put the fake `az`
     arm.fake.add_cluster("demo", {"gpu": (H100, [2, 2])})
     service = FakePrometheusQuery()
     service.token = arm.fake.token

@@ -18,7 +18,6 @@ from azcluster.ops.power import start_cluster, stop_cluster
 from tests.azcluster import demo
 from tests.azcluster.demo import spec
 from tests.clirunner import run_cli
-from tests.fakes.arm import fake_az_script
 from tests.fakes.hung import HungServer
 
 STACK = """\
@@ -34,11 +33,9 @@ config:
 
 
 @pytest.fixture
-def logged_in(arm, monkeypatch) -> Path:
+def logged_in(az_cli) -> Path:
     """A logged-in fake `az` on PATH and a stack file; the ARM endpoint is the fake unless a test moves it."""
-    bin_dir = arm.tmp / "bin"
-    fake_az_script(bin_dir, arm.fake.token)
-    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    arm = az_cli
     path = arm.tmp / "Pulumi.demo.yaml"
     path.write_text(STACK, encoding="utf-8")
     return path

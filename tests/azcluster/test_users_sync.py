@@ -19,7 +19,6 @@ from azcluster.components.spec import ClusterSpec
 from azcluster.ops import runcommand, users
 from tests.clirunner import run_cli
 from tests.components.rules.cases import ED25519_KEY, RSA_2048_KEY
-from tests.fakes.arm import fake_az_script
 
 H100 = "Standard_ND96isr_H100_v5"
 SCRIPTS = Path(__file__).resolve().parents[2] / "components" / "bootstrap" / "scripts"
@@ -44,12 +43,9 @@ config:
 
 
 @pytest.fixture
-def cli(arm, monkeypatch):
+def cli(az_cli):
     """The fake ARM plus a logged-in fake `az`; long-running operations end on their first poll."""
-    bin_dir = arm.tmp / "bin"
-    fake_az_script(bin_dir, arm.fake.token)
-    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
-    arm.fake.lro_polls = 0
+    arm = az_cli
     arm.fake.add_cluster("demo", {"gpu": (H100, [2])})
     return arm
 
