@@ -28,6 +28,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from azure.core import PipelineClient
     from azure.core.credentials import TokenCredential
 
+    from .azure import AzureContext
+
 GRAFANA_SCOPES = {
     "AzureCloud": "https://dashboard.azure.com/.default",
     "AzureChinaCloud": "6f2d169c-08f3-4a4c-a982-bcaf2d038c45/.default",
@@ -122,6 +124,34 @@ def connect(
         **options,
     )
     return DataPlane(endpoint.rstrip("/"), what, client)
+
+
+def connect_as(
+    ctx: AzureContext,
+    endpoint: str,
+    what: str,
+    scopes: dict[str, str],
+    *,
+    deadline: Deadline | None = None,
+    read_timeout: float | None = None,
+) -> DataPlane:
+    """`connect` with the command's Azure context: its credential, the scope of its cloud, its deadline
+    and read timeout unless given, and of its client options only those that mean the same off Resource
+    Manager (the retry policy's and TLS verification)."""
+    options = {
+        key: value
+        for key, value in ctx.client_options.items()
+        if key.startswith(("retry_", "connection_verify"))
+    }
+    return connect(
+        endpoint,
+        what,
+        ctx.credential,
+        scope_for(scopes, ctx.cloud.name),
+        deadline if deadline is not None else ctx.deadline,
+        read_timeout if read_timeout is not None else ctx.read_timeout,
+        **options,
+    )
 
 
 def unreachable(err: BaseException, what: str, endpoint: str, doing: str) -> AzclusterError:

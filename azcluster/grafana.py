@@ -219,20 +219,8 @@ def connect(endpoint: str, azure: AzureContext) -> DataPlane:
     from . import dataplane
     from .timeouts import Deadline
 
-    options = {
-        key: value
-        for key, value in azure.client_options.items()
-        if key.startswith(("retry_", "connection_verify"))
-    }
-    return dataplane.connect(
-        endpoint,
-        "Grafana",
-        azure.credential,
-        dataplane.scope_for(dataplane.GRAFANA_SCOPES, azure.cloud.name),
-        Deadline(min(INSTALL_DEADLINE_S, max(azure.deadline.remaining(), 1.0))),
-        azure.read_timeout,
-        **options,
-    )
+    deadline = Deadline(min(INSTALL_DEADLINE_S, max(azure.deadline.remaining(), 1.0)))
+    return dataplane.connect_as(azure, endpoint, "Grafana", dataplane.GRAFANA_SCOPES, deadline=deadline)
 
 
 def install_for_stack(

@@ -79,14 +79,12 @@ def query_endpoint(spec: ClusterSpec, ctx: AzureContext) -> str:
 def _query(spec: ClusterSpec, ctx: AzureContext, endpoint: str, window: str) -> list[IslandUsage]:
     from .. import dataplane
 
-    client = dataplane.connect(
+    client = dataplane.connect_as(
+        ctx,
         endpoint,
         "the Azure Monitor workspace's query endpoint",
-        ctx.credential,
-        dataplane.scope_for(dataplane.PROMETHEUS_SCOPES, ctx.cloud.name),
-        ctx.deadline,
-        min(ctx.read_timeout, QUERY_READ_TIMEOUT_S),
-        **{k: v for k, v in ctx.client_options.items() if k.startswith(("retry_", "connection_verify"))},
+        dataplane.PROMETHEUS_SCOPES,
+        read_timeout=min(ctx.read_timeout, QUERY_READ_TIMEOUT_S),
     )
     doing = f"querying the GPU utilisation of {spec.name}'s islands"
     response = client.send(
