@@ -48,13 +48,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import pulumi
-from pulumi_azure_native import authorization, dbformysql, network
+from pulumi_azure_native import dbformysql, network
 
 from .cluster_key import ClusterKey, new_password
 from .network import private_dns_zone
 from .private_dns import linked_private_zone
 from .spec import PRIVATE_DNS_ZONE_NAMES
-from .storage import account_private_endpoint
+from .storage import account_private_endpoint, data_options, subscription_salted_name
 from .tags import cluster_tags
 
 if TYPE_CHECKING:
@@ -139,18 +139,12 @@ class AccountingDatabase(pulumi.ComponentResource):
     def __init__(self, name: str, args: AccountingDatabaseArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(TYPE_TOKEN, name, None, opts)
         tags = cluster_tags(args.cluster_name, ROLE, args.tags)
-        data = pulumi.ResourceOptions(
-            parent=self, protect=args.protect_data, retain_on_delete=args.retain_data
-        )
+        data = data_options(self, args.protect_data, args.retain_data)
         child = pulumi.ResourceOptions(parent=self)
 
-        if args.server_name:
-            name_out: pulumi.Output[str] = pulumi.Output.from_input(args.server_name)
-        else:
-            config = authorization.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=self))
-            name_out = config.subscription_id.apply(
-                lambda sub: server_name(args.cluster_name, f"{sub}/{args.location}")
-            )
+        name_out = subscription_salted_name(
+            self, args.server_name, server_name, args.cluster_name, args.location
+        )
         self.admin_password = ClusterKey(f"{name}-admin-password", opts=data, value=new_password())
         self.server = dbformysql.Server(
             f"{name}-server",

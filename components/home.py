@@ -36,11 +36,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import pulumi
-from pulumi_azure_native import authorization, network, storage
+from pulumi_azure_native import network, storage
 
 from .network import private_dns_zone
 from .private_dns import linked_private_zone
-from .storage import account_private_endpoint, storage_account_name
+from .storage import account_private_endpoint, data_options, storage_account_name, subscription_salted_name
 from .tags import cluster_tags
 
 if TYPE_CHECKING:
@@ -125,18 +125,12 @@ class SharedHome(pulumi.ComponentResource):
         super().__init__("azcluster:index:SharedHome", name, None, opts)
         self._name = name
         tags = cluster_tags(args.cluster_name, HOME_ROLE, args.tags)
-        data = pulumi.ResourceOptions(
-            parent=self, protect=args.protect_data, retain_on_delete=args.retain_data
-        )
+        data = data_options(self, args.protect_data, args.retain_data)
         child = pulumi.ResourceOptions(parent=self)
 
-        if args.account_name:
-            account_name: pulumi.Output[str] = pulumi.Output.from_input(args.account_name)
-        else:
-            config = authorization.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=self))
-            account_name = config.subscription_id.apply(
-                lambda sub: home_account_name(args.cluster_name, f"{sub}/{args.location}")
-            )
+        account_name = subscription_salted_name(
+            self, args.account_name, home_account_name, args.cluster_name, args.location
+        )
         self.account = storage.StorageAccount(
             f"{name}-account",
             account_name=account_name,

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -75,6 +76,31 @@ def storage_account_name(cluster_name: str, salt: str) -> str:
     prefix = re.sub(r"[^a-z0-9]", "", cluster_name.lower())[:16] or "azc"
     digest = hashlib.sha256(f"{cluster_name}|{salt}".encode()).hexdigest()[:8]
     return (prefix + digest)[:24]
+
+
+def data_options(
+    parent: pulumi.Resource, protect: bool, retain: bool, depends_on: list[pulumi.Resource] | None = None
+) -> pulumi.ResourceOptions:
+    """Options of a resource that holds data (module docstring, data rule): `protect` and
+    `retain_on_delete` unless the caller turns them off for `down --delete-data`."""
+    return pulumi.ResourceOptions(
+        parent=parent, protect=protect, retain_on_delete=retain, depends_on=depends_on
+    )
+
+
+def subscription_salted_name(
+    parent: pulumi.Resource,
+    given: str | None,
+    derive: Callable[[str, str], str],
+    cluster_name: str,
+    location: str,
+) -> pulumi.Output[str]:
+    """A globally unique Azure name (storage account, MySQL server): `given`, else
+    `derive(cluster_name, "<subscription>/<location>")`, so two subscriptions or regions never collide."""
+    if given:
+        return pulumi.Output.from_input(given)
+    config = authorization.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=parent))
+    return config.subscription_id.apply(lambda sub: derive(cluster_name, f"{sub}/{location}"))
 
 
 def lustre_mount_command(host: str, mount_point: str = LUSTRE_MOUNT_POINT) -> str:
@@ -216,20 +242,13 @@ class SharedStorage(pulumi.ComponentResource):
         )
 
     def _data_opts(self, depends_on: list[pulumi.Resource] | None = None) -> pulumi.ResourceOptions:
-        args = self._args
-        return pulumi.ResourceOptions(
-            parent=self, protect=args.protect_data, retain_on_delete=args.retain_data, depends_on=depends_on
-        )
+        return data_options(self, self._args.protect_data, self._args.retain_data, depends_on)
 
     def _create_blob(self) -> None:
         name, args = self._name, self._args
-        if args.blob_account_name:
-            account_name: pulumi.Output[str] = pulumi.Output.from_input(args.blob_account_name)
-        else:
-            config = authorization.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=self))
-            account_name = config.subscription_id.apply(
-                lambda sub: storage_account_name(args.cluster_name, f"{sub}/{args.location}")
-            )
+        account_name = subscription_salted_name(
+            self, args.blob_account_name, storage_account_name, args.cluster_name, args.location
+        )
         tags = cluster_tags(args.cluster_name, "blob", args.tags)
         account = storage.StorageAccount(
             f"{name}-blob",
