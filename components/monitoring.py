@@ -67,6 +67,7 @@ from .bootstrap.metrics import write_url
 from .exposure import PublicSurface, monitoring_surfaces
 from .identity import assign_role
 from .private_dns import linked_private_zone
+from .storage import account_private_endpoint
 from .tags import cluster_tags
 
 if TYPE_CHECKING:
@@ -456,19 +457,14 @@ class ClusterMonitoring(pulumi.ComponentResource):
         if self.grafana is not None:
             targets.append(("grafana", self.grafana.id, GRAFANA_PRIVATE_LINK_GROUP, GRAFANA_DNS_ZONE))
         for label, target_id, group, zone_name in targets:
-            azure_name = f"{args.cluster_name}-{label}-pe"
-            endpoint = network.PrivateEndpoint(
+            endpoint = account_private_endpoint(
                 f"{name}-{label}-pe",
-                private_endpoint_name=azure_name,
-                custom_network_interface_name=f"{azure_name}-nic",
+                azure_name=f"{args.cluster_name}-{label}-pe",
+                group=group,
+                account_id=target_id,
                 resource_group_name=args.resource_group_name,
                 location=args.location,
-                subnet=network.SubnetArgs(id=args.endpoints_subnet_id),
-                private_link_service_connections=[
-                    network.PrivateLinkServiceConnectionArgs(
-                        name=group, private_link_service_id=target_id, group_ids=[group]
-                    )
-                ],
+                subnet_id=args.endpoints_subnet_id,
                 tags=self._tags,
                 opts=child,
             )
@@ -542,21 +538,14 @@ class ClusterMonitoring(pulumi.ComponentResource):
         )
         if self.private_link_scope is None:
             return  # the hub's scope has its private endpoint and zones already
-        azure_name = f"{args.cluster_name}-ampls-pe"
-        endpoint = network.PrivateEndpoint(
+        endpoint = account_private_endpoint(
             f"{name}-ampls-pe",
-            private_endpoint_name=azure_name,
-            custom_network_interface_name=f"{azure_name}-nic",
+            azure_name=f"{args.cluster_name}-ampls-pe",
+            group=SCOPE_PRIVATE_LINK_GROUP,
+            account_id=self.private_link_scope.id,
             resource_group_name=args.resource_group_name,
             location=args.location,
-            subnet=network.SubnetArgs(id=args.endpoints_subnet_id),
-            private_link_service_connections=[
-                network.PrivateLinkServiceConnectionArgs(
-                    name=SCOPE_PRIVATE_LINK_GROUP,
-                    private_link_service_id=self.private_link_scope.id,
-                    group_ids=[SCOPE_PRIVATE_LINK_GROUP],
-                )
-            ],
+            subnet_id=args.endpoints_subnet_id,
             tags=self._tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.scoped_endpoint]),
         )

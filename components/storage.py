@@ -423,10 +423,12 @@ def account_private_endpoint(
     tags: dict[str, str],
     opts: pulumi.ResourceOptions,
 ) -> network.PrivateEndpoint:
-    """The private endpoint of one storage sub-resource (`group`: blob, file) in the endpoints subnet.
+    """The private endpoint of one Private Link sub-resource (`group`: blob, file, mysqlServer,
+    prometheusMetrics, grafana, azuremonitor) of `account_id` in the endpoints subnet.
 
     Its network interface is named after it (`<azure_name>-nic`) instead of Azure's random suffix, so the
-    cluster's resources can be told apart in the portal. Used for the blob account and the shared home.
+    cluster's resources can be told apart in the portal. Used for the blob account, the shared home, the
+    accounting database and monitoring's workspace, Grafana and Private Link Scope.
     """
     return network.PrivateEndpoint(
         resource_name,
