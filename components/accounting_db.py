@@ -52,7 +52,7 @@ from pulumi_azure_native import dbformysql, network
 
 from .cluster_key import ClusterKey, new_password
 from .network import private_dns_zone
-from .private_dns import linked_private_zone
+from .private_dns import endpoint_zone_group, linked_private_zone
 from .spec import PRIVATE_DNS_ZONE_NAMES
 from .storage import account_private_endpoint, data_options, subscription_salted_name
 from .tags import cluster_tags
@@ -200,15 +200,8 @@ class AccountingDatabase(pulumi.ComponentResource):
         zone_id = self._dns_zone(name, args, tags)
         self.dns_zone_group: network.PrivateDnsZoneGroup | None = None
         if zone_id is not None:
-            self.dns_zone_group = network.PrivateDnsZoneGroup(
-                f"{name}-dns",
-                private_endpoint_name=self.private_endpoint.name,
-                private_dns_zone_group_name="default",
-                resource_group_name=args.resource_group_name,
-                private_dns_zone_configs=[
-                    network.PrivateDnsZoneConfigArgs(name=MYSQL_GROUP_ID, private_dns_zone_id=zone_id)
-                ],
-                opts=child,
+            self.dns_zone_group = endpoint_zone_group(
+                f"{name}-dns", self.private_endpoint, MYSQL_GROUP_ID, zone_id, args.resource_group_name, child
             )
         self.host: pulumi.Output[str] = name_out.apply(server_fqdn)
         self.user = ADMIN_LOGIN

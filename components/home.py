@@ -39,7 +39,7 @@ import pulumi
 from pulumi_azure_native import network, storage
 
 from .network import private_dns_zone
-from .private_dns import linked_private_zone
+from .private_dns import endpoint_zone_group, linked_private_zone
 from .storage import account_private_endpoint, data_options, storage_account_name, subscription_salted_name
 from .tags import cluster_tags
 
@@ -175,15 +175,8 @@ class SharedHome(pulumi.ComponentResource):
         zone_id = self._dns_zone(name, args, tags)
         self.dns_zone_group: network.PrivateDnsZoneGroup | None = None
         if zone_id is not None:  # None: joining a hub network whose own DNS registers the endpoint
-            self.dns_zone_group = network.PrivateDnsZoneGroup(
-                f"{name}-dns",
-                private_endpoint_name=self.private_endpoint.name,
-                private_dns_zone_group_name="default",
-                resource_group_name=args.resource_group_name,
-                private_dns_zone_configs=[
-                    network.PrivateDnsZoneConfigArgs(name="file", private_dns_zone_id=zone_id)
-                ],
-                opts=child,
+            self.dns_zone_group = endpoint_zone_group(
+                f"{name}-dns", self.private_endpoint, "file", zone_id, args.resource_group_name, child
             )
 
         self.account_name = account_name

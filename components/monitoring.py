@@ -66,7 +66,7 @@ from . import catalog
 from .bootstrap.metrics import write_url
 from .exposure import PublicSurface, monitoring_surfaces
 from .identity import assign_role
-from .private_dns import linked_private_zone
+from .private_dns import endpoint_zone_group, linked_private_zone
 from .storage import account_private_endpoint
 from .tags import cluster_tags
 
@@ -577,13 +577,4 @@ class ClusterMonitoring(pulumi.ComponentResource):
             self._tags,
             child,
         )
-        network.PrivateDnsZoneGroup(
-            f"{prefix}-dns",
-            private_endpoint_name=endpoint.name,
-            private_dns_zone_group_name="default",
-            resource_group_name=args.resource_group_name,
-            private_dns_zone_configs=[
-                network.PrivateDnsZoneConfigArgs(name=group, private_dns_zone_id=zone.id)
-            ],
-            opts=child,
-        )
+        endpoint_zone_group(f"{prefix}-dns", endpoint, group, zone.id, args.resource_group_name, child)

@@ -9,7 +9,7 @@ link does not auto-register VM names (`registrationEnabled: false`: only endpoin
 from __future__ import annotations
 
 import pulumi
-from pulumi_azure_native import privatedns
+from pulumi_azure_native import network, privatedns
 
 
 def linked_private_zone(
@@ -42,3 +42,23 @@ def linked_private_zone(
         opts=opts,
     )
     return zone
+
+
+def endpoint_zone_group(
+    resource_name: str,
+    endpoint: network.PrivateEndpoint,
+    group: str,
+    zone_id: pulumi.Input[str],
+    resource_group_name: pulumi.Input[str],
+    opts: pulumi.ResourceOptions,
+) -> network.PrivateDnsZoneGroup:
+    """Register `endpoint`'s records (sub-resource `group`) in the zone `zone_id`: the zone group "default",
+    which Azure keeps in step with the endpoint's addresses (private-endpoint-dns-integration)."""
+    return network.PrivateDnsZoneGroup(
+        resource_name,
+        private_endpoint_name=endpoint.name,
+        private_dns_zone_group_name="default",
+        resource_group_name=resource_group_name,
+        private_dns_zone_configs=[network.PrivateDnsZoneConfigArgs(name=group, private_dns_zone_id=zone_id)],
+        opts=opts,
+    )

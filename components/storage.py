@@ -41,6 +41,7 @@ from pulumi_azure_native import authorization, network, privatedns, storage, sto
 
 from .identity import NodeIdentity, assign_role
 from .placement import DEFAULT_ZONE, cluster_zone, lustre_zones
+from .private_dns import endpoint_zone_group
 from .spec import BlobSpec, LustreSpec
 from .tags import cluster_tags
 
@@ -318,15 +319,14 @@ class SharedStorage(pulumi.ComponentResource):
     def _blob_dns_zone_group(self, name: str, endpoint: network.PrivateEndpoint) -> None:
         """Register the endpoint's A record in the privatelink.blob zone (created or reused)."""
         args = self._args
-        self.blob_dns_zone_group = network.PrivateDnsZoneGroup(
+        assert args.blob_dns_zone_id is not None  # checked by the caller
+        self.blob_dns_zone_group = endpoint_zone_group(
             f"{name}-blob-dns",
-            private_endpoint_name=endpoint.name,
-            private_dns_zone_group_name="default",
-            resource_group_name=args.resource_group_name,
-            private_dns_zone_configs=[
-                network.PrivateDnsZoneConfigArgs(name="blob", private_dns_zone_id=args.blob_dns_zone_id)
-            ],
-            opts=pulumi.ResourceOptions(parent=self),
+            endpoint,
+            "blob",
+            args.blob_dns_zone_id,
+            args.resource_group_name,
+            pulumi.ResourceOptions(parent=self),
         )
 
     def _create_lustre(self) -> None:
