@@ -64,6 +64,15 @@ def _on(spec: ClusterSpec) -> bool:
     return spec.monitoring.enabled
 
 
+def _malformed_id(
+    spec: ClusterSpec, field: str, pattern: re.Pattern[str], what: str, hint: str
+) -> Iterator[Problem]:
+    """One problem when `monitoring.<field>` is set (and monitoring on) but does not match `pattern`."""
+    value = getattr(spec.monitoring, field)
+    if _on(spec) and value is not None and not pattern.fullmatch(value.strip()):
+        yield (at(f"monitoring.{field}"), f"{preview(value, 60)!r} is not {what}.", hint)
+
+
 @rule(
     "AZC120",
     "error",
@@ -73,15 +82,15 @@ def _on(spec: ClusterSpec) -> bool:
 def workspace_id_malformed(spec: ClusterSpec) -> Iterator[Problem]:
     """The data collection rule sends to the workspace by its resource id; a name, or the id of a Log
     Analytics workspace (Microsoft.OperationalInsights, a different service), fails the deployment."""
-    value = spec.monitoring.existing_workspace_id
-    if _on(spec) and value is not None and not WORKSPACE_ID.fullmatch(value.strip()):
-        yield (
-            at("monitoring.existing_workspace_id"),
-            f"{preview(value, 60)!r} is not an Azure Monitor workspace resource id.",
-            "Use /subscriptions/<guid>/resourceGroups/<group>/providers/Microsoft.Monitor/accounts/<name> "
-            "(`az monitor account show -g <group> -n <name> --query id`); a Log Analytics workspace "
-            "does not hold Prometheus metrics.",
-        )
+    return _malformed_id(
+        spec,
+        "existing_workspace_id",
+        WORKSPACE_ID,
+        "an Azure Monitor workspace resource id",
+        "Use /subscriptions/<guid>/resourceGroups/<group>/providers/Microsoft.Monitor/accounts/<name> "
+        "(`az monitor account show -g <group> -n <name> --query id`); a Log Analytics workspace "
+        "does not hold Prometheus metrics.",
+    )
 
 
 @rule(
@@ -93,14 +102,14 @@ def workspace_id_malformed(spec: ClusterSpec) -> Iterator[Problem]:
 def grafana_id_malformed(spec: ClusterSpec) -> Iterator[Problem]:
     """The existing Grafana is named by its resource id (Microsoft.Dashboard/grafana); anything else
     leaves the cluster without dashboards."""
-    value = spec.monitoring.existing_grafana_id
-    if _on(spec) and value is not None and not GRAFANA_ID.fullmatch(value.strip()):
-        yield (
-            at("monitoring.existing_grafana_id"),
-            f"{preview(value, 60)!r} is not an Azure Managed Grafana resource id.",
-            "Use /subscriptions/<guid>/resourceGroups/<group>/providers/Microsoft.Dashboard/grafana/<name> "
-            "(`az grafana show -g <group> -n <name> --query id`).",
-        )
+    return _malformed_id(
+        spec,
+        "existing_grafana_id",
+        GRAFANA_ID,
+        "an Azure Managed Grafana resource id",
+        "Use /subscriptions/<guid>/resourceGroups/<group>/providers/Microsoft.Dashboard/grafana/<name> "
+        "(`az grafana show -g <group> -n <name> --query id`).",
+    )
 
 
 @rule(
@@ -188,14 +197,14 @@ def grafana_admin_not_object_id(spec: ClusterSpec) -> Iterator[Problem]:
     """A role assignment names its principal by Entra object id; a user name, e-mail or group name is
     refused by Azure Resource Manager (learn.microsoft.com/azure/role-based-access-control/
     role-assignments-template: principalId is the object id)."""
-    value = spec.monitoring.grafana_admin_principal_id
-    if _on(spec) and value is not None and not OBJECT_ID.fullmatch(value.strip()):
-        yield (
-            at("monitoring.grafana_admin_principal_id"),
-            f"{preview(value, 60)!r} is not an object id.",
-            "Give the group's or user's object id: `az ad group show -g <name> --query id -o tsv` or "
-            "`az ad user show --id <upn> --query id -o tsv`.",
-        )
+    return _malformed_id(
+        spec,
+        "grafana_admin_principal_id",
+        OBJECT_ID,
+        "an object id",
+        "Give the group's or user's object id: `az ad group show -g <name> --query id -o tsv` or "
+        "`az ad user show --id <upn> --query id -o tsv`.",
+    )
 
 
 def series_per_gpu_node(size_name: str) -> int:
@@ -329,15 +338,15 @@ def _rounded_up(value: int) -> int:
 def private_link_scope_id_malformed(spec: ClusterSpec) -> Iterator[Problem]:
     """The data collection endpoint joins the scope by its resource group and name, read from the id;
     a name alone, or a private endpoint's or DNS zone's id, cannot be joined and fails the deployment."""
-    value = spec.monitoring.existing_private_link_scope_id
-    if _on(spec) and value is not None and not SCOPE_ID.fullmatch(value.strip()):
-        yield (
-            at("monitoring.existing_private_link_scope_id"),
-            f"{preview(value, 60)!r} is not an Azure Monitor Private Link Scope resource id.",
-            "Use /subscriptions/<guid>/resourceGroups/<group>/providers/Microsoft.Insights/"
-            "privateLinkScopes/<name> (`az monitor private-link-scope show -g <group> -n <name> "
-            "--query id`).",
-        )
+    return _malformed_id(
+        spec,
+        "existing_private_link_scope_id",
+        SCOPE_ID,
+        "an Azure Monitor Private Link Scope resource id",
+        "Use /subscriptions/<guid>/resourceGroups/<group>/providers/Microsoft.Insights/"
+        "privateLinkScopes/<name> (`az monitor private-link-scope show -g <group> -n <name> "
+        "--query id`).",
+    )
 
 
 @rule(
