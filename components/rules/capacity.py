@@ -24,6 +24,16 @@ def _capacity_path(index: int, field: str) -> str:
     return pool_at(index, f"capacity.{field}")
 
 
+def _no_such_island(path: str, pool: PoolSpec, count: int, island: str, entry: str) -> Problem:
+    """An `island_*` entry (AZC108, AZC160) for an island the pool does not have: written for a larger
+    pool; `entry` says what it asked for that island."""
+    return (
+        path,
+        f"pool {pool.name!r} has {plural(count, 'island')}; there is no island {island} {entry}.",
+        "Remove the entry (it was written for a larger pool).",
+    )
+
+
 def _stand_ins(pool: PoolSpec) -> Iterator[tuple[int, str, catalog.GpuSize | None]]:
     for position, name in enumerate(pool.capacity.stand_in_sizes):
         yield position, name, catalog.find_size(name)
@@ -304,12 +314,7 @@ def island_zone_not_allowed(spec: ClusterSpec) -> Iterator[Problem]:
         for island, zone in pool.capacity.island_zones.items():
             path = _capacity_path(index, f"island_zones.{island}")
             if int(island) >= count:
-                yield (
-                    path,
-                    f"pool {pool.name!r} has {plural(count, 'island')}; there is no island {island} "
-                    "to place.",
-                    "Remove the entry (it was written for a larger pool).",
-                )
+                yield _no_such_island(path, pool, count, island, "to place")
             elif zone not in allowed:
                 yield (
                     path,
@@ -397,12 +402,7 @@ def island_stand_in_not_allowed(spec: ClusterSpec) -> Iterator[Problem]:
         for island, size in pool.capacity.island_stand_ins.items():
             path = _capacity_path(index, f"island_stand_ins.{island}")
             if int(island) >= count:
-                yield (
-                    path,
-                    f"pool {pool.name!r} has {plural(count, 'island')}; there is no island {island} to build "
-                    f"as {size}.",
-                    "Remove the entry (it was written for a larger pool).",
-                )
+                yield _no_such_island(path, pool, count, island, f"to build as {size}")
             elif size.lower() not in allowed:
                 yield (
                     path,
