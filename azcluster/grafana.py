@@ -25,6 +25,7 @@ Best effort, like the hostfiles: a Grafana that refuses or does not answer is a 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -227,12 +228,7 @@ def install_for_stack(
     spec: ClusterSpec, outputs: Mapping[str, Any], ctx: Callable[[], AzureContext]
 ) -> InstallResult:
     """`up`'s last step: never raises; a failure is the result's `error` (shown as a warning)."""
-    context: list[AzureContext] = []
-
-    def azure() -> AzureContext:
-        if not context:
-            context.append(ctx())
-        return context[0]
+    azure = functools.cache(ctx)  # connect at most once: endpoint_of may need Azure, install does
 
     result = InstallResult(endpoint="")
     try:

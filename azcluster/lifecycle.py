@@ -21,6 +21,7 @@ Rules kept here:
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -1028,12 +1029,8 @@ def dashboard(
         )
     target.engine.check_secrets(target.ref)
     found = target.engine.outputs(target.ref)
-    azure_ctx: list[Any] = []
-
-    def connect() -> Any:  # at most once: endpoint_of may need Azure, and --install does
-        if not azure_ctx:
-            azure_ctx.append((connection or AzureOptions()).connect())
-        return azure_ctx[0]
+    # connect at most once: endpoint_of may need Azure, and --install does
+    connect = functools.cache((connection or AzureOptions()).connect)
 
     endpoint = grafana.endpoint_of(spec, found, connect)
     document: dict[str, Any] = {
