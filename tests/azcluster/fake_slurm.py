@@ -35,6 +35,16 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
+SACCT_FIELDS = "JobIDRaw,User,Account,Partition,NNodes,AllocTRES,Start,End,NodeList"
+"""The `-o` list tests/azcluster/fixtures/sacct was captured with (real sacct 24.11,
+tests/components/test_slurm_accounting_real.py with AZC_CAPTURE_SACCT). The fake answers only this list,
+as real sacct prints only the columns asked: were it to take the code's usage.SACCT_FIELDS, a change there
+would still be answered with the captured columns and the unit tests would pass on lines real sacct never
+prints. Change both together and recapture."""
+SQUEUE_FORMAT = "UserName:|,NumNodes:|,tres-alloc:|"
+"""The `-O` list the lines tests give `running` are written in (real squeue 24.11's, squeue(1) -O); pinned for
+the same reason as SACCT_FIELDS."""
+
 _SINFO = r"""#!/usr/bin/env bash
 echo "sinfo $*" >>"{data}/calls.log"
 if [ -f "{data}/controller-down" ]; then
@@ -173,9 +183,6 @@ class FakeSlurm:
         (self.data / "next-id").write_text("4101")
         (self.data / "sacct").write_text("")
         (self.data / "squeue").write_text("")
-        from azcluster.ops.slurmstate import SQUEUE_FORMAT
-        from azcluster.ops.usage import SACCT_FIELDS
-
         programs = (("sinfo", _SINFO), ("sbatch", _SBATCH), ("runuser", _RUNUSER), ("srun", _SRUN))
         for name, body in (*programs, ("scontrol", _SCONTROL), ("sacct", _SACCT), ("squeue", _SQUEUE)):
             path = self.bin / name
@@ -206,11 +213,11 @@ class FakeSlurm:
         target.write_text(text)
 
     def running(self, text: str) -> None:
-        """Running jobs, as real `squeue -h -t RUNNING -O slurmstate.SQUEUE_FORMAT` prints them."""
+        """Running jobs, as real `squeue -h -t RUNNING -O SQUEUE_FORMAT` prints them."""
         (self.data / "squeue").write_text(text)
 
     def sacct_lines(self, text: str) -> None:
-        """The jobs sacct knows, as real `sacct -P -o usage.SACCT_FIELDS` prints them."""
+        """The jobs sacct knows, as real `sacct -P -o SACCT_FIELDS` prints them."""
         (self.data / "sacct").write_text(text)
 
     def calls(self) -> list[str]:
