@@ -52,7 +52,7 @@ from pulumi_azure_native import dbformysql, network
 
 from .cluster_key import ClusterKey, new_password
 from .network import private_dns_zone
-from .private_dns import endpoint_zone_group, linked_private_zone
+from .private_dns import endpoint_zone_group, endpoint_zone_id
 from .spec import PRIVATE_DNS_ZONE_NAMES
 from .storage import account_private_endpoint, data_options, subscription_salted_name
 from .tags import cluster_tags
@@ -197,7 +197,17 @@ class AccountingDatabase(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        zone_id = self._dns_zone(name, args, tags)
+        zone_id = endpoint_zone_id(
+            f"{name}-mysql-zone",
+            PRIVATE_DNS_ZONE_NAMES["mysql"],
+            args.existing_dns_zone_id,
+            args.create_dns_zone,
+            args.resource_group_name,
+            args.cluster_name,
+            args.vnet_id,
+            tags,
+            child,
+        )
         self.dns_zone_group: network.PrivateDnsZoneGroup | None = None
         if zone_id is not None:
             self.dns_zone_group = endpoint_zone_group(
@@ -211,21 +221,3 @@ class AccountingDatabase(pulumi.ComponentResource):
         self.register_outputs(
             {"host": self.host, "server_id": self.server_id, "private_endpoint_id": self.private_endpoint_id}
         )
-
-    def _dns_zone(
-        self, name: str, args: AccountingDatabaseArgs, tags: dict[str, str]
-    ) -> pulumi.Input[str] | None:
-        if args.existing_dns_zone_id:
-            return args.existing_dns_zone_id
-        if not args.create_dns_zone:
-            return None
-        zone = linked_private_zone(
-            f"{name}-mysql-zone",
-            PRIVATE_DNS_ZONE_NAMES["mysql"],
-            args.resource_group_name,
-            args.cluster_name,
-            args.vnet_id,
-            tags,
-            pulumi.ResourceOptions(parent=self),
-        )
-        return zone.id

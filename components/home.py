@@ -39,7 +39,7 @@ import pulumi
 from pulumi_azure_native import network, storage
 
 from .network import private_dns_zone
-from .private_dns import endpoint_zone_group, linked_private_zone
+from .private_dns import endpoint_zone_group, endpoint_zone_id
 from .storage import account_private_endpoint, data_options, storage_account_name, subscription_salted_name
 from .tags import cluster_tags
 
@@ -172,7 +172,17 @@ class SharedHome(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        zone_id = self._dns_zone(name, args, tags)
+        zone_id = endpoint_zone_id(
+            f"{name}-file-zone",
+            args.file_dns_zone_name,
+            args.existing_file_dns_zone_id,
+            args.create_file_dns_zone,
+            args.resource_group_name,
+            args.cluster_name,
+            args.vnet_id,
+            tags,
+            child,
+        )
         self.dns_zone_group: network.PrivateDnsZoneGroup | None = None
         if zone_id is not None:  # None: joining a hub network whose own DNS registers the endpoint
             self.dns_zone_group = endpoint_zone_group(
@@ -195,21 +205,3 @@ class SharedHome(pulumi.ComponentResource):
                 "private_endpoint_id": self.private_endpoint_id,
             }
         )
-
-    def _dns_zone(self, name: str, args: SharedHomeArgs, tags: dict[str, str]) -> pulumi.Input[str] | None:
-        """The privatelink.file zone (created and linked to the virtual network, or a hub's given one);
-        None when neither (a hub network's own DNS registers the endpoint)."""
-        if args.existing_file_dns_zone_id:
-            return args.existing_file_dns_zone_id
-        if not args.create_file_dns_zone:
-            return None
-        zone = linked_private_zone(
-            f"{name}-file-zone",
-            args.file_dns_zone_name,
-            args.resource_group_name,
-            args.cluster_name,
-            args.vnet_id,
-            tags,
-            pulumi.ResourceOptions(parent=self),
-        )
-        return zone.id

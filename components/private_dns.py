@@ -44,6 +44,28 @@ def linked_private_zone(
     return zone
 
 
+def endpoint_zone_id(
+    resource_name: str,
+    zone_name: str,
+    existing_zone_id: str | None,
+    create: bool,
+    resource_group_name: pulumi.Input[str],
+    cluster_name: str,
+    vnet_id: pulumi.Input[str],
+    tags: dict[str, str],
+    opts: pulumi.ResourceOptions,
+) -> pulumi.Input[str] | None:
+    """The zone an endpoint registers in: a hub's given one, else (with `create`) `linked_private_zone`;
+    None when neither (network.private_dns_zone decided: a hub network's own DNS registers the endpoint)."""
+    if existing_zone_id:
+        return existing_zone_id
+    if not create:
+        return None
+    return linked_private_zone(
+        resource_name, zone_name, resource_group_name, cluster_name, vnet_id, tags, opts
+    ).id
+
+
 def endpoint_zone_group(
     resource_name: str,
     endpoint: network.PrivateEndpoint,
