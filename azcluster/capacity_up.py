@@ -32,6 +32,7 @@ the stand-in's price per node-hour and its quota family.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -212,24 +213,30 @@ def next_zones(
 
 
 def azure_readiness(spec: ClusterSpec, ctx: AzureContext) -> Readiness:
-    """Whether a size can be used in a zone for a whole island, from Azure's own answers, read afresh
-    each time (capacity and quota change while azcluster waits): the size is offered to this
-    subscription in the region and zone (Resource SKUs: not listed, a Location or Zone restriction),
-    and its vCPU quota family has room for the island (Usages: limit - currentValue), as preflight
-    judges them (preflight.py, preflight_capacity.py)."""
+    """Whether a size can be used in a zone for a whole island, from Azure's own answers: the size is
+    offered to this subscription in the region and zone (Resource SKUs: not listed, a Location or Zone
+    restriction), and its vCPU quota family has room for the island (Usages: limit - currentValue), as
+    preflight judges them (preflight.py, preflight_capacity.py). The quota is read afresh each time (it
+    changes while azcluster waits, e.g. when a raise is granted); the region's SKU list, megabytes long
+    and about what is offered to the subscription rather than what is free now, once per command, not
+    once per island, size and zone asked about."""
+    from .azure import azure_errors, compute_client, rest
+
+    location = spec.location
+    client = compute_client(ctx)
+
+    @functools.cache
+    def region_skus() -> list[dict[str, Any]]:
+        with azure_errors(ctx, f"listing the VM sizes offered in {location}"):
+            return [rest(sku) for sku in client.resource_skus.list(filter=f"location eq '{location}'")]
 
     def ready(size: str, zone: str | None, nodes: int) -> str | None:
         from azcluster.components import catalog
 
-        from .azure import azure_errors, compute_client, rest
         from .preflight import capability, find_sku, location_restriction, zones_offered
         from .preflight_capacity import _free
 
-        location = spec.location
-        client = compute_client(ctx)
-        with azure_errors(ctx, f"listing the VM sizes offered in {location}"):
-            skus = [rest(sku) for sku in client.resource_skus.list(filter=f"location eq '{location}'")]
-        sku = find_sku(skus, size, location)
+        sku = find_sku(region_skus(), size, location)
         if sku is None:
             return f"{size} is not offered in {location}"
         if location_restriction(sku, location) is not None:
