@@ -14,7 +14,7 @@ from azcluster.components import catalog
 from azcluster.components.spec import ClusterSpec
 from azcluster.components.topology import pool_island_slots, rack_blocks
 
-from .model import RackState, SlurmView
+from .model import RackState, SlurmNode, SlurmView
 
 FREE_SLOT = "azc-slot: free"
 
@@ -31,17 +31,21 @@ def rack_states(spec: ClusterSpec, view: SlurmView) -> list[RackState]:
             for block in rack_blocks(island, size.rack_vms):
                 rack = RackState(pool.name, island.island, block.name, block.count)
                 for index in range(block.first, block.first + block.count):
-                    node = nodes.get(island.name(index))
-                    if node is None or (node.reason or "").startswith(FREE_SLOT):
-                        continue
-                    if "~" in node.state:
-                        rack.off += 1
-                    elif "#" in node.state:
-                        rack.starting += 1
-                    elif node.usable:
-                        rack.up += 1
-                    else:
-                        rack.down += 1
+                    _count(rack, nodes.get(island.name(index)))
                 if rack.held:
                     racks.append(rack)
     return racks
+
+
+def _count(rack: RackState, node: SlurmNode | None) -> None:
+    """Add one slot's node to its rack's tally (a slot no node holds is not counted)."""
+    if node is None or (node.reason or "").startswith(FREE_SLOT):
+        return
+    if "~" in node.state:
+        rack.off += 1
+    elif "#" in node.state:
+        rack.starting += 1
+    elif node.usable:
+        rack.up += 1
+    else:
+        rack.down += 1
