@@ -802,27 +802,14 @@ def users_sync(
     Contributor); no VM is changed or re-imaged. Exit 1 when the team has validation errors or the login
     node could not take the file.
     """
-    from azcluster.components.findings import has_errors
-
     from . import lifecycle, render, stackfile
     from .ops import users
 
     loaded = stackfile.load_stack(stack)
-    findings = stackfile.validate(loaded)
-    if loaded.spec is None or has_errors(findings):
-        if not json:
-            render.print_findings(findings, str(loaded.path))
-        raise lifecycle.CommandFailed(
-            AzclusterError(
-                f"stack {loaded.name} has validation errors; nothing was handed over",
-                f"fix them (`azcluster validate {loaded.name}` lists them with file:line)",
-                EXIT_REFUSED,
-            ),
-            {"findings": [f.to_json() for f in findings]},
-        )
-    users.require_login_and_home(loaded.spec, loaded.name)  # exit 2 before asking Azure anything
+    spec = lifecycle.valid_spec(loaded, quiet=json, nothing="nothing was handed over")
+    users.require_login_and_home(spec, loaded.name)  # exit 2 before asking Azure anything
     ctx = _connect(subscription, auth, cloud, "users sync")
-    result = users.sync_users(loaded.spec, ctx, loaded.name, progress=not json)
+    result = users.sync_users(spec, ctx, loaded.name, progress=not json)
     if json:
         render.print_json({"stack": loaded.name, "ok": True, "sync": result.to_json()})
     else:

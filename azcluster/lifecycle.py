@@ -221,23 +221,33 @@ def _notes(target: Target) -> None:
 
 def validated(target: Target, suppress: Sequence[str] = (), quiet: bool = False) -> ClusterSpec:
     """The stack's spec, or exit 1 with its error findings (printed unless quiet; in the JSON document)."""
+    return valid_spec(target.loaded, suppress, quiet)
+
+
+def valid_spec(
+    loaded: LoadedStack,
+    suppress: Sequence[str] = (),
+    quiet: bool = False,
+    nothing: str = "nothing was changed",
+) -> ClusterSpec:
+    """`validated` for a command without an engine (`users sync`); `nothing` says what was not done."""
     from azcluster.components.findings import has_errors
 
     from . import render, stackfile
 
-    findings = stackfile.validate(target.loaded, suppress)
-    if has_errors(findings) or target.loaded.spec is None:
+    findings = stackfile.validate(loaded, suppress)
+    if has_errors(findings) or loaded.spec is None:
         if not quiet:
-            render.print_findings(findings, str(target.loaded.path))
+            render.print_findings(findings, str(loaded.path))
         raise CommandFailed(
             AzclusterError(
-                f"stack {target.name} has validation errors; nothing was changed",
-                f"fix them (`azcluster validate {target.name}` lists them with file:line)",
+                f"stack {loaded.name} has validation errors; {nothing}",
+                f"fix them (`azcluster validate {loaded.name}` lists them with file:line)",
                 EXIT_REFUSED,
             ),
             {"findings": [f.to_json() for f in findings]},
         )
-    return target.loaded.spec
+    return loaded.spec
 
 
 def cost_per_hour(spec: ClusterSpec | None) -> float | None:
