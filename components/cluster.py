@@ -232,9 +232,7 @@ class Cluster(pulumi.ComponentResource):
     def _accounting_db(self, name: str, spec: ClusterSpec, child: pulumi.ResourceOptions) -> Any:
         """slurmdbd's MySQL flexible server (`slurm.accounting.database: mysql`), else None (MariaDB on the
         login node, or no accounting)."""
-        from .network import uses_mysql_accounting
-
-        if not uses_mysql_accounting(spec):
+        if not spec.uses_mysql_accounting:
             return None
         from .accounting_db import AccountingDatabase, AccountingDatabaseArgs
 

@@ -188,18 +188,6 @@ MYSQL_ACCOUNTING = InboundService(
 server's only client, so 3306 is open from the login subnet alone; GPU nodes never reach the database."""
 
 
-def uses_mysql_accounting(spec: ClusterSpec) -> bool:
-    """Whether the cluster builds the accounting database server: Slurm with accounting on a MySQL flexible
-    server, and a login node (the controller) to use it."""
-    accounting = spec.slurm.accounting
-    return (
-        spec.scheduler == "slurm"
-        and spec.login.enabled
-        and accounting.enabled
-        and accounting.database == "mysql"
-    )
-
-
 def inbound_services(spec: ClusterSpec) -> tuple[InboundService, ...]:
     """What the spec's features serve inside the network: nothing by default. A feature that serves a
     port (e.g. an NFS home share) adds its `InboundService` here, so its NSG rule exists exactly when the
@@ -208,7 +196,7 @@ def inbound_services(spec: ClusterSpec) -> tuple[InboundService, ...]:
     services: list[InboundService] = []
     if spec.storage.home.enabled:
         services.append(AZURE_FILES_NFS)
-    if uses_mysql_accounting(spec):
+    if spec.uses_mysql_accounting:
         services.append(MYSQL_ACCOUNTING)
     return tuple(services)
 

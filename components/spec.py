@@ -946,6 +946,19 @@ class ClusterSpec(_Strict):
     def total_nodes(self) -> int:
         return sum(pool.nodes for pool in self.pools)
 
+    @property
+    def uses_mysql_accounting(self) -> bool:
+        """Whether the cluster builds the accounting database server (components/accounting_db.py): Slurm
+        with accounting on a MySQL flexible server, and a login node (the controller) to use it. The
+        component, its NSG rule, its private DNS zone and its price all ask here."""
+        accounting = self.slurm.accounting
+        return (
+            self.scheduler == "slurm"
+            and self.login.enabled
+            and accounting.enabled
+            and accounting.database == "mysql"
+        )
+
     def address_space(self) -> ipaddress.IPv4Network | None:
         """The parsed address space, or None when it is not a valid IPv4 CIDR (a rule reports that)."""
         try:

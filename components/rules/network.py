@@ -384,13 +384,7 @@ def _private_endpoint_kinds(spec: ClusterSpec) -> list[tuple[str, str]]:
     home = getattr(spec.storage, "home", None)
     if home is not None and home.enabled:
         kinds.append(("file", "the shared home (Azure Files NFS)"))
-    accounting = spec.slurm.accounting
-    if (
-        spec.scheduler == "slurm"
-        and spec.login.enabled
-        and accounting.enabled
-        and accounting.database == "mysql"
-    ):
+    if spec.uses_mysql_accounting:
         kinds.append(("mysql", "the accounting database (MySQL flexible server)"))
     return kinds
 
