@@ -164,15 +164,13 @@ def island_slots(
     and Slurm's aggregated blocks never reach past the island (components/bootstrap/slurm.py).
     """
     if size is not None and not size.has_infiniband:
-        most = max(pool.nodes, pool.island_max_nodes)
-        count = max(pool.nodes, 1) if elastic else rack_slot_count(most, rack)
-        width = max(3, len(str(rack_slot_count(most, rack) - 1)))
-        return [IslandSlots(pool.name, 0, island_key(pool.name, 0), count, width)]
-    most = rack_slot_count(pool.island_max_nodes, rack)
+        islands, most = [pool.nodes], rack_slot_count(max(pool.nodes, pool.island_max_nodes), rack)
+    else:
+        islands, most = pool.island_sizes(), rack_slot_count(pool.island_max_nodes, rack)
     width = max(3, len(str(most - 1)))
     return [
         IslandSlots(pool.name, index, island_key(pool.name, index), max(nodes, 1) if elastic else most, width)
-        for index, nodes in enumerate(pool.island_sizes())
+        for index, nodes in enumerate(islands)
     ]
 
 
