@@ -38,11 +38,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from azcluster.components.capacity import capacity_plan
+from azcluster.components.capacity import PoolCapacity, capacity_plan
 from azcluster.components.spec import ClusterSpec
 
 from . import remedies
-from .ops.grow import FIRST_RETRY_S, MAX_RETRY_S, Clock, GrowReport, grow_cluster
+from .ops.grow import FIRST_RETRY_S, MAX_RETRY_S, Clock, GrowReport, IslandGrowth, grow_cluster
 
 if TYPE_CHECKING:  # pragma: no cover
     from .azure import AzureContext
@@ -175,41 +175,52 @@ def next_zones(
         policy = policies.get(growth.pool)
         if policy is None:
             continue
-        seen = tried.setdefault((growth.pool, growth.island), set())
-        current = growth.size or policy.island_size(growth.island).name
-        seen.add((current.lower(), growth.zone))
-        zones = [zone for zone in policy.zones if zone is not None] or [None]
-        for choice in policy.sizes:
-            move = None
-            for zone in zones:
-                if (choice.name.lower(), zone) in seen:
-                    continue
-                seen.add((choice.name.lower(), zone))
-                if choice.stand_in or choice.name.lower() != current.lower():
-                    reason = "not allowed without Azure's answers" if ready is None else None
-                    if ready is not None:
-                        reason = ready(choice.name, zone, growth.requested)
-                    if reason is not None:
-                        if skipped is not None and ready is not None:
-                            skipped.append(Skipped(growth.pool, growth.island, choice.name, zone, reason))
-                        continue
-                move = Move(
-                    growth.pool,
-                    growth.island,
-                    growth.zone,
-                    zone,
-                    growth.code,
-                    current,
-                    choice.name,
-                    choice.stand_in,
-                    choice.usd_per_hour,
-                    choice.quota_family,
-                )
-                break
-            if move is not None:
-                moves.append(move)
-                break
+        move = _next_place(
+            growth, policy, tried.setdefault((growth.pool, growth.island), set()), ready, skipped
+        )
+        if move is not None:
+            moves.append(move)
     return moves
+
+
+def _next_place(
+    growth: IslandGrowth,
+    policy: PoolCapacity,
+    seen: set[tuple[str, str | None]],
+    ready: Readiness | None,
+    skipped: list[Skipped] | None,
+) -> Move | None:
+    """The island's first (size, zone) of its policy not in `seen` that can be used (marking each one
+    looked at); another size than the island's own only when `ready` says so."""
+    current = growth.size or policy.island_size(growth.island).name
+    seen.add((current.lower(), growth.zone))
+    zones = [zone for zone in policy.zones if zone is not None] or [None]
+    for choice in policy.sizes:
+        for zone in zones:
+            if (choice.name.lower(), zone) in seen:
+                continue
+            seen.add((choice.name.lower(), zone))
+            if choice.stand_in or choice.name.lower() != current.lower():
+                if ready is None:
+                    continue
+                reason = ready(choice.name, zone, growth.requested)
+                if reason is not None:
+                    if skipped is not None:
+                        skipped.append(Skipped(growth.pool, growth.island, choice.name, zone, reason))
+                    continue
+            return Move(
+                growth.pool,
+                growth.island,
+                growth.zone,
+                zone,
+                growth.code,
+                current,
+                choice.name,
+                choice.stand_in,
+                choice.usd_per_hour,
+                choice.quota_family,
+            )
+    return None
 
 
 def azure_readiness(spec: ClusterSpec, ctx: AzureContext) -> Readiness:
