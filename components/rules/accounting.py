@@ -7,7 +7,6 @@ limit that cannot bind is caught here, before the file reaches the cluster.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator
 
 from .. import catalog
@@ -79,10 +78,9 @@ def team_account_name_invalid(spec: ClusterSpec) -> Iterator[Problem]:
 def team_account_duplicate(spec: ClusterSpec) -> Iterator[Problem]:
     """An account is one row of slurmdbd: listed twice with different shares or limits, one entry would
     silently win."""
-    counts = Counter(account.name for account in spec.team.accounts)
     seen: set[str] = set()
     for index, account in enumerate(spec.team.accounts):
-        if counts[account.name] > 1 and account.name in seen:
+        if account.name in seen:
             yield (_account_at(index, "name"), f"account {account.name!r} is listed twice.", "List it once.")
         seen.add(account.name)
 
