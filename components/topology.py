@@ -226,7 +226,7 @@ def cluster_rack_size(spec: ClusterSpec) -> int | None:
     cluster is cut into blocks of this size (bootstrap/slurm.py)."""
     if spec.scheduler != "slurm":
         return None
-    sizes = [size.rack_vms for size in (find_size(p.size) for p in spec.pools) if size and size.rack_vms]
+    sizes = [pool.rack_vms for pool in spec.pools if pool.rack_vms]
     return min(sizes) if sizes else None
 
 
