@@ -127,24 +127,12 @@ check_gb_xid() {
 }
 
 check_gb_dcgm() {
-    local boot last="$STATE_DIR/dcgm.last" out rc=0 failed status detail lboot lstatus ldetail ltime run=0
+    local out rc=0 failed status detail
     if ! have "$DCGMI"; then
         add_check dcgm skipped "dcgmi not found (DCGM is not on this image)"
         return 0
     fi
-    boot="$(cat "$R/proc/sys/kernel/random/boot_id" 2>/dev/null || echo unknown)"
-    case "$MODE" in
-        full) run=1 ;;
-        auto) if [[ ! -f "$last" ]] || [[ "$(cut -f1 "$last")" != "$boot" ]]; then run=1; fi ;;
-        *) ;;
-    esac
-    if ((run == 0)); then
-        if [[ -f "$last" ]]; then
-            IFS=$'\t' read -r lboot lstatus ldetail ltime <"$last"
-            add_check dcgm "$lstatus" "$ldetail (run at $ltime${lboot:+, boot $lboot})"
-        else
-            add_check dcgm skipped "DCGM diagnostic not run yet (it runs once per boot in mode auto)"
-        fi
+    if ! due dcgm "DCGM diagnostic"; then
         return 0
     fi
     out="$(timeout "${DCGM_TIMEOUT:-600}" "$DCGMI" diag -r 1 2>&1)" || rc=$?
@@ -164,9 +152,7 @@ check_gb_dcgm() {
     else
         status=ok detail="dcgmi diag -r 1 passed"
     fi
-    mkdir -p "$STATE_DIR"
-    printf '%s\t%s\t%s\t%s\n' "$boot" "$status" "${detail:0:300}" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$last"
-    add_check dcgm "$status" "${detail:0:300}"
+    record dcgm "$status" "${detail:0:300}"
     return 0
 }
 

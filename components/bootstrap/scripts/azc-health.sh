@@ -219,9 +219,30 @@ check_peermem() {
     return 0
 }
 
+# due NAME WHAT: true when once-per-boot check NAME runs now; else reports its last result (record's).
+due() {
+    local last="$STATE_DIR/$1.last" lboot lstatus ldetail ltime
+    BOOT="$(cat "$R/proc/sys/kernel/random/boot_id" 2>/dev/null || echo unknown)"
+    [[ "$MODE" == full ]] && return 0
+    if [[ -f "$last" ]]; then
+        IFS=$'\t' read -r lboot lstatus ldetail ltime <"$last"
+        [[ "$MODE" == auto && "$lboot" != "$BOOT" ]] && return 0
+        add_check "$1" "$lstatus" "$ldetail (run at $ltime${lboot:+, boot $lboot})"
+    else
+        [[ "$MODE" == auto ]] && return 0
+        add_check "$1" skipped "$2 not run yet (it runs once per boot in mode auto)"
+    fi
+    return 1
+}
+
+record() {
+    mkdir -p "$STATE_DIR"
+    printf '%s\t%s\t%s\t%s\n' "$BOOT" "$2" "$3" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$STATE_DIR/$1.last"
+    add_check "$1" "$2" "$3"
+}
+
 check_aznhc() {
-    local sku="${AZC_SIZE:-}" conf boot last="$STATE_DIR/aznhc.last" log="$STATE_DIR/aznhc.log"
-    local run=0 rc=0 err status detail lboot lstatus ldetail ltime
+    local sku="${AZC_SIZE:-}" conf log="$STATE_DIR/aznhc.log" rc=0 err status detail
     sku="${sku,,}"
     sku="${sku#standard_}"
     if [[ "${AZC_AZNHC:-0}" != 1 ]]; then
@@ -242,32 +263,21 @@ check_aznhc() {
         add_check aznhc skipped "this image's AzNHC has no Arm64 container (dockerfile/azure-nvrt-nhc-aarch64.dockerfile)"
         return 0
     fi
-    boot="$(cat "$R/proc/sys/kernel/random/boot_id" 2>/dev/null || echo unknown)"
-    case "$MODE" in
-        full) run=1 ;;
-        auto) if [[ ! -f "$last" ]] || [[ "$(cut -f1 "$last")" != "$boot" ]]; then run=1; fi ;;
-        *) ;;
-    esac
-    if ((run)); then
-        mkdir -p "$STATE_DIR"
-        : >"$log"
-        timeout "$AZNHC_TIMEOUT" bash "$AZNHC" -o "$log" >"$STATE_DIR/aznhc.out" 2>&1 || rc=$?
-        err="$(grep -hE 'ERROR|Health check failed' "$log" "$STATE_DIR/aznhc.out" 2>/dev/null | tail -n1 || true)"
-        if ((rc == 124)); then
-            status=failed detail="AzNHC timed out after ${AZNHC_TIMEOUT}s"
-        elif ((rc != 0)) || [[ -n "$err" ]]; then
-            status=failed detail="AzNHC: ${err:-run-health-checks.sh exited $rc}"
-        else
-            status=ok detail="AzNHC passed"
-        fi
-        printf '%s\t%s\t%s\t%s\n' "$boot" "$status" "$detail" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$last"
-        add_check aznhc "$status" "$detail"
-    elif [[ -f "$last" ]]; then
-        IFS=$'\t' read -r lboot lstatus ldetail ltime <"$last"
-        add_check aznhc "$lstatus" "$ldetail (run at $ltime${lboot:+, boot $lboot})"
-    else
-        add_check aznhc skipped "AzNHC not run yet (it runs once per boot in mode auto)"
+    if ! due aznhc AzNHC; then
+        return 0
     fi
+    mkdir -p "$STATE_DIR"
+    : >"$log"
+    timeout "$AZNHC_TIMEOUT" bash "$AZNHC" -o "$log" >"$STATE_DIR/aznhc.out" 2>&1 || rc=$?
+    err="$(grep -hE 'ERROR|Health check failed' "$log" "$STATE_DIR/aznhc.out" 2>/dev/null | tail -n1 || true)"
+    if ((rc == 124)); then
+        status=failed detail="AzNHC timed out after ${AZNHC_TIMEOUT}s"
+    elif ((rc != 0)) || [[ -n "$err" ]]; then
+        status=failed detail="AzNHC: ${err:-run-health-checks.sh exited $rc}"
+    else
+        status=ok detail="AzNHC passed"
+    fi
+    record aznhc "$status" "$detail"
     return 0
 }
 
