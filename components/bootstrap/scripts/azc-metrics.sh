@@ -11,10 +11,6 @@ set -euo pipefail
 AZC_TAG=azc-metrics
 # shellcheck source=azc-lib.sh
 . "${AZC_LIB:-$(dirname "${BASH_SOURCE[0]}")/azc-lib.sh}"
-if [[ -r "$AZC_NODE_ENV" ]]; then
-    # shellcheck disable=SC1090  # rendered at deployment
-    . "$AZC_NODE_ENV"
-fi
 
 BIN_DIR="$R/opt/azcluster/metrics"
 TEMPLATE="$R/etc/azcluster/metrics/prometheus.yml"

@@ -14,10 +14,6 @@ set -euo pipefail
 AZC_TAG=azc-slurm-metrics
 # shellcheck source=azc-lib.sh
 . "${AZC_LIB:-$(dirname "${BASH_SOURCE[0]}")/azc-lib.sh}"
-if [[ -r "$AZC_NODE_ENV" ]]; then
-    # shellcheck disable=SC1090  # rendered at deployment
-    . "$AZC_NODE_ENV"
-fi
 OUT_DIR="$R${AZC_METRICS_TEXTFILE_DIR:-/var/lib/azcluster/metrics}"
 SINFO="${SINFO:-sinfo}"
 SQUEUE="${SQUEUE:-squeue}"
