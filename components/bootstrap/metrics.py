@@ -42,12 +42,12 @@ CONFIG_TEMPLATE = "/etc/azcluster/metrics/prometheus.yml"
 DCGM_COUNTERS = "/etc/azcluster/metrics/dcgm-counters.csv"
 HOSTNAME_PLACEHOLDER = "@HOSTNAME@"
 ISLAND_PLACEHOLDER = "@ISLAND@"
-RACK_PLACEHOLDER = "@RACK@"
-"""GB200/GB300 pools: the node's NVLink domain (`<ClusterUUID>.<CliqueId>`, which azc-gb-health writes to
-/var/lib/azcluster/nvlink-domain), `unknown` until the GB checks first ran; read when the agent starts."""
 """Replaced by the node's host name and its island (AZC_ISLAND in node.env) when the agent starts
 (azc-metrics.sh config): one configuration serves every node of a pool, so the islands' cloud-configs
 differ only in node.env, which gpu_node.py writes last (their shared prefix is compressed once)."""
+RACK_PLACEHOLDER = "@RACK@"
+"""GB200/GB300 pools: the node's NVLink domain (`<ClusterUUID>.<CliqueId>`, which azc-gb-health writes to
+/var/lib/azcluster/nvlink-domain), `unknown` until the GB checks first ran; read when the agent starts."""
 
 PROMETHEUS_STREAM = "Microsoft-PrometheusMetrics"
 INGESTION_API_VERSION = "2023-04-24"
