@@ -19,8 +19,9 @@ CURL="${CURL:-curl}"
 DOCKER="${DOCKER:-docker}"
 JOB_MAP=/run/azcluster/hpc-jobs
 
-fetch() { # fetch URL SUMS_URL DEST_DIR: download a release tarball, check its digest, unpack its binaries
-    local url="$1" sums="$2" dest="$3" tmp name want got
+fetch() { # fetch BINARY URL SUMS_URL: unless in BIN_DIR, download its release, check the digest, unpack it
+    local bin="$1" url="$2" sums="$3" dest="$BIN_DIR/$1.d" tmp name want got
+    [[ -x "$BIN_DIR/$bin" ]] && return 0
     tmp="$(mktemp -d)"
     name="${url##*/}"
     "$CURL" -fsSL --retry 5 --retry-delay 10 -o "$tmp/$name" "$url"
@@ -35,18 +36,13 @@ fetch() { # fetch URL SUMS_URL DEST_DIR: download a release tarball, check its d
     mkdir -p "$dest"
     tar -xzf "$tmp/$name" -C "$dest" --strip-components=1
     rm -rf "$tmp"
+    mv -f "$dest/$bin" "$BIN_DIR/$bin" && rm -rf "$dest"
 }
 
 install() {
     mkdir -p "$BIN_DIR" "$R${AZC_METRICS_TEXTFILE_DIR:-/var/lib/azcluster/metrics}"
-    if [[ ! -x "$BIN_DIR/prometheus" ]]; then
-        fetch "$AZC_METRICS_PROMETHEUS_URL" "$AZC_METRICS_PROMETHEUS_SUMS" "$BIN_DIR/prometheus.d"
-        mv -f "$BIN_DIR/prometheus.d/prometheus" "$BIN_DIR/prometheus" && rm -rf "$BIN_DIR/prometheus.d"
-    fi
-    if [[ ! -x "$BIN_DIR/node_exporter" ]]; then
-        fetch "$AZC_METRICS_NODE_EXPORTER_URL" "$AZC_METRICS_NODE_EXPORTER_SUMS" "$BIN_DIR/node_exporter.d"
-        mv -f "$BIN_DIR/node_exporter.d/node_exporter" "$BIN_DIR/node_exporter" && rm -rf "$BIN_DIR/node_exporter.d"
-    fi
+    fetch prometheus "$AZC_METRICS_PROMETHEUS_URL" "$AZC_METRICS_PROMETHEUS_SUMS"
+    fetch node_exporter "$AZC_METRICS_NODE_EXPORTER_URL" "$AZC_METRICS_NODE_EXPORTER_SUMS"
     local units=(azc-node-exporter.service azc-metrics-agent.service)
     if [[ -n "${AZC_METRICS_GPU_IMAGE:-}" ]]; then
         if have "$DOCKER"; then
