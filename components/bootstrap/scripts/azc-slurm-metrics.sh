@@ -87,8 +87,4 @@ body="$(
         }
     }' </dev/null
 )"
-mkdir -p "$OUT_DIR"
-tmp="$(mktemp "$OUT_DIR/.slurm.prom.XXXXXX")"
-printf '%s\n' "$body" >"$tmp"
-chmod 0644 "$tmp"
-mv -f "$tmp" "$OUT_DIR/slurm.prom"
+printf '%s\n' "$body" | write_if_changed "$OUT_DIR/slurm.prom" 0644 >/dev/null
