@@ -64,6 +64,7 @@ from .health import (
     health_extension_settings,
     parse_health_result,
 )
+from .imex_boot import IMEX_SCRIPTS
 from .login import LOGIN_SCRIPTS, LoginBoot, login_custom_data, render_login_cloud_config
 from .metrics import (
     GPU_EXPORTER_UNIT,
@@ -106,8 +107,8 @@ def script_names() -> tuple[str, ...]:
 
 
 def gb_script_names() -> tuple[str, ...]:
-    """Names of the scripts only GB200/GB300 nodes get (bootstrap/gb_boot.py)."""
-    return GB_HEALTH_SCRIPTS
+    """Names of the scripts only GB200/GB300 nodes get (bootstrap/gb_boot.py, imex_boot.py)."""
+    return (*GB_HEALTH_SCRIPTS, *IMEX_SCRIPTS)
 
 
 def slurm_script_names() -> tuple[str, ...]:
