@@ -1,7 +1,7 @@
-"""The login node can be rebuilt: real slurmctld, slurmd and slurmdbd of Debian 13 (Slurm 24.11.5) with the
-accounting database on a real MariaDB (11.8) server of its own, reached over TCP by name with the
-administrator login and the password file cloud-init wrote, as `slurm.accounting.database: mysql` makes
-it on Azure (components/accounting_db.py).
+"""The login node can be rebuilt: real slurmctld, slurmd and slurmdbd of Debian 13 (Slurm 24.11.5; sid's
+26.05.5 not yet, LOGIN_REBUILD_SUITES) with the accounting database on a real MariaDB (11.8) server of its
+own, reached over TCP by name with the administrator login and the password file cloud-init wrote,
+as `slurm.accounting.database: mysql` makes it on Azure (components/accounting_db.py).
 
 The login node starts from its rendered cloud-config (slurm.conf with StateSaveLocation on the shared home,
 the database's password file, node.env naming the server and the CA bundle) through
@@ -81,17 +81,23 @@ def start_database(lab: slurmlab.SlurmLab, password: str) -> realroots.Machine:
         ["sh", "-c", "mariadb-install-db --user=mysql >/var/log/mariadb-init.log 2>&1"], timeout=120
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    db.run(["sh", "-c", "mkdir -p /run/mysqld && chown mysql: /run/mysqld"], timeout=30)
+    # the socket's directory: /run/mysqld up to Debian 13, /run/mariadbd from MariaDB 1:11.8.6-5 (sid),
+    # whose data moved to /var/lib/mariadb too (its 50-server.cnf says so): the log goes beside neither
+    made = "mkdir -p /run/mysqld /run/mariadbd && touch /var/log/mariadb-error.log"
+    db.run(
+        ["sh", "-c", f"{made} && chown mysql: /run/mysqld /run/mariadbd /var/log/mariadb-error.log"],
+        timeout=30,
+    )
     db.popen(
         [
             "mariadbd", "--user=mysql", "--bind-address=127.0.0.1", "--port=3306",
             "--skip-ssl", "--innodb-lock-wait-timeout=900",
-            "--log-error=/var/lib/mysql/error.log",
+            "--log-error=/var/log/mariadb-error.log",
         ]
     )  # fmt: skip
     deadline = time.monotonic() + slurmlab.WAIT_S
     while db.run(["mariadb-admin", "--skip-ssl", "ping"], timeout=30).returncode != 0:
-        log = db.path("/var/lib/mysql/error.log")
+        log = db.path("/var/log/mariadb-error.log")
         assert time.monotonic() < deadline, (
             log.read_text(errors="replace")[-2000:] if log.exists() else "no log"
         )
@@ -162,11 +168,20 @@ def wait(lab: slurmlab.SlurmLab, what: str, predicate) -> None:
     )
 
 
-@pytest.fixture(scope="module")
-def rebuilt(tmp_path_factory):
-    work = tmp_path_factory.mktemp("login-rebuild")
+LOGIN_REBUILD_SUITES = ("trixie",)
+"""Debian 13 only for now: on sid (26.05.5) the database starts (the directories above) and the rebuilt login
+node's state and slurmdbd check out, but its slurmctld stops answering ("Unable to contact slurm controller
+(connect failure)") before the queue and history tests: not yet explained, so not yet run here."""
+
+
+@pytest.fixture(
+    scope="module",
+    params=[pytest.param(suite, id=slurmlab.VERSIONS[suite]) for suite in LOGIN_REBUILD_SUITES],
+)
+def rebuilt(request, tmp_path_factory):
+    work = tmp_path_factory.mktemp(f"login-rebuild-{request.param}")
     lab = slurmlab.new_lab(
-        "trixie",
+        request.param,
         work,
         lab_spec(),
         packages=realroots.ACCOUNTING_PACKAGES,
@@ -260,5 +275,6 @@ def test_slurmdbd_stores_on_the_server_with_the_delivered_password(rebuilt) -> N
         timeout=30,
     )
     assert tables.stdout.strip() == "lab_job_table", tables.stderr
-    assert not lab.login.path("/var/lib/mysql/slurm_acct_db").exists()
+    for datadir in ("/var/lib/mysql", "/var/lib/mariadb"):  # MariaDB's on Debian 13, on sid
+        assert not lab.login.path(f"{datadir}/slurm_acct_db").exists()
     assert lab.login.run(["pgrep", "-x", "mariadbd"], timeout=30).returncode != 0
