@@ -95,6 +95,8 @@ ETHERNET_RDMA_DEVICES = "mlx5_an.*"
 NODE_METRICS = ("up", "node_memory_MemAvailable_bytes")
 HEALTH_CHECKS = ("gpu", "infiniband", "nvme", "nccl_conf", "fabricmanager", "peermem", "aznhc")
 """azc-health.sh's checks: one `azcluster_health_check_ok{check}` series each."""
+GB_HEALTH_CHECKS = ("nvlink_fabric", "imex", "xid", "dcgm")
+"""What azc-gb-health-lib.sh adds on GB200/GB300 nodes: one series each too."""
 AZCLUSTER_METRICS = (
     "azcluster_node_healthy",
     "azcluster_health_check_timestamp_seconds",
@@ -134,7 +136,12 @@ def kept_metrics(role: Role) -> tuple[str, ...]:
 
 
 def series_per_node(
-    gpus: int, ib_ports: int, role: Role = "compute", partitions: int = 1, vendor: str = "nvidia"
+    gpus: int,
+    ib_ports: int,
+    role: Role = "compute",
+    partitions: int = 1,
+    vendor: str = "nvidia",
+    gb: bool = False,
 ) -> int:
     """Active series one node sends with the default keep-list (benchmarks/bench_series.py measures it on
     a synthetic node through the real Prometheus and node_exporter; tests/components/test_metrics_real.py
@@ -142,7 +149,8 @@ def series_per_node(
 
     A GPU node: one series per kept GPU field and GPU (the DCGM fields; on AMD the fields renamed to
     them), one per InfiniBand metric and port, `up` of each scrape job (node, and the GPU exporter's),
-    MemAvailable, and azcluster's own (healthy, last check time, one per health check, the XID count,
+    MemAvailable, and azcluster's own (healthy, last check time, one per health check, GB nodes' own
+    checks too, the XID count,
     the price). The login node: `up`, MemAvailable and Slurm's (fixed ones, and per partition its pending
     jobs and GPUs)."""
     if role == "login":
@@ -150,7 +158,8 @@ def series_per_node(
         return 2 + len(SLURM_METRICS) - per_partition + per_partition * max(1, partitions)
     per_gpu = len(AMD_TO_DCGM) if vendor == "amd" else len(DCGM_FIELDS)
     jobs = 2 if gpus else 1
-    own = 2 + len(HEALTH_CHECKS) + 1 + 1
+    checks = len(HEALTH_CHECKS) + (len(GB_HEALTH_CHECKS) if gb else 0)
+    own = 2 + checks + 1 + 1
     return gpus * per_gpu + ib_ports * len(IB_METRICS) + jobs + 1 + own
 
 

@@ -216,7 +216,7 @@ def series_per_gpu_node(size_name: str) -> int:
     if size is None:
         return series_per_node(8, 8)  # an unknown size: count it as the catalogue's largest
     ports = size.infiniband.ports if size.infiniband else 0
-    return series_per_node(size.gpus, ports, vendor=size.gpu_vendor)
+    return series_per_node(size.gpus, ports, vendor=size.gpu_vendor, gb=size.rack_vms is not None)
 
 
 def estimated_series(spec: ClusterSpec) -> int:

@@ -435,3 +435,20 @@ def test_the_gpu_exporter_container_listens_on_loopback_with_the_sizes_image(tmp
         # per-job labels: dcgm-exporter reads the job of each GPU from this directory (mounted, created)
         assert run[run.index("--hpc-job-mapping-dir") + 1] == "/run/azcluster/hpc-jobs"
         assert (tmp_path / "run/azcluster/hpc-jobs").is_dir()
+
+
+@pytest.mark.parametrize(
+    ("script", "names"),
+    [("azc-health.sh", metrics.HEALTH_CHECKS), ("azc-gb-health-lib.sh", metrics.GB_HEALTH_CHECKS)],
+)
+def test_the_counted_health_checks_are_the_ones_the_scripts_report(script, names):
+    """series_per_node counts one series per check: the tuples must name exactly what the scripts report."""
+    import re
+
+    reported = set(re.findall(r"\badd_check ([a-z_]+)", (SCRIPTS / script).read_text()))
+    assert reported == set(names)
+
+
+def test_a_gb_node_counts_its_own_checks():
+    plain = metrics.series_per_node(4, 4)
+    assert metrics.series_per_node(4, 4, gb=True) == plain + len(metrics.GB_HEALTH_CHECKS)
