@@ -99,7 +99,10 @@ start() {
                 if [ -r /etc/azc-lab/hwloc.env ]; then . /etc/azc-lab/hwloc.env; fi
                 # shellcheck disable=SC2086
                 slurmd $SLURMD_OPTIONS ;;
-        slurmctld) stop slurmctld; mkdir -p /run/slurm; slurmctld ;;
+        slurmctld) stop slurmctld; mkdir -p /run/slurm; SLURMCTLD_OPTIONS=""
+                   if [ -r /etc/default/slurmctld ]; then . /etc/default/slurmctld; fi
+                   # shellcheck disable=SC2086
+                   slurmctld $SLURMCTLD_OPTIONS ;;
         slurmdbd) stop slurmdbd; mkdir -p /run/slurm; slurmdbd ;;
         # mariadb.service's RuntimeDirectory: /run/mysqld (Debian 13), /run/mariadbd (sid)
         mariadb) stop mariadbd; mkdir -p /run/mysqld /run/mariadbd; chown mysql: /run/mysqld /run/mariadbd

@@ -106,6 +106,24 @@ state_dir() {
     if [[ -e "$R$dir/job_state" ]]; then
         log "slurmctld's state found in $dir: queued and running jobs are taken back"
     fi
+    recover_options "$dir"
+}
+
+# recover_options: slurmctld writes assoc_usage (fair-share usage) only at a clean shutdown, but job_state
+# within seconds of a change. A login VM lost without a clean stop leaves state with no assoc_usage, and
+# Slurm 26.05 then refuses to start ("fatal: No Assoc usage file (<dir>/assoc_usage) to recover"; 24.11
+# goes on), so the rebuilt login node would never answer. slurmctld -i (ignore state errors) starts with
+# the jobs and empty usage: set only in that case, in the EnvironmentFile Debian's slurmctld.service
+# reads (SLURMCTLD_OPTIONS), and cleared by the next run of this script.
+recover_options() {
+    local dir="$1" file="$R/etc/default/slurmctld" opts=""
+    if [[ -e "$R$dir/clustername" && ! -e "$R$dir/assoc_usage" ]]; then
+        opts="-i"
+        log "slurmctld's state in $dir has no assoc_usage (the last controller did not stop cleanly): starting with -i; fair-share usage starts again from zero"
+    fi
+    mkdir -p "$(dirname "$file")" && touch "$file"
+    sed -i '/^SLURMCTLD_OPTIONS=/d' "$file"
+    echo "SLURMCTLD_OPTIONS=\"$opts\"" >>"$file"
 }
 
 # mpi_default: MpiDefault=pmix only where this Slurm build has the PMIx plugin; otherwise every plain srun
