@@ -113,8 +113,8 @@ state_dir() {
 # within seconds of a change. A login VM lost without a clean stop leaves state with no assoc_usage, and
 # Slurm 26.05 then refuses to start ("fatal: No Assoc usage file (<dir>/assoc_usage) to recover"; 24.11
 # goes on), so the rebuilt login node would never answer. slurmctld -i (ignore state errors) starts with
-# the jobs and empty usage: set only in that case, in the EnvironmentFile Debian's slurmctld.service
-# reads (SLURMCTLD_OPTIONS), and cleared by the next run of this script.
+# the jobs and empty usage: set only in that case, as SLURMCTLD_OPTIONS in /etc/default/slurmctld (an
+# EnvironmentFile of both Debian's and SchedMD's slurmctld.service), and cleared by this script's next run.
 recover_options() {
     local dir="$1" file="$R/etc/default/slurmctld" opts=""
     if [[ -e "$R$dir/clustername" && ! -e "$R$dir/assoc_usage" ]]; then
