@@ -25,7 +25,8 @@ Machines
     Loopback() -> a network namespace with only a loopback interface, up, holding 127.0.0.1 and
         127.0.0.2/8: glibc's getaddrinfo with AI_ADDRCONFIG (which slurmctld uses) finds no address when
         127.0.0.1 is the only one, so a second loopback address is needed. Held by a sleeping process;
-        `close()` ends it.
+        `close()` ends it. `call(fn)` runs fn in a thread inside the namespace: a socket it opens
+        listens there (a test's in-process fake served to the machines).
     Machine(root, hostname, workdir, net=Loopback | None, binds={inside: host}) -> one "computer": its
         own UTS namespace (host name), mount namespace and PID namespace, the root mounted through an
         overlay whose upper layer is under `workdir` (so the cached root is never written), and its own
@@ -47,6 +48,7 @@ Everything needs root (namespaces, mounts, chroot); the tests that use this modu
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import hashlib
 import json
@@ -57,6 +59,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -275,6 +278,9 @@ _REAPER = (
 _LOOPBACK_SETUP = "ip link set lo up && ip addr add 127.0.0.2/8 dev lo && echo ready && exec sleep infinity"
 
 
+_CLONE_NEWNET = 0x40000000
+
+
 class Loopback:
     """A network namespace with only loopback (127.0.0.1 and 127.0.0.2/8), kept by a sleeping process."""
 
@@ -294,6 +300,30 @@ class Loopback:
     @property
     def ns(self) -> str:
         return f"/proc/{self.proc.pid}/ns/net"
+
+    def call(self, fn):
+        """fn() in a thread that has entered this network namespace (setns(2) moves only the calling
+        thread), so the sockets fn opens belong to it; returns fn's result, raises what it raised."""
+        outcome: dict = {}
+
+        def inside() -> None:
+            libc = ctypes.CDLL(None, use_errno=True)
+            fd = os.open(self.ns, os.O_RDONLY)
+            try:
+                if libc.setns(fd, _CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), f"setns({self.ns})")
+                outcome["value"] = fn()
+            except BaseException as err:  # handed to the caller's thread
+                outcome["error"] = err
+            finally:
+                os.close(fd)
+
+        thread = threading.Thread(target=inside, name="in-netns")
+        thread.start()
+        thread.join()
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["value"]
 
     def close(self) -> None:
         _end(self.proc)

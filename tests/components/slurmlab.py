@@ -177,6 +177,9 @@ class SlurmLab:
     another layout than slurm.conf declares."""
     excused: dict[str, tuple[str, ...]] = field(default_factory=dict)
     """Per log file name, lines a test provokes on purpose (and checks itself)."""
+    elastic_config: str | None = None
+    """The power programs' configuration (elastic.render_config) the login node's cloud-config carries,
+    for a lab with elastic power driven by the real azc-elastic.py."""
 
     @property
     def login(self) -> realroots.Machine:
@@ -215,7 +218,11 @@ class SlurmLab:
         boot = bootstrap.SlurmBoot(munge_key_b64=self.key_b64, dns_zone=self.dns_zone, extra=extra)
         login = self._machine(f"{self.spec.name}-login")
         _write_files(
-            login, bootstrap.render_login_cloud_config(self.spec, None, None, slurm=boot), self._node_env
+            login,
+            bootstrap.render_login_cloud_config(
+                self.spec, None, None, slurm=boot, elastic_config=self.elastic_config
+            ),
+            self._node_env,
         )
         # slurm.conf and friends with the test machine's changes (module docstring)
         configs = slurm.render_configs(self.spec, self.settings, extra)
