@@ -25,7 +25,10 @@ of a block, the resume program asks Slurm to power up the rest of that block too
 State=POWER_UP`, so Slurm waits for them and resumes them through the same program: each slot's own VM,
 the rack it was in); and the watch keeps every block that has a busy node out of suspension
 (`scontrol update SuspendExcNodes=`, Slurm 23.02+; the kept-warm islands stay in the list), so Slurm
-suspends a rack only once all of it has stayed idle.
+suspends a rack only once all of it has stayed idle. A value set that way lives only in the running
+slurmctld (a reconfigure puts slurm.conf's back), so the watch compares with what slurmctld holds, not
+with what it last sent. tests/components/test_elastic_racks_real.py runs all of this through slurmctld's
+own power saving on 24.11 and 26.05.
 """
 
 from __future__ import annotations

@@ -100,7 +100,12 @@ the base size it spanned two). `--segment=N` (N <= rack) places every N nodes in
 job whose segment no block can hold waits rather than being spread. Every block must hold at least
 `rack_vms` slots (24.11 is fatal: "children count lower than bblock_node_cnt"), so every island of such
 a cluster, non-GB ones too, is whole blocks. A powered-down node of a block counts toward a segment: Slurm
-allocates the block and powers the node up, the job CONFIGURING until it boots (24.11.5 and 26.05.5).
+allocates the block and powers the node up, the job CONFIGURING until it boots (24.11.5 and 26.05.5); with
+one rack partly idle beside a busy node and another powered off, `--segment=<rack>` takes the powered-off
+rack whole rather than spreading (test_elastic_racks_real, through the real power programs). Slurm
+25.11.0-25.11.2 dropped powered-down CLOUD nodes from topology.conf's blocks when their node line has no
+`Topology=` (SchedMD's CHANGELOG/slurm-25.11.md, 25.11.3: "Prevent removing cloud nodes from the topology
+when putting them in the POWERED_DOWN state"); the catalogue's 25.11.5 has the fix.
 `TopologyParam=BlockAsNodeRank` (25.05+; 24.11 has no such option) is not needed: slot names already
 rank in block order.
 

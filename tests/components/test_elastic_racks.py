@@ -1,6 +1,8 @@
 """Whole-rack power for GB pools: azc-elastic.py (the login node's power programs) against the loopback ARM
 and IMDS fakes (tests/components/test_elastic_programs.py's World), with a stand-in scontrol that answers
-`scontrol -o show node` from a table of node states, as Slurm prints them, and records every other call.
+`scontrol -o show node` from a table of node states, as Slurm prints them, and `scontrol show config`'s
+SuspendExcNodes with the last value set, and records every other call. The same paths on real slurmctld:
+test_elastic_racks_real.
 
 A GB pool's slots come in Slurm blocks of a rack (18): resuming part of a rack asks Slurm to power up the
 rest of it; the watch keeps every rack with a busy node in SuspendExcNodes, so only wholly idle racks are
@@ -47,9 +49,10 @@ def racks(world: World, tmp_path: Path) -> World:  # noqa: F811
     )
     world.states_path = tmp_path / "states.json"
     world.states_path.write_text("{}")
+    world.exc_path = tmp_path / "suspend-exc-nodes"
     scontrol = tmp_path / "scontrol-states"
     scontrol.write_text(
-        f"#!{sys.executable}\nimport json, sys\n"
+        f"#!{sys.executable}\nimport json, os, sys\n"
         "args = sys.argv[1:]\n"
         "if args[:3] == ['-o', 'show', 'node']:\n"
         f"    table = json.load(open({str(world.states_path)!r}))\n"
@@ -57,6 +60,14 @@ def racks(world: World, tmp_path: Path) -> World:  # noqa: F811
         "        state = table.get(name, 'IDLE+CLOUD+POWERED_DOWN')\n"
         "        print(f'NodeName={name} Arch=aarch64 NodeAddr={name} NodeHostName={name} State={state}')\n"
         "    sys.exit(0)\n"
+        # slurmctld's SuspendExcNodes: the last value set, as `scontrol show config` prints it
+        f"held = {str(world.exc_path)!r}\n"
+        "if args == ['show', 'config']:\n"
+        "    value = open(held).read() if os.path.exists(held) else ''\n"
+        "    print(f'SuspendExcNodes         = {value or \"(null)\"}')\n"
+        "    sys.exit(0)\n"
+        "if args[:1] == ['update'] and args[1].startswith('SuspendExcNodes='):\n"
+        "    open(held, 'w').write(args[1].split('=', 1)[1])\n"
         f"open({str(world.scontrol_log)!r}, 'a').write(' '.join(args) + '\\n')\n"
     )
     scontrol.chmod(0o755)
@@ -98,6 +109,10 @@ def test_the_watch_keeps_racks_with_a_busy_node_out_of_suspension(racks: World) 
     assert exc == [f"update SuspendExcNodes={','.join(slots(0, 17))}"]
     assert racks.run("watch").returncode == 0
     assert len([c for c in racks.scontrol_calls() if "SuspendExcNodes" in c]) == 1  # unchanged: not sent
+    racks.exc_path.write_text("")  # a reconfigure or restart put slurm.conf's value back: sent again
+    assert racks.run("watch").returncode == 0
+    exc = [c for c in racks.scontrol_calls() if "SuspendExcNodes" in c]
+    assert exc == [f"update SuspendExcNodes={','.join(slots(0, 17))}"] * 2
     states["gb-i0-005"] = "IDLE+CLOUD"  # the rack's last job ended: all of it may be suspended now
     racks.states_path.write_text(json.dumps(states))
     assert racks.run("watch").returncode == 0

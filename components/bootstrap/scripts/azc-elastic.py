@@ -406,7 +406,10 @@ BUSY = ("ALLOCATED", "MIXED", "COMPLETING", "POWERING_UP")
 
 def keep_busy_racks_up(config: dict[str, Any]) -> None:
     """SuspendExcNodes = the kept-warm slots + every slot of a rack with a busy node: Slurm then suspends
-    a GB rack only when all of it is idle. Updated only when it changes (remembered in the state)."""
+    a GB rack only when all of it is idle. Sent only when slurmctld holds another value: compared with
+    what it holds now, not with what was last sent, because a value set with `scontrol update` lives only
+    in the running slurmctld and a reconfigure or restart puts slurm.conf's back (seen on 24.11.5 and
+    26.05.5), which would let Slurm suspend the idle rest of a busy rack."""
     islands = [i for i in config["islands"] if i.get("rack")]
     if config.get("scheduler") != "slurm" or not islands:
         return
@@ -419,11 +422,24 @@ def keep_busy_racks_up(config: dict[str, Any]) -> None:
         busy = [n for n in slots if any(flag in states.get(n, "") for flag in BUSY)]
         keep += [n for n in rack_slots(island, busy)]
     value = ",".join(keep)
-    with locked_state() as state:
-        if state.get("suspend_exc_nodes") == value:
-            return
-        state["suspend_exc_nodes"] = value
+    if slurm_suspend_exc_nodes() == set(expand_hostlist(value)):
+        return
     _scontrol(["update", f"SuspendExcNodes={value}" if value else "SuspendExcNodes="])
+
+
+def slurm_suspend_exc_nodes() -> set[str] | None:
+    """The nodes slurmctld's SuspendExcNodes holds now (`scontrol show config`); None when unreadable."""
+    try:
+        done = subprocess.run(
+            [*ENV.scontrol.split(), "show", "config"], capture_output=True, text=True, timeout=60
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        log(f"scontrol show config failed: {err}")
+        return None
+    found = re.search(r"^SuspendExcNodes\s*=\s*(.*?)\s*$", done.stdout, re.M)
+    if done.returncode != 0 or found is None:
+        return None
+    return set() if found.group(1) in ("", "(null)") else set(expand_hostlist(found.group(1)))
 
 
 def resolve(config: dict[str, Any], key: str, names: list[str]) -> tuple[dict[str, str], list[str]]:
