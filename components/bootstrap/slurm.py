@@ -106,8 +106,8 @@ rack whole rather than spreading (test_elastic_racks_real, through the real powe
 25.11.0-25.11.2 dropped powered-down CLOUD nodes from topology.conf's blocks when their node line has no
 `Topology=` (SchedMD's CHANGELOG/slurm-25.11.md, 25.11.3: "Prevent removing cloud nodes from the topology
 when putting them in the POWERED_DOWN state"); the catalogue's 25.11.5 has the fix.
-`TopologyParam=BlockAsNodeRank` (25.05+; 24.11 has no such option) is not needed: slot names already
-rank in block order.
+`TopologyParam=BlockAsNodeRank` (25.11+: the same CHANGELOG, 25.11.0rc1; 24.11 has none) is not needed:
+slot names already rank in block order.
 
 IMEX per job (multi-node NVLink): `Prolog`/`Epilog` (with `PrologFlags=Alloc`, so every node of the job
 runs it at allocation, before the batch script) are azc-imex.sh: on a GB node the prolog writes the
