@@ -321,7 +321,11 @@ def main(argv: list[str]) -> int:
         "dcgm": dcgm.server_address[1],
         "amd": amd.server_address[1],
     }
-    (state / "ports.json").write_text(json.dumps(ports))
+    # Written whole, then renamed: the test polls for the file and must never read it half-written (it did,
+    # once, on a loaded machine: an empty file and a JSONDecodeError in every metrics test of that run).
+    partial = state / "ports.json.partial"
+    partial.write_text(json.dumps(ports))
+    partial.rename(state / "ports.json")
     threading.Event().wait()
     return 0
 
