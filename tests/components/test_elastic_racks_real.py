@@ -29,6 +29,9 @@ What differs from Azure, beside slurmlab's list:
   program starts later boot together.
 - Rack r0 is the one job-driven rack (a job pinned to gb-i0-000); timings are printed (`pytest -s`),
   never asserted.
+
+About 2.5 minutes per release on 2 cores (15 VM boots, seconds each), in the release's slurm-<version>
+group beside test_slurm_power.
 """
 
 from __future__ import annotations
@@ -369,11 +372,12 @@ def test_a_job_on_one_slot_powers_up_its_whole_rack_and_only_it(rig) -> None:
     assert sorted(h for post in starts for h in post) == sorted(rig.vm_of_slot[s] for s in rack), starts
     for s in rack:
         assert re.search(r"POWERING_UP|^(IDLE|ALLOCATED|MIXED)", rig.state(s)), (s, rig.state(s))
+    lab.wait_for("the whole rack up", lambda: all("POWER" not in rig.state(s) for s in rack))
+    t_up = time.monotonic()
+    # the job runs once slurmctld sees its node up (its periodic job_time_limit pass: up to ~30 s here)
     lab.wait_for(
         "the job running", lambda: lab.job(job)["JobState"] == "RUNNING", timeout=RESUME_TIMEOUT_S * 2
     )
-    lab.wait_for("the whole rack up", lambda: all("POWER" not in rig.state(s) for s in rack))
-    t_up = time.monotonic()
     rig.hyper.check()
     # the other rack stays powered off, its VMs deallocated
     assert rig.powered_down(other)
@@ -431,6 +435,33 @@ def test_a_segment_job_takes_a_whole_powered_down_rack_rather_than_spreading(rig
         f"segment job {job} done",
         lambda: lab.job(job)["JobState"] == "COMPLETED",
         timeout=RESUME_TIMEOUT_S * 2,
+    )
+    rig.hyper.check()
+
+
+def test_a_job_of_a_rack_without_segment_takes_the_powered_off_rack_too(rig) -> None:
+    """The same state, the same size, no --segment: BlockSizes=3,6 would let it span both racks (2 idle
+    + 1 powered off), yet 24.11.5 and 26.05.5 take the powered-off rack whole, the smallest block that
+    holds the job."""
+    lab = rig.lab
+    rack = rig.rack_of("gb-i0-000")
+    other = [s for s in _all_slots() if s not in rack]
+    lab.wait_for("the other rack idle and powered off again", lambda: rig.powered_down(other))
+    job = (
+        lab.run("sbatch", "-p", "gb", "-N3", "--parsable", "-o", "/dev/null", "--wrap", "true")
+        .stdout.strip()
+        .split(";")[0]
+    )
+    lab.wait_for(
+        "the job placed",
+        lambda: lab.job(job).get("NodeList", "(null)") not in ("", "(null)"),
+        timeout=30,
+    )
+    nodes = rig.hostnames(lab.job(job)["NodeList"])
+    print(f"\n{lab.version}: -N{RACK} without --segment, same state -> {nodes}")
+    assert sorted(nodes) == sorted(other), nodes
+    lab.wait_for(
+        f"job {job} done", lambda: lab.job(job)["JobState"] == "COMPLETED", timeout=RESUME_TIMEOUT_S * 2
     )
     rig.hyper.check()
 
