@@ -91,12 +91,13 @@ def test_resuming_part_of_a_rack_powers_up_the_rest_of_it(racks: World) -> None:
     states = {name: "IDLE+CLOUD+POWERED_DOWN" for name in slots(0, 35)}
     states["gb-i0-018"] = states["gb-i0-019"] = "IDLE+CLOUD+POWERING_UP"
     states["gb-i0-030"] = "IDLE+DRAIN+CLOUD+POWERED_DOWN"  # an administrator's drain: left alone
+    states["gb-i0-031"] = "DOWN+CLOUD+POWERED_DOWN"  # marked down (a failed start, or by hand): left alone
     racks.states_path.write_text(json.dumps(states))
     assert racks.run("resume", "gb-i0-[018-019]").returncode == 0, racks.log.read_text()
     [(scale_set, ids)] = racks.posts("start")
     assert scale_set == "llm-gb-ib0" and len(ids) == 2  # this call starts only what Slurm asked for
     [call] = [c for c in racks.scontrol_calls() if "POWER_UP" in c]
-    rest = [n for n in slots(20, 35) if n != "gb-i0-030"]
+    rest = [n for n in slots(20, 35) if n not in ("gb-i0-030", "gb-i0-031")]
     assert call == f"update NodeName={','.join(rest)} State=POWER_UP"  # rack r0 (000-017) untouched
 
 

@@ -388,14 +388,20 @@ def rack_slots(island: dict[str, Any], names: list[str]) -> list[str]:
     return out
 
 
+OUT_OF_SERVICE = {"DOWN", "DRAIN", "FAIL"}
+"""Node state flags of a slot a person or a failed start took out of service: left powered off, since
+slurmctld powers up a DOWN node when asked (24.11.5: `down~` -> `down#`) and it would then sit idle."""
+
+
 def resume_rest_of_racks(config: dict[str, Any], key: str, names: list[str]) -> None:
-    """Ask Slurm to power up the powered-down, undrained slots of the racks `names` are in (GB pools)."""
+    """Ask Slurm to power up the powered-down slots of the racks `names` are in (GB pools), except those
+    out of service (down, drained, failed)."""
     island = island_by_key(config, key)
     if config.get("scheduler") != "slurm" or not island.get("rack"):
         return
     rest = [name for name in rack_slots(island, names) if name not in names]
-    states = slurm_states(rest)
-    down = [n for n in rest if "POWERED_DOWN" in states.get(n, "") and "DRAIN" not in states.get(n, "")]
+    states = {name: set(state.split("+")) for name, state in slurm_states(rest).items()}
+    down = [n for n in rest if "POWERED_DOWN" in states.get(n, set()) and not states[n] & OUT_OF_SERVICE]
     if down:
         log(f"resume {key}: the rest of the rack: {','.join(down)}")
         _scontrol(["update", f"NodeName={','.join(down)}", "State=POWER_UP"])
