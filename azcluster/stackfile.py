@@ -179,6 +179,9 @@ def load_stack(stack: str) -> LoadedStack:
 
 def parse_document(name: str, path: Path, document: Any) -> LoadedStack:
     """A parsed stack file -> LoadedStack; `init` checks the file it is about to write through here."""
+    for node in (document, document.get("config") if isinstance(document, dict) else None):
+        if (tag := _foreign_tag(node)) is not None:
+            raise _tagged(path, tag, getattr(getattr(node, "lc", None), "line", None))
     if not isinstance(document, dict) or not isinstance(document.get("config"), dict):
         raise AzclusterError(
             f"{path}: no `config:` mapping at the top level",
@@ -368,6 +371,8 @@ def _plain(
     if depth > MAX_DEPTH:
         raise _too_deep(path)
     if isinstance(node, dict | list):
+        if (tag := _foreign_tag(node)) is not None:
+            raise _tagged(path, tag, getattr(getattr(node, "lc", None), "line", None))
         aliased = aliased or id(node) in budget.seen
         budget.seen.add(id(node))
     if aliased:
@@ -390,7 +395,40 @@ def _plain(
         return int(node)
     if isinstance(node, float):
         return float(node)
+    from ruamel.yaml.comments import TaggedScalar
+
+    if isinstance(node, TaggedScalar):
+        if (tag := _foreign_tag(node)) is not None:
+            raise _tagged(path, tag, _line_at(at), zero_based=False)
+        return str(node.value)  # `!!str 12`: the one scalar tag ruamel keeps, and it only says "text"
     return node
+
+
+PLAIN_TAGS = ("tag:yaml.org,2002:str", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
+"""Explicit tags that change nothing (`!!str 12`, `!!map {...}`); the other core tags (`!!int`, `!!bool`,
+`!!null`, `!!float`) come back from ruamel as plain values, with no tag left to see."""
+
+
+def _foreign_tag(node: Any) -> str | None:
+    """The explicit YAML tag on `node` (`!!python/object/apply:...`, `!custom`), or None when it has none
+    or one of the PLAIN_TAGS. ruamel's round-trip loader never runs a tag: it keeps it on a TaggedScalar or
+    on the container's `.tag`, where it would reach the spec as a value nobody expects."""
+    tag = getattr(getattr(node, "tag", None), "value", None)
+    if not isinstance(tag, str) or not tag or tag in PLAIN_TAGS:
+        return None
+    return "!!" + tag.removeprefix("tag:yaml.org,2002:") if tag.startswith("tag:yaml.org,2002:") else tag
+
+
+def _tagged(path: Path, tag: str, line: int | None, zero_based: bool = True) -> AzclusterError:
+    if line is not None and zero_based:
+        line += 1
+    where = f"{path}:{line}" if line is not None else str(path)
+    return AzclusterError(
+        f"{where}: YAML tag `{tag}` is not allowed: stack and team files hold plain values (text, numbers, "
+        "true/false, lists and mappings)",
+        "remove the tag; azcluster never builds objects from YAML tags",
+        EXIT_USAGE,
+    )
 
 
 def _line_at(at: tuple[Any, Any, Any] | None) -> int | None:

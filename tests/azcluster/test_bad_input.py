@@ -236,3 +236,45 @@ def test_suppressing_an_unknown_id_says_so(tmp_path, command):
 def test_suppressing_a_known_id_in_any_case_works(tmp_path):
     result = run_cli("validate", str(stack(tmp_path)), "--suppress", "azc012")
     assert result.exit_code == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "tag", "line"),
+    [
+        ('config: !!python/object/apply:os.system ["true"]\n', "!!python/object/apply:os.system", 1),
+        (
+            "config:\n  azcluster:cluster: !!python/object/apply:os.system [x]\n",
+            "!!python/object/apply:os.system",
+            2,
+        ),
+        ("config:\n  azcluster:cluster:\n    name: !!python/name:os.system\n", "!!python/name:os.system", 3),
+        ("config:\n  azcluster:cluster:\n    name: x\n    slurm: !custom {a: 1}\n", "!custom", 4),
+        ("config:\n  azcluster:cluster:\n    pools:\n      - !!python/tuple [a]\n", "!!python/tuple", 4),
+    ],
+)
+def test_a_yaml_tag_is_refused_naming_it_and_its_line(tmp_path, text, tag, line):
+    """ruamel's round-trip loader runs no tag but keeps it on the value, which then reached the spec as an
+    object nobody expects (`!!python/...` on `config:` was told "no `config:` mapping")."""
+    path = tmp_path / "Pulumi.t.yaml"
+    path.write_text(text, encoding="utf-8")
+    error = refused(path, 2)["error"]
+    assert error["message"].startswith(f"{path}:{line}: YAML tag `{tag}` is not allowed"), error
+    assert error["hint"] == "remove the tag; azcluster never builds objects from YAML tags"
+
+
+def test_an_explicit_str_tag_is_just_text(tmp_path):
+    path = stack(tmp_path)
+    path.write_text(path.read_text().replace("name: demo", "name: !!str demo"))
+    result = run_cli("validate", str(path), "--json")
+    assert result.exit_code == 0, result.stdout
+
+
+def test_a_tag_in_a_team_file_is_refused_at_its_line(tmp_path):
+    team = tmp_path / "team.yaml"
+    team.write_text("users:\n  - !!python/object:os.system {name: alice}\n", encoding="utf-8")
+    path = stack(tmp_path, extra="")
+    path.write_text(path.read_text().replace("    ssh:", "    team:\n      file: team.yaml\n    ssh:"))
+    error = refused(path, 2)["error"]
+    assert error["message"].startswith(f"{team}:2: YAML tag `!!python/object:os.system` is not allowed"), (
+        error
+    )
