@@ -24,6 +24,7 @@ so azcluster never probes its port: readiness is the log line, and ssh retries a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -268,8 +269,8 @@ def connect(
             f"--identity {identity}: no such file", "give the private key's path", EXIT_USAGE
         )
     try:
-        with tunnel_open(az, target, stack, wait_s) as port:
-            return subprocess.call(ssh_command(ssh, target, port, key, node, remote))
+        with tunnel_open(az, target, stack, wait_s) as tunnel, tunnel.waiting():
+            return subprocess.call(ssh_command(ssh, target, tunnel.port, key, node, remote))
     except Hangup as stopped:
         return 128 + stopped.signum  # the terminal went away; the tunnel is stopped
 
@@ -293,8 +294,10 @@ def proxy(
     target = target_for(spec, stack, azure.resolve_subscription(subscription)[0])
     az, _ = require_tools(need_ssh=False)
     try:
-        with tunnel_open(az, target, stack, wait_s, quiet=True) as port:
-            _relay(_dial(port), stdin or sys.stdin.buffer, stdout or sys.stdout.buffer)
+        with tunnel_open(az, target, stack, wait_s, quiet=True) as tunnel:
+            connection = _dial(tunnel.port)
+            with tunnel.waiting():
+                _relay(connection, stdin or sys.stdin.buffer, stdout or sys.stdout.buffer)
     except Hangup:
         return  # ssh ended the connection: the tunnel is stopped, nothing to report
 
@@ -355,36 +358,76 @@ class Hangup(Exception):
         self.signum = signum
 
 
-@contextmanager
-def _stop_on_hangup() -> Iterator[None]:
-    """Turn SIGHUP and SIGTERM into Hangup while a tunnel is open, so it is stopped on the way out.
+class _Hangups:
+    """SIGHUP and SIGTERM while a tunnel is open: raised as Hangup only inside `waiting()`, remembered
+    everywhere else.
 
     ssh ends its ProxyCommand with SIGHUP when the connection is over (OpenSSH sshconnect.c,
-    kill_proxy_command), and a closed terminal sends the same. Without this the process would die on
+    kill_proxy_command), and a closed terminal sends the same; without a handler the process would die on
     the spot and leave `az network bastion tunnel`, in its own session, running with its Bastion session.
+    But an exception raised wherever the signal lands can land in the tunnel's stop, or in contextlib
+    between the block and the `finally` that stops it: ssh closes the pipes and sends SIGHUP in the same
+    moment, so that happened (the tunnel stayed up; tests/azcluster/test_ssh.py). So the signal interrupts
+    only the waits for ssh or the connection, and the tunnel's own code checks `arrived`.
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
 
-    def stop(signum: int, _frame: object) -> None:
-        raise Hangup(signum)
+    def __init__(self) -> None:
+        self.arrived: int | None = None
+        self._armed = False
 
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGHUP, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    def _handle(self, signum: int, _frame: object) -> None:
+        self.arrived = self.arrived or signum
+        if self._armed:
+            self._armed = False
+            raise Hangup(signum)
+
+    def check(self) -> None:
+        if self.arrived is not None:
+            raise Hangup(self.arrived)
+
+    @contextmanager
+    def waiting(self) -> Iterator[None]:
+        """A blocking wait (ssh, the relay) that a hangup ends by raising Hangup."""
+        self.check()
+        self._armed = True
+        try:
+            yield
+        finally:
+            self._armed = False
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():  # handlers are the main thread's
+            yield
+            return
+        previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGHUP, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+@dataclass
+class Tunnel:
+    """An open tunnel: its loopback port, and `waiting()` for the blocking wait a hangup should end."""
+
+    port: int
+    hangups: _Hangups
+
+    def waiting(self) -> contextlib.AbstractContextManager[None]:
+        return self.hangups.waiting()
 
 
 @contextmanager
-def tunnel_open(az: str, target: Target, stack: str, wait_s: float, quiet: bool = False) -> Iterator[int]:
-    """`az network bastion tunnel` on a free loopback port, ready; stopped (Ctrl+C) when the block ends."""
+def tunnel_open(az: str, target: Target, stack: str, wait_s: float, quiet: bool = False) -> Iterator[Tunnel]:
+    """`az network bastion tunnel` on a free loopback port, ready; stopped (Ctrl+C) when the block ends.
+    A hangup (SIGHUP, SIGTERM) ends `Tunnel.waiting()` blocks, or the block after it, with Hangup."""
     from . import render
 
     port = free_port()
-    with _stop_on_hangup(), tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as log:
+    hangups = _Hangups()
+    with hangups.installed(), tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as log:
         tunnel = subprocess.Popen(
             tunnel_command(az, target, port),
             stdin=subprocess.DEVNULL,
@@ -403,10 +446,11 @@ def tunnel_open(az: str, target: Target, stack: str, wait_s: float, quiet: bool 
                     ),
                     soft_wrap=True,
                 )
-            _wait_ready(tunnel, log, target, stack, wait_s)
-            yield port
+            _wait_ready(tunnel, log, target, stack, wait_s, hangups)
+            yield Tunnel(port, hangups)
         finally:
             _stop(tunnel)
+        hangups.check()  # one that came after the last wait: the caller still hears of it
 
 
 def ssh_config(spec: ClusterSpec, stack_file: Path, command: Sequence[str]) -> str:
@@ -452,9 +496,12 @@ def _config_word(value: str) -> str:
     return f'"{value}"' if any(c.isspace() for c in value) else value
 
 
-def _wait_ready(tunnel: subprocess.Popen, log, target: Target, stack: str, wait_s: float) -> None:
+def _wait_ready(
+    tunnel: subprocess.Popen, log, target: Target, stack: str, wait_s: float, hangups: _Hangups
+) -> None:
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
+        hangups.check()
         log.seek(0)
         text = log.read()
         if READY in text:

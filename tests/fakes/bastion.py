@@ -6,8 +6,10 @@ The fake `az` behaves as the Azure CLI's bastion extension does where azcluster 
 (Azure/azure-cli-extensions src/bastion/azext_bastion): `extension show --name bastion` exits non-zero
 when the extension is missing; `network bastion tunnel ... --port P` binds localhost:P, logs "Tunnel is
 ready, connect on port P" on stderr (knack's logger.warning, custom.py create_bastion_tunnel), serves
-one connection at a time (tunnel.py TunnelServer._listen) and exits on Ctrl+C (SIGINT, its
-_tunnel_close_handler); an error (not signed in, resource not found) is an `ERROR: ...` line and exit 1.
+one connection at a time (tunnel.py TunnelServer._listen), outlives a client that hangs up mid-exchange
+(_listen_to_client and _listen_to_web_socket log the error and close that connection) and exits on
+Ctrl+C (SIGINT, its _tunnel_close_handler); an error (not signed in, resource not found) is an
+`ERROR: ...` line and exit 1.
 Each connection it carries is answered with an SSH identification line, as the login node's sshd would,
 then with the first line the client sends (so a test sees bytes travel both ways), and is closed.
 
@@ -62,8 +64,11 @@ while True:
     except socket.timeout:
         sys.exit(3)
     client.settimeout(None)
-    client.sendall(({banner!r} + "\r\n").encode())
-    client.sendall(client.makefile("rb").readline())  # the client's first line, back: proof of both ways
+    try:
+        client.sendall(({banner!r} + "\r\n").encode())
+        client.sendall(client.makefile("rb").readline())  # the client's first line, back: both ways
+    except OSError:
+        pass  # the client hung up first: the tunnel serves the next one, as the real one does
     client.close()
 """
 
