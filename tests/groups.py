@@ -1,4 +1,4 @@
-"""The groups `make test` runs the suite in, in parallel (pytest-xdist, `-n auto --dist loadgroup`).
+"""The groups `make test` runs the suite in, in parallel (pytest-xdist, `-n <2 x CPUs> --dist loadgroup`).
 
 A group runs whole, on one worker, in collection order. Each test module is its own group, so its
 module-scoped fixtures (plans built once, a Slurm controller started once) are built once. Modules that
