@@ -16,14 +16,21 @@ from .model import MissingIsland, ScaleSet
 
 
 def load_spec(stack: str) -> tuple[str, ClusterSpec]:
-    """(stack name, spec) for STACK; a stack whose cluster does not parse is exit 2, pointing at validate."""
+    """(stack name, spec) for STACK; a stack whose cluster does not parse is exit 2, naming the first
+    schema error where it is (file:line and YAML path) and pointing at validate for the rest."""
     from .. import stackfile
 
     loaded = stackfile.load_stack(stack)
     if loaded.spec is None:
+        errors = [finding for finding in loaded.schema_findings if finding.severity == "error"]
+        if not errors:  # pragma: no cover - a spec that did not parse always has a schema finding
+            raise AzclusterError(f"{loaded.path}: the cluster does not match the schema", "", EXIT_USAGE)
+        first = errors[0]
+        where = f"{first.file or loaded.path}" + (f":{first.line}" if first.line else "")
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise AzclusterError(
-            f"{loaded.path}: the cluster in this stack file does not match the schema",
-            f"run `azcluster validate {stack}` to see where",
+            f"{where}: {first.path}: {first.message}{more}",
+            (first.hint + "; " if first.hint else "") + f"`azcluster validate {stack}` lists every finding",
             EXIT_USAGE,
         )
     return loaded.name, loaded.spec

@@ -278,3 +278,18 @@ def test_a_tag_in_a_team_file_is_refused_at_its_line(tmp_path):
     assert error["message"].startswith(f"{team}:2: YAML tag `!!python/object:os.system` is not allowed"), (
         error
     )
+
+
+@pytest.mark.parametrize("command", ["status", "grow", "stop", "start", "preflight"])
+def test_commands_on_a_cluster_name_the_first_schema_error_where_it_is(tmp_path, command):
+    """status, grow, stop, start and preflight need the spec; on a schema error they said only "run
+    validate". They now name the first error's file:line and YAML path, and count the others."""
+    path = stack(tmp_path, pool="nodes_per_island: 2")
+    path.write_text(path.read_text().replace("nodes: 2\n", "nodes: many\n", 1))
+    result = run_cli(command, str(path), "--json")
+    assert result.exit_code == 2, result.stdout + result.stderr
+    error = json.loads(result.stdout)["error"]
+    assert error["message"].startswith(f"{path}:10: azcluster:cluster.pools[0].nodes: "), error
+    assert "'many'" in error["message"] and error["message"].endswith("(and 1 more)"), error
+    assert error["hint"].endswith(f"`azcluster validate {path}` lists every finding")
+    assert "Traceback" not in result.stderr
