@@ -79,3 +79,23 @@ def test_imex_runs_after_the_mapping_and_its_failure_fails_the_prolog(tmp_path: 
     assert _run(tmp_path, "epilog_slurmd", "5", imex, IMEX_RC="3") == 3
     assert log.read_text().splitlines() == ["prolog_slurmd 5", "epilog_slurmd 5"]
     assert _mapping(tmp_path) == {}
+
+
+def test_prologs_and_epilogs_of_jobs_on_one_node_at_once_lose_no_line(tmp_path: Path) -> None:
+    """slurmd runs the prologs and epilogs of jobs sharing a node concurrently: each rewrites a map file under
+    the map's lock, so a prolog's line is never lost to an epilog's rewrite of the same file."""
+    (tmp_path / SCRIPT).write_text(read_script(SCRIPT), encoding="utf-8")
+    for job in range(100, 120):  # jobs that end while the others start
+        _run(tmp_path, "prolog_slurmd", str(job), SLURM_JOB_GPUS="0,1")
+    env = {"PATH": os.environ["PATH"], "AZC_ROOT": str(tmp_path), "AZC_IMEX_SCRIPT": str(tmp_path / "none")}
+    runs = [
+        subprocess.Popen(
+            ["bash", str(tmp_path / SCRIPT)],
+            env={**env, "SLURM_SCRIPT_CONTEXT": context, "SLURM_JOB_ID": str(job), "SLURM_JOB_GPUS": "0,1"},
+        )
+        for n in range(20)
+        for context, job in (("epilog_slurmd", 100 + n), ("prolog_slurmd", 200 + n))
+    ]
+    assert all(run.wait(timeout=60) == 0 for run in runs)
+    expected = [str(job) for job in range(200, 220)]
+    assert {gpu: sorted(jobs) for gpu, jobs in _mapping(tmp_path).items()} == {"0": expected, "1": expected}
