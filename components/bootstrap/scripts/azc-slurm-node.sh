@@ -141,8 +141,9 @@ trap unlock EXIT
 # still_ours SLOT: after taking the claim, the slot is this host's, free, or being powered up for a job
 # (another node may have registered for it between our first reading and the claim).
 still_ours() {
-    local slot host state rest
-    read -r slot host state rest < <(node_table | awk -v s="$1" '$1 == s') || true
+    local table slot host state rest
+    table="$(node_table)" || return 1 # slurmctld unreachable: not known to be ours (a pipe hid this)
+    read -r slot host state rest < <(awk -v s="$1" '$1 == s' <<<"$table") || true
     [[ -z "$slot" || "$host" == "$HOST" || "$state" == *POWERING_UP* ]] && return 0
     slot_is_free "$state"
 }
