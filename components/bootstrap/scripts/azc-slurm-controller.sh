@@ -109,21 +109,25 @@ state_dir() {
     recover_options "$dir"
 }
 
-# recover_options: slurmctld writes assoc_usage (fair-share usage) only at a clean shutdown, but job_state
-# within seconds of a change. A login VM lost without a clean stop leaves state with no assoc_usage, and
-# Slurm 26.05 then refuses to start ("fatal: No Assoc usage file (<dir>/assoc_usage) to recover"; 24.11
-# goes on), so the rebuilt login node would never answer. slurmctld -i (ignore state errors) starts with
-# the jobs and empty usage: set only in that case, as SLURMCTLD_OPTIONS in /etc/default/slurmctld (an
-# EnvironmentFile of both Debian's and SchedMD's slurmctld.service), and cleared by this script's next run.
+# recover_options: slurmctld saves job_state within seconds of a change, but assoc_usage (fair-share usage)
+# only at its periodic checkpoint (save_all_state, every few minutes) and when it stops. A login VM lost
+# before its controller's first checkpoint leaves state with jobs and no assoc_usage, and Slurm 26.05 refuses
+# to start on that ("fatal: No Assoc usage file (<dir>/assoc_usage) to recover"; 24.11 goes on), so the
+# rebuilt login node would never answer. `slurmctld -i` (ignore state errors) starts with the jobs and empty
+# usage: set only in that case, and only for this start (cleared once slurmctld answers, below), as
+# SLURMCTLD_OPTIONS in /etc/default/slurmctld, an EnvironmentFile of Debian's and SchedMD's slurmctld.service.
 recover_options() {
-    local dir="$1" file="$R/etc/default/slurmctld" opts=""
+    local dir="$1" opts=""
     if [[ -e "$R$dir/clustername" && ! -e "$R$dir/assoc_usage" ]]; then
         opts="-i"
-        log "slurmctld's state in $dir has no assoc_usage (the last controller did not stop cleanly): starting with -i; fair-share usage starts again from zero"
+        log "slurmctld's state in $dir has no assoc_usage (the last controller was lost before it saved one): starting once with -i; fair-share usage starts again from zero"
     fi
-    mkdir -p "$(dirname "$file")" && touch "$file"
-    sed -i '/^SLURMCTLD_OPTIONS=/d' "$file"
-    echo "SLURMCTLD_OPTIONS=\"$opts\"" >>"$file"
+    slurmctld_options "$opts"
+}
+
+slurmctld_options() {
+    printf '# Written by azc-slurm-controller.sh (recover_options)\nSLURMCTLD_OPTIONS="%s"\n' "$1" |
+        write_if_changed "$R/etc/default/slurmctld" 0644 >/dev/null
 }
 
 # mpi_default: MpiDefault=pmix only where this Slurm build has the PMIx plugin; otherwise every plain srun
@@ -165,6 +169,7 @@ fi
 "$SYSTEMCTL" enable slurmctld >&2
 "$SYSTEMCTL" restart slurmctld >&2
 for _ in $(seq 60); do "$SCONTROL" ping >/dev/null 2>&1 && break; sleep 2; done
+slurmctld_options "" # -i was for the start above only: a later restart must not skip unreadable state
 # Drain the unclaimed slots before any job can be placed on them (azc-slurm-reaper.sh).
 "$(dirname "${BASH_SOURCE[0]}")/azc-slurm-reaper.sh" || log "the first reaper run failed; its timer retries"
 "$SYSTEMCTL" enable --now azc-slurm-reaper.timer >&2
