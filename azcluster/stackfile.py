@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -401,7 +402,11 @@ def _plain(
         if (tag := _foreign_tag(node)) is not None:
             raise _tagged(path, tag, _line_at(at), zero_based=False)
         return str(node.value)  # `!!str 12`: the one scalar tag ruamel keeps, and it only says "text"
-    return node
+    if isinstance(node, bytes | AbstractSet):  # `!!binary`, `!!set`: tags ruamel builds a value for itself
+        raise _tagged(
+            path, "!!binary" if isinstance(node, bytes) else "!!set", _line_at(at), zero_based=False
+        )
+    return node  # an unquoted date: the schema says what the value should have been
 
 
 PLAIN_TAGS = ("tag:yaml.org,2002:str", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
@@ -468,6 +473,8 @@ def _key(key: Any, path: Path) -> str:
     if isinstance(key, Mapping | list | tuple | set):  # ruamel's CommentedKeyMap is a Mapping, not a dict
         line = getattr(getattr(key, "lc", None), "line", None)
         raise _complex_key(path, line + 1 if isinstance(line, int) else None)
+    if (tag := _foreign_tag(key)) is not None:
+        raise _tagged(path, tag, None)
     return str(key)
 
 

@@ -250,6 +250,10 @@ def test_suppressing_a_known_id_in_any_case_works(tmp_path):
         ("config:\n  azcluster:cluster:\n    name: !!python/name:os.system\n", "!!python/name:os.system", 3),
         ("config:\n  azcluster:cluster:\n    name: x\n    slurm: !custom {a: 1}\n", "!custom", 4),
         ("config:\n  azcluster:cluster:\n    pools:\n      - !!python/tuple [a]\n", "!!python/tuple", 4),
+        # tags ruamel turns into a value itself (bytes, a set), and a tagged key (no line kept for it)
+        ("config:\n  azcluster:cluster:\n    name: !!binary aGk=\n", "!!binary", 3),
+        ("config:\n  azcluster:cluster:\n    pools: !!set {a, b}\n", "!!set", 3),
+        ("config:\n  azcluster:cluster:\n    !foo name: x\n", "!foo", None),
     ],
 )
 def test_a_yaml_tag_is_refused_naming_it_and_its_line(tmp_path, text, tag, line):
@@ -258,7 +262,8 @@ def test_a_yaml_tag_is_refused_naming_it_and_its_line(tmp_path, text, tag, line)
     path = tmp_path / "Pulumi.t.yaml"
     path.write_text(text, encoding="utf-8")
     error = refused(path, 2)["error"]
-    assert error["message"].startswith(f"{path}:{line}: YAML tag `{tag}` is not allowed"), error
+    where = f"{path}:{line}" if line else str(path)
+    assert error["message"].startswith(f"{where}: YAML tag `{tag}` is not allowed"), error
     assert error["hint"] == "remove the tag; azcluster never builds objects from YAML tags"
 
 
