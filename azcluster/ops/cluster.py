@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from azcluster.components.findings import sort_findings
 from azcluster.components.spec import ClusterSpec
 from azcluster.components.tags import ROLE_COMPUTE, TAG_CLUSTER, TAG_ISLAND, TAG_POOL, TAG_ROLE
 
@@ -22,10 +23,8 @@ def load_spec(stack: str) -> tuple[str, ClusterSpec]:
 
     loaded = stackfile.load_stack(stack)
     if loaded.spec is None:
-        errors = [finding for finding in loaded.schema_findings if finding.severity == "error"]
-        if not errors:  # pragma: no cover - a spec that did not parse always has a schema finding
-            raise AzclusterError(f"{loaded.path}: the cluster does not match the schema", "", EXIT_USAGE)
-        first = errors[0]
+        errors = [f for f in sort_findings(loaded.schema_findings) if f.severity == "error"]
+        first = errors[0]  # a spec that did not parse has at least one (stackfile.parse_document)
         where = f"{first.file or loaded.path}" + (f":{first.line}" if first.line else "")
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise AzclusterError(
