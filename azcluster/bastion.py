@@ -24,7 +24,6 @@ so azcluster never probes its port: readiness is the log line, and ssh retries a
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shlex
@@ -37,7 +36,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -415,7 +414,7 @@ class Tunnel:
     port: int
     hangups: _Hangups
 
-    def waiting(self) -> contextlib.AbstractContextManager[None]:
+    def waiting(self) -> AbstractContextManager[None]:
         return self.hangups.waiting()
 
 

@@ -707,15 +707,9 @@ def _reservation_billables(spec: ClusterSpec) -> list[Billable]:
 def _accounting_billables(spec: ClusterSpec) -> list[Billable]:
     """slurmdbd's MySQL flexible server with `slurm.accounting.database: mysql` (components/
     accounting_db.py), its private endpoint and, in a network the cluster creates, its privatelink zone."""
-    accounting = spec.slurm.accounting
-    if not (
-        spec.scheduler == "slurm"
-        and spec.login.enabled
-        and accounting.enabled
-        and accounting.database == "mysql"
-    ):
+    if not spec.uses_mysql_accounting:
         return []
-    mysql = accounting.mysql
+    mysql = spec.slurm.accounting.mysql
     items = [
         Billable(
             "azure-native:dbformysql:Server",

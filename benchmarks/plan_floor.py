@@ -34,6 +34,8 @@ def first_scale_set_arguments(stack: str) -> dict[str, Any]:
         plan.plan_stack(stackfile.load_stack(stack))
     finally:
         compute.VirtualMachineScaleSet = real
+    if not taken:
+        raise SystemExit(f"{stack}: the plan registered no compute.VirtualMachineScaleSet to copy")
     return taken[0]
 
 
