@@ -136,11 +136,6 @@ def parse_top_users(stdout: str) -> list[TopUser]:
     return users
 
 
-def _chunk(stdout: str) -> tuple[int, str]:
-    """(total size, chunk) from one call's stdout; ValueError when it is not our output."""
-    return runcommand.listing_chunk(stdout, MARKER)
-
-
 def read_slurm(
     begin: runcommand.Begin, *, timeout: float = TIMEOUT_S, run_id: str | None = None
 ) -> SlurmView:

@@ -143,10 +143,6 @@ def parse_usage(text: str) -> Usage:
     return usage
 
 
-def _chunk(stdout: str) -> tuple[int, str]:
-    return runcommand.listing_chunk(stdout, MARKER)
-
-
 class UsageUnreadable(Exception):
     """Slurm's accounting could not be read on the login node; the message says why."""
 

@@ -168,10 +168,10 @@ def test_the_listing_travels_gzip_base64_and_decodes_exactly():
     text = fixture("drained") * 3
     encoded = base64.b64encode(gzip.compress(text.encode())).decode()
     stdout = f"AZC-SINFO {len(encoded)} 0\n{encoded}\nAZC-SINFO-END\n"
-    size, chunk = slurmstate._chunk(stdout)
+    size, chunk = runcommand.listing_chunk(stdout, slurmstate.MARKER)
     assert size == len(encoded) and gzip.decompress(base64.b64decode(chunk)).decode() == text
     with pytest.raises(ValueError):
-        slurmstate._chunk("bash: sinfo: command not found\n")
+        runcommand.listing_chunk("bash: sinfo: command not found\n", slurmstate.MARKER)
 
 
 def test_status_shows_the_users_with_most_gpus_running_now(arm, slurm, capsys):

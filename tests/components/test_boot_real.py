@@ -496,14 +496,14 @@ def test_no_unit_failed_but_what_this_machine_cannot_have(cluster) -> None:
 def test_status_reads_slurm_on_the_booted_login_node(cluster) -> None:
     """What `azcluster status` runs on the login node through Run Command (slurmstate.script), run on the
     booted one: its parser reads the real sinfo of this Slurm version, and the login node's MPI record."""
-    from azcluster.ops import slurmstate
+    from azcluster.ops import runcommand, slurmstate
 
     encoded, first = "", ""
     for _ in range(slurmstate.MAX_CALLS):
         lines = slurmstate.script("0badc0de", len(encoded))
         out = cluster.login.container.run(["bash", "-c", "\n".join(lines)]).stdout
         first = first or out
-        size, chunk = slurmstate._chunk(out)
+        size, chunk = runcommand.listing_chunk(out, slurmstate.MARKER)
         encoded += chunk
         if len(encoded) >= size or not chunk:
             break

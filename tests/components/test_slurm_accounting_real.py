@@ -31,7 +31,7 @@ from azcluster.components import bootstrap
 from azcluster.components.bootstrap import slurm
 from azcluster.components.spec import ClusterSpec
 from azcluster.components.team import render_users_file
-from azcluster.ops import slurmstate, usage
+from azcluster.ops import runcommand, slurmstate, usage
 from azcluster.ops.model import TopUser
 from tests import realroots
 from tests.components import slurmlab
@@ -263,7 +263,7 @@ def test_sacct_becomes_the_cost_report_with_exact_arithmetic(lab) -> None:
     for _ in range(usage.MAX_CALLS):
         done = lab.login.run(["bash", "-c", "\n".join(usage.script("0badcafe", len(text), since))])
         assert done.returncode == 0, done.stderr
-        size, chunk = usage._chunk(done.stdout)
+        size, chunk = runcommand.listing_chunk(done.stdout, usage.MARKER)
         text += chunk
         if len(text) >= size:
             break
